@@ -1,0 +1,9 @@
+//! tendhost's wire types: every JSON shape the HTTP API and the WebSocket stream send or accept,
+//! with their OpenAPI schemas. This is the only crate that defines `Serialize + ToSchema` types;
+//! the daemon maps domain values into these. No logic lives here beyond (de)serialisation.
+
+pub mod error;
+pub mod system;
+
+pub use error::{ErrorBody, ErrorResponse};
+pub use system::Health;

@@ -1,0 +1,909 @@
+//! Configuration: `tendhost.toml` -> `raw` serde structs (with spans) -> validated `Config`.
+//!
+//! Every problem is reported as `file:line:col: reason`, all of them at once, never as a panic.
+//! Environment overrides (`TENDHOST_BIND`, `TENDHOST_LOG_LEVEL`, `TENDHOST_DATA_DIR`) win over
+//! the file, which wins over defaults. Reading the process environment happens in `main`; this
+//! module takes a lookup function so tests can pin the precedence without mutating globals.
+
+mod raw;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tendhost_core::spec::{
+    AptUpgrade, DockerSettings, HostOrigin, HostPolicy, HostSpec, HostTarget, KnownHostsPolicy,
+    MaintenanceWindow, PinnedManager, Timing, UpdatePolicy, Weekday, is_valid_host_name,
+};
+use toml::Spanned;
+
+use crate::config::raw::{RawConfig, RawDefaults, RawHost, RawWindow};
+
+/// The example configuration, shipped in the binary (`tendhost default-config`).
+pub const EXAMPLE: &str = include_str!("../../../../tendhost.toml.example");
+
+/// Default HTTP bind address.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from (for messages).
+    pub source: PathBuf,
+    pub daemon: DaemonConfig,
+    /// Resolved `[defaults]`, applied to hosts registered at runtime too.
+    pub defaults: HostDefaults,
+    pub groups: BTreeMap<String, Vec<String>>,
+    pub hosts: Vec<HostSpec>,
+}
+
+/// `[daemon]`.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub bind: SocketAddr,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub data_dir: PathBuf,
+    /// Fleet-wide limit on hosts doing remote work at once.
+    pub max_parallel: usize,
+    pub retention_days: u32,
+    pub tls: TlsConfig,
+    pub auth: AuthConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// `[daemon.tls]` (served by a later issue; parsed and checked now).
+#[derive(Debug, Clone, Default)]
+pub struct TlsConfig {
+    pub enabled: bool,
+    pub cert_path: Option<PathBuf>,
+    pub key_path: Option<PathBuf>,
+}
+
+/// `[daemon.auth]` (enforced by a later issue; parsed and checked now).
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    pub enabled: bool,
+    pub tokens: Vec<ApiToken>,
+}
+
+/// A named API token, stored only as its SHA-256.
+#[derive(Clone)]
+pub struct ApiToken {
+    pub name: String,
+    pub sha256: [u8; 32],
+}
+
+impl fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiToken")
+            .field("name", &self.name)
+            .field("sha256", &"<redacted>")
+            .finish()
+    }
+}
+
+/// `[defaults]`, resolved.
+#[derive(Debug, Clone)]
+pub struct HostDefaults {
+    pub user: String,
+    pub ssh_key: Option<PathBuf>,
+    pub port: u16,
+    pub sudo: bool,
+    pub known_hosts: KnownHostsPolicy,
+    pub timing: Timing,
+}
+
+impl Default for HostDefaults {
+    fn default() -> Self {
+        Self {
+            user: "root".to_owned(),
+            ssh_key: None,
+            port: 22,
+            sudo: false,
+            known_hosts: KnownHostsPolicy::Strict,
+            timing: Timing::default(),
+        }
+    }
+}
+
+/// Where a problem is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// 1-based line and column in the config file.
+    File { line: usize, col: usize },
+    /// An environment variable.
+    Env(&'static str),
+}
+
+/// One problem found in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub location: Location,
+    pub message: String,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", render(path, diagnostics))]
+    Invalid {
+        path: PathBuf,
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+fn render(path: &Path, diagnostics: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for (idx, diagnostic) in diagnostics.iter().enumerate() {
+        if idx > 0 {
+            out.push('\n');
+        }
+        match &diagnostic.location {
+            Location::File { line, col } => {
+                out.push_str(&format!("{}:{line}:{col}: ", path.display()));
+            }
+            Location::Env(var) => out.push_str(&format!("{var}: ")),
+        }
+        out.push_str(&diagnostic.message);
+    }
+    out
+}
+
+/// Reads and validates `path`, with environment overrides from `env`.
+pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, path, env)
+}
+
+/// Validates config text as if read from `path` (relative `ssh_key` paths resolve against the
+/// file's directory).
+pub fn parse(
+    text: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let mut validator = Validator {
+        text,
+        base_dir: path.parent().map(Path::to_owned).unwrap_or_default(),
+        env,
+        diagnostics: Vec::new(),
+    };
+    let config = match toml::from_str::<RawConfig>(text) {
+        Ok(raw) => Some(validator.config(raw, path)),
+        Err(err) => {
+            let span = err.span().unwrap_or(0..0);
+            validator.error(&span, err.message().trim_end().to_owned());
+            None
+        }
+    };
+    match config {
+        Some(config) if validator.diagnostics.is_empty() => Ok(config),
+        _ => Err(ConfigError::Invalid {
+            path: path.to_owned(),
+            diagnostics: validator.diagnostics,
+        }),
+    }
+}
+
+/// Converts a byte offset into a 1-based line and column (columns count characters).
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |idx| idx + 1);
+    let col = before[line_start..].chars().count() + 1;
+    (line, col)
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    base_dir: PathBuf,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Validator<'_> {
+    fn error(&mut self, span: &Range<usize>, message: String) {
+        let (line, col) = line_col(self.text, span.start);
+        self.diagnostics.push(Diagnostic {
+            location: Location::File { line, col },
+            message,
+        });
+    }
+
+    fn env_error(&mut self, var: &'static str, message: String) {
+        self.diagnostics.push(Diagnostic {
+            location: Location::Env(var),
+            message,
+        });
+    }
+
+    fn config(&mut self, raw: RawConfig, path: &Path) -> Config {
+        let daemon = self.daemon(raw.daemon);
+        let defaults = self.defaults(&raw.defaults);
+        let hosts = self.hosts(raw.host, &defaults);
+        let groups = self.groups(raw.groups, &hosts);
+        Config {
+            source: path.to_owned(),
+            daemon,
+            defaults,
+            groups,
+            hosts,
+        }
+    }
+
+    fn daemon(&mut self, raw: raw::RawDaemon) -> DaemonConfig {
+        let bind = match (self.env)("TENDHOST_BIND") {
+            Some(value) => parse_bind(&value).unwrap_or_else(|message| {
+                self.env_error("TENDHOST_BIND", message);
+                fallback_bind()
+            }),
+            None => match &raw.bind {
+                Some(bind) => parse_bind(bind.get_ref()).unwrap_or_else(|message| {
+                    self.error(&bind.span(), message);
+                    fallback_bind()
+                }),
+                None => fallback_bind(),
+            },
+        };
+
+        let log_level = match (self.env)("TENDHOST_LOG_LEVEL") {
+            Some(value) => {
+                if let Err(message) = check_log_level(&value) {
+                    self.env_error("TENDHOST_LOG_LEVEL", message);
+                }
+                value
+            }
+            None => match &raw.log_level {
+                Some(level) => {
+                    if let Err(message) = check_log_level(level.get_ref()) {
+                        self.error(&level.span(), message);
+                    }
+                    level.get_ref().clone()
+                }
+                None => "info".to_owned(),
+            },
+        };
+
+        let log_format = match &raw.log_format {
+            None => LogFormat::Pretty,
+            Some(format) => match format.get_ref().as_str() {
+                "pretty" => LogFormat::Pretty,
+                "json" => LogFormat::Json,
+                other => {
+                    self.error(
+                        &format.span(),
+                        format!("log_format must be \"pretty\" or \"json\", not {other:?}"),
+                    );
+                    LogFormat::Pretty
+                }
+            },
+        };
+
+        let data_dir = match (self.env)("TENDHOST_DATA_DIR") {
+            Some(value) if value.is_empty() => {
+                self.env_error("TENDHOST_DATA_DIR", "must not be empty".to_owned());
+                PathBuf::new()
+            }
+            Some(value) => self.expand_path(&value),
+            None => match &raw.data_dir {
+                Some(dir) if dir.get_ref().is_empty() => {
+                    self.error(&dir.span(), "data_dir must not be empty".to_owned());
+                    PathBuf::new()
+                }
+                Some(dir) => self.expand_path(dir.get_ref()),
+                None => self.default_data_dir(),
+            },
+        };
+
+        let max_parallel = raw.max_parallel.as_ref().map_or(32, |value| {
+            self.int_in_range(value, 1, 4096, "max_parallel")
+                .unwrap_or(32)
+        });
+        let retention_days = raw.retention_days.as_ref().map_or(90, |value| {
+            self.int_in_range(value, 1, 36_500, "retention_days")
+                .unwrap_or(90)
+        });
+
+        let tls = self.tls(raw.tls);
+        let auth = self.auth(raw.auth);
+        DaemonConfig {
+            bind,
+            log_level,
+            log_format,
+            data_dir,
+            max_parallel: usize::try_from(max_parallel).unwrap_or(32),
+            retention_days: u32::try_from(retention_days).unwrap_or(90),
+            tls,
+            auth,
+        }
+    }
+
+    fn tls(&mut self, raw: raw::RawTls) -> TlsConfig {
+        let cert_path = raw.cert_path.map(|p| self.expand_path(p.get_ref()));
+        let key_path = raw.key_path.map(|p| self.expand_path(p.get_ref()));
+        if raw.enabled && (cert_path.is_none() || key_path.is_none()) {
+            self.diagnostics.push(Diagnostic {
+                location: self.location_of_table("[daemon.tls]"),
+                message: "TLS is enabled but cert_path and key_path are not both set".to_owned(),
+            });
+        }
+        TlsConfig {
+            enabled: raw.enabled,
+            cert_path,
+            key_path,
+        }
+    }
+
+    fn auth(&mut self, raw: raw::RawAuth) -> AuthConfig {
+        let mut tokens = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for token in raw.tokens {
+            let name = token.name.get_ref();
+            if name.is_empty() {
+                self.error(
+                    &token.name.span(),
+                    "token name must not be empty".to_owned(),
+                );
+            }
+            if let Some(line) = seen.insert(name.clone(), self.line_of(&token.name.span())) {
+                self.error(
+                    &token.name.span(),
+                    format!("duplicate token name {name:?} (first defined on line {line})"),
+                );
+            }
+            match parse_sha256(token.token_hash.get_ref()) {
+                Some(sha256) => tokens.push(ApiToken {
+                    name: name.clone(),
+                    sha256,
+                }),
+                None => self.error(
+                    &token.token_hash.span(),
+                    "token_hash must be \"sha256:\" followed by 64 hex digits \
+                     (e.g. `printf %s \"$TOKEN\" | sha256sum`)"
+                        .to_owned(),
+                ),
+            }
+        }
+        if raw.enabled && tokens.is_empty() {
+            self.diagnostics.push(Diagnostic {
+                location: self.location_of_table("[daemon.auth]"),
+                message: "auth is enabled but no tokens are configured".to_owned(),
+            });
+        }
+        AuthConfig {
+            enabled: raw.enabled,
+            tokens,
+        }
+    }
+
+    fn defaults(&mut self, raw: &RawDefaults) -> HostDefaults {
+        let base = HostDefaults::default();
+        let timing = Timing {
+            connect_timeout: self
+                .duration(raw.connect_timeout.as_ref(), base.timing.connect_timeout),
+            command_timeout: self
+                .duration(raw.command_timeout.as_ref(), base.timing.command_timeout),
+            check_interval: self.duration(raw.check_interval.as_ref(), base.timing.check_interval),
+            ssh_idle_timeout: self
+                .duration(raw.ssh_idle_timeout.as_ref(), base.timing.ssh_idle_timeout),
+            reconnect_window: self
+                .duration(raw.reconnect_window.as_ref(), base.timing.reconnect_window),
+            dpkg_lock_timeout: self.duration(
+                raw.dpkg_lock_timeout.as_ref(),
+                base.timing.dpkg_lock_timeout,
+            ),
+        };
+        HostDefaults {
+            user: raw.user.as_ref().map_or(base.user, |user| self.user(user)),
+            ssh_key: raw.ssh_key.as_ref().and_then(|key| self.ssh_key(key)),
+            port: raw.port.as_ref().map_or(base.port, |port| self.port(port)),
+            sudo: raw.sudo.unwrap_or(base.sudo),
+            known_hosts: raw
+                .known_hosts
+                .as_ref()
+                .map_or(base.known_hosts, |policy| self.known_hosts(policy)),
+            timing,
+        }
+    }
+
+    fn hosts(&mut self, raw_hosts: Vec<RawHost>, defaults: &HostDefaults) -> Vec<HostSpec> {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut hosts = Vec::with_capacity(raw_hosts.len());
+        for raw in raw_hosts {
+            let name_span = raw.name.span();
+            let name = raw.name.get_ref().clone();
+            if !is_valid_host_name(&name) {
+                self.error(
+                    &name_span,
+                    format!(
+                        "host name {name:?} is invalid: use 1 to 64 characters from \
+                         A-Z a-z 0-9 . _ -"
+                    ),
+                );
+            }
+            if let Some(first_line) = seen.get(&name) {
+                self.error(
+                    &name_span,
+                    format!("duplicate host name {name:?} (first defined on line {first_line})"),
+                );
+            } else {
+                seen.insert(name.clone(), self.line_of(&name_span));
+            }
+            hosts.push(self.host(raw, name, defaults));
+        }
+        hosts
+    }
+
+    fn host(&mut self, raw: RawHost, name: String, defaults: &HostDefaults) -> HostSpec {
+        let addr = raw.addr.get_ref().trim().to_owned();
+        let target = if addr == "local" || (raw.local && addr == "localhost") {
+            HostTarget::Local
+        } else {
+            if raw.local {
+                self.error(
+                    &raw.addr.span(),
+                    format!(
+                        "local = true needs addr = \"localhost\" (or use addr = \"local\"), \
+                         not {addr:?}"
+                    ),
+                );
+            } else if let Err(message) = check_addr(&addr) {
+                self.error(&raw.addr.span(), message);
+            }
+            let port = raw
+                .port
+                .as_ref()
+                .map_or(defaults.port, |port| self.port(port));
+            HostTarget::Ssh { addr, port }
+        };
+        let base = defaults.timing;
+        let timing = Timing {
+            connect_timeout: self.duration(raw.connect_timeout.as_ref(), base.connect_timeout),
+            command_timeout: self.duration(raw.command_timeout.as_ref(), base.command_timeout),
+            check_interval: self.duration(raw.check_interval.as_ref(), base.check_interval),
+            ssh_idle_timeout: self.duration(raw.ssh_idle_timeout.as_ref(), base.ssh_idle_timeout),
+            reconnect_window: self.duration(raw.reconnect_window.as_ref(), base.reconnect_window),
+            dpkg_lock_timeout: self
+                .duration(raw.dpkg_lock_timeout.as_ref(), base.dpkg_lock_timeout),
+        };
+        let tags = raw
+            .tags
+            .iter()
+            .map(|tag| {
+                if !is_valid_host_name(tag.get_ref()) {
+                    self.error(
+                        &tag.span(),
+                        format!(
+                            "tag {:?} is invalid: use 1 to 64 characters from A-Z a-z 0-9 . _ -",
+                            tag.get_ref()
+                        ),
+                    );
+                }
+                tag.get_ref().clone()
+            })
+            .collect();
+        let reboot_command = raw.reboot_command.as_ref().map(|argv| {
+            if argv.get_ref().first().is_none_or(String::is_empty) {
+                self.error(
+                    &argv.span(),
+                    "reboot_command must be a non-empty argv array, e.g. [\"systemctl\", \"reboot\"]"
+                        .to_owned(),
+                );
+            }
+            argv.get_ref().clone()
+        });
+        let package_manager =
+            raw.package_manager
+                .as_ref()
+                .and_then(|pm| match pm.get_ref().as_str() {
+                    "apt" => Some(PinnedManager::Apt),
+                    "dnf" => Some(PinnedManager::Dnf),
+                    "yum" => Some(PinnedManager::Yum),
+                    other => {
+                        self.error(
+                            &pm.span(),
+                            format!(
+                                "package_manager must be \"apt\", \"dnf\" or \"yum\", not {other:?}"
+                            ),
+                        );
+                        None
+                    }
+                });
+        HostSpec {
+            name,
+            target,
+            user: raw
+                .user
+                .as_ref()
+                .map_or_else(|| defaults.user.clone(), |user| self.user(user)),
+            ssh_key: match &raw.ssh_key {
+                Some(key) => self.ssh_key(key),
+                None => defaults.ssh_key.clone(),
+            },
+            sudo: raw.sudo.unwrap_or(defaults.sudo),
+            known_hosts: raw
+                .known_hosts
+                .as_ref()
+                .map_or(defaults.known_hosts, |policy| self.known_hosts(policy)),
+            timing,
+            tags,
+            compose_paths: raw
+                .compose_paths
+                .iter()
+                .map(|path| PathBuf::from(path.get_ref()))
+                .collect(),
+            reboot_command,
+            package_manager,
+            policy: self.policy(&raw.policy),
+            docker: DockerSettings {
+                compose_version: raw.docker.compose_version,
+                pull_before_update: raw.docker.pull_before_update,
+            },
+            origin: HostOrigin::Config,
+        }
+    }
+
+    fn policy(&mut self, raw: &raw::RawPolicy) -> HostPolicy {
+        let updates = raw
+            .updates
+            .as_ref()
+            .map_or(UpdatePolicy::Allowed, |updates| {
+                match updates.get_ref().as_str() {
+                    "allowed" => UpdatePolicy::Allowed,
+                    "check-only" => UpdatePolicy::CheckOnly,
+                    other => {
+                        self.error(
+                            &updates.span(),
+                            format!("updates must be \"allowed\" or \"check-only\", not {other:?}"),
+                        );
+                        UpdatePolicy::Allowed
+                    }
+                }
+            });
+        let apt_upgrade = raw.apt_upgrade.as_ref().map_or(
+            AptUpgrade::DistUpgrade,
+            |mode| match mode.get_ref().as_str() {
+                "dist-upgrade" => AptUpgrade::DistUpgrade,
+                "upgrade" => AptUpgrade::Upgrade,
+                other => {
+                    self.error(
+                        &mode.span(),
+                        format!(
+                            "apt_upgrade must be \"dist-upgrade\" or \"upgrade\", not {other:?}"
+                        ),
+                    );
+                    AptUpgrade::DistUpgrade
+                }
+            },
+        );
+        HostPolicy {
+            updates,
+            auto_reboot: raw.auto_reboot,
+            maintenance_window: raw
+                .maintenance_window
+                .as_ref()
+                .and_then(|window| self.window(window)),
+            refresh_lists: raw.refresh_lists.unwrap_or(true),
+            apt_upgrade,
+        }
+    }
+
+    fn window(&mut self, window: &Spanned<RawWindow>) -> Option<MaintenanceWindow> {
+        let raw = window.get_ref();
+        let mut hhmm = |value: &Spanned<String>, field: &str| {
+            let parsed = MaintenanceWindow::parse_hhmm(value.get_ref());
+            if parsed.is_none() {
+                self.error(
+                    &value.span(),
+                    format!(
+                        "maintenance_window.{field} {:?} is not a time: use \"HH:MM\" (24-hour)",
+                        value.get_ref()
+                    ),
+                );
+            }
+            parsed
+        };
+        let start = hhmm(&raw.start, "start");
+        let end = hhmm(&raw.end, "end");
+        let mut days = Vec::new();
+        for day in &raw.days {
+            match Weekday::parse(day.get_ref()) {
+                Some(day) => days.push(day),
+                None => self.error(
+                    &day.span(),
+                    format!(
+                        "maintenance_window day {:?} is not one of mon, tue, wed, thu, fri, sat, sun",
+                        day.get_ref()
+                    ),
+                ),
+            }
+        }
+        Some(MaintenanceWindow {
+            start_minute: start?,
+            end_minute: end?,
+            days,
+        })
+    }
+
+    fn groups(
+        &mut self,
+        raw: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+        hosts: &[HostSpec],
+    ) -> BTreeMap<String, Vec<String>> {
+        let mut groups = BTreeMap::new();
+        for (name, members) in raw {
+            if !is_valid_host_name(name.get_ref()) {
+                self.error(
+                    &name.span(),
+                    format!(
+                        "group name {:?} is invalid: use 1 to 64 characters from A-Z a-z 0-9 . _ -",
+                        name.get_ref()
+                    ),
+                );
+            }
+            let mut list = Vec::with_capacity(members.len());
+            for member in members {
+                if !hosts.iter().any(|host| host.name == *member.get_ref()) {
+                    self.error(
+                        &member.span(),
+                        format!(
+                            "group {:?} names unknown host {:?}",
+                            name.get_ref(),
+                            member.get_ref()
+                        ),
+                    );
+                }
+                list.push(member.into_inner());
+            }
+            groups.insert(name.into_inner(), list);
+        }
+        groups
+    }
+
+    fn user(&mut self, user: &Spanned<String>) -> String {
+        let valid = !user.get_ref().is_empty()
+            && user.get_ref().len() <= 32
+            && user
+                .get_ref()
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+            && !user.get_ref().starts_with('-');
+        if !valid {
+            self.error(
+                &user.span(),
+                format!(
+                    "user {:?} is not a valid login name (letters, digits, . _ -)",
+                    user.get_ref()
+                ),
+            );
+        }
+        user.get_ref().clone()
+    }
+
+    fn ssh_key(&mut self, key: &Spanned<String>) -> Option<PathBuf> {
+        let path = self.expand_path(key.get_ref());
+        if path.is_file() {
+            Some(path)
+        } else {
+            self.error(
+                &key.span(),
+                format!("ssh_key {} does not exist or is not a file", path.display()),
+            );
+            None
+        }
+    }
+
+    fn port(&mut self, port: &Spanned<i64>) -> u16 {
+        self.int_in_range(port, 1, 65_535, "port")
+            .and_then(|port| u16::try_from(port).ok())
+            .unwrap_or(22)
+    }
+
+    fn known_hosts(&mut self, policy: &Spanned<String>) -> KnownHostsPolicy {
+        match policy.get_ref().as_str() {
+            "strict" => KnownHostsPolicy::Strict,
+            "accept-new" => KnownHostsPolicy::AcceptNew,
+            other => {
+                self.error(
+                    &policy.span(),
+                    format!("known_hosts must be \"strict\" or \"accept-new\", not {other:?}"),
+                );
+                KnownHostsPolicy::Strict
+            }
+        }
+    }
+
+    fn duration(&mut self, value: Option<&Spanned<String>>, default: Duration) -> Duration {
+        let Some(value) = value else {
+            return default;
+        };
+        match humantime::parse_duration(value.get_ref()) {
+            Ok(duration) if duration.is_zero() => {
+                self.error(
+                    &value.span(),
+                    "duration must be greater than zero".to_owned(),
+                );
+                default
+            }
+            Ok(duration) => duration,
+            Err(err) => {
+                self.error(
+                    &value.span(),
+                    format!(
+                        "{:?} is not a duration ({err}); write e.g. \"30s\", \"5m\", \"1h 30m\"",
+                        value.get_ref()
+                    ),
+                );
+                default
+            }
+        }
+    }
+
+    fn int_in_range(
+        &mut self,
+        value: &Spanned<i64>,
+        min: i64,
+        max: i64,
+        what: &str,
+    ) -> Option<i64> {
+        let number = *value.get_ref();
+        if (min..=max).contains(&number) {
+            Some(number)
+        } else {
+            self.error(
+                &value.span(),
+                format!("{what} must be between {min} and {max}, not {number}"),
+            );
+            None
+        }
+    }
+
+    fn line_of(&self, span: &Range<usize>) -> usize {
+        line_col(self.text, span.start).0
+    }
+
+    fn location_of_table(&self, header: &str) -> Location {
+        let offset = self.text.find(header).unwrap_or(0);
+        let (line, col) = line_col(self.text, offset);
+        Location::File { line, col }
+    }
+
+    /// `~/x` -> `$HOME/x`; relative paths resolve against the config file's directory.
+    fn expand_path(&self, value: &str) -> PathBuf {
+        if let Some(rest) = value.strip_prefix("~/")
+            && let Some(home) = (self.env)("HOME")
+        {
+            return Path::new(&home).join(rest);
+        }
+        let path = PathBuf::from(value);
+        if path.is_absolute() {
+            path
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    fn default_data_dir(&self) -> PathBuf {
+        if let Some(xdg) = (self.env)("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            return Path::new(&xdg).join("tendhost");
+        }
+        if let Some(home) = (self.env)("HOME").filter(|v| !v.is_empty()) {
+            return Path::new(&home).join(".local/share/tendhost");
+        }
+        PathBuf::from("/var/lib/tendhost")
+    }
+}
+
+fn fallback_bind() -> SocketAddr {
+    DEFAULT_BIND.parse().expect("default bind address parses")
+}
+
+fn parse_bind(value: &str) -> Result<SocketAddr, String> {
+    value.parse().map_err(|_| {
+        format!("bind {value:?} is not an address: use IP:PORT, e.g. \"127.0.0.1:8080\" or \"[::1]:8080\"")
+    })
+}
+
+fn check_log_level(value: &str) -> Result<(), String> {
+    tracing_subscriber::EnvFilter::try_new(value)
+        .map(|_| ())
+        .map_err(|err| {
+            format!(
+                "log_level {value:?} is not a level or filter ({err}); use trace, debug, info, warn or error"
+            )
+        })
+}
+
+fn parse_sha256(value: &str) -> Option<[u8; 32]> {
+    let hex = value.strip_prefix("sha256:")?;
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (idx, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(idx * 2..idx * 2 + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// An SSH address: an IP address or a DNS name.
+fn check_addr(addr: &str) -> Result<(), String> {
+    if addr.parse::<IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let valid_name = !addr.is_empty()
+        && addr.len() <= 253
+        && addr.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if valid_name {
+        Ok(())
+    } else {
+        Err(format!(
+            "addr {addr:?} is not an IP address or DNS name (use addr = \"local\" for this machine)"
+        ))
+    }
+}
+
+impl Config {
+    /// A short human summary, printed by `tendhost check-config`.
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "{}: OK\n  bind: {}\n  data_dir: {}\n  max_parallel: {}\n  hosts: {}\n",
+            self.source.display(),
+            self.daemon.bind,
+            self.daemon.data_dir.display(),
+            self.daemon.max_parallel,
+            self.hosts.len(),
+        );
+        for host in &self.hosts {
+            let target = match &host.target {
+                HostTarget::Local => "local".to_owned(),
+                HostTarget::Ssh { addr, port } => format!("{}@{addr}:{port}", host.user),
+            };
+            let updates = match host.policy.updates {
+                UpdatePolicy::Allowed => "updates allowed",
+                UpdatePolicy::CheckOnly => "check-only",
+            };
+            let tags = if host.tags.is_empty() {
+                String::new()
+            } else {
+                format!(" tags={}", host.tags.join(","))
+            };
+            out.push_str(&format!("    {} ({target}, {updates}){tags}\n", host.name));
+        }
+        out.push_str(&format!("  groups: {}\n", self.groups.len()));
+        for (name, members) in &self.groups {
+            out.push_str(&format!("    {name}: {}\n", members.join(", ")));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

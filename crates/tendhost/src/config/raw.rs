@@ -1,0 +1,136 @@
+//! The TOML file exactly as written: serde structs that reject unknown keys and keep the byte
+//! span of every value that validation may complain about. Nothing here is checked beyond
+//! types; `config::validate` turns these into the daemon's `Config`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    #[serde(default)]
+    pub daemon: RawDaemon,
+    #[serde(default)]
+    pub defaults: RawDefaults,
+    #[serde(default)]
+    pub groups: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub host: Vec<RawHost>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDaemon {
+    pub bind: Option<Spanned<String>>,
+    pub log_level: Option<Spanned<String>>,
+    pub log_format: Option<Spanned<String>>,
+    pub data_dir: Option<Spanned<String>>,
+    pub max_parallel: Option<Spanned<i64>>,
+    pub retention_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub tls: RawTls,
+    #[serde(default)]
+    pub auth: RawAuth,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    #[serde(default)]
+    pub enabled: bool,
+    pub cert_path: Option<Spanned<String>>,
+    pub key_path: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAuth {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub tokens: Vec<RawToken>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawToken {
+    pub name: Spanned<String>,
+    pub token_hash: Spanned<String>,
+}
+
+/// Settings shared by `[defaults]` and `[[host]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDefaults {
+    pub user: Option<Spanned<String>>,
+    pub ssh_key: Option<Spanned<String>>,
+    pub port: Option<Spanned<i64>>,
+    pub sudo: Option<bool>,
+    pub known_hosts: Option<Spanned<String>>,
+    pub connect_timeout: Option<Spanned<String>>,
+    pub command_timeout: Option<Spanned<String>>,
+    pub check_interval: Option<Spanned<String>>,
+    pub ssh_idle_timeout: Option<Spanned<String>>,
+    pub reconnect_window: Option<Spanned<String>>,
+    pub dpkg_lock_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHost {
+    pub name: Spanned<String>,
+    pub addr: Spanned<String>,
+    #[serde(default)]
+    pub local: bool,
+    pub port: Option<Spanned<i64>>,
+    pub user: Option<Spanned<String>>,
+    pub ssh_key: Option<Spanned<String>>,
+    pub sudo: Option<bool>,
+    pub known_hosts: Option<Spanned<String>>,
+    pub connect_timeout: Option<Spanned<String>>,
+    pub command_timeout: Option<Spanned<String>>,
+    pub check_interval: Option<Spanned<String>>,
+    pub ssh_idle_timeout: Option<Spanned<String>>,
+    pub reconnect_window: Option<Spanned<String>>,
+    pub dpkg_lock_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tags: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub compose_paths: Vec<Spanned<String>>,
+    pub reboot_command: Option<Spanned<Vec<String>>>,
+    pub package_manager: Option<Spanned<String>>,
+    #[serde(default)]
+    pub policy: RawPolicy,
+    #[serde(default)]
+    pub docker: RawDocker,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPolicy {
+    pub updates: Option<Spanned<String>>,
+    #[serde(default)]
+    pub auto_reboot: bool,
+    pub maintenance_window: Option<Spanned<RawWindow>>,
+    pub refresh_lists: Option<bool>,
+    pub apt_upgrade: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWindow {
+    pub start: Spanned<String>,
+    pub end: Spanned<String>,
+    #[serde(default)]
+    pub days: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDocker {
+    pub compose_version: Option<String>,
+    #[serde(default)]
+    pub pull_before_update: bool,
+}

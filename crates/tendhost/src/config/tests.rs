@@ -1,0 +1,427 @@
+//! Config parsing and validation tests: every error names file:line:col, and the env > file >
+//! default precedence is pinned.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use tendhost_core::spec::{HostTarget, KnownHostsPolicy, UpdatePolicy, Weekday};
+
+use crate::config::{Config, ConfigError, EXAMPLE, LogFormat, parse};
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn parse_ok(text: &str) -> Config {
+    match parse(text, Path::new("/etc/tendhost/t.toml"), &no_env) {
+        Ok(config) => config,
+        Err(err) => panic!("expected a valid config, got:\n{err}"),
+    }
+}
+
+/// Asserts `text` fails with a diagnostic at `line:col` whose message contains `needle`.
+#[track_caller]
+fn check_err(text: &str, line: usize, col: usize, needle: &str) {
+    let err = parse(text, Path::new("/etc/tendhost/t.toml"), &no_env)
+        .expect_err("config should be rejected");
+    let rendered = err.to_string();
+    let expected_prefix = format!("/etc/tendhost/t.toml:{line}:{col}: ");
+    assert!(
+        rendered
+            .lines()
+            .any(|l| l.starts_with(&expected_prefix) && l.contains(needle)),
+        "expected a line starting {expected_prefix:?} containing {needle:?}, got:\n{rendered}"
+    );
+}
+
+#[test]
+fn example_config_is_valid_and_local_check_only() {
+    let config = parse(EXAMPLE, Path::new("/srv/tendhost.toml"), &no_env).unwrap();
+    assert_eq!(config.hosts.len(), 1);
+    let host = &config.hosts[0];
+    assert_eq!(host.name, "localhost");
+    assert_eq!(host.target, HostTarget::Local);
+    assert_eq!(host.policy.updates, UpdatePolicy::CheckOnly);
+    assert!(!host.policy.refresh_lists);
+    assert_eq!(config.daemon.bind.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.daemon.data_dir, Path::new("/srv/.tendhost-data"));
+    assert_eq!(config.groups["this-machine"], vec!["localhost".to_owned()]);
+}
+
+#[test]
+fn empty_config_takes_defaults() {
+    let config = parse("", Path::new("/x/t.toml"), &|var| match var {
+        "HOME" => Some("/home/ann".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(config.daemon.bind.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.daemon.log_level, "info");
+    assert_eq!(config.daemon.log_format, LogFormat::Pretty);
+    assert_eq!(
+        config.daemon.data_dir,
+        Path::new("/home/ann/.local/share/tendhost")
+    );
+    assert_eq!(config.daemon.max_parallel, 32);
+    assert_eq!(config.daemon.retention_days, 90);
+    assert_eq!(config.defaults.user, "root");
+    assert_eq!(config.defaults.port, 22);
+    assert_eq!(config.defaults.known_hosts, KnownHostsPolicy::Strict);
+    assert_eq!(
+        config.defaults.timing.ssh_idle_timeout,
+        Duration::from_secs(300)
+    );
+    assert!(config.hosts.is_empty());
+}
+
+#[test]
+fn host_inherits_defaults_and_overrides_them() {
+    let config = parse_ok(
+        r#"
+[defaults]
+user = "deploy"
+port = 2222
+sudo = true
+known_hosts = "accept-new"
+connect_timeout = "3s"
+
+[[host]]
+name = "a"
+addr = "10.0.0.1"
+
+[[host]]
+name = "b"
+addr = "b.example.org"
+port = 22
+user = "root"
+connect_timeout = "1m"
+tags = ["web", "prod"]
+reboot_command = ["/sbin/reboot", "-f"]
+[host.policy]
+updates = "check-only"
+auto_reboot = true
+maintenance_window = { start = "23:00", end = "02:00", days = ["fri", "SAT"] }
+"#,
+    );
+    let a = &config.hosts[0];
+    assert_eq!(
+        a.target,
+        HostTarget::Ssh {
+            addr: "10.0.0.1".into(),
+            port: 2222
+        }
+    );
+    assert_eq!(a.user, "deploy");
+    assert!(a.sudo);
+    assert_eq!(a.known_hosts, KnownHostsPolicy::AcceptNew);
+    assert_eq!(a.timing.connect_timeout, Duration::from_secs(3));
+    let b = &config.hosts[1];
+    assert_eq!(
+        b.target,
+        HostTarget::Ssh {
+            addr: "b.example.org".into(),
+            port: 22
+        }
+    );
+    assert_eq!(b.user, "root");
+    assert_eq!(b.timing.connect_timeout, Duration::from_secs(60));
+    assert_eq!(b.tags, ["web", "prod"]);
+    assert_eq!(
+        b.reboot_command.as_deref(),
+        Some(&["/sbin/reboot".to_owned(), "-f".to_owned()][..])
+    );
+    assert_eq!(b.policy.updates, UpdatePolicy::CheckOnly);
+    assert!(b.policy.auto_reboot);
+    let window = b.policy.maintenance_window.as_ref().unwrap();
+    assert_eq!((window.start_minute, window.end_minute), (23 * 60, 2 * 60));
+    assert_eq!(window.days, [Weekday::Fri, Weekday::Sat]);
+}
+
+#[test]
+fn localhost_with_local_flag_is_local() {
+    let config = parse_ok("[[host]]\nname = \"me\"\naddr = \"localhost\"\nlocal = true\n");
+    assert_eq!(config.hosts[0].target, HostTarget::Local);
+}
+
+#[test]
+fn toml_syntax_error_has_position() {
+    check_err("[daemon]\nbind = \n", 2, 8, "");
+}
+
+#[test]
+fn unknown_key_is_rejected_where_it_is() {
+    check_err(
+        "[daemon]\nbind = \"127.0.0.1:1\"\nbnid = 3\n",
+        3,
+        1,
+        "unknown field `bnid`",
+    );
+    check_err(
+        "[[host]]\nname = \"a\"\naddr = \"local\"\n[host.policy]\nupdate = \"allowed\"\n",
+        5,
+        1,
+        "unknown field `update`",
+    );
+}
+
+#[test]
+fn duplicate_host_names() {
+    check_err(
+        "[[host]]\nname = \"a\"\naddr = \"local\"\n\n[[host]]\nname = \"a\"\naddr = \"10.0.0.2\"\n",
+        6,
+        8,
+        "duplicate host name \"a\" (first defined on line 2)",
+    );
+}
+
+#[test]
+fn group_naming_unknown_host() {
+    check_err(
+        "[groups]\nweb = [\"a\", \"ghost\"]\n\n[[host]]\nname = \"a\"\naddr = \"local\"\n",
+        2,
+        13,
+        "group \"web\" names unknown host \"ghost\"",
+    );
+}
+
+#[test]
+fn bad_addresses_and_ports() {
+    check_err(
+        "[[host]]\nname = \"a\"\naddr = \"bad host!\"\n",
+        3,
+        8,
+        "is not an IP address or DNS name",
+    );
+    check_err(
+        "[[host]]\nname = \"a\"\naddr = \"10.0.0.1\"\nport = 70000\n",
+        4,
+        8,
+        "port must be between 1 and 65535, not 70000",
+    );
+    check_err(
+        "[defaults]\nport = 0\n",
+        2,
+        8,
+        "port must be between 1 and 65535",
+    );
+    check_err(
+        "[daemon]\nbind = \"localhost\"\n",
+        2,
+        8,
+        "bind \"localhost\" is not an address",
+    );
+    check_err(
+        "[[host]]\nname = \"a\"\naddr = \"10.0.0.1\"\nlocal = true\n",
+        3,
+        8,
+        "local = true needs addr = \"localhost\"",
+    );
+}
+
+#[test]
+fn invalid_host_names() {
+    for (name, col) in [("web 01", 8), ("", 8), ("a;rm -rf", 8)] {
+        check_err(
+            &format!("[[host]]\nname = {name:?}\naddr = \"local\"\n"),
+            2,
+            col,
+            "is invalid: use 1 to 64 characters",
+        );
+    }
+    let long = "x".repeat(65);
+    check_err(
+        &format!("[[host]]\nname = \"{long}\"\naddr = \"local\"\n"),
+        2,
+        8,
+        "is invalid",
+    );
+}
+
+#[test]
+fn maintenance_window_that_does_not_parse() {
+    check_err(
+        "[[host]]\nname = \"a\"\naddr = \"local\"\n[host.policy]\nmaintenance_window = { start = \"25:00\", end = \"04:00\" }\n",
+        5,
+        32,
+        "maintenance_window.start \"25:00\" is not a time",
+    );
+    check_err(
+        "[[host]]\nname = \"a\"\naddr = \"local\"\n[host.policy]\nmaintenance_window = { start = \"01:00\", end = \"04:00\", days = [\"funday\"] }\n",
+        5,
+        64,
+        "day \"funday\" is not one of",
+    );
+    check_err(
+        "[[host]]\nname = \"a\"\naddr = \"local\"\n[host.policy]\nmaintenance_window = { start = \"01:00\" }\n",
+        5,
+        22,
+        "missing field `end`",
+    );
+}
+
+#[test]
+fn ssh_key_that_does_not_exist() {
+    check_err(
+        "[defaults]\nssh_key = \"/nonexistent/key\"\n",
+        2,
+        11,
+        "ssh_key /nonexistent/key does not exist",
+    );
+    check_err(
+        "[[host]]\nname = \"a\"\naddr = \"10.0.0.1\"\nssh_key = \"keys/a\"\n",
+        4,
+        11,
+        "ssh_key /etc/tendhost/keys/a does not exist",
+    );
+}
+
+#[test]
+fn existing_ssh_key_resolves_relative_to_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("keys")).unwrap();
+    std::fs::write(dir.path().join("keys/a"), "key").unwrap();
+    let config = parse(
+        "[[host]]\nname = \"a\"\naddr = \"10.0.0.1\"\nssh_key = \"keys/a\"\n",
+        &dir.path().join("t.toml"),
+        &no_env,
+    )
+    .unwrap();
+    assert_eq!(
+        config.hosts[0].ssh_key.as_deref(),
+        Some(dir.path().join("keys/a").as_path())
+    );
+}
+
+#[test]
+fn bad_durations_and_enums() {
+    check_err(
+        "[defaults]\nconnect_timeout = \"soon\"\n",
+        2,
+        19,
+        "\"soon\" is not a duration",
+    );
+    check_err(
+        "[defaults]\ncommand_timeout = \"0s\"\n",
+        2,
+        19,
+        "greater than zero",
+    );
+    check_err(
+        "[defaults]\nknown_hosts = \"yes\"\n",
+        2,
+        15,
+        "known_hosts must be \"strict\" or \"accept-new\"",
+    );
+    check_err(
+        "[daemon]\nlog_format = \"xml\"\n",
+        2,
+        14,
+        "log_format must be \"pretty\" or \"json\"",
+    );
+    check_err(
+        "[[host]]\nname = \"a\"\naddr = \"local\"\n[host.policy]\nupdates = \"sometimes\"\n",
+        5,
+        11,
+        "updates must be \"allowed\" or \"check-only\"",
+    );
+    check_err(
+        "[daemon]\nmax_parallel = 0\n",
+        2,
+        16,
+        "max_parallel must be between",
+    );
+}
+
+#[test]
+fn auth_and_tls_are_checked() {
+    check_err(
+        "[daemon.auth]\nenabled = true\ntokens = [{ name = \"ci\", token_hash = \"md5:abc\" }]\n",
+        3,
+        39,
+        "token_hash must be \"sha256:\"",
+    );
+    check_err(
+        "[daemon.tls]\nenabled = true\n",
+        1,
+        1,
+        "cert_path and key_path are not both set",
+    );
+    let hash = format!("sha256:{}", "ab".repeat(32));
+    let config = parse_ok(&format!(
+        "[daemon.auth]\nenabled = true\ntokens = [{{ name = \"ci\", token_hash = \"{hash}\" }}]\n"
+    ));
+    assert_eq!(config.daemon.auth.tokens[0].sha256, [0xab; 32]);
+    assert!(
+        !format!("{:?}", config.daemon.auth).contains("171"),
+        "token hash must be redacted in Debug"
+    );
+}
+
+#[test]
+fn reboot_command_must_be_a_nonempty_argv() {
+    check_err(
+        "[[host]]\nname = \"a\"\naddr = \"local\"\nreboot_command = []\n",
+        4,
+        18,
+        "reboot_command must be a non-empty argv array",
+    );
+    check_err(
+        "[[host]]\nname = \"a\"\naddr = \"local\"\nreboot_command = \"reboot now\"\n",
+        4,
+        18,
+        "invalid type",
+    );
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let err = parse(
+        "[[host]]\nname = \"bad name\"\naddr = \"local\"\n[[host]]\nname = \"b\"\naddr = \"10.0.0.1\"\nport = -1\n",
+        Path::new("t.toml"),
+        &no_env,
+    )
+    .unwrap_err();
+    let ConfigError::Invalid { diagnostics, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(diagnostics.len(), 2, "{err}");
+}
+
+#[test]
+fn env_overrides_file_which_overrides_defaults() {
+    let file =
+        "[daemon]\nbind = \"127.0.0.1:9000\"\nlog_level = \"debug\"\ndata_dir = \"/var/lib/th\"\n";
+    // file > default
+    let config = parse_ok(file);
+    assert_eq!(config.daemon.bind.to_string(), "127.0.0.1:9000");
+    assert_eq!(config.daemon.log_level, "debug");
+    assert_eq!(config.daemon.data_dir, Path::new("/var/lib/th"));
+    // env > file
+    let env: HashMap<&str, &str> = HashMap::from([
+        ("TENDHOST_BIND", "0.0.0.0:7000"),
+        ("TENDHOST_LOG_LEVEL", "warn"),
+        ("TENDHOST_DATA_DIR", "/tmp/th-env"),
+    ]);
+    let lookup = |var: &str| env.get(var).map(|v| (*v).to_owned());
+    let config = parse(file, Path::new("/x/t.toml"), &lookup).unwrap();
+    assert_eq!(config.daemon.bind.to_string(), "0.0.0.0:7000");
+    assert_eq!(config.daemon.log_level, "warn");
+    assert_eq!(config.daemon.data_dir, Path::new("/tmp/th-env"));
+    // env > default (no file value)
+    let config = parse("", Path::new("/x/t.toml"), &lookup).unwrap();
+    assert_eq!(config.daemon.bind.to_string(), "0.0.0.0:7000");
+}
+
+#[test]
+fn bad_env_override_names_the_variable() {
+    let err = parse("", Path::new("/x/t.toml"), &|var| {
+        (var == "TENDHOST_BIND").then(|| "nope".to_owned())
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("TENDHOST_BIND: bind \"nope\" is not an address"),
+        "{err}"
+    );
+}

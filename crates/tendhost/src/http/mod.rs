@@ -1,0 +1,77 @@
+//! The HTTP layer: the axum router, its shared state, and the OpenAPI document generated from
+//! the handlers (utoipa). Handlers live one module per resource; wire types come from
+//! `tendhost-api`; errors leave through `http::error::ApiError`.
+
+pub mod error;
+pub mod system;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::routing::get;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::config::Config;
+use crate::http::error::{method_not_allowed, not_found_route};
+
+/// State shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+}
+
+impl AppState {
+    pub fn new(config: Config) -> Self {
+        Self {
+            inner: Arc::new(Inner { config }),
+        }
+    }
+
+    pub fn n_hosts(&self) -> usize {
+        self.inner.config.hosts.len()
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "tendhost",
+        description = "Keeps a fleet of Linux hosts up to date: hosts, jobs, rolling fleet updates and a live event stream."
+    ),
+    tags((name = "system", description = "Daemon health and documentation"))
+)]
+struct ApiDoc;
+
+/// The OpenAPI document and the routes it describes.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(system::health))
+}
+
+/// The OpenAPI document (generated from the handlers).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().into_openapi()
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api_routes().split_for_parts();
+    let openapi = Arc::new(openapi);
+    let openapi_json = Arc::clone(&openapi);
+    api.route(
+        "/openapi.json",
+        get(move || {
+            let doc = Arc::clone(&openapi_json);
+            async move { Json(doc.as_ref().clone()) }
+        }),
+    )
+    .fallback(not_found_route)
+    .method_not_allowed_fallback(method_not_allowed)
+    .with_state(state)
+}

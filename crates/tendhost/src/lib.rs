@@ -1,0 +1,61 @@
+//! The tendhost daemon as a library: configuration, telemetry, the HTTP/WebSocket layer and
+//! `run`, the seam that `main` and the tests both drive. `main.rs` only parses the command line
+//! and calls in here.
+
+pub mod config;
+pub mod http;
+pub mod telemetry;
+
+use std::future::Future;
+use std::time::Duration;
+
+use color_eyre::eyre::{Result, WrapErr};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+
+/// How long in-flight requests may take to finish after shutdown starts.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the daemon on `listener` until `shutdown` completes, then drains in-flight requests
+/// (at most `DRAIN_TIMEOUT`), stops the actors and flushes the store.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    std::fs::create_dir_all(&config.daemon.data_dir).wrap_err_with(|| {
+        format!(
+            "cannot create data_dir {}",
+            config.daemon.data_dir.display()
+        )
+    })?;
+    let addr = listener.local_addr().wrap_err("listener has no address")?;
+    let state = http::AppState::new(config);
+    let app = http::router(state);
+
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut drain_rx = stop_rx.clone();
+
+    tracing::info!(%addr, "tendhost listening");
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+        tracing::info!("shutting down: no longer accepting connections");
+    });
+    let drain_deadline = async move {
+        let _ = drain_rx.wait_for(|stop| *stop).await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    tokio::select! {
+        result = server => result.wrap_err("HTTP server failed")?,
+        () = drain_deadline => {
+            tracing::warn!(timeout = ?DRAIN_TIMEOUT, "in-flight requests did not finish in time; closing them");
+        }
+    }
+    tracing::info!("tendhost stopped");
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! `tendhost`: parse the command line, load the config, start telemetry, call `tendhost::run`.
+//! Nothing else lives here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use color_eyre::eyre::{Result, WrapErr};
+
+/// Keeps a fleet of Linux hosts up to date.
+#[derive(Debug, Parser)]
+#[command(name = "tendhost", version, about)]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, short, global = true, default_value = "tendhost.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon (the default).
+    Run,
+    /// Validate the configuration and print a summary.
+    CheckConfig,
+    /// Print the example configuration.
+    DefaultConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::DefaultConfig => {
+            print!("{}", tendhost::config::EXAMPLE);
+            ExitCode::SUCCESS
+        }
+        Command::CheckConfig => match load(&cli.config) {
+            Ok(config) => {
+                print!("{}", config.summary());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Run => {
+            let config = match load(&cli.config) {
+                Ok(config) => config,
+                Err(code) => return code,
+            };
+            match serve(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("tendhost: {err:?}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// Loads the config; on failure prints every problem and returns exit code 2.
+fn load(path: &std::path::Path) -> Result<tendhost::config::Config, ExitCode> {
+    tendhost::config::load(path, &|var| std::env::var(var).ok()).map_err(|err| {
+        eprintln!("{err}");
+        ExitCode::from(2)
+    })
+}
+
+fn serve(config: tendhost::config::Config) -> Result<()> {
+    color_eyre::install()?;
+    tendhost::telemetry::init(&config.daemon)?;
+    let runtime = tokio::runtime::Runtime::new().wrap_err("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.daemon.bind)
+            .await
+            .wrap_err_with(|| format!("cannot listen on {}", config.daemon.bind))?;
+        tendhost::run(config, listener, shutdown_signal()).await
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}
