@@ -579,22 +579,24 @@ impl Validator<'_> {
                     }
                 }
             });
-        let apt_upgrade = raw.apt_upgrade.as_ref().map_or(
-            AptUpgrade::DistUpgrade,
-            |mode| match mode.get_ref().as_str() {
-                "dist-upgrade" => AptUpgrade::DistUpgrade,
-                "upgrade" => AptUpgrade::Upgrade,
-                other => {
-                    self.error(
+        let apt_upgrade =
+            raw.apt_upgrade
+                .as_ref()
+                .map_or(AptUpgrade::DistUpgrade, |mode| {
+                    match mode.get_ref().as_str() {
+                        "dist-upgrade" => AptUpgrade::DistUpgrade,
+                        "upgrade" => AptUpgrade::Upgrade,
+                        other => {
+                            self.error(
                         &mode.span(),
                         format!(
                             "apt_upgrade must be \"dist-upgrade\" or \"upgrade\", not {other:?}"
                         ),
                     );
-                    AptUpgrade::DistUpgrade
-                }
-            },
-        );
+                            AptUpgrade::DistUpgrade
+                        }
+                    }
+                });
         HostPolicy {
             updates,
             auto_reboot: raw.auto_reboot,

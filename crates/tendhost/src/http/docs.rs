@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use utoipa::openapi::OpenApi;
@@ -78,7 +78,10 @@ struct Page {
 impl Page {
     fn render(openapi: &OpenApi) -> Page {
         match openapi.to_json() {
-            Ok(json) => Page { status: StatusCode::OK, html: Bytes::from(page_html(openapi, &json)) },
+            Ok(json) => Page {
+                status: StatusCode::OK,
+                html: Bytes::from(page_html(openapi, &json)),
+            },
             Err(err) => {
                 tracing::error!(%err, "the OpenAPI document does not serialize; /docs shows the error");
                 let html = format!(
@@ -87,7 +90,10 @@ impl Page {
                      <p>The OpenAPI document could not be serialized: {}</p></body></html>\n",
                     escape_html(&err.to_string())
                 );
-                Page { status: StatusCode::INTERNAL_SERVER_ERROR, html: Bytes::from(html) }
+                Page {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    html: Bytes::from(html),
+                }
             }
         }
     }
@@ -98,10 +104,10 @@ impl IntoResponse for Page {
         (
             self.status,
             [
-                (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
-                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-                (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_CSP)),
-                (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+                (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             ],
             self.html,
         )
@@ -112,9 +118,12 @@ impl IntoResponse for Page {
 async fn scalar_js() -> impl IntoResponse {
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/javascript; charset=utf-8")),
-            (header::CACHE_CONTROL, HeaderValue::from_static(SCRIPT_CACHE_CONTROL)),
-            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (
+                header::CONTENT_TYPE,
+                "application/javascript; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, SCRIPT_CACHE_CONTROL),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
         Bytes::from_static(SCALAR_JS),
     )
@@ -180,8 +189,9 @@ mod tests {
 
     fn openapi(title: &str, summary: &str) -> Arc<OpenApi> {
         let operation = OperationBuilder::new().summary(Some(summary)).build();
-        let paths =
-            PathsBuilder::new().path("/health", PathItem::new(HttpMethod::Get, operation)).build();
+        let paths = PathsBuilder::new()
+            .path("/health", PathItem::new(HttpMethod::Get, operation))
+            .build();
         let info = InfoBuilder::new().title(title).version("1.2.3").build();
         Arc::new(OpenApiBuilder::new().info(info).paths(paths).build())
     }
@@ -214,13 +224,28 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
         assert!(html.starts_with("<!doctype html>"), "{html}");
-        assert_eq!(links(&html), [format!("/docs/scalar.js?v={SCALAR_VERSION}")]);
-        assert!(!html.contains("http://") && !html.contains("https://"), "{html}");
-        assert!(html.contains(r#""/health""#) && html.contains("Report health"), "{html}");
+        assert_eq!(
+            links(&html),
+            [format!("/docs/scalar.js?v={SCALAR_VERSION}")]
+        );
+        assert!(
+            !html.contains("http://") && !html.contains("https://"),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#""/health""#) && html.contains("Report health"),
+            "{html}"
+        );
         assert!(html.contains("withDefaultFonts: false"), "{html}");
-        assert!(html.contains("<title>tendhost - API reference</title>"), "{html}");
+        assert!(
+            html.contains("<title>tendhost - API reference</title>"),
+            "{html}"
+        );
         let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
-        assert!(csp.contains("connect-src 'self'") && !csp.contains("http"), "{csp}");
+        assert!(
+            csp.contains("connect-src 'self'") && !csp.contains("http"),
+            "{csp}"
+        );
     }
 
     #[tokio::test]
@@ -232,8 +257,14 @@ mod tests {
         assert_eq!(html.matches("<script").count(), 3, "{html}");
         assert_eq!(html.matches("</script>").count(), 3, "{html}");
         assert!(!html.contains("<!--"), "{html}");
-        assert!(html.contains("<title>&lt;/script&gt;&lt;script&gt;alert(1)"), "{html}");
-        assert!(html.contains(r"\u003c/script>\u003cscript>alert(1)"), "{html}");
+        assert!(
+            html.contains("<title>&lt;/script&gt;&lt;script&gt;alert(1)"),
+            "{html}"
+        );
+        assert!(
+            html.contains(r"\u003c/script>\u003cscript>alert(1)"),
+            "{html}"
+        );
     }
 
     #[tokio::test]
@@ -241,7 +272,10 @@ mod tests {
         let (status, headers, js) = get(openapi("t", "s"), "/docs/scalar.js").await;
 
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(headers[header::CONTENT_TYPE], "application/javascript; charset=utf-8");
+        assert_eq!(
+            headers[header::CONTENT_TYPE],
+            "application/javascript; charset=utf-8"
+        );
         assert_eq!(headers[header::CACHE_CONTROL], SCRIPT_CACHE_CONTROL);
         assert_eq!(js.len(), SCALAR_JS.len());
         assert!(js.contains("window.Scalar={createApiReference"));
@@ -251,8 +285,14 @@ mod tests {
     fn version_is_the_vendored_one() {
         let parts: Vec<&str> = SCALAR_VERSION.split('.').collect();
         assert_eq!(parts.len(), 3, "{SCALAR_VERSION:?}");
-        assert!(parts.iter().all(|p| p.parse::<u32>().is_ok()), "{SCALAR_VERSION:?}");
+        assert!(
+            parts.iter().all(|p| p.parse::<u32>().is_ok()),
+            "{SCALAR_VERSION:?}"
+        );
         let readme = include_str!("../../assets/scalar/README.md");
-        assert!(readme.contains(&format!("| version | `{SCALAR_VERSION}` |")), "{readme}");
+        assert!(
+            readme.contains(&format!("| version | `{SCALAR_VERSION}` |")),
+            "{readme}"
+        );
     }
 }

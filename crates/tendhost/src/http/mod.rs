@@ -2,6 +2,7 @@
 //! the handlers (utoipa). Handlers live one module per resource; wire types come from
 //! `tendhost-api`; errors leave through `http::error::ApiError`.
 
+pub mod docs;
 pub mod error;
 pub mod system;
 
@@ -64,14 +65,15 @@ pub fn router(state: AppState) -> Router {
     let (api, openapi) = api_routes().split_for_parts();
     let openapi = Arc::new(openapi);
     let openapi_json = Arc::clone(&openapi);
-    api.route(
-        "/openapi.json",
-        get(move || {
-            let doc = Arc::clone(&openapi_json);
-            async move { Json(doc.as_ref().clone()) }
-        }),
-    )
-    .fallback(not_found_route)
-    .method_not_allowed_fallback(method_not_allowed)
-    .with_state(state)
+    api.merge(docs::router(Arc::clone(&openapi)))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = Arc::clone(&openapi_json);
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(not_found_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
 }

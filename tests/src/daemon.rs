@@ -1,0 +1,222 @@
+//! Starting the daemon for tests: in-process through the `tendhost::run` seam on port 0 with a
+//! temporary data dir (`spawn_app`), or as the real `tendhost` binary in a child process
+//! (`DaemonProcess`) when a test needs signals, exit codes or a crash. Readiness is awaited
+//! (the bound listener, or the daemon's own "listening" log line), never slept for.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A daemon running inside the test process.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT`
+    pub base_url: String,
+    pub client: reqwest::Client,
+    /// Holds the config file and the data dir (`data/`).
+    pub dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<color_eyre::eyre::Result<()>>>,
+}
+
+/// Minimal config for a daemon with no hosts; append `[[host]]` tables to it.
+pub const EMPTY_CONFIG: &str = "[daemon]\nlog_level = \"warn\"\n";
+
+/// Starts the daemon in-process on `127.0.0.1:0` with `config_text` (its `data_dir` is forced
+/// to a fresh temporary directory).
+pub async fn spawn_app(config_text: &str) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("tendhost.toml");
+    std::fs::write(&path, config_text).expect("write config");
+    let data_dir = dir.path().join("data");
+    let env = move |var: &str| match var {
+        "TENDHOST_DATA_DIR" => Some(data_dir.display().to_string()),
+        _ => None,
+    };
+    let config = match tendhost::config::load(&path, &env) {
+        Ok(config) => config,
+        Err(err) => panic!("test config is invalid:\n{err}"),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(tendhost::run(config, listener, async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        addr,
+        base_url: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+        dir,
+        shutdown: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+impl TestApp {
+    /// `base_url` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Triggers graceful shutdown and waits for `run` to return.
+    pub async fn stop(mut self) -> color_eyre::eyre::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let handle = self.handle.take().expect("stopped once");
+        handle.await.expect("daemon task panicked")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Path of the `tendhost` binary, built once per test process (`cargo build -p tendhost`),
+/// so a stale binary is never tested.
+pub fn daemon_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "-p", "tendhost", "--bin", "tendhost"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("run cargo build for the tendhost binary");
+            assert!(status.success(), "building the tendhost binary failed");
+            // The test executable lives in <target>/<profile>/deps/.
+            let exe = std::env::current_exe().expect("current exe");
+            let profile_dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("test binary is in <target>/<profile>/deps");
+            let binary = profile_dir.join("tendhost");
+            assert!(binary.exists(), "{} was not built", binary.display());
+            binary
+        })
+        .clone()
+}
+
+/// The real `tendhost` binary running in a child process.
+pub struct DaemonProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub base_url: String,
+    stderr_lines: std::sync::mpsc::Receiver<String>,
+    /// Every stderr line seen so far.
+    pub log: Vec<String>,
+}
+
+impl DaemonProcess {
+    /// Starts `tendhost --config <config_path>` with logs on stderr, a bind on port 0 and
+    /// `data_dir` from `TENDHOST_DATA_DIR`, and waits (up to 60 s) for its "listening" line.
+    pub fn start(config_path: &Path, data_dir: &Path) -> DaemonProcess {
+        let mut child = Command::new(daemon_binary())
+            .arg("--config")
+            .arg(config_path)
+            .env("TENDHOST_BIND", "127.0.0.1:0")
+            .env("TENDHOST_DATA_DIR", data_dir)
+            .env("TENDHOST_LOG_LEVEL", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tendhost");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut process = DaemonProcess {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            base_url: String::new(),
+            stderr_lines: rx,
+            log: Vec::new(),
+        };
+        let line = process
+            .wait_for_log("tendhost listening", Duration::from_secs(60))
+            .unwrap_or_else(|| {
+                panic!("daemon did not start; its log:\n{}", process.log.join("\n"))
+            });
+        let addr = line
+            .split("addr=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.trim_matches('"').parse().ok())
+            .unwrap_or_else(|| panic!("no addr in {line:?}"));
+        process.addr = addr;
+        process.base_url = format!("http://{addr}");
+        process
+    }
+
+    /// Waits for a stderr line containing `needle`; `None` on timeout or exit.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        if let Some(line) = self.log.iter().find(|l| l.contains(needle)) {
+            return Some(line.clone());
+        }
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let line = self.stderr_lines.recv_timeout(left).ok()?;
+            self.log.push(line.clone());
+            if line.contains(needle) {
+                return Some(line);
+            }
+        }
+    }
+
+    /// Sends `signal` (e.g. "TERM", "KILL") to the daemon.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Collect what it printed on the way out.
+                while let Ok(line) = self.stderr_lines.recv_timeout(Duration::from_millis(100)) {
+                    self.log.push(line);
+                }
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
