@@ -61,6 +61,10 @@ const INIT_SCRIPT: &str = "
 /// Routes `GET /docs` (the page, with `openapi` embedded) and `GET /docs/scalar.js` (the bundle).
 ///
 /// The page is rendered once, here: the document does not change while the daemon runs.
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "takes the Arc the daemon shares with /openapi.json, like its other routers"
+)]
 pub fn router<S: Clone + Send + Sync + 'static>(openapi: Arc<OpenApi>) -> Router<S> {
     let page = Page::render(&openapi);
     Router::new()

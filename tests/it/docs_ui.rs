@@ -1,0 +1,221 @@
+//! `/docs` rendered by a real browser: headless Chromium loads the page from a server on
+//! loopback, with every other host unresolvable (an air-gapped network), and the DOM it
+//! renders must show the API's routes.
+//!
+//! The HTML, headers and escaping of the page are unit-tested in `tendhost::http::docs`; this
+//! module checks only that the page really renders. Until the daemon spawn helper exists, the
+//! docs router is served here with a small OpenAPI document of its own.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use tendhost::http::docs;
+use tokio::net::TcpListener;
+use tokio::process::Command;
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(info(title = "tendhost docs-ui test"), paths(health, list_hosts))]
+struct TestApi;
+
+#[utoipa::path(get, path = "/health", tag = "daemon", summary = "Report the daemon health",
+    responses((status = 200, description = "The daemon is up")))]
+async fn health() -> &'static str {
+    "ok"
+}
+
+#[utoipa::path(get, path = "/hosts", tag = "hosts", summary = "List managed hosts",
+    responses((status = 200, description = "Every configured host")))]
+async fn list_hosts() -> &'static str {
+    "[]"
+}
+
+/// Serves `TestApi`'s routes and the docs on `127.0.0.1:0`; returns the base URL.
+async fn serve(openapi: Arc<utoipa::openapi::OpenApi>) -> String {
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/hosts", get(list_hosts))
+        .merge(docs::router(openapi));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn docs_page_renders_the_routes_offline() {
+    let openapi = Arc::new(TestApi::openapi());
+    let base_url = serve(Arc::clone(&openapi)).await;
+
+    let rendered = render(&format!("{base_url}{}", docs::PAGE_PATH)).await;
+    let text = visible_text(&rendered.dom);
+    let context = || {
+        format!(
+            "visible text:\n{text}\n\nconsole:\n{}",
+            rendered.console.join("\n")
+        )
+    };
+
+    // Scalar mounted and announced itself: the bundle came from the daemon and ran.
+    assert!(
+        rendered.dom.contains("scalar-app"),
+        "Scalar did not mount; {}",
+        context()
+    );
+    let banner = format!("@scalar/api-reference@{}", docs::SCALAR_VERSION);
+    assert!(
+        rendered.console.iter().any(|line| line.contains(&banner)),
+        "{}",
+        context()
+    );
+    // Nothing was attempted outside the daemon (the page's CSP blocks and reports it).
+    let blocked: Vec<&String> = rendered
+        .console
+        .iter()
+        .filter(|line| line.contains("Content Security Policy"))
+        .collect();
+    assert!(
+        blocked.is_empty(),
+        "the page tried to load from elsewhere: {blocked:#?}"
+    );
+
+    assert!(text.contains("tendhost docs-ui test"), "{}", context());
+    for path in openapi.paths.paths.keys() {
+        assert!(
+            text.contains(path.as_str()),
+            "route {path} not shown; {}",
+            context()
+        );
+    }
+    // The first tag is open: its operation's summary is rendered as a heading.
+    assert!(text.contains("Report the daemon health"), "{}", context());
+    // The examples name this server, not a relative path.
+    let compact: String = text.split_whitespace().collect();
+    assert!(
+        compact.contains(&format!("curl{base_url}/health")),
+        "{}",
+        context()
+    );
+}
+
+struct Rendered {
+    /// `document.documentElement.outerHTML` after the page's scripts ran.
+    dom: String,
+    /// The page's console messages, as Chromium logged them.
+    console: Vec<String>,
+}
+
+/// Loads `url` in headless Chromium that can resolve nothing but 127.0.0.1 and dumps the DOM
+/// once the page is idle (virtual time stands still while requests are in flight).
+async fn render(url: &str) -> Rendered {
+    let chromium = chromium();
+    let profile = tempfile::tempdir().unwrap();
+    let mut command = Command::new(&chromium);
+    command
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-proxy-server",
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=30000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = command
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot start {}: {err}", chromium.display()));
+    // A guard against a wedged browser, not a speed check.
+    let output = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
+        .await
+        .expect("chromium did not exit within 180 s")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "chromium failed ({}):\n{stderr}",
+        output.status
+    );
+    Rendered {
+        dom: String::from_utf8(output.stdout).expect("chromium dumped a DOM that is not UTF-8"),
+        console: stderr
+            .lines()
+            .filter(|line| line.contains(":CONSOLE"))
+            .map(str::to_owned)
+            .collect(),
+    }
+}
+
+/// Debian's `chromium` (override with `TENDHOST_CHROMIUM`).
+fn chromium() -> PathBuf {
+    if let Some(path) = std::env::var_os("TENDHOST_CHROMIUM") {
+        return PathBuf::from(path);
+    }
+    let path = Path::new("/usr/bin/chromium");
+    assert!(
+        path.exists(),
+        "{} not found: the /docs browser test needs Chromium. \
+         install chromium: scripts/test does it (or `apt-get install chromium`)",
+        path.display()
+    );
+    path.to_path_buf()
+}
+
+/// The text a reader sees: `dom` without tags, comments, scripts and styles, entities decoded.
+/// Tags are dropped without a space, so text split over inline elements reads as one.
+fn visible_text(dom: &str) -> String {
+    let mut text = String::with_capacity(dom.len() / 4);
+    let mut rest = dom;
+    while let Some(open) = rest.find('<') {
+        text.push_str(&rest[..open]);
+        rest = &rest[open..];
+        let raw_end = ["<script", "<style"]
+            .iter()
+            .find(|tag| rest.starts_with(*tag))
+            .map(|tag| format!("</{}>", &tag[1..]));
+        let skip = match raw_end {
+            Some(end) => rest.find(&end).map_or(rest.len(), |at| at + end.len()),
+            None => tag_len(rest),
+        };
+        rest = &rest[skip..];
+    }
+    text.push_str(rest);
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&nbsp;", " ")
+        .replace("&amp;", "&")
+}
+
+/// Length of the tag or comment `markup` starts with (quoted attribute values may hold `>`).
+fn tag_len(markup: &str) -> usize {
+    if markup.starts_with("<!--") {
+        return markup.find("-->").map_or(markup.len(), |at| at + 3);
+    }
+    let mut quote = None;
+    for (idx, c) in markup.char_indices() {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '>') => return idx + 1,
+            _ => {}
+        }
+    }
+    markup.len()
+}
