@@ -1,0 +1,327 @@
+//! The event bus: every state change and job step, numbered by ONE daemon-wide sequence.
+//!
+//! `publish` assigns `seq`, appends to the in-memory replay buffer and broadcasts, all under one
+//! lock, so broadcast order is seq order. `subscribe_since` takes the same lock to copy the
+//! buffered tail and subscribe at once: a subscriber gets every event after `since` exactly once
+//! (no gap and no duplicate at the seam between replay and live). Slow subscribers lag (tokio
+//! broadcast) instead of blocking publishers.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
+use tokio::sync::broadcast;
+
+use crate::state::{HostState, JobKind};
+
+/// One event: `seq` (daemon-wide, +1 per event), when, and what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub seq: u64,
+    pub time: Timestamp,
+    pub kind: EventKind,
+}
+
+/// Output stream of a job line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    HostStateChanged {
+        host: String,
+        from: HostState,
+        to: HostState,
+    },
+    JobStarted {
+        job_id: String,
+        host: String,
+        kind: JobKind,
+    },
+    JobOutput {
+        job_id: String,
+        host: String,
+        stream: OutputStream,
+        line: String,
+    },
+    UpdateProgress {
+        host: String,
+        package: String,
+        done: u32,
+        total: u32,
+    },
+    JobFinished {
+        job_id: String,
+        host: String,
+        /// Job state wire name (`succeeded`, `failed`, `busy`, `lost`, ...).
+        outcome: String,
+    },
+    HostConnected {
+        host: String,
+    },
+    HostDisconnected {
+        host: String,
+        reason: String,
+    },
+    RolloutStarted {
+        rollout_id: String,
+        hosts: Vec<String>,
+        n_batches: usize,
+        dry_run: bool,
+    },
+    BatchStarted {
+        rollout_id: String,
+        batch: usize,
+        hosts: Vec<String>,
+    },
+    BatchFinished {
+        rollout_id: String,
+        batch: usize,
+        succeeded: usize,
+        failed: usize,
+    },
+    RolloutFinished {
+        rollout_id: String,
+        /// Rollout state wire name.
+        state: String,
+    },
+    HostAdded {
+        host: String,
+    },
+    HostRemoved {
+        host: String,
+    },
+}
+
+impl EventKind {
+    /// Wire name of the event type.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::HostStateChanged { .. } => "host_state_changed",
+            EventKind::JobStarted { .. } => "job_started",
+            EventKind::JobOutput { .. } => "job_output",
+            EventKind::UpdateProgress { .. } => "update_progress",
+            EventKind::JobFinished { .. } => "job_finished",
+            EventKind::HostConnected { .. } => "host_connected",
+            EventKind::HostDisconnected { .. } => "host_disconnected",
+            EventKind::RolloutStarted { .. } => "rollout_started",
+            EventKind::BatchStarted { .. } => "batch_started",
+            EventKind::BatchFinished { .. } => "batch_finished",
+            EventKind::RolloutFinished { .. } => "rollout_finished",
+            EventKind::HostAdded { .. } => "host_added",
+            EventKind::HostRemoved { .. } => "host_removed",
+        }
+    }
+
+    /// The host the event is about, if any (for `?host=` filters).
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            EventKind::HostStateChanged { host, .. }
+            | EventKind::JobStarted { host, .. }
+            | EventKind::JobOutput { host, .. }
+            | EventKind::UpdateProgress { host, .. }
+            | EventKind::JobFinished { host, .. }
+            | EventKind::HostConnected { host }
+            | EventKind::HostDisconnected { host, .. }
+            | EventKind::HostAdded { host }
+            | EventKind::HostRemoved { host } => Some(host),
+            EventKind::RolloutStarted { .. }
+            | EventKind::BatchStarted { .. }
+            | EventKind::BatchFinished { .. }
+            | EventKind::RolloutFinished { .. } => None,
+        }
+    }
+}
+
+/// All event type wire names (for validating `?types=`).
+pub const EVENT_TYPES: [&str; 13] = [
+    "host_state_changed",
+    "job_started",
+    "job_output",
+    "update_progress",
+    "job_finished",
+    "host_connected",
+    "host_disconnected",
+    "rollout_started",
+    "batch_started",
+    "batch_finished",
+    "rollout_finished",
+    "host_added",
+    "host_removed",
+];
+
+/// Receives every event before it is broadcast (the store persists them there).
+pub trait EventSink: Send + Sync {
+    fn record(&self, event: &Event);
+}
+
+/// What a new subscriber gets before going live.
+#[derive(Debug)]
+pub struct Replay {
+    /// Set when events after `since` are no longer buffered: the oldest seq still available.
+    pub gap_oldest_seq: Option<u64>,
+    /// Buffered events with `seq > since`, oldest first.
+    pub events: Vec<Arc<Event>>,
+}
+
+struct BusState {
+    next_seq: u64,
+    buffer: VecDeque<Arc<Event>>,
+}
+
+/// The daemon-wide event bus. Cheap to clone.
+#[derive(Clone)]
+pub struct EventBus {
+    state: Arc<Mutex<BusState>>,
+    sender: broadcast::Sender<Arc<Event>>,
+    buffer_len: usize,
+    sink: Option<Arc<dyn EventSink>>,
+}
+
+impl EventBus {
+    /// A bus whose first event gets `first_seq`, keeping the last `buffer_len` events for
+    /// replay, with room for `channel_capacity` events per subscriber before it lags.
+    pub fn new(first_seq: u64, buffer_len: usize, channel_capacity: usize) -> Self {
+        let (sender, _) = broadcast::channel(channel_capacity.max(1));
+        Self {
+            state: Arc::new(Mutex::new(BusState {
+                next_seq: first_seq.max(1),
+                buffer: VecDeque::with_capacity(buffer_len),
+            })),
+            sender,
+            buffer_len: buffer_len.max(1),
+            sink: None,
+        }
+    }
+
+    /// Sets where events are recorded before broadcast.
+    #[must_use]
+    pub fn with_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Numbers, records, buffers and broadcasts one event; returns its seq.
+    pub fn publish(&self, kind: EventKind) -> u64 {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let event = Arc::new(Event {
+            seq: state.next_seq,
+            time: Timestamp::now(),
+            kind,
+        });
+        state.next_seq += 1;
+        if let Some(sink) = &self.sink {
+            sink.record(&event);
+        }
+        if state.buffer.len() == self.buffer_len {
+            state.buffer.pop_front();
+        }
+        state.buffer.push_back(Arc::clone(&event));
+        // No receivers is fine.
+        let _ = self.sender.send(Arc::clone(&event));
+        event.seq
+    }
+
+    /// Subscribes and returns the buffered events after `since` (all buffered when `None`
+    /// means "live only": no replay).
+    pub fn subscribe_since(&self, since: Option<u64>) -> (Replay, broadcast::Receiver<Arc<Event>>) {
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let receiver = self.sender.subscribe();
+        let Some(since) = since else {
+            return (
+                Replay {
+                    gap_oldest_seq: None,
+                    events: Vec::new(),
+                },
+                receiver,
+            );
+        };
+        let oldest = state
+            .buffer
+            .front()
+            .map_or(state.next_seq, |event| event.seq);
+        let gap_oldest_seq = (since.saturating_add(1) < oldest).then_some(oldest);
+        let events = state
+            .buffer
+            .iter()
+            .filter(|event| event.seq > since)
+            .cloned()
+            .collect();
+        (
+            Replay {
+                gap_oldest_seq,
+                events,
+            },
+            receiver,
+        )
+    }
+
+    /// The seq the next event will get.
+    pub fn next_seq(&self) -> u64 {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .next_seq
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::events::{EventBus, EventKind};
+
+    fn added(name: &str) -> EventKind {
+        EventKind::HostAdded {
+            host: name.to_owned(),
+        }
+    }
+
+    #[test]
+    fn seq_increases_by_one_per_event() {
+        let bus = EventBus::new(1, 10, 10);
+        assert_eq!(bus.publish(added("a")), 1);
+        assert_eq!(bus.publish(added("b")), 2);
+        let bus = EventBus::new(41, 10, 10);
+        assert_eq!(bus.publish(added("a")), 41);
+    }
+
+    #[tokio::test]
+    async fn replay_then_live_without_gap_or_duplicate() {
+        let bus = EventBus::new(1, 100, 100);
+        for idx in 0..5 {
+            bus.publish(added(&format!("h{idx}")));
+        }
+        let (replay, mut live) = bus.subscribe_since(Some(2));
+        assert_eq!(replay.gap_oldest_seq, None);
+        let seqs: Vec<u64> = replay.events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [3, 4, 5]);
+        bus.publish(added("later"));
+        assert_eq!(live.recv().await.unwrap().seq, 6);
+    }
+
+    #[test]
+    fn replay_gap_when_since_is_older_than_the_buffer() {
+        let bus = EventBus::new(1, 3, 10);
+        for idx in 0..10 {
+            bus.publish(added(&format!("h{idx}")));
+        }
+        let (replay, _) = bus.subscribe_since(Some(2));
+        assert_eq!(replay.gap_oldest_seq, Some(8));
+        assert_eq!(replay.events.len(), 3);
+        // Exactly at the edge: since = 7 means the next wanted is 8, which is buffered.
+        let (replay, _) = bus.subscribe_since(Some(7));
+        assert_eq!(replay.gap_oldest_seq, None);
+        // since = 0 on a fresh bus is no gap.
+        let fresh = EventBus::new(1, 3, 10);
+        assert_eq!(fresh.subscribe_since(Some(0)).0.gap_oldest_seq, None);
+    }
+}

@@ -1,0 +1,441 @@
+//! `Fleet`: the handle the daemon holds. It starts the orchestrator (which spawns one
+//! supervised host actor per host), runs the periodic-check scheduler, and turns API requests
+//! into actor messages. Every method answers with domain values or a `FleetError`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kameo::actor::{ActorRef, Spawn};
+use kameo::error::SendError;
+use tendhost_exec::{ExecEnv, Executor, LocalExecutor, LocalTarget, SshExecutor, SshTarget};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use crate::context::{FleetContext, Persistence};
+use crate::events::EventBus;
+use crate::host::{Acknowledge, HostShared, HostStatus, Panic, StartJob};
+use crate::jobs::Jobs;
+use crate::model::{
+    FleetError, HostFilter, HostSnapshot, JobSnapshot, JobState, MaxFailures, RolloutKind,
+    RolloutRequest, RolloutSnapshot, UpdateOptions,
+};
+use crate::orchestrator::{
+    AddHost, AllHosts, CancelRollout, ExecutorFactory, GetHost, GetRollout, Groups, ListHosts,
+    ListRollouts, OrchestratorActor, OrchestratorArgs, RemoveHost, RolloutHandles,
+};
+use crate::spec::{HostSpec, HostTarget, KnownHostsPolicy};
+use crate::state::Request;
+
+/// How the fleet runs.
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    pub data_dir: PathBuf,
+    /// Fleet-wide limit on hosts doing remote work at once.
+    pub max_parallel: usize,
+    /// Events kept in memory for WebSocket replay.
+    pub event_buffer: usize,
+    /// Events a WebSocket client may fall behind before it gets `lagged`.
+    pub event_channel: usize,
+    /// Check every host soon after start (spread over up to 30 s), not only after its
+    /// `check_interval`.
+    pub check_on_start: bool,
+    /// Seq of the first event (continues the stored sequence after a restart).
+    pub first_seq: u64,
+}
+
+impl Default for FleetOptions {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("."),
+            max_parallel: 32,
+            event_buffer: 10_000,
+            event_channel: 4_096,
+            check_on_start: true,
+            first_seq: 1,
+        }
+    }
+}
+
+/// Why the fleet could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetStartError {
+    #[error("cannot set up SSH state in the data dir: {0}")]
+    Exec(#[from] tendhost_exec::ExecError),
+}
+
+/// The running fleet. Cheap to clone.
+#[derive(Clone)]
+pub struct Fleet {
+    orchestrator: ActorRef<OrchestratorActor>,
+    ctx: Arc<FleetContext>,
+    scheduler: Arc<JoinHandle<()>>,
+}
+
+/// Builds the executor a host spec asks for.
+pub fn executor_for(spec: &HostSpec, env: &ExecEnv) -> Arc<dyn Executor> {
+    match &spec.target {
+        HostTarget::Local => {
+            let mut target = LocalTarget::new(spec.name.clone());
+            target.sudo = spec.sudo;
+            target.command_timeout = spec.timing.command_timeout;
+            Arc::new(LocalExecutor::new(target))
+        }
+        HostTarget::Ssh { addr, port } => {
+            let mut target = SshTarget::new(spec.name.clone(), addr.clone());
+            target.port = *port;
+            target.user.clone_from(&spec.user);
+            target.key.clone_from(&spec.ssh_key);
+            target.sudo = spec.sudo;
+            target.known_hosts_policy = match spec.known_hosts {
+                KnownHostsPolicy::Strict => tendhost_exec::KnownHostsPolicy::Strict,
+                KnownHostsPolicy::AcceptNew => tendhost_exec::KnownHostsPolicy::AcceptNew,
+            };
+            target.connect_timeout = spec.timing.connect_timeout;
+            target.command_timeout = spec.timing.command_timeout;
+            target.idle_timeout = spec.timing.ssh_idle_timeout;
+            Arc::new(SshExecutor::new(target, env))
+        }
+    }
+}
+
+fn spread(name: &str, window: Duration) -> Duration {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut hasher);
+    let millis = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+    Duration::from_millis(hasher.finish() % millis)
+}
+
+impl Fleet {
+    /// Starts the orchestrator and one actor per host. Call from within a tokio runtime.
+    pub fn start(
+        hosts: Vec<HostSpec>,
+        groups: BTreeMap<String, Vec<String>>,
+        options: &FleetOptions,
+        mut initial: HashMap<String, HostStatus>,
+        persistence: Option<Arc<dyn Persistence>>,
+    ) -> Result<Fleet, FleetStartError> {
+        let exec_env = ExecEnv::open(&options.data_dir)?;
+        let ctx = Arc::new(FleetContext {
+            bus: EventBus::new(
+                options.first_seq,
+                options.event_buffer,
+                options.event_channel,
+            ),
+            jobs: Arc::new(Jobs::default()),
+            remote_slots: Arc::new(Semaphore::new(options.max_parallel.max(1))),
+            exec_env: exec_env.clone(),
+            persistence,
+        });
+        let factory_env = exec_env.clone();
+        let executor_factory: ExecutorFactory =
+            Arc::new(move |spec: &HostSpec| executor_for(spec, &factory_env));
+        let hosts = hosts
+            .into_iter()
+            .map(|spec| {
+                let status = initial.remove(&spec.name).unwrap_or_default();
+                (spec, status)
+            })
+            .collect();
+        let orchestrator = OrchestratorActor::spawn(OrchestratorArgs {
+            ctx: Arc::clone(&ctx),
+            hosts,
+            groups,
+            executor_factory,
+        });
+        let scheduler = tokio::spawn(schedule_checks(
+            orchestrator.clone(),
+            options.check_on_start,
+        ));
+        Ok(Fleet {
+            orchestrator,
+            ctx,
+            scheduler: Arc::new(scheduler),
+        })
+    }
+
+    pub fn events(&self) -> &EventBus {
+        &self.ctx.bus
+    }
+
+    pub fn jobs_registry(&self) -> &Arc<Jobs> {
+        &self.ctx.jobs
+    }
+
+    pub async fn hosts(&self) -> Vec<HostSnapshot> {
+        self.orchestrator.ask(ListHosts).await.unwrap_or_default()
+    }
+
+    async fn entry(
+        &self,
+        name: &str,
+    ) -> Result<(crate::orchestrator::HostEntry, Vec<String>), FleetError> {
+        self.orchestrator
+            .ask(GetHost(name.to_owned()))
+            .await
+            .map_err(|err| FleetError::Unavailable(format!("orchestrator unavailable: {err}")))?
+            .ok_or_else(|| FleetError::NotFound {
+                kind: "host",
+                name: name.to_owned(),
+            })
+    }
+
+    pub async fn host(&self, name: &str) -> Result<HostSnapshot, FleetError> {
+        let (entry, groups) = self.entry(name).await?;
+        Ok(entry.shared.snapshot(groups))
+    }
+
+    /// Registers a host at runtime. Never a `local` host: the API must not be a way to run
+    /// commands on the daemon's own machine.
+    pub async fn add_host(&self, spec: HostSpec) -> Result<HostSnapshot, FleetError> {
+        if spec.target == HostTarget::Local {
+            return Err(FleetError::invalid(
+                "addr",
+                "hosts added through the API cannot be local; define local hosts in the config file",
+            ));
+        }
+        flatten(
+            self.orchestrator
+                .ask(AddHost {
+                    spec,
+                    status: HostStatus::default(),
+                })
+                .await,
+        )
+    }
+
+    pub async fn remove_host(&self, name: &str) -> Result<(), FleetError> {
+        flatten(self.orchestrator.ask(RemoveHost(name.to_owned())).await).map(|_| ())
+    }
+
+    async fn request(
+        &self,
+        name: &str,
+        request: Request,
+        options: UpdateOptions,
+    ) -> Result<String, FleetError> {
+        let (entry, _) = self.entry(name).await?;
+        flatten(
+            entry
+                .actor
+                .ask(StartJob {
+                    request,
+                    options,
+                    rollout_id: None,
+                })
+                .await,
+        )
+    }
+
+    pub async fn check(&self, name: &str) -> Result<String, FleetError> {
+        self.request(name, Request::Check, UpdateOptions::default())
+            .await
+    }
+
+    pub async fn update(&self, name: &str, options: UpdateOptions) -> Result<String, FleetError> {
+        self.request(name, Request::Update, options).await
+    }
+
+    pub async fn reboot(&self, name: &str) -> Result<String, FleetError> {
+        self.request(name, Request::Reboot, UpdateOptions::default())
+            .await
+    }
+
+    pub async fn retry(&self, name: &str) -> Result<String, FleetError> {
+        self.request(
+            name,
+            Request::Retry,
+            UpdateOptions {
+                dry_run: false,
+                force: true,
+            },
+        )
+        .await
+    }
+
+    pub async fn acknowledge(&self, name: &str) -> Result<HostSnapshot, FleetError> {
+        let (entry, groups) = self.entry(name).await?;
+        flatten(entry.actor.ask(Acknowledge).await)?;
+        Ok(entry.shared.snapshot(groups))
+    }
+
+    pub fn job(&self, id: &str) -> Result<JobSnapshot, FleetError> {
+        self.ctx.jobs.get(id).ok_or_else(|| FleetError::NotFound {
+            kind: "job",
+            name: id.to_owned(),
+        })
+    }
+
+    /// Jobs, newest first (without logs).
+    pub fn jobs(&self, host: Option<&str>, state: Option<JobState>) -> Vec<JobSnapshot> {
+        self.ctx.jobs.list(host, state)
+    }
+
+    /// Waits for a job to finish (tests and the CLI use it).
+    pub async fn wait_job(&self, id: &str) -> Option<JobState> {
+        self.ctx.jobs.wait_finished(id).await
+    }
+
+    pub async fn fleet_check(&self, filter: HostFilter) -> Result<RolloutSnapshot, FleetError> {
+        let request = RolloutRequest {
+            batch_size: usize::MAX,
+            delay: Duration::ZERO,
+            max_failures: MaxFailures::Count(usize::MAX),
+            canary: Vec::new(),
+            filter,
+            dry_run: false,
+            force: true,
+        };
+        self.start_rollout(RolloutKind::Check, request).await
+    }
+
+    pub async fn fleet_update(
+        &self,
+        request: RolloutRequest,
+    ) -> Result<RolloutSnapshot, FleetError> {
+        if request.batch_size == 0 {
+            return Err(FleetError::invalid("batch_size", "must be at least 1"));
+        }
+        self.start_rollout(RolloutKind::Update, request).await
+    }
+
+    async fn start_rollout(
+        &self,
+        kind: RolloutKind,
+        request: RolloutRequest,
+    ) -> Result<RolloutSnapshot, FleetError> {
+        flatten(
+            self.orchestrator
+                .ask(crate::orchestrator::StartRollout { kind, request })
+                .await,
+        )
+    }
+
+    pub async fn rollout(&self, id: &str) -> Result<RolloutSnapshot, FleetError> {
+        self.orchestrator
+            .ask(GetRollout(id.to_owned()))
+            .await
+            .ok()
+            .flatten()
+            .ok_or_else(|| FleetError::NotFound {
+                kind: "rollout",
+                name: id.to_owned(),
+            })
+    }
+
+    pub async fn rollouts(&self) -> Vec<RolloutSnapshot> {
+        self.orchestrator
+            .ask(ListRollouts)
+            .await
+            .unwrap_or_default()
+    }
+
+    pub async fn cancel_rollout(&self, id: &str) -> Result<RolloutSnapshot, FleetError> {
+        flatten(self.orchestrator.ask(CancelRollout(id.to_owned())).await)
+    }
+
+    pub async fn groups(&self) -> BTreeMap<String, Vec<String>> {
+        self.orchestrator.ask(Groups).await.unwrap_or_default()
+    }
+
+    /// Tags with the number of hosts carrying each.
+    pub async fn tags(&self) -> BTreeMap<String, usize> {
+        let mut tags = BTreeMap::new();
+        for host in self.hosts().await {
+            for tag in host.tags {
+                *tags.entry(tag).or_insert(0) += 1;
+            }
+        }
+        tags
+    }
+
+    /// Test hook: makes a host actor panic (its supervisor restarts it).
+    pub async fn panic_host(&self, name: &str) -> Result<(), FleetError> {
+        let (entry, _) = self.entry(name).await?;
+        let _ = entry.actor.tell(Panic).await;
+        Ok(())
+    }
+
+    /// Stops the scheduler, lets running jobs finish for up to `grace`, marks the rest
+    /// `interrupted`, closes SSH connections and stops the actors.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.scheduler.abort();
+        let hosts: Vec<Arc<HostShared>> = self.orchestrator.ask(AllHosts).await.unwrap_or_default();
+        let _ = self.orchestrator.ask(RolloutHandles).await;
+        let waits = hosts.iter().map(|host| host.join_task());
+        if tokio::time::timeout(grace, futures_join_all(waits))
+            .await
+            .is_err()
+        {
+            let n = self.ctx.jobs.interrupt_unfinished();
+            tracing::warn!(
+                n_jobs = n,
+                "jobs still running at shutdown were marked interrupted"
+            );
+        }
+        for host in &hosts {
+            host.executor.close().await;
+        }
+        let _ = self.orchestrator.stop_gracefully().await;
+        self.orchestrator.wait_for_shutdown().await;
+    }
+}
+
+async fn futures_join_all<I, F>(futures: I)
+where
+    I: IntoIterator<Item = F>,
+    F: std::future::Future<Output = ()>,
+{
+    for future in futures {
+        future.await;
+    }
+}
+
+fn flatten<T, M>(result: Result<T, SendError<M, FleetError>>) -> Result<T, FleetError> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(SendError::HandlerError(err)) => Err(err),
+        Err(other) => Err(FleetError::Unavailable(format!(
+            "actor unavailable: {other}"
+        ))),
+    }
+}
+
+/// Periodic checks: each host is checked every `check_interval`, the first time after a
+/// per-host offset so the fleet is not hit at once.
+async fn schedule_checks(orchestrator: ActorRef<OrchestratorActor>, check_on_start: bool) {
+    let started = tokio::time::Instant::now();
+    let mut due: HashMap<String, tokio::time::Instant> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Ok(hosts) = orchestrator.ask(AllHosts).await else {
+            return;
+        };
+        let now = tokio::time::Instant::now();
+        for host in hosts {
+            let interval = host.spec.timing.check_interval;
+            let name = host.name().to_owned();
+            let next = *due.entry(name.clone()).or_insert_with(|| {
+                if check_on_start {
+                    started + spread(&name, interval.min(Duration::from_secs(30)))
+                } else {
+                    started + interval + spread(&name, interval.min(Duration::from_secs(300)))
+                }
+            });
+            if now < next {
+                continue;
+            }
+            due.insert(name.clone(), now + interval);
+            if host.status().current_job.is_some() {
+                continue;
+            }
+            if let Err(err) = host.start_job(Request::Check, UpdateOptions::default(), None) {
+                tracing::debug!(host = %name, %err, "periodic check skipped");
+            }
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! One managed host: `HostShared` (its state, outside any actor, so a restarted actor and a
+//! still-running job task both see it) and `HostActor` (the kameo actor that validates requests
+//! against the state machine and starts one job task at a time).
+//!
+//! The job bodies (what a check, an update and a reboot do on the host) live in `driver`; this
+//! file owns admission, state transitions and the event each transition emits.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use jiff::Timestamp;
+use kameo::Actor;
+use kameo::actor::ActorRef;
+use kameo::error::Infallible;
+use kameo::message::{Context, Message};
+use tendhost_exec::Executor;
+use tendhost_pkg::{CheckReport, Inventory, PackageManager, RebootState};
+use tokio::task::JoinHandle;
+
+use crate::context::FleetContext;
+use crate::driver;
+use crate::events::EventKind;
+use crate::model::{FleetError, HostSnapshot, UpdateOptions};
+use crate::spec::{HostSpec, HostTarget, UpdatePolicy};
+use crate::state::{FailureRecord, HostState, JobKind, Refusal, Request, allows};
+
+/// Mutable facts about a host.
+#[derive(Debug, Clone)]
+pub struct HostStatus {
+    pub state: HostState,
+    pub failure: Option<FailureRecord>,
+    pub report: CheckReport,
+    pub reboot: RebootState,
+    pub inventory: Option<Inventory>,
+    pub manager: Option<PackageManager>,
+    pub last_check: Option<Timestamp>,
+    pub current_job: Option<String>,
+    pub last_error: Option<String>,
+    /// A detached upgrade that was lost (host unreachable past the reconnect window): the next
+    /// check collects its real outcome.
+    pub lost_job: Option<String>,
+}
+
+impl Default for HostStatus {
+    fn default() -> Self {
+        Self {
+            state: HostState::Idle,
+            failure: None,
+            report: CheckReport::default(),
+            reboot: RebootState::Unknown,
+            inventory: None,
+            manager: None,
+            last_check: None,
+            current_job: None,
+            last_error: None,
+            lost_job: None,
+        }
+    }
+}
+
+/// A host's definition, status, executor and running job; shared by its actor (across
+/// restarts), its job task and the orchestrator.
+pub struct HostShared {
+    pub spec: HostSpec,
+    pub executor: Arc<dyn Executor>,
+    status: Mutex<HostStatus>,
+    task: Mutex<Option<JoinHandle<()>>>,
+    ctx: Arc<FleetContext>,
+}
+
+impl HostShared {
+    pub fn new(
+        spec: HostSpec,
+        executor: Arc<dyn Executor>,
+        status: HostStatus,
+        ctx: Arc<FleetContext>,
+    ) -> Self {
+        Self {
+            spec,
+            executor,
+            status: Mutex::new(status),
+            task: Mutex::new(None),
+            ctx,
+        }
+    }
+
+    pub fn ctx(&self) -> &Arc<FleetContext> {
+        &self.ctx
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub fn status(&self) -> MutexGuard<'_, HostStatus> {
+        self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Moves to `to`, emitting `host_state_changed`. An invalid move is a bug: it is logged and
+    /// refused.
+    pub fn transition(&self, to: HostState) {
+        let from = {
+            let mut status = self.status();
+            let from = status.state;
+            if from == to {
+                return;
+            }
+            if !from.can_move_to(to) {
+                tracing::error!(host = %self.spec.name, %from, %to, "invalid state transition refused");
+                return;
+            }
+            status.state = to;
+            from
+        };
+        self.ctx.persist_host(self);
+        self.ctx.bus.publish(EventKind::HostStateChanged {
+            host: self.spec.name.clone(),
+            from,
+            to,
+        });
+    }
+
+    /// Moves to `failed` with a failure record.
+    pub fn fail(&self, action: JobKind, previous_state: HostState, error: String, job_id: &str) {
+        {
+            let mut status = self.status();
+            let retry_count = status.failure.as_ref().map_or(0, |f| f.retry_count);
+            status.failure = Some(FailureRecord {
+                previous_state,
+                action,
+                error: error.clone(),
+                failed_at: Timestamp::now(),
+                retry_count,
+                acknowledged: false,
+                job_id: Some(job_id.to_owned()),
+            });
+            status.last_error = Some(error);
+        }
+        self.transition(HostState::Failed);
+    }
+
+    /// A read model of this host.
+    pub fn snapshot(&self, groups: Vec<String>) -> HostSnapshot {
+        let status = self.status().clone();
+        let (addr, port) = match &self.spec.target {
+            HostTarget::Local => ("local".to_owned(), None),
+            HostTarget::Ssh { addr, port } => (addr.clone(), Some(*port)),
+        };
+        HostSnapshot {
+            name: self.spec.name.clone(),
+            addr,
+            port,
+            user: self.spec.user.clone(),
+            tags: self.spec.tags.clone(),
+            groups,
+            origin: self.spec.origin,
+            updates: self.spec.policy.updates,
+            auto_reboot: self.spec.policy.auto_reboot,
+            maintenance_window: self.spec.policy.maintenance_window.clone(),
+            state: status.state,
+            failure: status.failure,
+            pending: status.report.pending,
+            held: status.report.held,
+            kept_back: status.report.kept_back,
+            removals: status.report.removals,
+            reboot: status.reboot,
+            inventory: status.inventory,
+            last_check: status.last_check,
+            current_job: status.current_job,
+            last_error: status.last_error,
+        }
+    }
+
+    /// Whether a job task is running.
+    pub fn job_running(&self) -> bool {
+        self.task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|task| !task.is_finished())
+    }
+
+    /// Waits for the running job task, if any.
+    pub async fn join_task(&self) {
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    /// Admits `kind` (state machine, policy, window) and starts it as a task; returns the job id.
+    pub fn start_job(
+        self: &Arc<Self>,
+        request: Request,
+        options: UpdateOptions,
+        rollout_id: Option<String>,
+    ) -> Result<String, FleetError> {
+        let (kind, previous_state) = {
+            let mut status = self.status();
+            if let Some(job_id) = status.current_job.clone() {
+                return Err(FleetError::HostBusy {
+                    host: self.spec.name.clone(),
+                    job_id,
+                });
+            }
+            match allows(status.state, request) {
+                Ok(()) => {}
+                Err(Refusal::Busy) => {
+                    return Err(FleetError::HostBusy {
+                        host: self.spec.name.clone(),
+                        job_id: status.current_job.clone().unwrap_or_default(),
+                    });
+                }
+                Err(Refusal::InvalidTransition { hint }) => {
+                    return Err(FleetError::InvalidTransition {
+                        host: self.spec.name.clone(),
+                        action: request.as_str(),
+                        current_state: status.state,
+                        hint: hint.replace("{name}", &self.spec.name),
+                    });
+                }
+            }
+            let kind = match request {
+                Request::Check => JobKind::Check,
+                Request::Update => JobKind::Update,
+                Request::Reboot => JobKind::Reboot,
+                Request::Retry => status.failure.as_ref().map_or(JobKind::Check, |f| f.action),
+                Request::Acknowledge => unreachable!("acknowledge starts no job"),
+            };
+            if matches!(kind, JobKind::Update | JobKind::Reboot) && !options.dry_run {
+                self.check_policy(kind, options)?;
+            }
+            let previous_state = if request == Request::Retry {
+                if let Some(failure) = status.failure.as_mut() {
+                    failure.retry_count += 1;
+                }
+                status
+                    .failure
+                    .as_ref()
+                    .map_or(status.state, |f| f.previous_state)
+            } else {
+                status.state
+            };
+            let job_id = self
+                .ctx
+                .jobs
+                .create(&self.spec.name, kind, options, rollout_id);
+            status.current_job = Some(job_id);
+            (kind, previous_state)
+        };
+        let job_id = self.status().current_job.clone().unwrap_or_default();
+        self.ctx.persist_job(&job_id);
+        if request == Request::Retry {
+            // Leave `failed` for the state the failed action started from.
+            let restore = match previous_state {
+                HostState::Failed | HostState::Querying | HostState::Updating => HostState::Idle,
+                other => other,
+            };
+            self.transition(restore);
+        }
+        let host = Arc::clone(self);
+        let id = job_id.clone();
+        let task = tokio::spawn(async move {
+            driver::run_job(&host, &id, kind, options).await;
+            host.status().current_job = None;
+            host.ctx.persist_host(&host);
+        });
+        *self.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
+        Ok(job_id)
+    }
+
+    fn check_policy(&self, kind: JobKind, options: UpdateOptions) -> Result<(), FleetError> {
+        if kind == JobKind::Update && self.spec.policy.updates == UpdatePolicy::CheckOnly {
+            return Err(FleetError::UpdatesDisabled {
+                host: self.spec.name.clone(),
+            });
+        }
+        if !options.force
+            && let Some(window) = &self.spec.policy.maintenance_window
+            && !crate::window::is_open(window, &jiff::Zoned::now())
+        {
+            return Err(FleetError::OutsideMaintenanceWindow {
+                host: self.spec.name.clone(),
+                window: crate::window::describe(window),
+            });
+        }
+        Ok(())
+    }
+
+    /// Marks the failure as seen.
+    pub fn acknowledge(&self) -> Result<(), FleetError> {
+        let mut status = self.status();
+        allows(status.state, Request::Acknowledge).map_err(|_| FleetError::InvalidTransition {
+            host: self.spec.name.clone(),
+            action: "acknowledge",
+            current_state: status.state,
+            hint: "only a failed host can be acknowledged".to_owned(),
+        })?;
+        if let Some(failure) = status.failure.as_mut() {
+            failure.acknowledged = true;
+        }
+        drop(status);
+        self.ctx.persist_host(self);
+        Ok(())
+    }
+}
+
+/// The kameo actor for one host. Its state is `HostShared`, so a restart by the supervisor
+/// (after a panic) resumes with the last known state and any running job task keeps running.
+pub struct HostActor {
+    shared: Arc<HostShared>,
+}
+
+/// Spawn arguments (cloned by the supervisor on restart).
+#[derive(Clone)]
+pub struct HostArgs {
+    pub shared: Arc<HostShared>,
+}
+
+impl Actor for HostActor {
+    type Args = HostArgs;
+    type Error = Infallible;
+
+    async fn on_start(args: Self::Args, _actor_ref: ActorRef<Self>) -> Result<Self, Self::Error> {
+        if args.shared.job_running() {
+            tracing::info!(host = %args.shared.name(), "host actor (re)started; re-adopting its running job");
+        }
+        Ok(HostActor {
+            shared: args.shared,
+        })
+    }
+}
+
+/// Start a job (check, update, reboot, retry).
+pub struct StartJob {
+    pub request: Request,
+    pub options: UpdateOptions,
+    pub rollout_id: Option<String>,
+}
+
+impl Message<StartJob> for HostActor {
+    type Reply = Result<String, FleetError>;
+
+    async fn handle(
+        &mut self,
+        msg: StartJob,
+        _ctx: &mut Context<Self, Self::Reply>,
+    ) -> Self::Reply {
+        self.shared
+            .start_job(msg.request, msg.options, msg.rollout_id)
+    }
+}
+
+/// Mark a failure as seen.
+pub struct Acknowledge;
+
+impl Message<Acknowledge> for HostActor {
+    type Reply = Result<(), FleetError>;
+
+    async fn handle(
+        &mut self,
+        _msg: Acknowledge,
+        _ctx: &mut Context<Self, Self::Reply>,
+    ) -> Self::Reply {
+        self.shared.acknowledge()
+    }
+}
+
+/// Test hook: makes the actor panic, to exercise supervision.
+pub struct Panic;
+
+impl Message<Panic> for HostActor {
+    type Reply = ();
+
+    #[allow(clippy::panic)]
+    async fn handle(&mut self, _msg: Panic, _ctx: &mut Context<Self, Self::Reply>) -> Self::Reply {
+        panic!(
+            "deliberate panic in host actor {} (test hook)",
+            self.shared.name()
+        );
+    }
+}

@@ -1,0 +1,327 @@
+//! Read models and requests that cross the core's boundary: host, job and rollout snapshots,
+//! rollout requests and filters, and `FleetError`, the one error the fleet facade returns.
+//! Plain domain data; the daemon maps it to wire types.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tendhost_pkg::{Inventory, PendingUpdate, RebootState, Removal, UpgradedPackage};
+
+use crate::events::OutputStream;
+use crate::spec::{HostOrigin, MaintenanceWindow, UpdatePolicy};
+use crate::state::{FailureRecord, HostState, JobKind};
+
+/// Everything known about one host, as of now.
+#[derive(Debug, Clone)]
+pub struct HostSnapshot {
+    pub name: String,
+    /// `local` or the SSH address.
+    pub addr: String,
+    pub port: Option<u16>,
+    pub user: String,
+    pub tags: Vec<String>,
+    pub groups: Vec<String>,
+    pub origin: HostOrigin,
+    pub updates: UpdatePolicy,
+    pub auto_reboot: bool,
+    pub maintenance_window: Option<MaintenanceWindow>,
+    pub state: HostState,
+    pub failure: Option<FailureRecord>,
+    pub pending: Vec<PendingUpdate>,
+    pub held: Vec<String>,
+    pub kept_back: Vec<String>,
+    pub removals: Vec<Removal>,
+    pub reboot: RebootState,
+    pub inventory: Option<Inventory>,
+    pub last_check: Option<Timestamp>,
+    pub current_job: Option<String>,
+    /// Last connection problem, if the host is unreachable.
+    pub last_error: Option<String>,
+}
+
+/// Job lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Busy,
+    Lost,
+    Cancelled,
+    Interrupted,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 8] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Busy,
+        JobState::Lost,
+        JobState::Cancelled,
+        JobState::Interrupted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Busy => "busy",
+            JobState::Lost => "lost",
+            JobState::Cancelled => "cancelled",
+            JobState::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|state| state.as_str() == s)
+    }
+
+    pub fn is_finished(self) -> bool {
+        !matches!(self, JobState::Queued | JobState::Running)
+    }
+}
+
+/// One line of a job's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub time: Timestamp,
+    pub stream: OutputStream,
+    pub line: String,
+}
+
+/// Options of an update job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UpdateOptions {
+    pub dry_run: bool,
+    /// Ignore the maintenance window.
+    pub force: bool,
+}
+
+/// A job, as of now.
+#[derive(Debug, Clone)]
+pub struct JobSnapshot {
+    pub id: String,
+    pub host: String,
+    pub kind: JobKind,
+    pub state: JobState,
+    pub options: UpdateOptions,
+    pub rollout_id: Option<String>,
+    pub created_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    /// Human summary of the outcome (error message for failures).
+    pub summary: Option<String>,
+    pub exit_code: Option<i32>,
+    pub packages_changed: Vec<UpgradedPackage>,
+    pub packages_failed: Vec<String>,
+    /// For dry runs and checks: what would be upgraded.
+    pub pending: Vec<PendingUpdate>,
+    /// For dry runs: the exact commands that would run.
+    pub commands: Vec<String>,
+    pub log: Vec<LogLine>,
+}
+
+/// Which hosts a fleet operation targets. Empty fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostFilter {
+    /// Hosts must carry all these tags.
+    pub tags: Vec<String>,
+    /// Hosts must be in at least one of these groups.
+    pub groups: Vec<String>,
+    pub exclude_hosts: Vec<String>,
+    /// Only these hosts.
+    pub hosts: Vec<String>,
+}
+
+/// `max_failures`: a count or a percentage of the targeted hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxFailures {
+    Count(usize),
+    Percent(u8),
+}
+
+impl MaxFailures {
+    /// Failures allowed for `n_hosts` targets; the rollout stops when failures exceed it.
+    pub fn allowed(self, n_hosts: usize) -> usize {
+        match self {
+            MaxFailures::Count(count) => count,
+            MaxFailures::Percent(percent) => n_hosts * usize::from(percent) / 100,
+        }
+    }
+
+    /// Parses `"N%"` (0..=100).
+    pub fn parse_percent(s: &str) -> Option<MaxFailures> {
+        let digits = s.strip_suffix('%')?;
+        let value: u8 = digits.trim().parse().ok()?;
+        (value <= 100).then_some(MaxFailures::Percent(value))
+    }
+}
+
+/// What `POST /fleet/update` asks for (validated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutRequest {
+    pub batch_size: usize,
+    pub delay: Duration,
+    pub max_failures: MaxFailures,
+    pub canary: Vec<String>,
+    pub filter: HostFilter,
+    pub dry_run: bool,
+    pub force: bool,
+}
+
+/// What kind of fleet operation a rollout runs on each host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolloutKind {
+    Check,
+    Update,
+}
+
+impl RolloutKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutKind::Check => "check",
+            RolloutKind::Update => "update",
+        }
+    }
+}
+
+/// Rollout lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolloutState {
+    Running,
+    Completed,
+    /// Stopped because failures exceeded `max_failures`.
+    Stopped,
+    Cancelled,
+    Interrupted,
+}
+
+impl RolloutState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutState::Running => "running",
+            RolloutState::Completed => "completed",
+            RolloutState::Stopped => "stopped",
+            RolloutState::Cancelled => "cancelled",
+            RolloutState::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// A host's place in a rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolloutHostState {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl RolloutHostState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutHostState::Pending => "pending",
+            RolloutHostState::Running => "running",
+            RolloutHostState::Succeeded => "succeeded",
+            RolloutHostState::Failed => "failed",
+            RolloutHostState::Skipped => "skipped",
+            RolloutHostState::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One host in a rollout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutHost {
+    pub host: String,
+    pub batch: usize,
+    pub state: RolloutHostState,
+    pub job_id: Option<String>,
+    /// Why it was skipped or failed.
+    pub reason: Option<String>,
+}
+
+/// One batch of a rollout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutBatch {
+    pub index: usize,
+    pub hosts: Vec<String>,
+    pub canary: bool,
+    /// `pending`, `running`, `finished`, `skipped`.
+    pub state: &'static str,
+}
+
+/// A rollout, as of now.
+#[derive(Debug, Clone)]
+pub struct RolloutSnapshot {
+    pub id: String,
+    pub kind: RolloutKind,
+    pub state: RolloutState,
+    pub request: RolloutRequest,
+    pub created_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    pub batches: Vec<RolloutBatch>,
+    pub hosts: Vec<RolloutHost>,
+    pub n_failed: usize,
+}
+
+/// Why the fleet refused or could not do something. Each variant maps to one HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FleetError {
+    /// 404.
+    #[error("{kind} {name:?} not found")]
+    NotFound { kind: &'static str, name: String },
+    /// 409 `host_busy`.
+    #[error("host {host} is busy with job {job_id}")]
+    HostBusy { host: String, job_id: String },
+    /// 409 `invalid_transition`.
+    #[error("cannot {action} host {host} while it is {current_state}: {hint}")]
+    InvalidTransition {
+        host: String,
+        action: &'static str,
+        current_state: HostState,
+        hint: String,
+    },
+    /// 409 `updates_disabled`.
+    #[error(
+        "updates are disabled for host {host} (policy updates = \"check-only\"); set \
+         `updates = \"allowed\"` in its [host.policy] to allow them"
+    )]
+    UpdatesDisabled { host: String },
+    /// 409 `outside_maintenance_window`.
+    #[error(
+        "host {host} is outside its maintenance window ({window}); pass force = true to update anyway"
+    )]
+    OutsideMaintenanceWindow { host: String, window: String },
+    /// 409 `duplicate`.
+    #[error("host {name:?} already exists")]
+    Duplicate { name: String },
+    /// 409 `config_host`.
+    #[error("host {name:?} is defined in the config file; remove it there")]
+    ConfigHost { name: String },
+    /// 409 `rollout_finished`.
+    #[error("rollout {id} is already {state}")]
+    RolloutFinished { id: String, state: &'static str },
+    /// 422 naming the field.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    /// 503: the daemon is shutting down or an actor is gone.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl FleetError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FleetError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}

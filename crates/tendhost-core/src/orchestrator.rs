@@ -1,0 +1,356 @@
+//! The orchestrator actor: owns the registry of host actors (from config and added at runtime),
+//! supervises them (a panicking host actor is restarted with its shared state; the others do
+//! not notice), knows groups and tags, and runs fleet rollouts.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use kameo::Actor;
+use kameo::actor::{ActorRef, Spawn};
+use kameo::error::Infallible;
+use kameo::message::{Context, Message};
+use kameo::supervision::{RestartPolicy, SupervisionStrategy};
+
+use crate::context::FleetContext;
+use crate::events::EventKind;
+use crate::host::{HostActor, HostArgs, HostShared, HostStatus};
+use crate::model::{
+    FleetError, HostFilter, HostSnapshot, RolloutKind, RolloutRequest, RolloutSnapshot,
+};
+use crate::rollout::{self, RolloutHandle};
+use crate::spec::{HostOrigin, HostSpec};
+
+/// One registered host.
+#[derive(Clone)]
+pub struct HostEntry {
+    pub actor: ActorRef<HostActor>,
+    pub shared: Arc<HostShared>,
+}
+
+/// Builds the executor for a host spec (SSH or local).
+pub type ExecutorFactory = Arc<dyn Fn(&HostSpec) -> Arc<dyn tendhost_exec::Executor> + Send + Sync>;
+
+/// Spawn arguments.
+pub struct OrchestratorArgs {
+    pub ctx: Arc<FleetContext>,
+    pub hosts: Vec<(HostSpec, HostStatus)>,
+    pub groups: BTreeMap<String, Vec<String>>,
+    pub executor_factory: ExecutorFactory,
+}
+
+pub struct OrchestratorActor {
+    ctx: Arc<FleetContext>,
+    hosts: BTreeMap<String, HostEntry>,
+    groups: BTreeMap<String, Vec<String>>,
+    rollouts: HashMap<String, RolloutHandle>,
+    rollout_order: Vec<String>,
+    executor_factory: ExecutorFactory,
+}
+
+impl OrchestratorActor {
+    async fn spawn_host(
+        &self,
+        me: &ActorRef<Self>,
+        spec: HostSpec,
+        status: HostStatus,
+    ) -> HostEntry {
+        let executor = (self.executor_factory)(&spec);
+        let shared = Arc::new(HostShared::new(
+            spec,
+            executor,
+            status,
+            Arc::clone(&self.ctx),
+        ));
+        let actor = HostActor::supervise(
+            me,
+            HostArgs {
+                shared: Arc::clone(&shared),
+            },
+        )
+        .restart_policy(RestartPolicy::Transient)
+        .restart_limit(100, Duration::from_secs(60))
+        .spawn()
+        .await;
+        HostEntry { actor, shared }
+    }
+
+    fn groups_of(&self, host: &str) -> Vec<String> {
+        self.groups
+            .iter()
+            .filter(|(_, members)| members.iter().any(|m| m == host))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Hosts matching `filter`, in name order; unknown names in `filter` are an error.
+    pub fn resolve(&self, filter: &HostFilter) -> Result<Vec<HostEntry>, FleetError> {
+        for (field, names) in [
+            ("filter.hosts", &filter.hosts),
+            ("filter.exclude_hosts", &filter.exclude_hosts),
+        ] {
+            if let Some(unknown) = names.iter().find(|name| !self.hosts.contains_key(*name)) {
+                return Err(FleetError::invalid(
+                    field,
+                    format!("unknown host {unknown:?}"),
+                ));
+            }
+        }
+        if let Some(unknown) = filter.groups.iter().find(|g| !self.groups.contains_key(*g)) {
+            return Err(FleetError::invalid(
+                "filter.groups",
+                format!("unknown group {unknown:?}"),
+            ));
+        }
+        let in_groups: BTreeSet<&str> = filter
+            .groups
+            .iter()
+            .filter_map(|g| self.groups.get(g))
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        Ok(self
+            .hosts
+            .iter()
+            .filter(|(name, _)| filter.hosts.is_empty() || filter.hosts.contains(name))
+            .filter(|(name, _)| !filter.exclude_hosts.contains(name))
+            .filter(|(name, _)| filter.groups.is_empty() || in_groups.contains(name.as_str()))
+            .filter(|(_, entry)| {
+                filter
+                    .tags
+                    .iter()
+                    .all(|tag| entry.shared.spec.tags.contains(tag))
+            })
+            .map(|(_, entry)| entry.clone())
+            .collect())
+    }
+}
+
+impl Actor for OrchestratorActor {
+    type Args = OrchestratorArgs;
+    type Error = Infallible;
+
+    fn supervision_strategy() -> SupervisionStrategy {
+        SupervisionStrategy::OneForOne
+    }
+
+    async fn on_start(args: Self::Args, actor_ref: ActorRef<Self>) -> Result<Self, Self::Error> {
+        let mut orchestrator = OrchestratorActor {
+            ctx: args.ctx,
+            hosts: BTreeMap::new(),
+            groups: args.groups,
+            rollouts: HashMap::new(),
+            rollout_order: Vec::new(),
+            executor_factory: args.executor_factory,
+        };
+        for (spec, status) in args.hosts {
+            let name = spec.name.clone();
+            let entry = orchestrator.spawn_host(&actor_ref, spec, status).await;
+            orchestrator.hosts.insert(name, entry);
+        }
+        Ok(orchestrator)
+    }
+}
+
+/// All hosts (snapshots), in name order.
+pub struct ListHosts;
+
+impl Message<ListHosts> for OrchestratorActor {
+    type Reply = Vec<HostSnapshot>;
+
+    async fn handle(&mut self, _: ListHosts, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
+        self.hosts
+            .iter()
+            .map(|(name, entry)| entry.shared.snapshot(self.groups_of(name)))
+            .collect()
+    }
+}
+
+/// One host's actor and shared state.
+pub struct GetHost(pub String);
+
+impl Message<GetHost> for OrchestratorActor {
+    type Reply = Option<(HostEntry, Vec<String>)>;
+
+    async fn handle(&mut self, msg: GetHost, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
+        let entry = self.hosts.get(&msg.0)?.clone();
+        Some((entry, self.groups_of(&msg.0)))
+    }
+}
+
+/// Register a host at runtime.
+pub struct AddHost {
+    pub spec: HostSpec,
+    pub status: HostStatus,
+}
+
+impl Message<AddHost> for OrchestratorActor {
+    type Reply = Result<HostSnapshot, FleetError>;
+
+    async fn handle(&mut self, msg: AddHost, ctx: &mut Context<Self, Self::Reply>) -> Self::Reply {
+        let name = msg.spec.name.clone();
+        if self.hosts.contains_key(&name) {
+            return Err(FleetError::Duplicate { name });
+        }
+        let entry = self.spawn_host(ctx.actor_ref(), msg.spec, msg.status).await;
+        let snapshot = entry.shared.snapshot(Vec::new());
+        self.ctx.persist_host(&entry.shared);
+        self.hosts.insert(name.clone(), entry);
+        self.ctx.bus.publish(EventKind::HostAdded { host: name });
+        Ok(snapshot)
+    }
+}
+
+/// Remove a runtime host (409 for config hosts and while a job runs).
+pub struct RemoveHost(pub String);
+
+impl Message<RemoveHost> for OrchestratorActor {
+    type Reply = Result<Arc<HostShared>, FleetError>;
+
+    async fn handle(&mut self, msg: RemoveHost, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
+        let name = msg.0;
+        let entry = self.hosts.get(&name).ok_or_else(|| FleetError::NotFound {
+            kind: "host",
+            name: name.clone(),
+        })?;
+        if entry.shared.spec.origin == HostOrigin::Config {
+            return Err(FleetError::ConfigHost { name });
+        }
+        if let Some(job_id) = entry.shared.status().current_job.clone() {
+            return Err(FleetError::HostBusy { host: name, job_id });
+        }
+        let entry = self.hosts.remove(&name).expect("checked above");
+        let _ = entry.actor.stop_gracefully().await;
+        entry.shared.executor.close().await;
+        self.ctx.bus.publish(EventKind::HostRemoved { host: name });
+        Ok(entry.shared)
+    }
+}
+
+/// Groups with their members.
+pub struct Groups;
+
+impl Message<Groups> for OrchestratorActor {
+    type Reply = BTreeMap<String, Vec<String>>;
+
+    async fn handle(&mut self, _: Groups, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
+        self.groups.clone()
+    }
+}
+
+/// Start a rollout (fleet check or fleet update).
+pub struct StartRollout {
+    pub kind: RolloutKind,
+    pub request: RolloutRequest,
+}
+
+impl Message<StartRollout> for OrchestratorActor {
+    type Reply = Result<RolloutSnapshot, FleetError>;
+
+    async fn handle(
+        &mut self,
+        msg: StartRollout,
+        _: &mut Context<Self, Self::Reply>,
+    ) -> Self::Reply {
+        let targets = self.resolve(&msg.request.filter)?;
+        for canary in &msg.request.canary {
+            if !targets.iter().any(|t| t.shared.name() == canary) {
+                return Err(FleetError::invalid(
+                    "canary",
+                    format!("canary host {canary:?} is not among the rollout's target hosts"),
+                ));
+            }
+        }
+        if targets.is_empty() {
+            return Err(FleetError::invalid("filter", "no host matches the filter"));
+        }
+        let handle = rollout::start(Arc::clone(&self.ctx), msg.kind, msg.request, targets);
+        let snapshot = handle.snapshot();
+        self.rollout_order.push(snapshot.id.clone());
+        self.rollouts.insert(snapshot.id.clone(), handle);
+        Ok(snapshot)
+    }
+}
+
+/// One rollout.
+pub struct GetRollout(pub String);
+
+impl Message<GetRollout> for OrchestratorActor {
+    type Reply = Option<RolloutSnapshot>;
+
+    async fn handle(&mut self, msg: GetRollout, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
+        self.rollouts.get(&msg.0).map(RolloutHandle::snapshot)
+    }
+}
+
+/// All rollouts, newest first.
+pub struct ListRollouts;
+
+impl Message<ListRollouts> for OrchestratorActor {
+    type Reply = Vec<RolloutSnapshot>;
+
+    async fn handle(&mut self, _: ListRollouts, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
+        self.rollout_order
+            .iter()
+            .rev()
+            .filter_map(|id| self.rollouts.get(id))
+            .map(RolloutHandle::snapshot)
+            .collect()
+    }
+}
+
+/// Cancel a rollout: running hosts finish, no new ones start.
+pub struct CancelRollout(pub String);
+
+impl Message<CancelRollout> for OrchestratorActor {
+    type Reply = Result<RolloutSnapshot, FleetError>;
+
+    async fn handle(
+        &mut self,
+        msg: CancelRollout,
+        _: &mut Context<Self, Self::Reply>,
+    ) -> Self::Reply {
+        let handle = self
+            .rollouts
+            .get(&msg.0)
+            .ok_or_else(|| FleetError::NotFound {
+                kind: "rollout",
+                name: msg.0.clone(),
+            })?;
+        handle.cancel()?;
+        Ok(handle.snapshot())
+    }
+}
+
+/// Every host's shared state (for shutdown and the scheduler).
+pub struct AllHosts;
+
+impl Message<AllHosts> for OrchestratorActor {
+    type Reply = Vec<Arc<HostShared>>;
+
+    async fn handle(&mut self, _: AllHosts, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
+        self.hosts.values().map(|e| Arc::clone(&e.shared)).collect()
+    }
+}
+
+/// Rollout tasks, to wait for at shutdown.
+pub struct RolloutHandles;
+
+impl Message<RolloutHandles> for OrchestratorActor {
+    type Reply = Vec<RolloutHandle>;
+
+    async fn handle(
+        &mut self,
+        _: RolloutHandles,
+        _: &mut Context<Self, Self::Reply>,
+    ) -> Self::Reply {
+        self.rollouts.values().cloned().collect()
+    }
+}
+
+/// Shared, lockable rollout state (used by `rollout`).
+pub type SharedRollout = Arc<Mutex<RolloutSnapshot>>;
+
+pub(crate) fn lock(rollout: &SharedRollout) -> std::sync::MutexGuard<'_, RolloutSnapshot> {
+    rollout.lock().unwrap_or_else(PoisonError::into_inner)
+}

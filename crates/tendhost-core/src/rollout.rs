@@ -1,0 +1,415 @@
+//! Fleet rollouts: `plan` splits targets into batches (canary first, then fixed batches of
+//! `batch_size`, like Ansible's `serial`); `start` runs them in a task: each host's job goes
+//! through its host actor (so concurrency is what the host actors really do), failures are
+//! counted against `max_failures`, and cancellation lets running hosts finish but starts no new
+//! ones.
+
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
+use kameo::actor::ActorRef;
+use tokio::sync::watch;
+
+use crate::context::FleetContext;
+use crate::events::EventKind;
+use crate::host::{HostActor, StartJob};
+use crate::jobs::new_id;
+use crate::model::{
+    FleetError, JobState, RolloutBatch, RolloutHost, RolloutHostState, RolloutKind, RolloutRequest,
+    RolloutSnapshot, RolloutState, UpdateOptions,
+};
+use crate::orchestrator::{HostEntry, SharedRollout, lock};
+use crate::spec::UpdatePolicy;
+use crate::state::{HostState, Request};
+
+/// Splits `targets` (names) into batches: the canary hosts first as their own batch, then the
+/// rest in order in batches of `batch_size`. Returns `(hosts, is_canary)` per batch.
+pub fn plan(targets: &[String], canary: &[String], batch_size: usize) -> Vec<(Vec<String>, bool)> {
+    let batch_size = batch_size.max(1);
+    let mut batches = Vec::new();
+    let canary: Vec<String> = targets
+        .iter()
+        .filter(|t| canary.contains(t))
+        .cloned()
+        .collect();
+    if !canary.is_empty() {
+        batches.push((canary.clone(), true));
+    }
+    let rest: Vec<String> = targets
+        .iter()
+        .filter(|t| !canary.contains(t))
+        .cloned()
+        .collect();
+    for chunk in rest.chunks(batch_size) {
+        batches.push((chunk.to_vec(), false));
+    }
+    batches
+}
+
+/// A running or finished rollout.
+#[derive(Clone)]
+pub struct RolloutHandle {
+    shared: SharedRollout,
+    cancel: watch::Sender<bool>,
+}
+
+impl RolloutHandle {
+    pub fn snapshot(&self) -> RolloutSnapshot {
+        lock(&self.shared).clone()
+    }
+
+    /// Requests cancellation; 409 when the rollout already ended.
+    pub fn cancel(&self) -> Result<(), FleetError> {
+        let state = lock(&self.shared).state;
+        if state != RolloutState::Running {
+            return Err(FleetError::RolloutFinished {
+                id: lock(&self.shared).id.clone(),
+                state: state.as_str(),
+            });
+        }
+        let _ = self.cancel.send(true);
+        Ok(())
+    }
+
+    /// Whether the rollout still runs.
+    pub fn is_running(&self) -> bool {
+        lock(&self.shared).state == RolloutState::Running
+    }
+}
+
+/// Starts a rollout over `targets` in a background task.
+pub fn start(
+    ctx: Arc<FleetContext>,
+    kind: RolloutKind,
+    request: RolloutRequest,
+    targets: Vec<HostEntry>,
+) -> RolloutHandle {
+    let names: Vec<String> = targets.iter().map(|t| t.shared.name().to_owned()).collect();
+    let batch_size = match kind {
+        // A fleet check is one batch; the fleet-wide limit (max_parallel) queues the excess.
+        RolloutKind::Check => names.len(),
+        RolloutKind::Update => request.batch_size,
+    };
+    let batches = plan(&names, &request.canary, batch_size);
+    let id = new_id("rollout");
+    let snapshot = RolloutSnapshot {
+        id: id.clone(),
+        kind,
+        state: RolloutState::Running,
+        request: request.clone(),
+        created_at: Timestamp::now(),
+        finished_at: None,
+        batches: batches
+            .iter()
+            .enumerate()
+            .map(|(index, (hosts, canary))| RolloutBatch {
+                index,
+                hosts: hosts.clone(),
+                canary: *canary,
+                state: "pending",
+            })
+            .collect(),
+        hosts: batches
+            .iter()
+            .enumerate()
+            .flat_map(|(index, (hosts, _))| {
+                hosts.iter().map(move |host| RolloutHost {
+                    host: host.clone(),
+                    batch: index,
+                    state: RolloutHostState::Pending,
+                    job_id: None,
+                    reason: None,
+                })
+            })
+            .collect(),
+        n_failed: 0,
+    };
+    let shared: SharedRollout = Arc::new(Mutex::new(snapshot));
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    ctx.bus.publish(EventKind::RolloutStarted {
+        rollout_id: id,
+        hosts: names,
+        n_batches: batches.len(),
+        dry_run: request.dry_run,
+    });
+    let runner = Runner {
+        ctx,
+        kind,
+        request,
+        shared: Arc::clone(&shared),
+        cancel: cancel_rx,
+        targets,
+    };
+    tokio::spawn(runner.run(batches));
+    RolloutHandle {
+        shared,
+        cancel: cancel_tx,
+    }
+}
+
+struct Runner {
+    ctx: Arc<FleetContext>,
+    kind: RolloutKind,
+    request: RolloutRequest,
+    shared: SharedRollout,
+    cancel: watch::Receiver<bool>,
+    targets: Vec<HostEntry>,
+}
+
+impl Runner {
+    fn set_host(
+        &self,
+        host: &str,
+        state: RolloutHostState,
+        job_id: Option<String>,
+        reason: Option<String>,
+    ) {
+        let mut rollout = lock(&self.shared);
+        if let Some(entry) = rollout.hosts.iter_mut().find(|h| h.host == host) {
+            entry.state = state;
+            if job_id.is_some() {
+                entry.job_id = job_id;
+            }
+            if reason.is_some() {
+                entry.reason = reason;
+            }
+        }
+        if state == RolloutHostState::Failed {
+            rollout.n_failed += 1;
+        }
+    }
+
+    fn set_batch(&self, index: usize, state: &'static str) {
+        if let Some(batch) = lock(&self.shared).batches.get_mut(index) {
+            batch.state = state;
+        }
+    }
+
+    /// Marks every still-pending host with `state` and `reason`, and their batches skipped.
+    fn close_pending(&self, state: RolloutHostState, reason: &str) {
+        let mut rollout = lock(&self.shared);
+        for host in &mut rollout.hosts {
+            if host.state == RolloutHostState::Pending {
+                host.state = state;
+                host.reason = Some(reason.to_owned());
+            }
+        }
+        for batch in &mut rollout.batches {
+            if batch.state == "pending" {
+                batch.state = "skipped";
+            }
+        }
+    }
+
+    fn entry(&self, name: &str) -> Option<&HostEntry> {
+        self.targets.iter().find(|t| t.shared.name() == name)
+    }
+
+    /// Why a host is skipped before starting, if it is.
+    fn skip_reason(&self, entry: &HostEntry) -> Option<String> {
+        if self.kind == RolloutKind::Check {
+            return None;
+        }
+        let spec = &entry.shared.spec;
+        if spec.policy.updates == UpdatePolicy::CheckOnly && !self.request.dry_run {
+            return Some("updates are disabled (policy updates = \"check-only\")".to_owned());
+        }
+        if !self.request.force
+            && let Some(window) = &spec.policy.maintenance_window
+            && !crate::window::is_open(window, &jiff::Zoned::now())
+        {
+            return Some(format!(
+                "outside its maintenance window ({})",
+                crate::window::describe(window)
+            ));
+        }
+        if entry.shared.status().state == HostState::Failed {
+            return Some("host is failed; retry or acknowledge it first".to_owned());
+        }
+        None
+    }
+
+    async fn start_host(
+        &self,
+        actor: &ActorRef<HostActor>,
+        rollout_id: &str,
+    ) -> Result<String, FleetError> {
+        let request = match self.kind {
+            RolloutKind::Check => Request::Check,
+            RolloutKind::Update => Request::Update,
+        };
+        actor
+            .ask(StartJob {
+                request,
+                options: UpdateOptions {
+                    dry_run: self.request.dry_run,
+                    force: self.request.force,
+                },
+                rollout_id: Some(rollout_id.to_owned()),
+            })
+            .await
+            .map_err(|err| match err {
+                kameo::error::SendError::HandlerError(err) => err,
+                other => FleetError::Unavailable(format!("host actor unavailable: {other}")),
+            })
+    }
+
+    async fn run(mut self, batches: Vec<(Vec<String>, bool)>) {
+        let rollout_id = lock(&self.shared).id.clone();
+        let n_hosts: usize = batches.iter().map(|(hosts, _)| hosts.len()).sum();
+        let allowed = match self.kind {
+            RolloutKind::Check => usize::MAX,
+            RolloutKind::Update => self.request.max_failures.allowed(n_hosts),
+        };
+        let mut final_state = RolloutState::Completed;
+        for (index, (hosts, _canary)) in batches.iter().enumerate() {
+            if *self.cancel.borrow() {
+                final_state = RolloutState::Cancelled;
+                break;
+            }
+            if index > 0 && !self.request.delay.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(self.request.delay) => {}
+                    _ = self.cancel.wait_for(|c| *c) => {
+                        final_state = RolloutState::Cancelled;
+                        break;
+                    }
+                }
+            }
+            self.set_batch(index, "running");
+            self.ctx.bus.publish(EventKind::BatchStarted {
+                rollout_id: rollout_id.clone(),
+                batch: index,
+                hosts: hosts.clone(),
+            });
+            let mut started = Vec::new();
+            for name in hosts {
+                let Some(entry) = self.entry(name).cloned() else {
+                    self.set_host(
+                        name,
+                        RolloutHostState::Skipped,
+                        None,
+                        Some("host was removed".to_owned()),
+                    );
+                    continue;
+                };
+                if let Some(reason) = self.skip_reason(&entry) {
+                    self.set_host(name, RolloutHostState::Skipped, None, Some(reason));
+                    continue;
+                }
+                match self.start_host(&entry.actor, &rollout_id).await {
+                    Ok(job_id) => {
+                        self.set_host(name, RolloutHostState::Running, Some(job_id.clone()), None);
+                        started.push((name.clone(), job_id));
+                    }
+                    Err(err @ FleetError::HostBusy { .. }) => {
+                        self.set_host(name, RolloutHostState::Skipped, None, Some(err.to_string()));
+                    }
+                    Err(err) => {
+                        self.set_host(name, RolloutHostState::Failed, None, Some(err.to_string()));
+                    }
+                }
+            }
+            let (mut n_ok, mut n_failed) = (0, 0);
+            for (name, job_id) in started {
+                let state = self.ctx.jobs.wait_finished(&job_id).await;
+                if state == Some(JobState::Succeeded) {
+                    n_ok += 1;
+                    self.set_host(&name, RolloutHostState::Succeeded, None, None);
+                } else {
+                    n_failed += 1;
+                    let summary = self
+                        .ctx
+                        .jobs
+                        .get(&job_id)
+                        .and_then(|job| job.summary)
+                        .unwrap_or_default();
+                    let outcome = state.map_or("unknown", JobState::as_str);
+                    self.set_host(
+                        &name,
+                        RolloutHostState::Failed,
+                        None,
+                        Some(format!("job {outcome}: {summary}")),
+                    );
+                }
+            }
+            self.set_batch(index, "finished");
+            self.ctx.bus.publish(EventKind::BatchFinished {
+                rollout_id: rollout_id.clone(),
+                batch: index,
+                succeeded: n_ok,
+                failed: n_failed,
+            });
+            let n_failed_total = lock(&self.shared).n_failed;
+            if n_failed_total > allowed {
+                final_state = RolloutState::Stopped;
+                break;
+            }
+        }
+        match final_state {
+            RolloutState::Stopped => {
+                let n_failed = lock(&self.shared).n_failed;
+                self.close_pending(
+                    RolloutHostState::Skipped,
+                    &format!(
+                        "rollout stopped: {n_failed} failures exceed max_failures ({allowed})"
+                    ),
+                );
+            }
+            RolloutState::Cancelled => {
+                self.close_pending(RolloutHostState::Cancelled, "rollout cancelled");
+            }
+            _ => {}
+        }
+        {
+            let mut rollout = lock(&self.shared);
+            rollout.state = final_state;
+            rollout.finished_at = Some(Timestamp::now());
+        }
+        self.ctx.bus.publish(EventKind::RolloutFinished {
+            rollout_id,
+            state: final_state.as_str().to_owned(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::MaxFailures;
+    use crate::rollout::plan;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn fixed_batches_like_serial() {
+        let batches = plan(&names(&["a", "b", "c", "d", "e"]), &[], 2);
+        let hosts: Vec<Vec<String>> = batches.into_iter().map(|(h, _)| h).collect();
+        assert_eq!(
+            hosts,
+            [names(&["a", "b"]), names(&["c", "d"]), names(&["e"])]
+        );
+    }
+
+    #[test]
+    fn canary_goes_first_as_its_own_batch() {
+        let batches = plan(&names(&["a", "b", "c", "d"]), &names(&["c"]), 2);
+        assert_eq!(batches[0], (names(&["c"]), true));
+        assert_eq!(batches[1], (names(&["a", "b"]), false));
+        assert_eq!(batches[2], (names(&["d"]), false));
+    }
+
+    #[test]
+    fn max_failures_count_and_percent() {
+        assert_eq!(MaxFailures::Count(1).allowed(10), 1);
+        assert_eq!(MaxFailures::Percent(25).allowed(10), 2);
+        assert_eq!(MaxFailures::Percent(0).allowed(10), 0);
+        assert_eq!(
+            MaxFailures::parse_percent("30%"),
+            Some(MaxFailures::Percent(30))
+        );
+        assert_eq!(MaxFailures::parse_percent("130%"), None);
+        assert_eq!(MaxFailures::parse_percent("30"), None);
+    }
+}
