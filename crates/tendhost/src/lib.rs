@@ -12,10 +12,16 @@ use std::time::Duration;
 use color_eyre::eyre::{Result, WrapErr};
 use tokio::net::TcpListener;
 
+use tendhost_core::{Fleet, FleetOptions};
+
 use crate::config::Config;
 
 /// How long in-flight requests may take to finish after shutdown starts.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long running jobs may take to finish at shutdown before they are marked `interrupted`
+/// (their detached upgrades keep running on the hosts; the next start collects them).
+pub const JOB_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs the daemon on `listener` until `shutdown` completes, then drains in-flight requests
 /// (at most `DRAIN_TIMEOUT`), stops the actors and flushes the store.
@@ -31,10 +37,23 @@ pub async fn run(
         )
     })?;
     let addr = listener.local_addr().wrap_err("listener has no address")?;
-    let state = http::AppState::new(config);
-    let app = http::router(state);
+    let fleet = Fleet::start(
+        config.hosts.clone(),
+        config.groups.clone(),
+        &FleetOptions {
+            data_dir: config.daemon.data_dir.clone(),
+            max_parallel: config.daemon.max_parallel,
+            check_on_start: config.daemon.check_on_start,
+            ..FleetOptions::default()
+        },
+        std::collections::HashMap::new(),
+        None,
+    )
+    .wrap_err("cannot start the fleet")?;
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let state = http::AppState::new(&config, fleet.clone(), stop_rx.clone());
+    let app = http::router(state);
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -56,6 +75,7 @@ pub async fn run(
             tracing::warn!(timeout = ?DRAIN_TIMEOUT, "in-flight requests did not finish in time; closing them");
         }
     }
+    fleet.shutdown(JOB_GRACE).await;
     tracing::info!("tendhost stopped");
     Ok(())
 }

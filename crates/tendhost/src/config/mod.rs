@@ -50,6 +50,8 @@ pub struct DaemonConfig {
     /// Fleet-wide limit on hosts doing remote work at once.
     pub max_parallel: usize,
     pub retention_days: u32,
+    /// Check every host soon after start (spread over 30 s).
+    pub check_on_start: bool,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
 }
@@ -332,6 +334,7 @@ impl Validator<'_> {
             data_dir,
             max_parallel: usize::try_from(max_parallel).unwrap_or(32),
             retention_days: u32::try_from(retention_days).unwrap_or(90),
+            check_on_start: raw.check_on_start.unwrap_or(true),
             tls,
             auth,
         }

@@ -29,6 +29,7 @@ pub(crate) struct RawDaemon {
     pub data_dir: Option<Spanned<String>>,
     pub max_parallel: Option<Spanned<i64>>,
     pub retention_days: Option<Spanned<i64>>,
+    pub check_on_start: Option<bool>,
     #[serde(default)]
     pub tls: RawTls,
     #[serde(default)]

@@ -15,7 +15,10 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::config::Config;
+use tendhost_core::Fleet;
+use tokio::sync::watch;
+
+use crate::config::{Config, HostDefaults};
 use crate::http::error::{method_not_allowed, not_found_route};
 
 /// State shared by every handler.
@@ -25,18 +28,35 @@ pub struct AppState {
 }
 
 struct Inner {
-    config: Config,
+    fleet: Fleet,
+    defaults: HostDefaults,
+    /// Flips to `true` when the daemon starts shutting down (WebSockets close on it).
+    shutdown: watch::Receiver<bool>,
 }
 
 impl AppState {
-    pub fn new(config: Config) -> Self {
+    pub fn new(config: &Config, fleet: Fleet, shutdown: watch::Receiver<bool>) -> Self {
         Self {
-            inner: Arc::new(Inner { config }),
+            inner: Arc::new(Inner {
+                fleet,
+                defaults: config.defaults.clone(),
+                shutdown,
+            }),
         }
     }
 
-    pub fn n_hosts(&self) -> usize {
-        self.inner.config.hosts.len()
+    pub fn fleet(&self) -> &Fleet {
+        &self.inner.fleet
+    }
+
+    /// `[defaults]`, applied to hosts registered through the API.
+    pub fn defaults(&self) -> &HostDefaults {
+        &self.inner.defaults
+    }
+
+    /// A receiver that turns `true` when shutdown starts.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.clone()
     }
 }
 

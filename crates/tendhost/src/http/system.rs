@@ -19,6 +19,6 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok".to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        hosts: state.n_hosts(),
+        hosts: state.fleet().hosts().await.len(),
     })
 }
