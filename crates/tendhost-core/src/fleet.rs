@@ -364,11 +364,12 @@ impl Fleet {
         self.scheduler.abort();
         let hosts: Vec<Arc<HostShared>> = self.orchestrator.ask(AllHosts).await.unwrap_or_default();
         let _ = self.orchestrator.ask(RolloutHandles).await;
-        let waits = hosts.iter().map(|host| host.join_task());
-        if tokio::time::timeout(grace, futures_join_all(waits))
-            .await
-            .is_err()
-        {
+        let wait_all = async {
+            for host in &hosts {
+                host.join_task().await;
+            }
+        };
+        if tokio::time::timeout(grace, wait_all).await.is_err() {
             let n = self.ctx.jobs.interrupt_unfinished();
             tracing::warn!(
                 n_jobs = n,
@@ -380,16 +381,6 @@ impl Fleet {
         }
         let _ = self.orchestrator.stop_gracefully().await;
         self.orchestrator.wait_for_shutdown().await;
-    }
-}
-
-async fn futures_join_all<I, F>(futures: I)
-where
-    I: IntoIterator<Item = F>,
-    F: std::future::Future<Output = ()>,
-{
-    for future in futures {
-        future.await;
     }
 }
 

@@ -1,0 +1,96 @@
+//! Actor supervision, driven through `tendhost_core::Fleet` on real hosts of this machine
+//! (`local` hosts: checks run `apt-get -s` here, never `apt-get update`): a host actor that
+//! panics is restarted with its last known state, the job it had started keeps running and is
+//! re-adopted, and the other hosts and the orchestrator do not notice.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use tendhost_core::model::JobState;
+use tendhost_core::spec::{HostOrigin, HostPolicy, HostSpec, HostTarget, KnownHostsPolicy, Timing};
+use tendhost_core::state::HostState;
+use tendhost_core::{Fleet, FleetOptions};
+
+fn local_host(name: &str) -> HostSpec {
+    HostSpec {
+        name: name.to_owned(),
+        target: HostTarget::Local,
+        user: "root".to_owned(),
+        ssh_key: None,
+        sudo: false,
+        known_hosts: KnownHostsPolicy::Strict,
+        timing: Timing::default(),
+        tags: vec!["local".to_owned()],
+        compose_paths: Vec::new(),
+        reboot_command: None,
+        package_manager: None,
+        policy: HostPolicy {
+            refresh_lists: false,
+            updates: tendhost_core::spec::UpdatePolicy::CheckOnly,
+            ..HostPolicy::default()
+        },
+        docker: tendhost_core::spec::DockerSettings::default(),
+        origin: HostOrigin::Config,
+    }
+}
+
+#[tokio::test]
+async fn panicking_host_actor_is_restarted_with_its_state_and_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(
+        vec![local_host("one"), local_host("two")],
+        BTreeMap::new(),
+        &FleetOptions {
+            data_dir: dir.path().to_owned(),
+            check_on_start: false,
+            ..FleetOptions::default()
+        },
+        HashMap::new(),
+        None,
+    )
+    .unwrap();
+
+    // A first check gives host "one" real state to remember.
+    let first = fleet.check("one").await.unwrap();
+    assert_eq!(fleet.wait_job(&first).await, Some(JobState::Succeeded));
+    let before = fleet.host("one").await.unwrap();
+    assert!(before.last_check.is_some());
+    assert!(before.inventory.is_some(), "a check records the inventory");
+
+    // Start a second check and make the actor panic while it runs.
+    let running = fleet.check("one").await.unwrap();
+    fleet.panic_host("one").await.unwrap();
+
+    // The restarted actor answers with the same state, refuses a second job while the
+    // re-adopted one runs, and the job finishes.
+    let during = fleet.host("one").await.unwrap();
+    assert_eq!(during.inventory, before.inventory);
+    if during.state == HostState::Querying {
+        let err = fleet.check("one").await.unwrap_err();
+        assert!(
+            matches!(err, tendhost_core::model::FleetError::HostBusy { .. }),
+            "{err}"
+        );
+    }
+    assert_eq!(fleet.wait_job(&running).await, Some(JobState::Succeeded));
+
+    // The restarted actor takes new work.
+    let mut next = None;
+    for _ in 0..50 {
+        match fleet.check("one").await {
+            Ok(job) => {
+                next = Some(job);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    let next = next.expect("restarted host actor accepts a new check");
+    assert_eq!(fleet.wait_job(&next).await, Some(JobState::Succeeded));
+
+    // The other host did not notice.
+    let other = fleet.check("two").await.unwrap();
+    assert_eq!(fleet.wait_job(&other).await, Some(JobState::Succeeded));
+    assert_eq!(fleet.hosts().await.len(), 2);
+    fleet.shutdown(Duration::from_secs(5)).await;
+}
