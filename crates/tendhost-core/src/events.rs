@@ -154,9 +154,12 @@ pub const EVENT_TYPES: [&str; 13] = [
     "host_removed",
 ];
 
-/// Receives every event before it is broadcast (the store persists them there).
-pub trait EventSink: Send + Sync {
-    fn record(&self, event: &Event);
+/// Durable path for events: takes each published event, stores it, and hands it back with
+/// its committed `seq` through [`EventBus::deliver`], in `seq` order. With a transport the
+/// store (not the bus) numbers events, so an event is never seen before it is committed and a
+/// `seq` is never reused after a crash.
+pub trait EventTransport: Send + Sync {
+    fn submit(&self, kind: EventKind);
 }
 
 /// What a new subscriber gets before going live.
@@ -179,7 +182,7 @@ pub struct EventBus {
     state: Arc<Mutex<BusState>>,
     sender: broadcast::Sender<Arc<Event>>,
     buffer_len: usize,
-    sink: Option<Arc<dyn EventSink>>,
+    transport: Arc<Mutex<Option<Arc<dyn EventTransport>>>>,
 }
 
 impl EventBus {
@@ -194,39 +197,67 @@ impl EventBus {
             })),
             sender,
             buffer_len: buffer_len.max(1),
-            sink: None,
+            transport: Arc::new(Mutex::new(None)),
         }
     }
 
-    /// Sets where events are recorded before broadcast.
-    #[must_use]
-    pub fn with_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
-        self.sink = Some(sink);
-        self
+    /// Routes events through `transport` from now on (the daemon sets the store here).
+    pub fn set_transport(&self, transport: Arc<dyn EventTransport>) {
+        *self
+            .transport
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(transport);
     }
 
-    /// Numbers, records, buffers and broadcasts one event; returns its seq.
-    pub fn publish(&self, kind: EventKind) -> u64 {
+    /// Publishes one event. Without a transport it is numbered, buffered and broadcast at
+    /// once; with one, it is broadcast when the transport delivers it back committed.
+    pub fn publish(&self, kind: EventKind) {
+        let transport = self
+            .transport
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        match transport {
+            Some(transport) => transport.submit(kind),
+            None => {
+                let mut state = self
+                    .state
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let seq = state.next_seq;
+                let event = Event {
+                    seq,
+                    time: Timestamp::now(),
+                    kind,
+                };
+                Self::push(&mut state, &self.sender, self.buffer_len, event);
+            }
+        }
+    }
+
+    /// Buffers and broadcasts an event the transport committed with its `seq`.
+    pub fn deliver(&self, event: Event) {
         let mut state = self
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let event = Arc::new(Event {
-            seq: state.next_seq,
-            time: Timestamp::now(),
-            kind,
-        });
-        state.next_seq += 1;
-        if let Some(sink) = &self.sink {
-            sink.record(&event);
-        }
-        if state.buffer.len() == self.buffer_len {
+        Self::push(&mut state, &self.sender, self.buffer_len, event);
+    }
+
+    fn push(
+        state: &mut BusState,
+        sender: &broadcast::Sender<Arc<Event>>,
+        buffer_len: usize,
+        event: Event,
+    ) {
+        state.next_seq = event.seq + 1;
+        let event = Arc::new(event);
+        if state.buffer.len() == buffer_len {
             state.buffer.pop_front();
         }
         state.buffer.push_back(Arc::clone(&event));
         // No receivers is fine.
-        let _ = self.sender.send(Arc::clone(&event));
-        event.seq
+        let _ = sender.send(event);
     }
 
     /// Subscribes and returns the buffered events after `since` (all buffered when `None`
@@ -288,10 +319,14 @@ mod tests {
     #[test]
     fn seq_increases_by_one_per_event() {
         let bus = EventBus::new(1, 10, 10);
-        assert_eq!(bus.publish(added("a")), 1);
-        assert_eq!(bus.publish(added("b")), 2);
+        bus.publish(added("a"));
+        bus.publish(added("b"));
+        let (replay, _) = bus.subscribe_since(Some(0));
+        let seqs: Vec<u64> = replay.events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [1, 2]);
         let bus = EventBus::new(41, 10, 10);
-        assert_eq!(bus.publish(added("a")), 41);
+        bus.publish(added("a"));
+        assert_eq!(bus.next_seq(), 42);
     }
 
     #[tokio::test]
