@@ -217,9 +217,10 @@ impl EventBus {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        match transport {
-            Some(transport) => transport.submit(kind),
-            None => {
+        if let Some(transport) = transport {
+            transport.submit(kind);
+        } else {
+            {
                 let mut state = self
                     .state
                     .lock()

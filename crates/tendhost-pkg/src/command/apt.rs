@@ -1,0 +1,140 @@
+//! apt and dpkg commands: list refresh, the `-s` simulation, holds, `dpkg --audit`, the
+//! non-interactive upgrade and the dpkg repair, the installed-package snapshot and the
+//! reboot-required probe.
+
+use std::time::Duration;
+
+use tendhost_exec::Cmd;
+
+use crate::options::PkgOptions;
+
+/// Environment of every apt/dpkg call that may change the system: no prompts (debconf,
+/// needrestart) and C-locale messages for the parsers.
+pub const NONINTERACTIVE_ENV: [(&str, &str); 3] = [
+    ("DEBIAN_FRONTEND", "noninteractive"),
+    ("NEEDRESTART_MODE", "a"),
+    ("LC_ALL", "C"),
+];
+
+fn with_env(mut cmd: Cmd) -> Cmd {
+    for (key, value) in NONINTERACTIVE_ENV {
+        cmd = cmd.env(key, value);
+    }
+    cmd
+}
+
+fn lock_timeout(opts: &PkgOptions) -> String {
+    format!("DPkg::Lock::Timeout={}", opts.lock_timeout_secs())
+}
+
+/// `apt-get -q -o DPkg::Lock::Timeout=N update` (as root).
+pub fn refresh(opts: &PkgOptions) -> Cmd {
+    with_env(Cmd::new("apt-get"))
+        .args(["-q", "-o", &lock_timeout(opts), "update"])
+        .privileged()
+        .timeout(opts.lock_timeout + Duration::from_secs(10 * 60))
+}
+
+/// `LC_ALL=C apt-get -s dist-upgrade` (or `upgrade`): prints `Inst`/`Conf`/`Remv` lines and
+/// needs no root.
+pub fn simulate(opts: &PkgOptions) -> Cmd {
+    Cmd::new("apt-get")
+        .env("LC_ALL", "C")
+        .args(["-s", opts.apt_upgrade.verb()])
+}
+
+/// `apt-mark showhold`.
+pub fn showhold() -> Cmd {
+    Cmd::new("apt-mark").env("LC_ALL", "C").arg("showhold")
+}
+
+/// `dpkg --audit`: prints packages left half-installed or half-configured (an interrupted dpkg).
+pub fn audit() -> Cmd {
+    Cmd::new("dpkg").env("LC_ALL", "C").arg("--audit")
+}
+
+/// The upgrade itself: `apt-get -y -q -o Dpkg::Options::=--force-confdef -o
+/// Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=N dist-upgrade` with
+/// [`NONINTERACTIVE_ENV`] (as root).
+pub fn upgrade(opts: &PkgOptions) -> Cmd {
+    with_env(Cmd::new("apt-get"))
+        .args([
+            "-y",
+            "-q",
+            "-o",
+            "Dpkg::Options::=--force-confdef",
+            "-o",
+            "Dpkg::Options::=--force-confold",
+            "-o",
+            &lock_timeout(opts),
+            opts.apt_upgrade.verb(),
+        ])
+        .privileged()
+}
+
+/// The repair of an interrupted dpkg: `dpkg --force-confdef --force-confold --configure -a`
+/// with [`NONINTERACTIVE_ENV`] (as root).
+pub fn repair() -> Cmd {
+    with_env(Cmd::new("dpkg"))
+        .args(["--force-confdef", "--force-confold", "--configure", "-a"])
+        .privileged()
+}
+
+/// Installed packages as `NAME<TAB>ARCH<TAB>VERSION<TAB>STATUS` lines.
+pub fn installed() -> Cmd {
+    Cmd::new("dpkg-query").args([
+        "-W",
+        "-f=${Package}\\t${Architecture}\\t${Version}\\t${db:Status-Abbrev}\\n",
+    ])
+}
+
+/// Shell script printing sections `flag` (`required`/`not_required`) and `pkgs` from
+/// `/var/run/reboot-required(.pkgs)`.
+pub const REBOOT_PROBE: &str = "if [ -e /var/run/reboot-required ]; then \
+echo @@tendhost:flag@@; echo required; \
+echo @@tendhost:pkgs@@; cat /var/run/reboot-required.pkgs 2>/dev/null; \
+else echo @@tendhost:flag@@; echo not_required; fi";
+
+/// The reboot-required probe as a command.
+pub fn reboot_probe() -> Cmd {
+    Cmd::shell(REBOOT_PROBE)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::command::apt::{repair, simulate, upgrade};
+    use crate::options::{AptUpgrade, PkgOptions};
+
+    #[test]
+    fn upgrade_line_is_exactly_non_interactive() {
+        let opts = PkgOptions {
+            lock_timeout: Duration::from_secs(7),
+            ..PkgOptions::default()
+        };
+        assert_eq!(
+            upgrade(&opts).display(),
+            "env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a LC_ALL=C apt-get -y -q \
+             -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+             -o DPkg::Lock::Timeout=7 dist-upgrade"
+        );
+        assert_eq!(
+            upgrade(&opts).display_as(tendhost_exec::Privilege::Sudo),
+            format!("sudo -n -- {}", upgrade(&opts).display())
+        );
+        assert_eq!(
+            repair().display(),
+            "env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a LC_ALL=C dpkg \
+             --force-confdef --force-confold --configure -a"
+        );
+        let plain = PkgOptions {
+            apt_upgrade: AptUpgrade::Upgrade,
+            ..PkgOptions::default()
+        };
+        assert_eq!(
+            simulate(&plain).display(),
+            "env LC_ALL=C apt-get -s upgrade"
+        );
+    }
+}

@@ -1,0 +1,30 @@
+//! tendhost-pkg: what a host's package manager (apt, dnf, yum) can upgrade, how to upgrade it
+//! without losing the outcome to a dropped connection, whether the host needs a reboot, and
+//! what the host is.
+//!
+//! - `types`, `options`, `error`: domain values (not wire types; `tendhost-api` owns those).
+//! - `parse`: pure parsers of real command output, unit-tested on captures (`tests/data/`).
+//! - `command`: builders of the command lines and job scripts; every value is an argv element
+//!   or quoted with `tendhost_exec::quote`.
+//! - `ops`: the async operations that run those commands through `tendhost_exec::Executor`.
+//!
+//! Nothing here spawns a process or opens a connection itself.
+
+pub mod command;
+pub mod error;
+pub mod ops;
+pub mod options;
+pub mod parse;
+pub mod types;
+
+pub use crate::error::PkgError;
+pub use crate::ops::check::{check, dry_run};
+pub use crate::ops::host::{
+    boot_identity, detect, inventory, reboot, reboot_state, wait_for_new_boot,
+};
+pub use crate::ops::job::{collect, remove_job, upgrade};
+pub use crate::options::{AptUpgrade, JobId, ListRefresh, PkgOptions};
+pub use crate::types::{
+    BootIdentity, CheckReport, DryRun, Inventory, InventorySource, PackageManager, PendingUpdate,
+    RebootState, Removal, UnknownPackageManager, UpgradeOutcome, UpgradeState, UpgradedPackage,
+};

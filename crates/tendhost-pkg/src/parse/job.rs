@@ -1,0 +1,431 @@
+//! Parsers for what an upgrade job leaves on the host: the summary printed from its job
+//! directory (exit code, start/end times, installed-package snapshots before and after), the
+//! status line of a streaming pass, and the judgement of how the job ended. Manager-specific
+//! log reading comes from `parse::apt` and `parse::dnf`. Pure.
+
+use std::time::Duration;
+
+use crate::parse::{ParseError, apt, dnf, section, sections};
+use crate::types::{PackageManager, UpgradeState, UpgradedPackage};
+
+/// The line the job script writes before it repairs an interrupted dpkg.
+pub const REPAIR_MARKER: &str = "tendhost: dpkg was interrupted";
+
+/// One installed package as printed by our `rpm -qa --qf` (or `dpkg-query -W -f`) format:
+/// `NAME<TAB>ARCH<TAB>VERSION<TAB>STATUS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    pub name: String,
+    pub arch: String,
+    pub version: String,
+    /// dpkg's three-letter `db:Status-Abbrev` (`ii `, `iF `, `rc `...); rpm rows use `ii`.
+    pub status: String,
+}
+
+impl Installed {
+    /// Fully installed and configured (dpkg status letter `i`).
+    pub fn is_installed_ok(&self) -> bool {
+        self.status.as_bytes().get(1) == Some(&b'i')
+    }
+
+    /// dpkg knows the package as installed in some state, complete or not.
+    pub fn is_present(&self) -> bool {
+        !matches!(self.status.as_bytes().get(1), None | Some(b'n' | b'c'))
+    }
+}
+
+/// Parses our installed-package listing; blank lines are skipped, a malformed line is an error.
+pub fn parse_installed(text: &str) -> Result<Vec<Installed>, ParseError> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(idx, line)| {
+            let mut fields = line.split('\t');
+            match (fields.next(), fields.next(), fields.next(), fields.next()) {
+                (Some(name), Some(arch), Some(version), status) if !name.is_empty() => {
+                    Ok(Installed {
+                        name: name.to_owned(),
+                        arch: arch.to_owned(),
+                        version: version.to_owned(),
+                        status: status.unwrap_or("ii").to_owned(),
+                    })
+                }
+                _ => Err(ParseError::new(
+                    "installed package list",
+                    idx + 1,
+                    format!("expected NAME<TAB>ARCH<TAB>VERSION<TAB>STATUS, got {line:?}"),
+                )),
+            }
+        })
+        .collect()
+}
+
+/// What a job's directory holds, read by the summary command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSummary {
+    /// `None` while the job has not written its exit code (or died without one).
+    pub exit_code: Option<i32>,
+    /// Milliseconds since the epoch, by the host's clock.
+    pub started_ms: Option<u64>,
+    pub ended_ms: Option<u64>,
+    pub before: Vec<Installed>,
+    pub after: Vec<Installed>,
+    /// The whole job log.
+    pub log: String,
+}
+
+impl JobSummary {
+    /// Host-side wall time of the job, when both timestamps were written.
+    pub fn duration(&self) -> Option<Duration> {
+        let (start, end) = (self.started_ms?, self.ended_ms?);
+        Some(Duration::from_millis(end.saturating_sub(start)))
+    }
+}
+
+/// The line that opens the log, the summary's last section: everything after it is log text,
+/// even lines that look like markers.
+const LOG_MARKER: &str = "@@tendhost:log@@\n";
+
+/// Parses the summary command's output: sections `exit` (empty when there is no exit code yet),
+/// `started`, `ended`, `before`, `after`, then `log` as the rest of the text.
+pub fn parse_summary(text: &str) -> Result<JobSummary, ParseError> {
+    const WHAT: &str = "job summary";
+    let (head, log) = if let Some(log) = text.strip_prefix(LOG_MARKER) {
+        ("", log)
+    } else {
+        match text.find(&format!("\n{LOG_MARKER}")) {
+            Some(idx) => (&text[..=idx], &text[idx + 1 + LOG_MARKER.len()..]),
+            None => (text, ""),
+        }
+    };
+    let sections = sections(head);
+    let exit = section(&sections, "exit")
+        .ok_or_else(|| ParseError::new(WHAT, 0, "no exit section"))?
+        .trim();
+    let exit_code =
+        if exit.is_empty() {
+            None
+        } else {
+            Some(exit.parse().map_err(|_| {
+                ParseError::new(WHAT, 0, format!("exit code {exit:?} is not a number"))
+            })?)
+        };
+    let millis = |name: &str| section(&sections, name).and_then(|s| s.trim().parse().ok());
+    Ok(JobSummary {
+        exit_code,
+        started_ms: millis("started"),
+        ended_ms: millis("ended"),
+        before: parse_installed(section(&sections, "before").unwrap_or(""))?,
+        after: parse_installed(section(&sections, "after").unwrap_or(""))?,
+        log: log.to_owned(),
+    })
+}
+
+/// Packages whose installed version changed between the snapshots and that ended fully
+/// installed, sorted by name.
+pub fn upgraded_packages(before: &[Installed], after: &[Installed]) -> Vec<UpgradedPackage> {
+    let mut upgraded: Vec<UpgradedPackage> = after
+        .iter()
+        .filter(|a| a.is_installed_ok())
+        .filter_map(|a| {
+            let previous = before
+                .iter()
+                .find(|b| b.name == a.name && b.arch == a.arch && b.is_present());
+            match previous {
+                Some(b) if b.version == a.version => None,
+                previous => Some(UpgradedPackage {
+                    name: a.name.clone(),
+                    from: previous.map(|b| b.version.clone()),
+                    to: a.version.clone(),
+                }),
+            }
+        })
+        .collect();
+    upgraded.sort_by(|x, y| x.name.cmp(&y.name));
+    upgraded
+}
+
+/// Packages the job left installed but not configured (half-configured, unpacked, ...):
+/// unfinished after it, and not in that same state before it (a package some other dpkg run is
+/// configuring right now is not this job's failure). Sorted by name.
+pub fn unfinished_packages(before: &[Installed], after: &[Installed]) -> Vec<String> {
+    let mut names: Vec<String> = after
+        .iter()
+        .filter(|a| a.is_present() && !a.is_installed_ok())
+        .filter(|a| !before.contains(a))
+        .map(|a| a.name.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Packages the job failed on: what the log says plus what the snapshot shows unfinished.
+pub fn failed_packages(
+    manager: PackageManager,
+    log: &str,
+    before: &[Installed],
+    after: &[Installed],
+) -> Vec<String> {
+    let mut failed = match manager {
+        PackageManager::Apt => apt::failed_packages(log),
+        PackageManager::Dnf | PackageManager::Yum => dnf::failed_scriptlets(log),
+    };
+    failed.extend(unfinished_packages(before, after));
+    failed.sort();
+    failed.dedup();
+    failed
+}
+
+/// How a finished job ended. A lock held past the timeout with nothing upgraded is `Busy`
+/// (retryable), not `Failed`.
+pub fn classify(
+    manager: PackageManager,
+    exit_code: i32,
+    log: &str,
+    upgraded: &[UpgradedPackage],
+    failed: &[String],
+) -> UpgradeState {
+    let lock_held = match manager {
+        PackageManager::Apt => apt::lock_was_held(log),
+        PackageManager::Dnf | PackageManager::Yum => false,
+    };
+    if exit_code != 0 && lock_held && upgraded.is_empty() && failed.is_empty() {
+        UpgradeState::Busy
+    } else if exit_code != 0 || !failed.is_empty() {
+        UpgradeState::Failed
+    } else {
+        UpgradeState::Succeeded
+    }
+}
+
+/// Whether the job log shows the dpkg repair step ran.
+pub fn repaired_dpkg(log: &str) -> bool {
+    log.lines().any(|l| l.starts_with(REPAIR_MARKER))
+}
+
+/// Where a job stands, as one streaming pass saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// No job directory with that id on the host.
+    Missing,
+    /// The job has not written its exit code yet.
+    Running,
+    /// The exit code is there; the log is complete.
+    Finished,
+    /// The job's process is gone but it wrote no exit code (host rebooted, job killed).
+    Died,
+}
+
+/// The status line a streaming pass prints on stderr: `tendhost-stream state=S offset=N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamStatus {
+    pub state: JobState,
+    /// Byte offset in the job log that the pass read up to.
+    pub offset: u64,
+}
+
+/// Finds and parses the status line in a streaming pass's stderr.
+pub fn parse_stream_status(stderr: &str) -> Result<StreamStatus, ParseError> {
+    const WHAT: &str = "job stream status";
+    let line = stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("tendhost-stream "))
+        .ok_or_else(|| {
+            ParseError::new(
+                WHAT,
+                0,
+                format!("no `tendhost-stream` status line in {:?}", stderr.trim()),
+            )
+        })?;
+    let mut state = None;
+    let mut offset = None;
+    for field in line.split_whitespace() {
+        match field.split_once('=') {
+            Some(("state", "missing")) => state = Some(JobState::Missing),
+            Some(("state", "running")) => state = Some(JobState::Running),
+            Some(("state", "finished")) => state = Some(JobState::Finished),
+            Some(("state", "died")) => state = Some(JobState::Died),
+            Some(("offset", n)) => offset = n.parse().ok(),
+            _ => {}
+        }
+    }
+    match (state, offset) {
+        (Some(state), Some(offset)) => Ok(StreamStatus { state, offset }),
+        _ => Err(ParseError::new(
+            WHAT,
+            0,
+            format!("bad status line {line:?}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::parse::job::{
+        Installed, JobState, StreamStatus, classify, failed_packages, parse_installed,
+        parse_stream_status, parse_summary, repaired_dpkg, upgraded_packages,
+    };
+    use crate::types::{PackageManager, UpgradeState, UpgradedPackage};
+
+    fn installed(text: &str) -> Vec<Installed> {
+        parse_installed(text).unwrap()
+    }
+
+    #[test]
+    fn summary_sections() {
+        let text = "@@tendhost:exit@@\n0\n@@tendhost:started@@\n1000\n@@tendhost:ended@@\n3500\n\
+@@tendhost:before@@\nfoo\tall\t1.0\tii \n@@tendhost:after@@\nfoo\tall\t1.1\tii \n\
+@@tendhost:log@@\nline one\n@@tendhost:exit@@\nnot a section\n";
+        let summary = parse_summary(text).unwrap();
+        assert_eq!(summary.exit_code, Some(0));
+        assert_eq!(summary.log, "line one\n@@tendhost:exit@@\nnot a section\n");
+        assert_eq!(summary.duration(), Some(Duration::from_millis(2500)));
+        assert_eq!(
+            upgraded_packages(&summary.before, &summary.after),
+            [UpgradedPackage {
+                name: "foo".into(),
+                from: Some("1.0".into()),
+                to: "1.1".into()
+            }]
+        );
+        let err = parse_summary("@@tendhost:exit@@\nnope\n").unwrap_err();
+        assert!(
+            err.to_string().contains("\"nope\" is not a number"),
+            "{err}"
+        );
+        assert!(parse_summary("").is_err());
+        let running =
+            parse_summary("@@tendhost:exit@@\n@@tendhost:before@@\n@@tendhost:log@@\n").unwrap();
+        assert_eq!(running.exit_code, None);
+        assert_eq!(running.log, "");
+    }
+
+    #[test]
+    fn snapshot_diff() {
+        let before = installed(
+            "same\tall\t1\tii \nup\tamd64\t1\tii \nbroken\tall\t1\tii \ngone\tall\t1\trc \nheld\tall\t1\thi \n",
+        );
+        let after = installed(
+            "same\tall\t1\tii \nup\tamd64\t2\tii \nbroken\tall\t2\tiF \ngone\tall\t2\tii \nnew\tall\t3\tii \nheld\tall\t1\thi \n",
+        );
+        let upgraded = upgraded_packages(&before, &after);
+        let names: Vec<(&str, Option<&str>, &str)> = upgraded
+            .iter()
+            .map(|u| (u.name.as_str(), u.from.as_deref(), u.to.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("gone", None, "2"),
+                ("new", None, "3"),
+                ("up", Some("1"), "2")
+            ]
+        );
+        assert_eq!(
+            failed_packages(PackageManager::Apt, "", &before, &after),
+            ["broken"]
+        );
+        // Unfinished before and unchanged: another dpkg run's business, not this job's.
+        let busy = installed("holder\tall\t1\tiF \n");
+        assert!(failed_packages(PackageManager::Apt, "", &busy, &busy).is_empty());
+    }
+
+    #[test]
+    fn dpkg_query_capture() {
+        let installed =
+            parse_installed(&crate::parse::capture("dpkg-query-installed.txt")).unwrap();
+        assert_eq!(installed.len(), 121);
+        let held = installed.iter().find(|i| i.name == "cap-held").unwrap();
+        assert_eq!(
+            (held.version.as_str(), held.status.as_str()),
+            ("1.0", "hi ")
+        );
+        assert!(held.is_installed_ok());
+        assert!(installed.iter().all(Installed::is_installed_ok));
+    }
+
+    #[test]
+    fn classification() {
+        let lock =
+            "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 9 (sleep)\n";
+        let some = [UpgradedPackage {
+            name: "x".into(),
+            from: None,
+            to: "1".into(),
+        }];
+        let failed = ["x".to_owned()];
+        for (manager, code, log, upgraded, failed, expected) in [
+            (
+                PackageManager::Apt,
+                0,
+                "",
+                &[][..],
+                &[][..],
+                UpgradeState::Succeeded,
+            ),
+            (PackageManager::Apt, 100, lock, &[], &[], UpgradeState::Busy),
+            (
+                PackageManager::Apt,
+                100,
+                lock,
+                &some[..],
+                &[],
+                UpgradeState::Failed,
+            ),
+            (
+                PackageManager::Apt,
+                100,
+                "E: boom",
+                &[],
+                &[],
+                UpgradeState::Failed,
+            ),
+            (
+                PackageManager::Dnf,
+                0,
+                "",
+                &[],
+                &failed[..],
+                UpgradeState::Failed,
+            ),
+            (PackageManager::Dnf, 1, lock, &[], &[], UpgradeState::Failed),
+        ] {
+            assert_eq!(
+                classify(manager, code, log, upgraded, failed),
+                expected,
+                "{manager} {code} {log:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn repair_marker() {
+        assert!(repaired_dpkg(
+            "x\ntendhost: dpkg was interrupted; repairing\n"
+        ));
+        assert!(!repaired_dpkg("plain log\n"));
+    }
+
+    #[test]
+    fn stream_status() {
+        assert_eq!(
+            parse_stream_status("noise\ntendhost-stream state=running offset=42\n"),
+            Ok(StreamStatus {
+                state: JobState::Running,
+                offset: 42
+            })
+        );
+        assert_eq!(
+            parse_stream_status("tendhost-stream state=finished offset=7")
+                .unwrap()
+                .state,
+            JobState::Finished
+        );
+        assert!(parse_stream_status("sudo: a password is required\n").is_err());
+        assert!(parse_stream_status("tendhost-stream state=odd offset=1").is_err());
+    }
+}
