@@ -1,5 +1,18 @@
 //! The end-to-end suite: one integration binary, one module per area. Tests that need the
 //! Docker fleet ask `tendhost_tests::require_fleet()` first.
 
+mod actors;
+mod api_errors;
+mod api_flows;
+mod api_support;
 mod daemon_basics;
 mod docs_ui;
+mod exec_fleet;
+mod exec_local;
+mod exec_ssh;
+mod fleet_e2e;
+mod fleet_faults;
+mod fleet_smoke;
+mod pkg_apt;
+mod pkg_dnf;
+mod ws_events;

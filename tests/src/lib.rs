@@ -2,3 +2,7 @@
 //! sibling modules) the Docker test fleet and a loopback sshd. Only test code uses this crate.
 
 pub mod daemon;
+pub mod fleet;
+pub mod sshd;
+
+pub use fleet::require_fleet;

@@ -3,7 +3,14 @@
 //! the daemon maps domain values into these. No logic lives here beyond (de)serialisation.
 
 pub mod error;
+pub mod events;
+pub mod groups;
+pub mod hosts;
+pub mod jobs;
+pub mod pagination;
+pub mod rollouts;
 pub mod system;
 
 pub use error::{ErrorBody, ErrorResponse};
+pub use pagination::Pagination;
 pub use system::Health;

@@ -44,6 +44,8 @@ pub async fn run(
             data_dir: config.daemon.data_dir.clone(),
             max_parallel: config.daemon.max_parallel,
             check_on_start: config.daemon.check_on_start,
+            event_buffer: config.daemon.event_buffer,
+            event_channel: config.daemon.event_channel,
             ..FleetOptions::default()
         },
         std::collections::HashMap::new(),
@@ -61,6 +63,8 @@ pub async fn run(
     let mut drain_rx = stop_rx.clone();
 
     tracing::info!(%addr, "tendhost listening");
+    // The graceful shutdown also waits for upgraded (WebSocket) connections; every session sees
+    // the same stop signal and ends after its close frame (`http::ws::CLOSE_TIMEOUT`).
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
         tracing::info!("shutting down: no longer accepting connections");

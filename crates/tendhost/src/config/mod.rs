@@ -52,6 +52,13 @@ pub struct DaemonConfig {
     pub retention_days: u32,
     /// Check every host soon after start (spread over 30 s).
     pub check_on_start: bool,
+    /// Events kept in memory for WebSocket replay (`?since=`).
+    pub event_buffer: usize,
+    /// Events a WebSocket client may fall behind before it gets `lagged`.
+    pub event_channel: usize,
+    /// How often each WebSocket is pinged; a client that has not answered the previous ping
+    /// by the next one is closed.
+    pub ws_ping_interval: Duration,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
 }
@@ -325,6 +332,17 @@ impl Validator<'_> {
                 .unwrap_or(90)
         });
 
+        let event_buffer = raw.event_buffer.as_ref().map_or(10_000, |value| {
+            self.int_in_range(value, 1, 1_000_000, "event_buffer")
+                .unwrap_or(10_000)
+        });
+        let event_channel = raw.event_channel.as_ref().map_or(4_096, |value| {
+            self.int_in_range(value, 1, 1_000_000, "event_channel")
+                .unwrap_or(4_096)
+        });
+        let ws_ping_interval =
+            self.duration(raw.ws_ping_interval.as_ref(), Duration::from_secs(20));
+
         let tls = self.tls(raw.tls);
         let auth = self.auth(raw.auth);
         DaemonConfig {
@@ -335,6 +353,9 @@ impl Validator<'_> {
             max_parallel: usize::try_from(max_parallel).unwrap_or(32),
             retention_days: u32::try_from(retention_days).unwrap_or(90),
             check_on_start: raw.check_on_start.unwrap_or(true),
+            event_buffer: usize::try_from(event_buffer).unwrap_or(10_000),
+            event_channel: usize::try_from(event_channel).unwrap_or(4_096),
+            ws_ping_interval,
             tls,
             auth,
         }
@@ -685,21 +706,8 @@ impl Validator<'_> {
     }
 
     fn user(&mut self, user: &Spanned<String>) -> String {
-        let valid = !user.get_ref().is_empty()
-            && user.get_ref().len() <= 32
-            && user
-                .get_ref()
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-            && !user.get_ref().starts_with('-');
-        if !valid {
-            self.error(
-                &user.span(),
-                format!(
-                    "user {:?} is not a valid login name (letters, digits, . _ -)",
-                    user.get_ref()
-                ),
-            );
+        if let Err(message) = check_user(user.get_ref()) {
+            self.error(&user.span(), message);
         }
         user.get_ref().clone()
     }
@@ -850,8 +858,25 @@ fn parse_sha256(value: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// A login name: letters, digits, `.`, `_`, `-`, at most 32, not starting with `-`.
+pub(crate) fn check_user(user: &str) -> Result<(), String> {
+    let valid = !user.is_empty()
+        && user.len() <= 32
+        && user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && !user.starts_with('-');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "user {user:?} is not a valid login name (letters, digits, . _ -)"
+        ))
+    }
+}
+
 /// An SSH address: an IP address or a DNS name.
-fn check_addr(addr: &str) -> Result<(), String> {
+pub(crate) fn check_addr(addr: &str) -> Result<(), String> {
     if addr.parse::<IpAddr>().is_ok() {
         return Ok(());
     }

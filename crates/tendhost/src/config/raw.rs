@@ -30,6 +30,9 @@ pub(crate) struct RawDaemon {
     pub max_parallel: Option<Spanned<i64>>,
     pub retention_days: Option<Spanned<i64>>,
     pub check_on_start: Option<bool>,
+    pub event_buffer: Option<Spanned<i64>>,
+    pub event_channel: Option<Spanned<i64>>,
+    pub ws_ping_interval: Option<Spanned<String>>,
     #[serde(default)]
     pub tls: RawTls,
     #[serde(default)]

@@ -425,3 +425,34 @@ fn bad_env_override_names_the_variable() {
         "{err}"
     );
 }
+
+#[test]
+fn event_stream_settings_have_defaults_and_bounds() {
+    let config = parse_ok("");
+    assert_eq!(config.daemon.event_buffer, 10_000);
+    assert_eq!(config.daemon.event_channel, 4_096);
+    assert_eq!(config.daemon.ws_ping_interval, Duration::from_secs(20));
+    let config =
+        parse_ok("[daemon]\nevent_buffer = 5\nevent_channel = 8\nws_ping_interval = \"500ms\"\n");
+    assert_eq!(config.daemon.event_buffer, 5);
+    assert_eq!(config.daemon.event_channel, 8);
+    assert_eq!(config.daemon.ws_ping_interval, Duration::from_millis(500));
+    check_err(
+        "[daemon]\nevent_buffer = 0\n",
+        2,
+        16,
+        "event_buffer must be between 1 and 1000000",
+    );
+    check_err(
+        "[daemon]\nevent_channel = -3\n",
+        2,
+        17,
+        "event_channel must be between 1 and 1000000",
+    );
+    check_err(
+        "[daemon]\nws_ping_interval = \"soon\"\n",
+        2,
+        20,
+        "is not a duration",
+    );
+}

@@ -4,7 +4,18 @@
 
 pub mod docs;
 pub mod error;
+pub mod events_map;
+pub mod extract;
+pub mod fleet;
+pub mod groups;
+pub mod hosts;
+pub mod jobs;
+pub mod mapping;
+pub mod new_host;
+pub mod rollouts;
 pub mod system;
+pub mod tags;
+pub mod ws;
 
 use std::sync::Arc;
 
@@ -32,6 +43,8 @@ struct Inner {
     defaults: HostDefaults,
     /// Flips to `true` when the daemon starts shutting down (WebSockets close on it).
     shutdown: watch::Receiver<bool>,
+    /// WebSocket keepalive.
+    ws: ws::WsSettings,
 }
 
 impl AppState {
@@ -41,6 +54,9 @@ impl AppState {
                 fleet,
                 defaults: config.defaults.clone(),
                 shutdown,
+                ws: ws::WsSettings {
+                    ping_interval: config.daemon.ws_ping_interval,
+                },
             }),
         }
     }
@@ -58,6 +74,11 @@ impl AppState {
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.inner.shutdown.clone()
     }
+
+    /// Settings of the WebSocket sessions (`GET /ws/events`).
+    pub fn ws(&self) -> &ws::WsSettings {
+        &self.inner.ws
+    }
 }
 
 #[derive(OpenApi)]
@@ -66,13 +87,40 @@ impl AppState {
         title = "tendhost",
         description = "Keeps a fleet of Linux hosts up to date: hosts, jobs, rolling fleet updates and a live event stream."
     ),
-    tags((name = "system", description = "Daemon health and documentation"))
+    tags(
+        (name = "system", description = "Daemon health and documentation"),
+        (name = "hosts", description = "Managed hosts: list, register, inspect, and check, update, reboot, retry or acknowledge one host"),
+        (name = "jobs", description = "Checks, updates and reboots of single hosts, with their outcome and log"),
+        (name = "fleet", description = "Fleet-wide checks and rolling updates"),
+        (name = "rollouts", description = "Progress and cancellation of fleet operations"),
+        (name = "groups", description = "Groups and tags of hosts")
+    )
 )]
 struct ApiDoc;
 
 /// The OpenAPI document and the routes it describes.
 fn api_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(system::health))
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(system::health))
+        .routes(routes!(ws::events))
+        .routes(routes!(hosts::list, hosts::create))
+        .routes(routes!(hosts::get, hosts::delete))
+        .routes(routes!(hosts::inventory))
+        .routes(routes!(hosts::check))
+        .routes(routes!(hosts::update))
+        .routes(routes!(hosts::reboot))
+        .routes(routes!(hosts::retry))
+        .routes(routes!(hosts::acknowledge))
+        .routes(routes!(jobs::list))
+        .routes(routes!(jobs::get))
+        .routes(routes!(fleet::check))
+        .routes(routes!(fleet::update))
+        .routes(routes!(rollouts::list))
+        .routes(routes!(rollouts::get))
+        .routes(routes!(rollouts::cancel))
+        .routes(routes!(groups::list))
+        .routes(routes!(groups::get))
+        .routes(routes!(tags::list))
 }
 
 /// The OpenAPI document (generated from the handlers).

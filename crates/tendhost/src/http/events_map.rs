@@ -1,0 +1,249 @@
+//! Domain -> wire for the event stream: `tendhost_core::events::Event` into
+//! `tendhost_api::events::EventMessage` (states and kinds through `http::mapping`, shared with
+//! the REST handlers). The WebSocket session itself is in `http::ws`.
+
+use tendhost_api::events::{EventMessage, EventPayload};
+use tendhost_api::jobs::LogStream;
+use tendhost_core::events::{Event, EventKind, OutputStream};
+
+use crate::http::mapping::{host_state, job_kind, time};
+
+/// The wire form of one bus event.
+pub fn event_message(event: &Event) -> EventMessage {
+    EventMessage {
+        seq: event.seq,
+        time: time(event.time),
+        event: payload(&event.kind),
+    }
+}
+
+fn payload(kind: &EventKind) -> EventPayload {
+    match kind.clone() {
+        EventKind::HostStateChanged { host, from, to } => EventPayload::HostStateChanged {
+            host,
+            from: host_state(from),
+            to: host_state(to),
+        },
+        EventKind::JobStarted { job_id, host, kind } => EventPayload::JobStarted {
+            job_id,
+            host,
+            kind: job_kind(kind),
+        },
+        EventKind::JobOutput {
+            job_id,
+            host,
+            stream,
+            line,
+        } => EventPayload::JobOutput {
+            job_id,
+            host,
+            stream: match stream {
+                OutputStream::Stdout => LogStream::Stdout,
+                OutputStream::Stderr => LogStream::Stderr,
+            },
+            line,
+        },
+        EventKind::UpdateProgress {
+            host,
+            package,
+            done,
+            total,
+        } => EventPayload::UpdateProgress {
+            host,
+            package,
+            done,
+            total,
+        },
+        EventKind::JobFinished {
+            job_id,
+            host,
+            outcome,
+        } => EventPayload::JobFinished {
+            job_id,
+            host,
+            outcome,
+        },
+        EventKind::HostConnected { host } => EventPayload::HostConnected { host },
+        EventKind::HostDisconnected { host, reason } => {
+            EventPayload::HostDisconnected { host, reason }
+        }
+        EventKind::RolloutStarted {
+            rollout_id,
+            hosts,
+            n_batches,
+            dry_run,
+        } => EventPayload::RolloutStarted {
+            rollout_id,
+            hosts,
+            n_batches,
+            dry_run,
+        },
+        EventKind::BatchStarted {
+            rollout_id,
+            batch,
+            hosts,
+        } => EventPayload::BatchStarted {
+            rollout_id,
+            batch,
+            hosts,
+        },
+        EventKind::BatchFinished {
+            rollout_id,
+            batch,
+            succeeded,
+            failed,
+        } => EventPayload::BatchFinished {
+            rollout_id,
+            batch,
+            succeeded,
+            failed,
+        },
+        EventKind::RolloutFinished { rollout_id, state } => {
+            EventPayload::RolloutFinished { rollout_id, state }
+        }
+        EventKind::HostAdded { host } => EventPayload::HostAdded { host },
+        EventKind::HostRemoved { host } => EventPayload::HostRemoved { host },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::Timestamp;
+    use tendhost_core::events::{EVENT_TYPES, Event, EventKind, OutputStream};
+    use tendhost_core::state::{HostState, JobKind};
+
+    use crate::http::events_map::event_message;
+
+    fn one_of_each() -> Vec<EventKind> {
+        let host = || "web-1".to_owned();
+        let job_id = || "j1".to_owned();
+        let rollout_id = || "r1".to_owned();
+        vec![
+            EventKind::HostStateChanged {
+                host: host(),
+                from: HostState::WaitingReboot,
+                to: HostState::PendingUpdates,
+            },
+            EventKind::JobStarted {
+                job_id: job_id(),
+                host: host(),
+                kind: JobKind::Update,
+            },
+            EventKind::JobOutput {
+                job_id: job_id(),
+                host: host(),
+                stream: OutputStream::Stderr,
+                line: "W: something".to_owned(),
+            },
+            EventKind::UpdateProgress {
+                host: host(),
+                package: "curl".to_owned(),
+                done: 1,
+                total: 3,
+            },
+            EventKind::JobFinished {
+                job_id: job_id(),
+                host: host(),
+                outcome: "succeeded".to_owned(),
+            },
+            EventKind::HostConnected { host: host() },
+            EventKind::HostDisconnected {
+                host: host(),
+                reason: "connection refused".to_owned(),
+            },
+            EventKind::RolloutStarted {
+                rollout_id: rollout_id(),
+                hosts: vec![host()],
+                n_batches: 1,
+                dry_run: false,
+            },
+            EventKind::BatchStarted {
+                rollout_id: rollout_id(),
+                batch: 0,
+                hosts: vec![host()],
+            },
+            EventKind::BatchFinished {
+                rollout_id: rollout_id(),
+                batch: 0,
+                succeeded: 1,
+                failed: 0,
+            },
+            EventKind::RolloutFinished {
+                rollout_id: rollout_id(),
+                state: "completed".to_owned(),
+            },
+            EventKind::HostAdded { host: host() },
+            EventKind::HostRemoved { host: host() },
+        ]
+    }
+
+    #[test]
+    fn every_event_type_keeps_its_wire_name_and_host() {
+        let kinds = one_of_each();
+        assert_eq!(kinds.len(), EVENT_TYPES.len());
+        for (seq, kind) in (1..).zip(kinds) {
+            let event = Event {
+                seq,
+                time: Timestamp::from_second(1_750_000_000).unwrap(),
+                kind,
+            };
+            let value = serde_json::to_value(event_message(&event)).unwrap();
+            assert_eq!(value["seq"], seq, "{value}");
+            assert_eq!(value["time"], "2025-06-15T15:06:40Z", "{value}");
+            assert_eq!(value["type"], event.kind.type_name(), "{value}");
+            assert_eq!(value["host"].as_str(), event.kind.host(), "{value}");
+        }
+    }
+
+    #[test]
+    fn outcome_and_rollout_state_strings_are_wire_enum_names() {
+        use tendhost_core::model::{JobState, RolloutState};
+        for state in JobState::ALL {
+            let wire: tendhost_api::jobs::JobState =
+                serde_json::from_value(state.as_str().into()).unwrap();
+            assert_eq!(wire, crate::http::mapping::job_state(state));
+        }
+        for state in [
+            RolloutState::Running,
+            RolloutState::Completed,
+            RolloutState::Stopped,
+            RolloutState::Cancelled,
+            RolloutState::Interrupted,
+        ] {
+            let wire: tendhost_api::rollouts::RolloutState =
+                serde_json::from_value(state.as_str().into()).unwrap();
+            assert_eq!(wire, crate::http::mapping::rollout_state(state));
+        }
+    }
+
+    #[test]
+    fn states_and_kinds_use_the_domain_wire_names() {
+        for state in HostState::ALL {
+            let event = Event {
+                seq: 1,
+                time: Timestamp::UNIX_EPOCH,
+                kind: EventKind::HostStateChanged {
+                    host: "h".to_owned(),
+                    from: state,
+                    to: state,
+                },
+            };
+            let value = serde_json::to_value(event_message(&event)).unwrap();
+            assert_eq!(value["from"], state.as_str());
+            assert_eq!(value["to"], state.as_str());
+        }
+        for kind in [JobKind::Check, JobKind::Update, JobKind::Reboot] {
+            let event = Event {
+                seq: 1,
+                time: Timestamp::UNIX_EPOCH,
+                kind: EventKind::JobStarted {
+                    job_id: "j".to_owned(),
+                    host: "h".to_owned(),
+                    kind,
+                },
+            };
+            let value = serde_json::to_value(event_message(&event)).unwrap();
+            assert_eq!(value["kind"], kind.as_str());
+        }
+    }
+}

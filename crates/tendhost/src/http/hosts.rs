@@ -1,0 +1,385 @@
+//! `/hosts` routes: list (filters, pagination), register, show, delete, inventory, and the host
+//! actions (check, update, reboot, retry, acknowledge). Long actions answer `202` with a job id
+//! at once; the job runs in the host actor's task. Validation of a new host lives in
+//! `http::new_host`, domain -> wire mapping in `http::mapping`.
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde_json::Value;
+use tendhost_api::ErrorResponse;
+use tendhost_api::hosts::{
+    HostDetail, HostInventory, HostList, HostListQuery, JobAccepted, NewHost, UpdateRequest,
+};
+use tendhost_core::model::{FleetError, UpdateOptions};
+use tendhost_core::state::{HostState, JobKind};
+
+use crate::http::AppState;
+use crate::http::error::{ApiError, ApiJson};
+use crate::http::extract::{ApiPath, OptionalJson, Query};
+use crate::http::mapping;
+use crate::http::new_host::host_spec;
+
+/// The query parameters `GET /hosts` knows.
+const LIST_PARAMS: &[&str] = &["page", "per_page", "tag", "state", "group", "search"];
+
+/// Lists hosts.
+#[utoipa::path(
+    get,
+    path = "/hosts",
+    operation_id = "list_hosts",
+    tag = "hosts",
+    summary = "List hosts",
+    description = "Hosts in name order, one page at a time. Filters combine: `tag` (repeatable; \
+        a host must carry every tag given), `state`, `group` and `search` (name prefix). \
+        Unknown parameters and bad values answer 422 naming the parameter.",
+    params(HostListQuery),
+    responses(
+        (status = 200, description = "One page of hosts", body = HostList),
+        (status = 422, description = "A bad or unknown query parameter (`details.field` names it)", body = ErrorResponse,
+            example = json!({"error": {"code": "invalid_value", "message": "state: unknown host state \"sleeping\"; use one of idle, querying, pending_updates, updating, waiting_reboot, rebooting, verifying, failed, unreachable", "details": {"field": "state"}}})),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<HostList>, ApiError> {
+    let query = Query::parse(raw.as_deref(), LIST_PARAMS)?;
+    let page = query.page()?;
+    let tags = query.all("tag");
+    let host_state = query.parsed("state", parse_host_state)?;
+    let search = query.single("search")?.unwrap_or_default().to_owned();
+    let group = query.single("group")?.map(str::to_owned);
+    if let Some(group) = &group
+        && !state.fleet().groups().await.contains_key(group)
+    {
+        return Err(ApiError::invalid_value(
+            "group",
+            format!("unknown group {group:?}"),
+        ));
+    }
+    let hosts: Vec<_> = state
+        .fleet()
+        .hosts()
+        .await
+        .into_iter()
+        .filter(|host| tags.iter().all(|tag| host.tags.contains(tag)))
+        .filter(|host| host_state.is_none_or(|wanted| host.state == wanted))
+        .filter(|host| group.as_ref().is_none_or(|g| host.groups.contains(g)))
+        .filter(|host| host.name.starts_with(&search))
+        .collect();
+    let (hosts, pagination) = page.slice(hosts);
+    Ok(Json(HostList {
+        data: hosts.iter().map(mapping::host_summary).collect(),
+        pagination,
+    }))
+}
+
+fn parse_host_state(value: &str) -> Result<HostState, String> {
+    HostState::parse(value).ok_or_else(|| {
+        let names: Vec<&str> = HostState::ALL.iter().map(|s| s.as_str()).collect();
+        format!(
+            "unknown host state {value:?}; use one of {}",
+            names.join(", ")
+        )
+    })
+}
+
+/// Registers a host at runtime.
+#[utoipa::path(
+    post,
+    path = "/hosts",
+    operation_id = "create_host",
+    tag = "hosts",
+    summary = "Register a host",
+    description = "Adds an SSH host while the daemon runs, with `[defaults]` from the config file \
+        for what the body leaves out. Validated like a `[[host]]` table. A host registered here \
+        cannot be `local` and has no `reboot_command` (both only in the config file). It is \
+        checked on its `check_interval`, or at once with `POST /hosts/{name}/check`.",
+    request_body(content = NewHost, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Registered; `Location` is its URL", body = HostDetail,
+            headers(("Location" = String, description = "`/hosts/{name}`"))),
+        (status = 400, description = "The body is not valid JSON", body = ErrorResponse),
+        (status = 409, description = "A host with this name exists (`duplicate`)", body = ErrorResponse,
+            example = json!({"error": {"code": "duplicate", "message": "host \"web-03\" already exists", "details": {"field": "name"}}})),
+        (status = 415, description = "The body is not `application/json`", body = ErrorResponse),
+        (status = 422, description = "A bad or unknown field (`details.field` names it)", body = ErrorResponse,
+            example = json!({"error": {"code": "invalid_value", "message": "addr: hosts added through the API cannot be local; define local hosts in the config file", "details": {"field": "addr"}}})),
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(new): ApiJson<NewHost>,
+) -> Result<impl IntoResponse, ApiError> {
+    let spec = host_spec(new, state.defaults())?;
+    let host = state.fleet().add_host(spec).await?;
+    let location = format!("/hosts/{}", host.name);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(mapping::host_detail(&host)),
+    ))
+}
+
+/// Shows one host.
+#[utoipa::path(
+    get,
+    path = "/hosts/{name}",
+    operation_id = "get_host",
+    tag = "hosts",
+    summary = "Show a host",
+    description = "State, failure record, pending updates, reboot state, inventory summary, last \
+        check and current job of one host.",
+    params(("name" = String, Path, description = "Host name", example = "web-01")),
+    responses(
+        (status = 200, description = "The host", body = HostDetail),
+        (status = 404, description = "No such host", body = ErrorResponse,
+            example = json!({"error": {"code": "not_found", "message": "host \"web-99\" not found"}})),
+    )
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<HostDetail>, ApiError> {
+    let host = state.fleet().host(&name).await?;
+    Ok(Json(mapping::host_detail(&host)))
+}
+
+/// Removes a runtime host.
+#[utoipa::path(
+    delete,
+    path = "/hosts/{name}",
+    operation_id = "delete_host",
+    tag = "hosts",
+    summary = "Remove a host",
+    description = "Removes a host registered through the API. Hosts from the config file are \
+        removed there (409 `config_host`); a host with a running job cannot be removed \
+        (409 `host_busy`). Its past jobs stay readable under `/jobs`.",
+    params(("name" = String, Path, description = "Host name", example = "web-03")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "No such host", body = ErrorResponse),
+        (status = 409, description = "Defined in the config file (`config_host`) or a job runs (`host_busy`, with `details.job_id`)", body = ErrorResponse,
+            example = json!({"error": {"code": "config_host", "message": "host \"web-01\" is defined in the config file; remove it there"}})),
+    )
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    match state.fleet().remove_host(&name).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(err) => Err(action_error(&state, &name, err).await),
+    }
+}
+
+/// Shows a host's inventory.
+#[utoipa::path(
+    get,
+    path = "/hosts/{name}/inventory",
+    operation_id = "get_host_inventory",
+    tag = "hosts",
+    summary = "Show a host's inventory",
+    description = "What the host is (OS, kernel, architecture, uptime, boot identity, package \
+        manager, installed packages, free disk), as collected by its last check. `inventory` is \
+        null until a check has run.",
+    params(("name" = String, Path, description = "Host name", example = "web-01")),
+    responses(
+        (status = 200, description = "The inventory", body = HostInventory),
+        (status = 404, description = "No such host", body = ErrorResponse),
+    )
+)]
+pub async fn inventory(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<HostInventory>, ApiError> {
+    let host = state.fleet().host(&name).await?;
+    Ok(Json(mapping::host_inventory(&host)))
+}
+
+/// Starts a check.
+#[utoipa::path(
+    post,
+    path = "/hosts/{name}/check",
+    operation_id = "check_host",
+    tag = "hosts",
+    summary = "Check a host for updates",
+    description = "Starts a check (package lists, pending updates, reboot state, inventory) and \
+        answers at once with its job id. Allowed whenever no job runs on the host. An \
+        unreachable host becomes `unreachable`, not `failed`.",
+    params(("name" = String, Path, description = "Host name", example = "web-01")),
+    responses(
+        (status = 202, description = "The check started", body = JobAccepted,
+            headers(("Location" = String, description = "`/jobs/{id}`"))),
+        (status = 404, description = "No such host", body = ErrorResponse),
+        (status = 409, description = "A job runs on the host (`host_busy`, with `details.job_id` and `details.current_state`)", body = ErrorResponse,
+            example = json!({"error": {"code": "host_busy", "message": "host web-01 is busy with job job-18f3a2b4c5d-17", "details": {"job_id": "job-18f3a2b4c5d-17", "current_state": "querying"}}})),
+    )
+)]
+pub async fn check(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let result = state.fleet().check(&name).await;
+    accepted(&state, &name, JobKind::Check, result).await
+}
+
+/// Starts an update.
+#[utoipa::path(
+    post,
+    path = "/hosts/{name}/update",
+    operation_id = "update_host",
+    tag = "hosts",
+    summary = "Update a host",
+    description = "Starts an upgrade (checking first if the host was never checked) and answers \
+        at once with its job id. With `dry_run` nothing changes: the job lists what would be \
+        upgraded and the exact commands. The body is optional (no body means `{}`). Refused \
+        with 409 on a `failed` host (use retry), a host waiting for a reboot, a `check-only` \
+        host (`updates_disabled`) and outside the maintenance window unless `force`.",
+    params(("name" = String, Path, description = "Host name", example = "web-01")),
+    request_body(content = Option<UpdateRequest>, content_type = "application/json",
+        description = "Optional"),
+    responses(
+        (status = 202, description = "The update started", body = JobAccepted,
+            headers(("Location" = String, description = "`/jobs/{id}`"))),
+        (status = 400, description = "The body is not valid JSON", body = ErrorResponse),
+        (status = 404, description = "No such host", body = ErrorResponse),
+        (status = 409, description = "`host_busy`, `invalid_transition` (with `details.current_state`), `updates_disabled` or `outside_maintenance_window`", body = ErrorResponse,
+            example = json!({"error": {"code": "updates_disabled", "message": "updates are disabled for host localhost (policy updates = \"check-only\"); set `updates = \"allowed\"` in its [host.policy] to allow them"}})),
+        (status = 415, description = "A body that is not `application/json`", body = ErrorResponse),
+        (status = 422, description = "A bad or unknown field", body = ErrorResponse),
+    )
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    OptionalJson(body): OptionalJson<UpdateRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let body = body.unwrap_or_default();
+    let options = UpdateOptions {
+        dry_run: body.dry_run,
+        force: body.force,
+    };
+    let result = state.fleet().update(&name, options).await;
+    accepted(&state, &name, JobKind::Update, result).await
+}
+
+/// Starts a reboot.
+#[utoipa::path(
+    post,
+    path = "/hosts/{name}/reboot",
+    operation_id = "reboot_host",
+    tag = "hosts",
+    summary = "Reboot a host",
+    description = "Reboots the host (its `reboot_command`, or the system's), waits for a new boot \
+        identity, then checks it again (`rebooting` -> `verifying` -> `idle`). Answers at once \
+        with the job id. Refused outside the maintenance window.",
+    params(("name" = String, Path, description = "Host name", example = "web-01")),
+    responses(
+        (status = 202, description = "The reboot started", body = JobAccepted,
+            headers(("Location" = String, description = "`/jobs/{id}`"))),
+        (status = 404, description = "No such host", body = ErrorResponse),
+        (status = 409, description = "`host_busy` or `outside_maintenance_window`", body = ErrorResponse),
+    )
+)]
+pub async fn reboot(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let result = state.fleet().reboot(&name).await;
+    accepted(&state, &name, JobKind::Reboot, result).await
+}
+
+/// Re-runs what failed.
+#[utoipa::path(
+    post,
+    path = "/hosts/{name}/retry",
+    operation_id = "retry_host",
+    tag = "hosts",
+    summary = "Retry a failed host",
+    description = "Runs the failed action again (the failure record's `action`) from the state it \
+        started in, ignoring the maintenance window. Only a `failed` host can be retried.",
+    params(("name" = String, Path, description = "Host name", example = "web-01")),
+    responses(
+        (status = 202, description = "The retry started", body = JobAccepted,
+            headers(("Location" = String, description = "`/jobs/{id}`"))),
+        (status = 404, description = "No such host", body = ErrorResponse),
+        (status = 409, description = "The host is not `failed` (`invalid_transition`, with `details.current_state`) or busy", body = ErrorResponse,
+            example = json!({"error": {"code": "invalid_transition", "message": "cannot retry host web-01 while it is idle: only a failed host can be retried or acknowledged", "details": {"current_state": "idle", "action": "retry"}}})),
+    )
+)]
+pub async fn retry(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let result = state.fleet().retry(&name).await;
+    let kind = result
+        .as_ref()
+        .ok()
+        .and_then(|id| state.fleet().job(id).ok())
+        .map_or(JobKind::Check, |job| job.kind);
+    accepted(&state, &name, kind, result).await
+}
+
+/// Marks a failure as seen.
+#[utoipa::path(
+    post,
+    path = "/hosts/{name}/acknowledge",
+    operation_id = "acknowledge_host",
+    tag = "hosts",
+    summary = "Acknowledge a failure",
+    description = "Marks the failure of a `failed` host as seen (`failure.acknowledged`); the host \
+        stays `failed` until a retry or check succeeds.",
+    params(("name" = String, Path, description = "Host name", example = "web-01")),
+    responses(
+        (status = 200, description = "The host, with its failure acknowledged", body = HostDetail),
+        (status = 404, description = "No such host", body = ErrorResponse),
+        (status = 409, description = "The host is not `failed` (`invalid_transition`, with `details.current_state`)", body = ErrorResponse),
+    )
+)]
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<HostDetail>, ApiError> {
+    match state.fleet().acknowledge(&name).await {
+        Ok(host) => Ok(Json(mapping::host_detail(&host))),
+        Err(err) => Err(action_error(&state, &name, err).await),
+    }
+}
+
+/// `202 {job_id}` with `Location: /jobs/{id}`, or the error.
+async fn accepted(
+    state: &AppState,
+    name: &str,
+    kind: JobKind,
+    result: Result<String, FleetError>,
+) -> Result<impl IntoResponse + use<>, ApiError> {
+    let job_id = match result {
+        Ok(job_id) => job_id,
+        Err(err) => return Err(action_error(state, name, err).await),
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, format!("/jobs/{job_id}"))],
+        Json(JobAccepted {
+            job_id,
+            host: name.to_owned(),
+            kind: mapping::job_kind(kind),
+        }),
+    ))
+}
+
+/// `ApiError` for a refused host action; a `host_busy` also says which state the host is in.
+async fn action_error(state: &AppState, name: &str, err: FleetError) -> ApiError {
+    let busy = matches!(err, FleetError::HostBusy { .. });
+    let mut error = ApiError::from(err);
+    if busy
+        && let Ok(host) = state.fleet().host(name).await
+        && let Some(details) = error.details.as_mut().and_then(Value::as_object_mut)
+    {
+        details.insert("current_state".to_owned(), Value::from(host.state.as_str()));
+    }
+    error
+}
