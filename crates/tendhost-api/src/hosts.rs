@@ -491,6 +491,16 @@ pub struct UpdateRequest {
     pub force: bool,
 }
 
+/// `POST /hosts/{name}/reboot` (the body is optional: no body means `{}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"force": false}))]
+pub struct RebootRequest {
+    /// Ignore the host's maintenance window.
+    #[serde(default)]
+    pub force: bool,
+}
+
 /// `202` answer of the host actions: the job runs in the background (`GET /jobs/{id}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"job_id": "job-18f3a2b4c5d-17", "host": "web-01", "kind": "update"}))]

@@ -74,6 +74,64 @@ fn progress_package(line: &str) -> Option<&str> {
     rest.split_whitespace().next()
 }
 
+/// Appends a line tendhost itself writes (not the host's output) to the job log and the bus.
+fn job_note(host: &HostShared, job_id: &str, line: &str) {
+    host.ctx().jobs.log(job_id, OutputStream::Stdout, line);
+    host.ctx().bus.publish(EventKind::JobOutput {
+        job_id: job_id.to_owned(),
+        host: host.name().to_owned(),
+        stream: OutputStream::Stdout,
+        line: line.to_owned(),
+    });
+}
+
+/// Logs what a check found: one line per pending update, held and kept-back packages,
+/// removals and the reboot state.
+fn note_report(
+    host: &HostShared,
+    job_id: &str,
+    report: &tendhost_pkg::CheckReport,
+    reboot: &RebootState,
+) {
+    job_note(
+        host,
+        job_id,
+        &format!("{} pending update(s)", report.pending.len()),
+    );
+    for update in &report.pending {
+        job_note(
+            host,
+            job_id,
+            &format!(
+                "  {} {} -> {} ({}{})",
+                update.name,
+                update.current_version.as_deref().unwrap_or("(new)"),
+                update.new_version,
+                update.origin,
+                if update.security { ", security" } else { "" }
+            ),
+        );
+    }
+    if !report.held.is_empty() {
+        job_note(host, job_id, &format!("held: {}", report.held.join(", ")));
+    }
+    if !report.kept_back.is_empty() {
+        job_note(
+            host,
+            job_id,
+            &format!("kept back: {}", report.kept_back.join(", ")),
+        );
+    }
+    for removal in &report.removals {
+        job_note(
+            host,
+            job_id,
+            &format!("would remove: {} {}", removal.name, removal.version),
+        );
+    }
+    job_note(host, job_id, &format!("reboot: {}", reboot.wire_name()));
+}
+
 fn pkg_options(host: &HostShared, refresh: bool) -> PkgOptions {
     let spec = &host.spec;
     PkgOptions {
@@ -192,6 +250,11 @@ async fn run_check(host: &HostShared, job_id: &str, refresh: bool) -> Result<Str
     let was_connected = host.status().last_error.is_none();
     let exec = host.executor.as_ref();
     let manager = manager(host).await?;
+    job_note(
+        host,
+        job_id,
+        &format!("package manager: {}", manager.as_str()),
+    );
     if !was_connected {
         host.status().last_error = None;
         host.ctx().bus.publish(EventKind::HostConnected {
@@ -342,6 +405,10 @@ async fn run_dry_run(host: &HostShared, job_id: &str) -> Result<String, StepErro
     let opts = pkg_options(host, true);
     let dry_run = tendhost_pkg::dry_run(host.executor.as_ref(), manager, &opts).await?;
     let n_pending = dry_run.report.pending.len();
+    note_report(host, job_id, &dry_run.report, &host.status().reboot.clone());
+    for command in &dry_run.commands {
+        job_note(host, job_id, &format!("would run: {command}"));
+    }
     host.ctx().jobs.update(job_id, |job| {
         job.pending.clone_from(&dry_run.report.pending);
         job.commands.clone_from(&dry_run.commands);
@@ -463,15 +530,7 @@ async fn run_reboot(host: &HostShared, job_id: &str) -> Result<String, StepError
 async fn reboot_and_verify(host: &HostShared, job_id: &str) -> Result<(), StepError> {
     host.transition(HostState::Rebooting);
     let exec = host.executor.as_ref();
-    let log = |line: &str| {
-        host.ctx().jobs.log(job_id, OutputStream::Stdout, line);
-        host.ctx().bus.publish(EventKind::JobOutput {
-            job_id: job_id.to_owned(),
-            host: host.name().to_owned(),
-            stream: OutputStream::Stdout,
-            line: line.to_owned(),
-        });
-    };
+    let log = |line: &str| job_note(host, job_id, line);
     let before = tendhost_pkg::reboot(exec, host.spec.reboot_command.as_deref()).await?;
     log(&format!(
         "reboot issued (boot id {}, pid 1 started at tick {})",

@@ -238,9 +238,9 @@ impl Fleet {
         self.request(name, Request::Update, options).await
     }
 
-    pub async fn reboot(&self, name: &str) -> Result<String, FleetError> {
-        self.request(name, Request::Reboot, UpdateOptions::default())
-            .await
+    /// Reboots the host; `options.force` ignores its maintenance window.
+    pub async fn reboot(&self, name: &str, options: UpdateOptions) -> Result<String, FleetError> {
+        self.request(name, Request::Reboot, options).await
     }
 
     pub async fn retry(&self, name: &str) -> Result<String, FleetError> {

@@ -284,7 +284,7 @@ impl Runner {
             });
             let mut started = Vec::new();
             for name in hosts {
-                let Some(entry) = self.entry(name).cloned() else {
+                let Some(entry) = self.entry(name).filter(|e| e.actor.is_alive()).cloned() else {
                     self.set_host(
                         name,
                         RolloutHostState::Skipped,

@@ -10,7 +10,8 @@ use axum::response::IntoResponse;
 use serde_json::Value;
 use tendhost_api::ErrorResponse;
 use tendhost_api::hosts::{
-    HostDetail, HostInventory, HostList, HostListQuery, JobAccepted, NewHost, UpdateRequest,
+    HostDetail, HostInventory, HostList, HostListQuery, JobAccepted, NewHost, RebootRequest,
+    UpdateRequest,
 };
 use tendhost_core::model::{FleetError, UpdateOptions};
 use tendhost_core::state::{HostState, JobKind};
@@ -275,8 +276,11 @@ pub async fn update(
     summary = "Reboot a host",
     description = "Reboots the host (its `reboot_command`, or the system's), waits for a new boot \
         identity, then checks it again (`rebooting` -> `verifying` -> `idle`). Answers at once \
-        with the job id. Refused outside the maintenance window.",
+        with the job id. Refused outside the maintenance window unless `force`. The body is \
+        optional (no body means `{}`).",
     params(("name" = String, Path, description = "Host name", example = "web-01")),
+    request_body(content = Option<RebootRequest>, content_type = "application/json",
+        description = "Optional"),
     responses(
         (status = 202, description = "The reboot started", body = JobAccepted,
             headers(("Location" = String, description = "`/jobs/{id}`"))),
@@ -287,8 +291,13 @@ pub async fn update(
 pub async fn reboot(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
+    OptionalJson(body): OptionalJson<RebootRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let result = state.fleet().reboot(&name).await;
+    let options = UpdateOptions {
+        dry_run: false,
+        force: body.unwrap_or_default().force,
+    };
+    let result = state.fleet().reboot(&name, options).await;
     accepted(&state, &name, JobKind::Reboot, result).await
 }
 
