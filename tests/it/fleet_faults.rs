@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use tendhost_tests::fleet::{FAILING_DEB, Fleet, Host, INTERRUPTED_PKG, Pkg};
+use tendhost_tests::fleet::{
+    FAILING_DEB, Fleet, Host, INTERRUPTED_PKG, Pkg, REBOOT_REQUIRED_PKG, SUDO_USER,
+};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
@@ -252,10 +254,7 @@ async fn reboot_required_is_reported_until_the_host_reboots() {
         .await;
     let needs = dnf_host.exec(&["dnf", "needs-restarting", "-r"]).await;
     assert_eq!(needs.status, 1, "{needs:?}");
-    assert!(
-        needs.stdout.contains("tendhost-reboot-trigger"),
-        "{needs:?}"
-    );
+    assert!(needs.stdout.contains(REBOOT_REQUIRED_PKG), "{needs:?}");
 
     apt_host.reboot().await;
     dnf_host.reboot().await;
@@ -315,8 +314,15 @@ async fn a_reboot_changes_the_boot_identity_and_clears_run() {
         .await;
     let before = host.boot_identity().await;
 
-    // The same `reboot` tendhost would run over SSH.
-    let reboot = ssh(&fleet, host, "root", "reboot").await;
+    // The same command tendhost runs over SSH; only root may, as on a real host.
+    let refused = ssh(&fleet, host, SUDO_USER, "/usr/sbin/shutdown -r now").await;
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("must be root"),
+        "{refused:?}"
+    );
+    assert_eq!(host.boot_identity().await, before);
+    let reboot = ssh(&fleet, host, SUDO_USER, "sudo -n shutdown -r now").await;
     assert!(reboot.status.success(), "{reboot:?}");
     host.wait_for_new_boot(&before).await;
 

@@ -38,13 +38,7 @@ impl OutputSink for JobSink<'_> {
             Stream::Stderr => OutputStream::Stderr,
         };
         let ctx = self.host.ctx();
-        ctx.jobs.log(self.job_id, stream, line);
-        ctx.bus.publish(EventKind::JobOutput {
-            job_id: self.job_id.to_owned(),
-            host: self.host.name().to_owned(),
-            stream,
-            line: line.to_owned(),
-        });
+        ctx.job_output(self.host.name(), self.job_id, stream, line);
         if let Some(package) = progress_package(line) {
             let done = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             ctx.bus.publish(EventKind::UpdateProgress {
@@ -76,13 +70,8 @@ fn progress_package(line: &str) -> Option<&str> {
 
 /// Appends a line tendhost itself writes (not the host's output) to the job log and the bus.
 fn job_note(host: &HostShared, job_id: &str, line: &str) {
-    host.ctx().jobs.log(job_id, OutputStream::Stdout, line);
-    host.ctx().bus.publish(EventKind::JobOutput {
-        job_id: job_id.to_owned(),
-        host: host.name().to_owned(),
-        stream: OutputStream::Stdout,
-        line: line.to_owned(),
-    });
+    host.ctx()
+        .job_output(host.name(), job_id, OutputStream::Stdout, line);
 }
 
 /// Logs what a check found: one line per pending update, held and kept-back packages,
@@ -308,15 +297,25 @@ async fn run_check(host: &HostShared, job_id: &str, refresh: bool) -> Result<Str
 }
 
 /// The next check after a lost upgrade collects its real outcome from the host's job dir.
-async fn collect_lost(host: &HostShared, check_job: &str, manager: PackageManager, lost: &str) {
+async fn collect_lost(
+    host: &HostShared,
+    check_job: &str,
+    manager: PackageManager,
+    lost: &crate::host::LostJob,
+) {
+    let (lost, offset) = (lost.job_id.as_str(), lost.log_offset);
     let Ok(lost_id) = JobId::new(lost) else {
         host.status().lost_job = None;
         return;
     };
     let opts = pkg_options(host, false);
-    let offset = host.ctx().jobs.get(lost).map_or(0, |job| {
-        job.log.iter().map(|l| l.line.len() as u64 + 1).sum()
-    });
+    if offset == 0 {
+        job_note(
+            host,
+            lost,
+            "reading the host's job log from its start (the daemon restarted while the job ran)",
+        );
+    }
     let sink = JobSink {
         host,
         job_id: lost,
@@ -345,10 +344,15 @@ async fn collect_lost(host: &HostShared, check_job: &str, manager: PackageManage
                 ));
             });
             host.ctx().persist_job(lost);
+            host.ctx().bus.publish(EventKind::JobFinished {
+                job_id: lost.to_owned(),
+                host: host.name().to_owned(),
+                outcome: state.as_str().to_owned(),
+            });
             host.status().lost_job = None;
-            host.ctx().jobs.log(
+            job_note(
+                host,
                 check_job,
-                OutputStream::Stdout,
                 &format!(
                     "collected the outcome of lost job {lost}: {}",
                     state.as_str()
@@ -472,7 +476,10 @@ async fn run_update(host: &HostShared, job_id: &str) -> Result<String, StepError
         UpgradeState::Lost => {
             {
                 let mut status = host.status();
-                status.lost_job = Some(job_id.to_owned());
+                status.lost_job = Some(crate::host::LostJob {
+                    job_id: job_id.to_owned(),
+                    log_offset: outcome.log_offset,
+                });
                 status.last_error = Some(format!(
                     "lost contact for the whole reconnect window ({}s)",
                     opts.reconnect_window.as_secs()

@@ -66,6 +66,14 @@ pub enum FleetStartError {
     Exec(#[from] tendhost_exec::ExecError),
 }
 
+/// What a previous run left, handed to [`Fleet::start_with`].
+#[derive(Default)]
+pub struct Restored {
+    pub jobs: Vec<JobSnapshot>,
+    pub rollouts: Vec<RolloutSnapshot>,
+    pub transport: Option<Arc<dyn crate::events::EventTransport>>,
+}
+
 /// The running fleet. Cheap to clone.
 #[derive(Clone)]
 pub struct Fleet {
@@ -117,6 +125,26 @@ impl Fleet {
         mut initial: HashMap<String, HostStatus>,
         persistence: Option<Arc<dyn Persistence>>,
     ) -> Result<Fleet, FleetStartError> {
+        Self::start_with(
+            hosts,
+            groups,
+            options,
+            &mut initial,
+            persistence,
+            Restored::default(),
+        )
+    }
+
+    /// `start`, plus what a previous run left: jobs to put back in the registry (interrupted
+    /// ones whose outcome a check may still collect), rollouts, and an event transport.
+    pub fn start_with(
+        hosts: Vec<HostSpec>,
+        groups: BTreeMap<String, Vec<String>>,
+        options: &FleetOptions,
+        initial: &mut HashMap<String, HostStatus>,
+        persistence: Option<Arc<dyn Persistence>>,
+        restored: Restored,
+    ) -> Result<Fleet, FleetStartError> {
         let exec_env = ExecEnv::open(&options.data_dir)?;
         let ctx = Arc::new(FleetContext {
             bus: EventBus::new(
@@ -129,6 +157,12 @@ impl Fleet {
             exec_env: exec_env.clone(),
             persistence,
         });
+        if let Some(transport) = restored.transport {
+            ctx.bus.set_transport(transport);
+        }
+        for job in restored.jobs {
+            ctx.jobs.restore(job);
+        }
         let factory_env = exec_env.clone();
         let executor_factory: ExecutorFactory =
             Arc::new(move |spec: &HostSpec| executor_for(spec, &factory_env));
@@ -144,6 +178,7 @@ impl Fleet {
             hosts,
             groups,
             executor_factory,
+            rollouts: restored.rollouts,
         });
         let scheduler = tokio::spawn(schedule_checks(
             orchestrator.clone(),
@@ -330,6 +365,15 @@ impl Fleet {
             .ask(ListRollouts)
             .await
             .unwrap_or_default()
+    }
+
+    /// Continues an `interrupted` rollout with the hosts not yet done.
+    pub async fn resume_rollout(&self, id: &str) -> Result<RolloutSnapshot, FleetError> {
+        flatten(
+            self.orchestrator
+                .ask(crate::orchestrator::ResumeRollout(id.to_owned()))
+                .await,
+        )
     }
 
     pub async fn cancel_rollout(&self, id: &str) -> Result<RolloutSnapshot, FleetError> {

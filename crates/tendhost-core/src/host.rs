@@ -37,7 +37,15 @@ pub struct HostStatus {
     pub last_error: Option<String>,
     /// A detached upgrade that was lost (host unreachable past the reconnect window): the next
     /// check collects its real outcome.
-    pub lost_job: Option<String>,
+    pub lost_job: Option<LostJob>,
+}
+
+/// A detached upgrade whose outcome is still on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostJob {
+    pub job_id: String,
+    /// Bytes of the host-side log already read (0: read it all again).
+    pub log_offset: u64,
 }
 
 impl Default for HostStatus {

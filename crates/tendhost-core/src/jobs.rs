@@ -93,6 +93,25 @@ impl Jobs {
         id
     }
 
+    /// Puts a job from a previous run back in the registry (recovery of interrupted jobs,
+    /// whose outcome a later check may still collect from the host).
+    pub fn restore(&self, snapshot: JobSnapshot) {
+        let (state_tx, _) = watch::channel(snapshot.state);
+        let mut inner = self.lock();
+        if inner.by_id.contains_key(&snapshot.id) {
+            return;
+        }
+        inner.order.push(snapshot.id.clone());
+        inner.by_id.insert(
+            snapshot.id.clone(),
+            Entry {
+                snapshot,
+                state_tx,
+                dropped_lines: 0,
+            },
+        );
+    }
+
     /// Applies `f` to the job's snapshot (no-op for unknown ids).
     pub fn update(&self, id: &str, f: impl FnOnce(&mut JobSnapshot)) {
         let mut inner = self.lock();

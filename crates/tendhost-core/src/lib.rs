@@ -17,4 +17,4 @@ pub mod spec;
 pub mod state;
 pub mod window;
 
-pub use crate::fleet::{Fleet, FleetOptions, FleetStartError};
+pub use crate::fleet::{Fleet, FleetOptions, FleetStartError, Restored};

@@ -309,6 +309,13 @@ pub enum FleetError {
     /// 409 `rollout_finished`.
     #[error("rollout {id} is already {state}")]
     RolloutFinished { id: String, state: &'static str },
+    /// 409 `invalid_rollout_state` (e.g. resuming a rollout that is not interrupted).
+    #[error("rollout {id} is {state}: {hint}")]
+    InvalidRollout {
+        id: String,
+        state: &'static str,
+        hint: &'static str,
+    },
     /// 422 naming the field.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },

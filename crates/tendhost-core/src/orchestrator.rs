@@ -37,6 +37,8 @@ pub struct OrchestratorArgs {
     pub hosts: Vec<(HostSpec, HostStatus)>,
     pub groups: BTreeMap<String, Vec<String>>,
     pub executor_factory: ExecutorFactory,
+    /// Rollouts from previous runs (oldest first), shown and resumable but not running.
+    pub rollouts: Vec<RolloutSnapshot>,
 }
 
 pub struct OrchestratorActor {
@@ -147,6 +149,12 @@ impl Actor for OrchestratorActor {
             let name = spec.name.clone();
             let entry = orchestrator.spawn_host(&actor_ref, spec, status).await;
             orchestrator.hosts.insert(name, entry);
+        }
+        for snapshot in args.rollouts {
+            let id = snapshot.id.clone();
+            let handle = RolloutHandle::restored(Arc::clone(&orchestrator.ctx), snapshot);
+            orchestrator.rollout_order.push(id.clone());
+            orchestrator.rollouts.insert(id, handle);
         }
         Ok(orchestrator)
     }
@@ -319,6 +327,32 @@ impl Message<CancelRollout> for OrchestratorActor {
             })?;
         handle.cancel()?;
         Ok(handle.snapshot())
+    }
+}
+
+/// Resume an interrupted rollout with the hosts not yet done.
+pub struct ResumeRollout(pub String);
+
+impl Message<ResumeRollout> for OrchestratorActor {
+    type Reply = Result<RolloutSnapshot, FleetError>;
+
+    async fn handle(
+        &mut self,
+        msg: ResumeRollout,
+        _: &mut Context<Self, Self::Reply>,
+    ) -> Self::Reply {
+        let handle = self
+            .rollouts
+            .get(&msg.0)
+            .ok_or_else(|| FleetError::NotFound {
+                kind: "rollout",
+                name: msg.0.clone(),
+            })?;
+        let targets: Vec<HostEntry> = self.hosts.values().cloned().collect();
+        let resumed = handle.resume(targets)?;
+        let snapshot = resumed.snapshot();
+        self.rollouts.insert(msg.0, resumed);
+        Ok(snapshot)
     }
 }
 

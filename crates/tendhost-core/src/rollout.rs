@@ -51,6 +51,7 @@ pub fn plan(targets: &[String], canary: &[String], batch_size: usize) -> Vec<(Ve
 pub struct RolloutHandle {
     shared: SharedRollout,
     cancel: watch::Sender<bool>,
+    ctx: Arc<FleetContext>,
 }
 
 impl RolloutHandle {
@@ -61,6 +62,29 @@ impl RolloutHandle {
     /// Requests cancellation; 409 when the rollout already ended.
     pub fn cancel(&self) -> Result<(), FleetError> {
         let state = lock(&self.shared).state;
+        if state == RolloutState::Interrupted {
+            // Nothing runs: cancelling settles it for good (it can no longer be resumed).
+            let snapshot = {
+                let mut rollout = lock(&self.shared);
+                rollout.state = RolloutState::Cancelled;
+                for host in &mut rollout.hosts {
+                    if matches!(
+                        host.state,
+                        RolloutHostState::Pending | RolloutHostState::Running
+                    ) {
+                        host.state = RolloutHostState::Cancelled;
+                        host.reason = Some("rollout cancelled after it was interrupted".to_owned());
+                    }
+                }
+                rollout.clone()
+            };
+            self.ctx.persist_rollout(&snapshot);
+            self.ctx.bus.publish(EventKind::RolloutFinished {
+                rollout_id: snapshot.id,
+                state: RolloutState::Cancelled.as_str().to_owned(),
+            });
+            return Ok(());
+        }
         if state != RolloutState::Running {
             return Err(FleetError::RolloutFinished {
                 id: lock(&self.shared).id.clone(),
@@ -74,6 +98,80 @@ impl RolloutHandle {
     /// Whether the rollout still runs.
     pub fn is_running(&self) -> bool {
         lock(&self.shared).state == RolloutState::Running
+    }
+
+    /// A rollout from a previous run (read from the store), not running.
+    pub fn restored(ctx: Arc<FleetContext>, snapshot: RolloutSnapshot) -> RolloutHandle {
+        let (cancel, _) = watch::channel(false);
+        RolloutHandle {
+            shared: Arc::new(Mutex::new(snapshot)),
+            cancel,
+            ctx,
+        }
+    }
+
+    /// Continues an `interrupted` rollout with the hosts not yet done (pending, or running
+    /// when the daemon stopped), in their original batches; failures counted so far still
+    /// count. Returns the handle that now runs it.
+    pub fn resume(&self, targets: Vec<HostEntry>) -> Result<RolloutHandle, FleetError> {
+        let (kind, request, batches) = {
+            let mut rollout = lock(&self.shared);
+            if rollout.state != RolloutState::Interrupted {
+                return Err(FleetError::InvalidRollout {
+                    id: rollout.id.clone(),
+                    state: rollout.state.as_str(),
+                    hint: "only an interrupted rollout can be resumed",
+                });
+            }
+            rollout.state = RolloutState::Running;
+            rollout.finished_at = None;
+            let mut batches: Vec<(usize, Vec<String>)> = Vec::new();
+            for host in &mut rollout.hosts {
+                if matches!(
+                    host.state,
+                    RolloutHostState::Pending | RolloutHostState::Running
+                ) {
+                    host.state = RolloutHostState::Pending;
+                    match batches.iter_mut().find(|(index, _)| *index == host.batch) {
+                        Some((_, hosts)) => hosts.push(host.host.clone()),
+                        None => batches.push((host.batch, vec![host.host.clone()])),
+                    }
+                }
+            }
+            batches.sort_by_key(|(index, _)| *index);
+            for batch in &mut rollout.batches {
+                if batches.iter().any(|(index, _)| *index == batch.index) {
+                    batch.state = "pending";
+                }
+            }
+            (rollout.kind, rollout.request.clone(), batches)
+        };
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let snapshot = lock(&self.shared).clone();
+        self.ctx.persist_rollout(&snapshot);
+        self.ctx.bus.publish(EventKind::RolloutStarted {
+            rollout_id: snapshot.id.clone(),
+            hosts: batches
+                .iter()
+                .flat_map(|(_, hosts)| hosts.clone())
+                .collect(),
+            n_batches: batches.len(),
+            dry_run: request.dry_run,
+        });
+        let runner = Runner {
+            ctx: Arc::clone(&self.ctx),
+            kind,
+            request,
+            shared: Arc::clone(&self.shared),
+            cancel: cancel_rx,
+            targets,
+        };
+        tokio::spawn(runner.run(batches));
+        Ok(RolloutHandle {
+            shared: Arc::clone(&self.shared),
+            cancel: cancel_tx,
+            ctx: Arc::clone(&self.ctx),
+        })
     }
 }
 
@@ -124,6 +222,7 @@ pub fn start(
             .collect(),
         n_failed: 0,
     };
+    ctx.persist_rollout(&snapshot);
     let shared: SharedRollout = Arc::new(Mutex::new(snapshot));
     let (cancel_tx, cancel_rx) = watch::channel(false);
     ctx.bus.publish(EventKind::RolloutStarted {
@@ -133,17 +232,26 @@ pub fn start(
         dry_run: request.dry_run,
     });
     let runner = Runner {
-        ctx,
+        ctx: Arc::clone(&ctx),
         kind,
         request,
         shared: Arc::clone(&shared),
         cancel: cancel_rx,
         targets,
     };
-    tokio::spawn(runner.run(batches));
+    tokio::spawn(
+        runner.run(
+            batches
+                .into_iter()
+                .enumerate()
+                .map(|(i, (hosts, _))| (i, hosts))
+                .collect(),
+        ),
+    );
     RolloutHandle {
         shared,
         cancel: cancel_tx,
+        ctx,
     }
 }
 
@@ -177,12 +285,20 @@ impl Runner {
         if state == RolloutHostState::Failed {
             rollout.n_failed += 1;
         }
+        let snapshot = rollout.clone();
+        drop(rollout);
+        self.ctx.persist_rollout(&snapshot);
     }
 
     fn set_batch(&self, index: usize, state: &'static str) {
-        if let Some(batch) = lock(&self.shared).batches.get_mut(index) {
-            batch.state = state;
-        }
+        let snapshot = {
+            let mut rollout = lock(&self.shared);
+            if let Some(batch) = rollout.batches.get_mut(index) {
+                batch.state = state;
+            }
+            rollout.clone()
+        };
+        self.ctx.persist_rollout(&snapshot);
     }
 
     /// Marks every still-pending host with `state` and `reason`, and their batches skipped.
@@ -254,20 +370,22 @@ impl Runner {
             })
     }
 
-    async fn run(mut self, batches: Vec<(Vec<String>, bool)>) {
+    /// Runs `batches` (original batch index, hosts) in order.
+    async fn run(mut self, batches: Vec<(usize, Vec<String>)>) {
         let rollout_id = lock(&self.shared).id.clone();
-        let n_hosts: usize = batches.iter().map(|(hosts, _)| hosts.len()).sum();
+        let n_hosts = lock(&self.shared).hosts.len();
         let allowed = match self.kind {
             RolloutKind::Check => usize::MAX,
             RolloutKind::Update => self.request.max_failures.allowed(n_hosts),
         };
         let mut final_state = RolloutState::Completed;
-        for (index, (hosts, _canary)) in batches.iter().enumerate() {
+        for (position, (index, hosts)) in batches.iter().enumerate() {
+            let index = *index;
             if *self.cancel.borrow() {
                 final_state = RolloutState::Cancelled;
                 break;
             }
-            if index > 0 && !self.request.delay.is_zero() {
+            if position > 0 && !self.request.delay.is_zero() {
                 tokio::select! {
                     () = tokio::time::sleep(self.request.delay) => {}
                     _ = self.cancel.wait_for(|c| *c) => {
@@ -361,11 +479,13 @@ impl Runner {
             }
             _ => {}
         }
-        {
+        let snapshot = {
             let mut rollout = lock(&self.shared);
             rollout.state = final_state;
             rollout.finished_at = Some(Timestamp::now());
-        }
+            rollout.clone()
+        };
+        self.ctx.persist_rollout(&snapshot);
         self.ctx.bus.publish(EventKind::RolloutFinished {
             rollout_id,
             state: final_state.as_str().to_owned(),

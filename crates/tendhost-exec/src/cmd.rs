@@ -51,6 +51,17 @@ pub enum Privilege {
     Unprivileged,
 }
 
+impl Privilege {
+    /// The privilege of a login that is root or not, on a host that allows sudo or not.
+    pub fn of_login(is_root: bool, sudo_allowed: bool) -> Self {
+        match (is_root, sudo_allowed) {
+            (true, _) => Self::Root,
+            (false, true) => Self::Sudo,
+            (false, false) => Self::Unprivileged,
+        }
+    }
+}
+
 impl Cmd {
     /// A command running `program` (looked up in the host's `PATH`) with no arguments.
     pub fn new(program: impl Into<OsString>) -> Self {
@@ -157,16 +168,7 @@ impl Cmd {
                 Privilege::Unprivileged => return Err(CmdProblem::NeedsRoot),
             }
         }
-        if !self.env.is_empty() {
-            argv.push("env".into());
-            argv.extend(
-                self.env
-                    .iter()
-                    .map(|(key, value)| format!("{key}={value}").into()),
-            );
-        }
-        argv.push(self.program.clone());
-        argv.extend(self.args.iter().cloned());
+        argv.extend(self.unwrapped_argv());
         Ok(argv)
     }
 
@@ -182,12 +184,13 @@ impl Cmd {
     pub fn display_as(&self, privilege: Privilege) -> String {
         match self.argv(privilege) {
             Ok(argv) => quote_line(argv),
-            Err(_) => self.display_unchecked(),
+            Err(_) => quote_line(self.unwrapped_argv()),
         }
     }
 
-    fn display_unchecked(&self) -> String {
-        let mut words: Vec<OsString> = Vec::new();
+    /// `[env K=V ...] program args...`, without validation or sudo.
+    fn unwrapped_argv(&self) -> Vec<OsString> {
+        let mut words: Vec<OsString> = Vec::with_capacity(self.args.len() + self.env.len() + 2);
         if !self.env.is_empty() {
             words.push("env".into());
             words.extend(
@@ -198,7 +201,7 @@ impl Cmd {
         }
         words.push(self.program.clone());
         words.extend(self.args.iter().cloned());
-        quote_line(words)
+        words
     }
 
     fn validate(&self) -> Result<(), CmdProblem> {

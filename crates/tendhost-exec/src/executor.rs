@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use crate::cmd::{Cmd, Privilege};
 use crate::error::ExecError;
-use crate::output::{Output, OutputSink};
+use crate::output::{Capture, Output, OutputSink};
+use crate::quote::quote_line;
+use crate::sudo::sudo_failure;
 
 /// The default per-command timeout of both executors.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -50,5 +52,75 @@ pub trait Executor: Send + Sync {
     /// The exact line `cmd` runs as on this host (for dry runs and logs).
     fn display(&self, cmd: &Cmd) -> String {
         cmd.display_as(self.privilege())
+    }
+}
+
+/// One command prepared for one host, shared by both executors: what runs, how it is shown,
+/// and how its result becomes an [`Output`] (or a sudo error).
+pub(crate) struct Run<'a> {
+    pub(crate) host: &'a str,
+    pub(crate) user: &'a str,
+    /// The exact argument vector ([`Cmd::argv`]).
+    pub(crate) argv: Vec<std::ffi::OsString>,
+    /// `argv`, quoted: what SSH sends and what errors show.
+    pub(crate) command_line: String,
+    pub(crate) timeout: Duration,
+}
+
+impl<'a> Run<'a> {
+    pub(crate) fn prepare(
+        cmd: &Cmd,
+        privilege: Privilege,
+        host: &'a str,
+        user: &'a str,
+        default_timeout: Duration,
+    ) -> Result<Self, ExecError> {
+        let argv = cmd
+            .argv(privilege)
+            .map_err(|problem| ExecError::from_cmd_problem(problem, host, user, cmd))?;
+        Ok(Self {
+            host,
+            user,
+            command_line: quote_line(&argv),
+            argv,
+            timeout: cmd.timeout_override().unwrap_or(default_timeout),
+        })
+    }
+
+    pub(crate) fn timed_out(self) -> ExecError {
+        ExecError::CommandTimedOut {
+            host: self.host.to_owned(),
+            command: self.command_line,
+            after: self.timeout,
+        }
+    }
+
+    pub(crate) fn killed(self) -> ExecError {
+        ExecError::Killed {
+            host: self.host.to_owned(),
+            command: self.command_line,
+        }
+    }
+
+    /// The result of a command that exited with `exit_code`, unless sudo itself refused.
+    pub(crate) fn finish(
+        self,
+        exit_code: i32,
+        stdout: Capture,
+        stderr: Capture,
+        duration: Duration,
+    ) -> Result<Output, ExecError> {
+        let used_sudo = self.argv.first().is_some_and(|first| first == "sudo");
+        if let Some(err) = sudo_failure(used_sudo, exit_code, &stderr.text, self.host, self.user) {
+            return Err(err);
+        }
+        Ok(Output {
+            host: self.host.to_owned(),
+            command: self.command_line,
+            exit_code,
+            stdout: stdout.text,
+            stderr: stderr.text,
+            duration,
+        })
     }
 }

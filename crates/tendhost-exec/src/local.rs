@@ -12,10 +12,8 @@ use tokio::process::{Child, Command};
 
 use crate::cmd::{Cmd, Privilege};
 use crate::error::ExecError;
-use crate::executor::{BoxFuture, DEFAULT_COMMAND_TIMEOUT, Executor};
+use crate::executor::{BoxFuture, DEFAULT_COMMAND_TIMEOUT, Executor, Run};
 use crate::output::{Capture, Output, OutputSink, Stream, pump};
-use crate::quote::quote_line;
-use crate::sudo::sudo_failure;
 
 /// What [`LocalExecutor`] needs to know about the local host.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,19 +69,15 @@ impl LocalExecutor {
     }
 
     async fn run_inner(&self, cmd: &Cmd, sink: &dyn OutputSink) -> Result<Output, ExecError> {
-        let host = &self.target.host_name;
-        let privilege = self.privilege();
-        let argv = cmd
-            .argv(privilege)
-            .map_err(|problem| ExecError::from_cmd_problem(problem, host, &self.user, cmd))?;
-        let command_line = quote_line(&argv);
-        let used_sudo = argv.first().is_some_and(|first| first == "sudo");
-        let timeout = cmd
-            .timeout_override()
-            .unwrap_or(self.target.command_timeout);
-
+        let run = Run::prepare(
+            cmd,
+            self.privilege(),
+            &self.target.host_name,
+            &self.user,
+            self.target.command_timeout,
+        )?;
         let started = Instant::now();
-        let mut child = match spawn(&argv) {
+        let mut child = match spawn(&run.argv) {
             Ok(child) => child,
             Err(err) => {
                 // Mirror what a shell (and so the SSH executor) reports.
@@ -92,60 +86,34 @@ impl LocalExecutor {
                     std::io::ErrorKind::PermissionDenied => 126,
                     _ => {
                         return Err(ExecError::Io {
-                            host: host.clone(),
-                            context: format!("cannot start `{command_line}`"),
+                            host: run.host.to_owned(),
+                            context: format!("cannot start `{}`", run.command_line),
                             source: err,
                         });
                     }
                 };
-                let stderr = format!("{}: {err}\n", argv[0].to_string_lossy());
+                let stderr = format!("{}: {err}\n", run.argv[0].to_string_lossy());
                 sink.line(Stream::Stderr, stderr.trim_end());
-                if let Some(err) = sudo_failure(used_sudo, exit_code, &stderr, host, &self.user) {
-                    return Err(err);
-                }
-                return Ok(Output {
-                    host: host.clone(),
-                    command: command_line,
-                    exit_code,
-                    stdout: String::new(),
-                    stderr,
-                    duration: started.elapsed(),
-                });
+                let stderr = Capture::from_text(stderr);
+                return run.finish(exit_code, Capture::default(), stderr, started.elapsed());
             }
         };
 
-        let finished = tokio::time::timeout(timeout, wait_with_output(&mut child, sink)).await;
+        let finished = tokio::time::timeout(run.timeout, wait_with_output(&mut child, sink)).await;
         let Ok(finished) = finished else {
             kill_group(&mut child).await;
-            return Err(ExecError::CommandTimedOut {
-                host: host.clone(),
-                command: command_line,
-                after: timeout,
-            });
+            return Err(run.timed_out());
         };
         let (status, stdout, stderr) = finished.map_err(|source| ExecError::Io {
-            host: host.clone(),
-            context: format!("waiting for `{command_line}`"),
+            host: run.host.to_owned(),
+            context: format!("waiting for `{}`", run.command_line),
             source,
         })?;
         let duration = started.elapsed();
-        let Some(exit_code) = status.code() else {
-            return Err(ExecError::Killed {
-                host: host.clone(),
-                command: command_line,
-            });
-        };
-        if let Some(err) = sudo_failure(used_sudo, exit_code, &stderr.text, host, &self.user) {
-            return Err(err);
+        match status.code() {
+            Some(exit_code) => run.finish(exit_code, stdout, stderr, duration),
+            None => Err(run.killed()),
         }
-        Ok(Output {
-            host: host.clone(),
-            command: command_line,
-            exit_code,
-            stdout: stdout.text,
-            stderr: stderr.text,
-            duration,
-        })
     }
 }
 
@@ -155,13 +123,7 @@ impl Executor for LocalExecutor {
     }
 
     fn privilege(&self) -> Privilege {
-        if self.is_root {
-            Privilege::Root
-        } else if self.target.sudo {
-            Privilege::Sudo
-        } else {
-            Privilege::Unprivileged
-        }
+        Privilege::of_login(self.is_root, self.target.sudo)
     }
 
     fn run<'a>(

@@ -163,6 +163,13 @@ pub(crate) struct Capture {
 }
 
 impl Capture {
+    pub(crate) fn from_text(text: String) -> Self {
+        Self {
+            text,
+            ..Self::default()
+        }
+    }
+
     fn emit(&mut self, raw: &[u8], stream: Stream, sink: &dyn OutputSink) {
         let text = String::from_utf8_lossy(raw);
         let line = text.strip_suffix('\n').unwrap_or(&text);

@@ -45,6 +45,25 @@ fn delete_status(conn: &Connection, name: &str) -> Result<bool> {
     Ok(conn.execute("DELETE FROM host_status WHERE name = ?1", [name])? > 0)
 }
 
+/// Insert-or-replace of a host's status row.
+pub(crate) fn put_status(conn: &Connection, status: &HostStatusRecord) -> Result<()> {
+    conn.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO host_status ({STATUS_COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    ))?
+    .execute(params![
+        status.name,
+        status.state,
+        opt_json_text(status.failure.as_ref()),
+        json_text(&status.pending_updates),
+        status.reboot_state,
+        opt_json_text(status.inventory.as_ref()),
+        status.last_check_ms,
+        status.updated_at_ms,
+    ])?;
+    Ok(())
+}
+
 impl Store {
     /// Stores a host added at runtime; [`StoreError::Duplicate`] if the name exists.
     pub async fn add_runtime_host(&self, host: RuntimeHostRecord) -> Result<()> {
@@ -131,26 +150,8 @@ impl Store {
 
     /// Stores a host's status, replacing the previous one.
     pub async fn put_host_status(&self, status: HostStatusRecord) -> Result<()> {
-        self.call(move |writer| {
-            writer
-                .conn
-                .prepare_cached(&format!(
-                    "INSERT OR REPLACE INTO host_status ({STATUS_COLUMNS})
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-                ))?
-                .execute(params![
-                    status.name,
-                    status.state,
-                    opt_json_text(status.failure.as_ref()),
-                    json_text(&status.pending_updates),
-                    status.reboot_state,
-                    opt_json_text(status.inventory.as_ref()),
-                    status.last_check_ms,
-                    status.updated_at_ms,
-                ])?;
-            Ok(())
-        })
-        .await
+        self.call(move |writer| put_status(&writer.conn, &status))
+            .await
     }
 
     pub async fn host_status(&self, name: &str) -> Result<Option<HostStatusRecord>> {

@@ -133,19 +133,28 @@ impl Store {
     /// Jobs matching `filter`, newest first, one page of them, with the total count.
     pub async fn list_jobs(&self, filter: JobFilter, page: Page) -> Result<Listed<JobRecord>> {
         self.call(move |writer| {
-            let condition = "(?1 IS NULL OR host = ?1) AND (?2 IS NULL OR state = ?2)";
+            let condition = "(?1 IS NULL OR host = ?1) AND (?2 IS NULL OR state = ?2) \
+                             AND (?3 IS NULL OR kind = ?3)";
             let total_jobs: i64 = writer
                 .conn
                 .prepare_cached(&format!("SELECT COUNT(*) FROM jobs WHERE {condition}"))?
-                .query_row(params![filter.host, filter.state], |row| row.get(0))?;
+                .query_row(params![filter.host, filter.state, filter.kind], |row| {
+                    row.get(0)
+                })?;
             let items = writer
                 .conn
                 .prepare_cached(&format!(
                     "SELECT {JOB_COLUMNS} FROM jobs WHERE {condition}
-                     ORDER BY created_at_ms DESC, id DESC LIMIT ?3 OFFSET ?4"
+                     ORDER BY created_at_ms DESC, id DESC LIMIT ?4 OFFSET ?5"
                 ))?
                 .query_map(
-                    params![filter.host, filter.state, page.limit, page.offset],
+                    params![
+                        filter.host,
+                        filter.state,
+                        filter.kind,
+                        page.limit,
+                        page.offset
+                    ],
                     job_from_row,
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -414,6 +423,7 @@ mod tests {
             (vec!["d".into(), "c".into(), "b".into(), "a".into()], 4)
         );
         let web1 = JobFilter {
+            kind: None,
             host: Some("web-1".to_owned()),
             state: None,
         };
@@ -429,6 +439,7 @@ mod tests {
         let done = store.list_jobs(web1_done, page(0, 10)).await.unwrap();
         assert_eq!((ids(&done), done.total), (vec!["d".into(), "a".into()], 2));
         let none = JobFilter {
+            kind: None,
             host: Some("nobody".to_owned()),
             state: None,
         };

@@ -16,6 +16,7 @@ mod events;
 mod hosts;
 mod jobs;
 mod lock;
+mod posted;
 mod records;
 mod rollouts;
 mod schema;
@@ -142,6 +143,10 @@ impl Store {
         let (op, answer) = writer::call_op(f);
         self.send(op)?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    pub(crate) fn send_op(&self, op: Op) -> Result<()> {
+        self.send(op)
     }
 
     fn send(&self, op: Op) -> Result<()> {

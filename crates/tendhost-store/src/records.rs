@@ -152,6 +152,7 @@ pub struct RolloutHostRecord {
 pub struct JobFilter {
     pub host: Option<String>,
     pub state: Option<String>,
+    pub kind: Option<String>,
 }
 
 /// Which slice of a list to return.

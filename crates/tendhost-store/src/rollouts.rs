@@ -129,6 +129,33 @@ fn put_host(conn: &Connection, rollout_id: &str, host: &RolloutHostRecord) -> Re
     Ok(())
 }
 
+/// Inserts a rollout or updates its row, batches and hosts.
+pub(crate) fn upsert(conn: &Connection, rollout: &RolloutRecord) -> Result<()> {
+    conn.execute(
+        &format!(
+            "INSERT INTO rollouts ({ROLLOUT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (id) DO UPDATE SET
+                 params = excluded.params, state = excluded.state,
+                 started_at_ms = excluded.started_at_ms, finished_at_ms = excluded.finished_at_ms"
+        ),
+        params![
+            rollout.id,
+            json_text(&rollout.params),
+            rollout.state,
+            rollout.created_at_ms,
+            rollout.started_at_ms,
+            rollout.finished_at_ms
+        ],
+    )?;
+    for batch in &rollout.batches {
+        put_batch(conn, &rollout.id, batch)?;
+    }
+    for host in &rollout.hosts {
+        put_host(conn, &rollout.id, host)?;
+    }
+    Ok(())
+}
+
 /// Deletes rollouts no longer running that ended before `older_than_ms` (batches and hosts go
 /// with them).
 pub(crate) fn prune(conn: &Connection, older_than_ms: i64) -> Result<u64> {

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod http;
+pub mod persist;
 pub mod telemetry;
 
 use std::future::Future;
@@ -12,9 +13,13 @@ use std::time::Duration;
 use color_eyre::eyre::{Result, WrapErr};
 use tokio::net::TcpListener;
 
-use tendhost_core::{Fleet, FleetOptions};
+use std::sync::Arc;
+
+use tendhost_core::{Fleet, FleetOptions, Restored};
+use tendhost_store::Store;
 
 use crate::config::Config;
+use crate::persist::StoreBridge;
 
 /// How long in-flight requests may take to finish after shutdown starts.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -37,8 +42,42 @@ pub async fn run(
         )
     })?;
     let addr = listener.local_addr().wrap_err("listener has no address")?;
-    let fleet = Fleet::start(
-        config.hosts.clone(),
+
+    // The store first: it takes the data dir's lock, so a second daemon stops here, before
+    // touching the first one's SSH control sockets.
+    let data_dir = config.daemon.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
+        .await
+        .wrap_err("opening the store panicked")?
+        .wrap_err("cannot open the state database")?;
+    let recovered = persist::recover(&store)
+        .await
+        .wrap_err("cannot read the state database")?;
+    let bridge = StoreBridge::new(store.clone());
+
+    let mut hosts = config.hosts.clone();
+    for record in &recovered.runtime_hosts {
+        match http::new_host::host_spec_from_record(record, &config.defaults) {
+            Ok(spec) if hosts.iter().any(|h| h.name == spec.name) => tracing::warn!(
+                host = %spec.name,
+                "a host registered through the API now also exists in the config file; the config wins"
+            ),
+            Ok(spec) => hosts.push(spec),
+            Err(err) => {
+                tracing::error!(host = %record.name, %err, "stored runtime host is no longer valid; skipped")
+            }
+        }
+    }
+    let mut statuses = recovered.statuses;
+    let first_seq = u64::try_from(
+        store
+            .next_seq()
+            .await
+            .wrap_err("cannot read the event log")?,
+    )
+    .unwrap_or(1);
+    let fleet = Fleet::start_with(
+        hosts,
         config.groups.clone(),
         &FleetOptions {
             data_dir: config.daemon.data_dir.clone(),
@@ -46,15 +85,35 @@ pub async fn run(
             check_on_start: config.daemon.check_on_start,
             event_buffer: config.daemon.event_buffer,
             event_channel: config.daemon.event_channel,
-            ..FleetOptions::default()
+            first_seq,
         },
-        std::collections::HashMap::new(),
-        None,
+        &mut statuses,
+        Some(Arc::clone(&bridge) as Arc<dyn tendhost_core::context::Persistence>),
+        Restored {
+            jobs: recovered.interrupted_jobs,
+            rollouts: recovered.rollouts,
+            transport: Some(Arc::clone(&bridge) as Arc<dyn tendhost_core::events::EventTransport>),
+        },
     )
     .wrap_err("cannot start the fleet")?;
+    bridge
+        .connect(fleet.events())
+        .wrap_err("cannot connect the event log")?;
+    for host in &recovered.recheck {
+        match fleet.check(host).await {
+            Ok(job) => tracing::info!(%host, %job, "re-checking a host whose job was interrupted"),
+            Err(err) => {
+                tracing::warn!(%host, %err, "cannot re-check a host whose job was interrupted")
+            }
+        }
+    }
+    let retention = tokio::spawn(persist::retention(
+        store.clone(),
+        config.daemon.retention_days,
+    ));
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let state = http::AppState::new(&config, fleet.clone(), stop_rx.clone());
+    let state = http::AppState::new(&config, fleet.clone(), stop_rx.clone(), Some(store.clone()));
     let app = http::router(state);
     tokio::spawn(async move {
         shutdown.await;
@@ -80,6 +139,16 @@ pub async fn run(
         }
     }
     fleet.shutdown(JOB_GRACE).await;
+    retention.abort();
+    store
+        .flush()
+        .await
+        .wrap_err("cannot flush the state database")?;
+    drop(bridge);
+    store
+        .close()
+        .await
+        .wrap_err("cannot close the state database")?;
     tracing::info!("tendhost stopped");
     Ok(())
 }

@@ -21,7 +21,8 @@ const LOCK_HOLDER_DEB: &str = "/usr/local/share/tendhost/tendhost-lock-holder_1_
 const LOCK_HOLDER_PID: &str = "/run/tendhost-lock-holder.pid";
 const INTERRUPTED_DEB: &str = "/usr/local/share/tendhost/tendhost-interrupted_1_all.deb";
 const INTERRUPTED_PIDS: &str = "/run/tendhost-interrupted.pids";
-const REBOOT_TRIGGER_RPM: &str = "/usr/local/share/tendhost/tendhost-reboot-trigger-1-1.noarch.rpm";
+const REBOOT_REQUIRED_RPM: &str =
+    "/usr/local/share/tendhost/tendhost-reboot-required-1-1.noarch.rpm";
 
 /// The package [`Host::install_failing_package`] leaves half-configured on apt hosts.
 pub const FAILING_DEB: &str = "tendhost-failing-postinst";
@@ -30,10 +31,13 @@ pub const FAILING_DEB: &str = "tendhost-failing-postinst";
 pub const FAILING_RPM: &str = "tendhost-failing-scriptlet";
 /// The package [`Host::interrupt_dpkg`] leaves half-configured.
 pub const INTERRUPTED_PKG: &str = "tendhost-interrupted";
-/// The rpm listed in the dnf hosts' `needs-restarting.d`: installing or upgrading it makes
-/// `dnf needs-restarting -r` ask for a reboot. Publish newer versions of it to produce a
+/// An rpm listed in the dnf hosts' `needs-restarting.d` that only tests publish:
+/// installing or upgrading it makes `dnf needs-restarting -r` ask for a reboot, i.e. a
 /// "reboot required" through a real upgrade.
 pub const REBOOT_TRIGGER_PKG: &str = "tendhost-reboot-trigger";
+/// The rpm [`Host::require_reboot`] installs on dnf hosts (from the image, never
+/// published), also listed in `needs-restarting.d`.
+pub const REBOOT_REQUIRED_PKG: &str = "tendhost-reboot-required";
 
 /// How long the harness waits for a host to come up or a fault to take hold before it
 /// gives up (a broken fleet, not a slow one).
@@ -335,7 +339,7 @@ impl Host {
 
     /// Makes the host need a reboot. Apt hosts: `/var/run/reboot-required` (and `.pkgs`),
     /// as Debian's packages do; a reboot clears it (`/run` is a tmpfs). Dnf hosts:
-    /// installs [`REBOOT_TRIGGER_PKG`], so `dnf needs-restarting -r` exits 1 until the
+    /// (re)installs [`REBOOT_REQUIRED_PKG`], so `dnf needs-restarting -r` exits 1 until the
     /// next boot.
     pub async fn require_reboot(&self) {
         match self.flavour {
@@ -350,7 +354,7 @@ impl Host {
                 // needs-restarting compares whole-second install times with the boot time,
                 // so an install in the boot's own second does not count: retry a little.
                 for _ in 0..5 {
-                    self.exec_ok(&["rpm", "-U", "--replacepkgs", "--quiet", REBOOT_TRIGGER_RPM])
+                    self.exec_ok(&["rpm", "-U", "--replacepkgs", "--quiet", REBOOT_REQUIRED_RPM])
                         .await;
                     if self.exec(&["dnf", "needs-restarting", "-r"]).await.status == 1 {
                         return;
@@ -358,7 +362,7 @@ impl Host {
                     sleep(Duration::from_millis(1100)).await;
                 }
                 panic!(
-                    "test fleet: dnf needs-restarting -r on {} does not ask for a reboot after installing {REBOOT_TRIGGER_PKG}",
+                    "test fleet: dnf needs-restarting -r on {} does not ask for a reboot after installing {REBOOT_REQUIRED_PKG}",
                     self.name
                 );
             }

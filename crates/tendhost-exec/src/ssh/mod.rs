@@ -19,10 +19,8 @@ use openssh::Session;
 
 use crate::cmd::{Cmd, Privilege};
 use crate::error::ExecError;
-use crate::executor::{BoxFuture, DEFAULT_COMMAND_TIMEOUT, Executor};
+use crate::executor::{BoxFuture, DEFAULT_COMMAND_TIMEOUT, Executor, Run};
 use crate::output::{Output, OutputSink, Stream, pump};
-use crate::quote::quote_line;
-use crate::sudo::sudo_failure;
 
 pub use env::{ExecEnv, SSH_KEY_ENV};
 
@@ -182,34 +180,31 @@ impl SshExecutor {
     }
 
     async fn run_inner(&self, cmd: &Cmd, sink: &dyn OutputSink) -> Result<Output, ExecError> {
-        let host = &self.target.host_name;
-        let argv = cmd.argv(self.privilege()).map_err(|problem| {
-            ExecError::from_cmd_problem(problem, host, &self.target.user, cmd)
-        })?;
-        let command_line = quote_line(&argv);
-        let used_sudo = argv.first().is_some_and(|first| first == "sudo");
-        let timeout = cmd
-            .timeout_override()
-            .unwrap_or(self.target.command_timeout);
-
+        let run = Run::prepare(
+            cmd,
+            self.privilege(),
+            &self.target.host_name,
+            &self.target.user,
+            self.target.command_timeout,
+        )?;
         let mut session = self.session().await?;
-        let mut child = match spawn(&session, &command_line).await {
+        let mut child = match spawn(&session, &run.command_line).await {
             Ok(child) => child,
             Err(err) if is_master_gone(&err) => {
                 // The master died between commands (idle exit racing us, killed, network
                 // dropped while idle): the command never started, so starting it again is safe.
-                tracing::debug!(host = %host, error = %err, "ssh master unusable, reconnecting");
+                tracing::debug!(host = %run.host, error = %err, "ssh master unusable, reconnecting");
                 self.forget(&session).await;
                 session = self.session().await?;
-                spawn(&session, &command_line)
+                spawn(&session, &run.command_line)
                     .await
-                    .map_err(|err| self.lost(&command_line, &err))?
+                    .map_err(|err| self.lost(&run.command_line, &err))?
             }
-            Err(err) => return Err(self.lost(&command_line, &err)),
+            Err(err) => return Err(self.lost(&run.command_line, &err)),
         };
 
         let started = Instant::now();
-        let finished = tokio::time::timeout(timeout, async {
+        let finished = tokio::time::timeout(run.timeout, async {
             let stdout = child.stdout().take().expect("stdout is piped");
             let stderr = child.stderr().take().expect("stderr is piped");
             let (stdout, stderr) = tokio::join!(
@@ -220,23 +215,14 @@ impl SshExecutor {
         })
         .await;
         let Ok((status, stdout, stderr)) = finished else {
-            return Err(ExecError::CommandTimedOut {
-                host: host.clone(),
-                command: command_line,
-                after: timeout,
-            });
+            return Err(run.timed_out());
         };
         let duration = started.elapsed();
 
         let exit_code = match status {
             Ok(status) => match status.code() {
                 Some(code) => code,
-                None => {
-                    return Err(ExecError::Killed {
-                        host: host.clone(),
-                        command: command_line,
-                    });
-                }
+                None => return Err(run.killed()),
             },
             // openssh reports exit code 127 (command not found) as this error.
             Err(openssh::Error::Remote(err)) if err.kind() == std::io::ErrorKind::NotFound => 127,
@@ -244,36 +230,21 @@ impl SshExecutor {
                 // No exit status: either the process was killed by a signal, or the master
                 // (and with it the connection) went away. Only the master can tell.
                 if session.check().await.is_ok() {
-                    return Err(ExecError::Killed {
-                        host: host.clone(),
-                        command: command_line,
-                    });
+                    return Err(run.killed());
                 }
                 self.forget(&session).await;
-                return Err(self.lost_with_log(&command_line));
+                return Err(self.lost_with_log(&run.command_line));
             }
             Err(err) => {
                 self.forget(&session).await;
-                let mut lost = self.lost_with_log(&command_line);
+                let mut lost = self.lost_with_log(&run.command_line);
                 if let ExecError::ConnectionLost { detail, .. } = &mut lost {
                     *detail = format!("{}; {detail}", error_chain(&err));
                 }
                 return Err(lost);
             }
         };
-
-        if let Some(err) = sudo_failure(used_sudo, exit_code, &stderr.text, host, &self.target.user)
-        {
-            return Err(err);
-        }
-        Ok(Output {
-            host: host.clone(),
-            command: command_line,
-            exit_code,
-            stdout: stdout.text,
-            stderr: stderr.text,
-            duration,
-        })
+        run.finish(exit_code, stdout, stderr, duration)
     }
 
     fn lost(&self, command_line: &str, err: &openssh::Error) -> ExecError {
@@ -318,13 +289,7 @@ impl Executor for SshExecutor {
     }
 
     fn privilege(&self) -> Privilege {
-        if self.target.user == "root" {
-            Privilege::Root
-        } else if self.target.sudo {
-            Privilege::Sudo
-        } else {
-            Privilege::Unprivileged
-        }
+        Privilege::of_login(self.target.user == "root", self.target.sudo)
     }
 
     fn run<'a>(

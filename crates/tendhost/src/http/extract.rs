@@ -170,6 +170,11 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
+    /// The pagination block for `total_items` matching items.
+    pub fn pagination(self, total_items: u64) -> Pagination {
+        Pagination::new(self.page, self.per_page, total_items)
+    }
+
     /// The requested page of `items` (already filtered and ordered) and its pagination block.
     pub fn slice<T>(self, items: Vec<T>) -> (Vec<T>, Pagination) {
         let total_items = items.len();

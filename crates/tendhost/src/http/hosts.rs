@@ -114,8 +114,20 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(new): ApiJson<NewHost>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let record = crate::http::new_host::host_record(&new);
     let spec = host_spec(new, state.defaults())?;
     let host = state.fleet().add_host(spec).await?;
+    if let Some(store) = state.store()
+        && let Err(err) = store.add_runtime_host(record).await
+    {
+        // Not durable means not registered: a host that vanishes at the next restart lies.
+        let _ = state.fleet().remove_host(&host.name).await;
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            format!("cannot store host {}: {err}", host.name),
+        ));
+    }
     let location = format!("/hosts/{}", host.name);
     Ok((
         StatusCode::CREATED,
@@ -171,7 +183,14 @@ pub async fn delete(
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     match state.fleet().remove_host(&name).await {
-        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Ok(()) => {
+            if let Some(store) = state.store()
+                && let Err(err) = store.remove_runtime_host(&name).await
+            {
+                tracing::error!(host = %name, %err, "removed host is still in the state database");
+            }
+            Ok(StatusCode::NO_CONTENT)
+        }
         Err(err) => Err(action_error(&state, &name, err).await),
     }
 }

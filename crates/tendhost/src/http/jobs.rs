@@ -37,8 +37,35 @@ pub async fn get(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Job>, ApiError> {
-    let job = state.fleet().job(&id)?;
-    Ok(Json(mapping::job(&job)))
+    match state.fleet().job(&id) {
+        Ok(job) => Ok(Json(mapping::job(&job))),
+        Err(not_found) => {
+            // A job of an earlier run: from the state database.
+            let Some(store) = state.store() else {
+                return Err(not_found.into());
+            };
+            let record = store.job(&id).await.map_err(store_error)?;
+            let Some(record) = record else {
+                return Err(not_found.into());
+            };
+            let mut lines = Vec::new();
+            loop {
+                let from = i64::try_from(lines.len()).unwrap_or(i64::MAX);
+                let page = store
+                    .job_output(&id, from, 10_000)
+                    .await
+                    .map_err(store_error)?;
+                let n = page.len();
+                lines.extend(page);
+                if n < 10_000 || lines.len() >= tendhost_core::jobs::MAX_LOG_LINES {
+                    break;
+                }
+            }
+            crate::persist::job_from_record(&record, lines)
+                .map(Json)
+                .ok_or_else(|| ApiError::internal(format!("stored job {id} does not decode")))
+        }
+    }
 }
 
 /// Lists jobs.
@@ -67,6 +94,32 @@ pub async fn list(
     let host = query.single("host")?;
     let job_state = query.parsed("state", parse_job_state)?;
     let kind = query.parsed("kind", parse_job_kind)?;
+    if let Some(store) = state.store() {
+        // Every job, this run's and earlier ones', from the state database.
+        let filter = tendhost_store::JobFilter {
+            host: host.map(str::to_owned),
+            state: job_state.map(|s| s.as_str().to_owned()),
+            kind: kind.map(|k| k.as_str().to_owned()),
+        };
+        let listed = store
+            .list_jobs(
+                filter,
+                tendhost_store::Page {
+                    offset: (page.page - 1).saturating_mul(page.per_page),
+                    limit: page.per_page,
+                },
+            )
+            .await
+            .map_err(store_error)?;
+        return Ok(Json(JobList {
+            data: listed
+                .items
+                .iter()
+                .filter_map(crate::persist::job_summary_from_record)
+                .collect(),
+            pagination: page.pagination(listed.total),
+        }));
+    }
     let jobs: Vec<_> = state
         .fleet()
         .jobs(host, job_state)
@@ -78,6 +131,14 @@ pub async fn list(
         data: jobs.iter().map(mapping::job_summary).collect(),
         pagination,
     }))
+}
+
+fn store_error(err: tendhost_store::StoreError) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        format!("the state database cannot answer: {err}"),
+    )
 }
 
 fn parse_job_state(value: &str) -> Result<JobState, String> {

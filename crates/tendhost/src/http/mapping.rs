@@ -52,6 +52,10 @@ impl From<FleetError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "rollout_finished", message)
                     .with_details(json!({ "current_state": state }))
             }
+            FleetError::InvalidRollout { state, .. } => {
+                ApiError::new(StatusCode::CONFLICT, "invalid_rollout_state", message)
+                    .with_details(json!({ "current_state": state }))
+            }
             FleetError::Invalid { field, message } => ApiError::invalid_value(&field, message),
             FleetError::Unavailable(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
@@ -104,7 +108,7 @@ pub fn job_state(state: JobState) -> wire_jobs::JobState {
     }
 }
 
-fn reboot_state(reboot: &RebootState) -> wire::RebootState {
+pub fn reboot_state(reboot: &RebootState) -> wire::RebootState {
     match reboot {
         RebootState::Required { .. } => wire::RebootState::Required,
         RebootState::NotRequired => wire::RebootState::NotRequired,
@@ -160,7 +164,7 @@ fn window(window: &MaintenanceWindow) -> wire::MaintenanceWindow {
     }
 }
 
-fn failure(failure: &FailureRecord) -> wire::Failure {
+pub fn failure(failure: &FailureRecord) -> wire::Failure {
     wire::Failure {
         previous_state: host_state(failure.previous_state),
         action: job_kind(failure.action),

@@ -45,12 +45,20 @@ struct Inner {
     shutdown: watch::Receiver<bool>,
     /// WebSocket keepalive.
     ws: ws::WsSettings,
+    /// Durable state (jobs of earlier runs, runtime hosts, the event log).
+    store: Option<tendhost_store::Store>,
 }
 
 impl AppState {
-    pub fn new(config: &Config, fleet: Fleet, shutdown: watch::Receiver<bool>) -> Self {
+    pub fn new(
+        config: &Config,
+        fleet: Fleet,
+        shutdown: watch::Receiver<bool>,
+        store: Option<tendhost_store::Store>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                store,
                 fleet,
                 defaults: config.defaults.clone(),
                 shutdown,
@@ -63,6 +71,11 @@ impl AppState {
 
     pub fn fleet(&self) -> &Fleet {
         &self.inner.fleet
+    }
+
+    /// The state database, when the daemon has one.
+    pub fn store(&self) -> Option<&tendhost_store::Store> {
+        self.inner.store.as_ref()
     }
 
     /// `[defaults]`, applied to hosts registered through the API.
@@ -118,6 +131,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rollouts::list))
         .routes(routes!(rollouts::get))
         .routes(routes!(rollouts::cancel))
+        .routes(routes!(rollouts::resume))
         .routes(routes!(groups::list))
         .routes(routes!(groups::get))
         .routes(routes!(tags::list))

@@ -15,6 +15,32 @@ use tendhost_core::spec::{self, HostOrigin, HostPolicy, HostSpec, HostTarget, Ti
 use crate::config::{HostDefaults, check_addr, check_user};
 use crate::http::error::ApiError;
 
+/// A runtime host as stored: the request body it was registered with, kept whole in `extra`
+/// so a restart rebuilds it with the same rules (and the `[defaults]` of that time).
+pub fn host_record(new: &NewHost) -> tendhost_store::RuntimeHostRecord {
+    tendhost_store::RuntimeHostRecord {
+        name: new.name.clone(),
+        addr: new.addr.clone(),
+        port: new.port.unwrap_or(0),
+        user: new.user.clone(),
+        ssh_key: new.ssh_key.clone(),
+        tags: new.tags.clone(),
+        sudo: new.sudo,
+        extra: serde_json::to_value(new).unwrap_or_default(),
+        added_at_ms: jiff::Timestamp::now().as_millisecond(),
+    }
+}
+
+/// The spec of a stored runtime host (see [`host_record`]).
+pub fn host_spec_from_record(
+    record: &tendhost_store::RuntimeHostRecord,
+    defaults: &HostDefaults,
+) -> Result<HostSpec, String> {
+    let new: NewHost = serde_json::from_value(record.extra.clone())
+        .map_err(|err| format!("stored host definition does not parse: {err}"))?;
+    host_spec(new, defaults).map_err(|err| err.message)
+}
+
 /// The validated spec of a runtime host.
 pub fn host_spec(new: NewHost, defaults: &HostDefaults) -> Result<HostSpec, ApiError> {
     if !spec::is_valid_host_name(&new.name) {

@@ -120,3 +120,30 @@ pub async fn cancel(
     let rollout = state.fleet().cancel_rollout(&id).await?;
     Ok((StatusCode::ACCEPTED, Json(mapping::rollout(&rollout))))
 }
+
+/// Resumes an interrupted rollout.
+#[utoipa::path(
+    post,
+    path = "/rollouts/{id}/resume",
+    operation_id = "resume_rollout",
+    tag = "rollouts",
+    summary = "Resume an interrupted rollout",
+    description = "A rollout that was running when the daemon stopped (crash, kill, power loss) \
+        is `interrupted` after the restart, never resumed silently. This continues it with the \
+        hosts not yet done (pending, or running when the daemon stopped), in their original \
+        batches; failures counted before the interruption still count against `max_failures`.",
+    params(("id" = String, Path, description = "Rollout id", example = "rollout-18f3a2b4c60-18")),
+    responses(
+        (status = 202, description = "The rollout runs again", body = Rollout),
+        (status = 404, description = "No such rollout", body = ErrorResponse),
+        (status = 409, description = "The rollout is not `interrupted` (`invalid_rollout_state`, with `details.current_state`)", body = ErrorResponse,
+            example = json!({"error": {"code": "invalid_rollout_state", "message": "rollout rollout-18f3a2b4c60-18 is completed: only an interrupted rollout can be resumed", "details": {"current_state": "completed"}}})),
+    )
+)]
+pub async fn resume(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<(StatusCode, Json<Rollout>), ApiError> {
+    let rollout = state.fleet().resume_rollout(&id).await?;
+    Ok((StatusCode::ACCEPTED, Json(mapping::rollout(&rollout))))
+}
