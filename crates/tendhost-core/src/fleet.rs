@@ -414,10 +414,13 @@ impl Fleet {
             }
         };
         if tokio::time::timeout(grace, wait_all).await.is_err() {
-            let n = self.ctx.jobs.interrupt_unfinished();
+            // Only in memory: the store keeps them `running`, so the next start's recovery
+            // marks them `interrupted` and re-checks their hosts (collecting detached upgrades
+            // that finished meanwhile), exactly as after a crash.
+            let ids = self.ctx.jobs.interrupt_unfinished();
             tracing::warn!(
-                n_jobs = n,
-                "jobs still running at shutdown were marked interrupted"
+                n_jobs = ids.len(),
+                "jobs still running at shutdown were marked interrupted; the next start re-checks their hosts"
             );
         }
         for host in &hosts {

@@ -190,8 +190,9 @@ impl Jobs {
         Some(state)
     }
 
-    /// Marks every unfinished job `interrupted` (daemon shutdown with jobs still running).
-    pub fn interrupt_unfinished(&self) -> usize {
+    /// Marks every unfinished job `interrupted` (daemon shutdown with jobs still running);
+    /// returns their ids.
+    pub fn interrupt_unfinished(&self) -> Vec<String> {
         let ids: Vec<String> = {
             let inner = self.lock();
             inner
@@ -208,7 +209,7 @@ impl Jobs {
                 Some("the daemon stopped while the job ran".to_owned()),
             );
         }
-        ids.len()
+        ids
     }
 }
 
