@@ -455,7 +455,7 @@ async fn reboot_flows_auto_and_manual() {
     );
     assert_eq!(installed_version(auto_host, "th-kernel").await, "1.1");
     let view = get(&app, &format!("/hosts/{auto_name}")).await;
-    assert_eq!(view["reboot"], "not_required", "{view:#}");
+    assert_eq!(view["reboot"]["state"], "not_required", "{view:#}");
 
     // auto_reboot = false: waiting_reboot until POST /hosts/{name}/reboot.
     let manual_host = fleet.host(manual_name);
@@ -465,7 +465,7 @@ async fn reboot_flows_auto_and_manual() {
     assert_eq!(job["state"], "succeeded", "{job:#}");
     let view = get(&app, &format!("/hosts/{manual_name}")).await;
     assert_eq!(view["state"], "waiting_reboot", "{view:#}");
-    assert_eq!(view["reboot"], "required", "{view:#}");
+    assert_eq!(view["reboot"]["state"], "required", "{view:#}");
     let boot_before = manual_host.boot_identity().await;
     let (status, body) = post(&app, &format!("/hosts/{manual_name}/reboot"), json!({})).await;
     assert_eq!(status, 202, "{body}");

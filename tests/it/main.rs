@@ -7,6 +7,7 @@ mod api_flows;
 mod api_support;
 mod daemon_basics;
 mod docs_ui;
+mod durability;
 mod exec_fleet;
 mod exec_local;
 mod exec_ssh;

@@ -355,34 +355,43 @@ async fn ws_since_resumes_without_gap_or_duplicate_while_events_flow() {
 }
 
 #[tokio::test]
-async fn ws_replay_gap_first_when_since_is_older_than_the_buffer() {
+async fn ws_replay_from_disk_then_gap_only_for_what_retention_pruned() {
     let app = spawn_app(&config("event_buffer = 5\n", &[])).await;
     churn_hosts(&app.client, &app.base_url, "gap", 6).await;
-    // 12 events published; the buffer holds 8..=12.
+    // 12 events published; the memory buffer holds 8..=12, the database all of them.
 
+    // Older than the buffer: replayed from the database, no gap.
     let mut ws = connect(app.addr, "?since=1").await;
-    assert_eq!(
-        next_message(&mut ws).await,
-        StreamMessage::Control(ControlMessage::ReplayGap { oldest_seq: 8 })
-    );
     let replayed = events_until(&mut ws, |event| event.seq == 12).await;
-    assert_eq!(seqs(&replayed), [8, 9, 10, 11, 12]);
+    assert_eq!(seqs(&replayed), (2..=12).collect::<Vec<u64>>());
     // Then live, continuing the same sequence.
     churn_hosts(&app.client, &app.base_url, "after", 1).await;
     assert_eq!(
         seqs(&events_until(&mut ws, |event| event.seq == 14).await),
         [13, 14]
     );
-
-    // `since` inside the buffer: no gap message, the replay starts right after it.
+    // `since` inside the buffer: the replay starts right after it.
     let mut ws = connect(app.addr, "?since=11").await;
     assert_eq!(next_event(&mut ws).await.seq, 12);
+
+    // Retention prunes every stored event (as the daily pruning does for old ones); after a
+    // restart, what is gone is reported as a gap, and seq still never goes back.
+    let dir = app.into_dir().await;
+    let store = tendhost_store::Store::open(dir.path().join("data")).unwrap();
+    let pruned = store
+        .prune(jiff::Timestamp::now().as_millisecond() + 60_000)
+        .await
+        .unwrap();
+    assert_eq!(pruned.events, 14);
+    store.close().await.unwrap();
+    let app = tendhost_tests::daemon::spawn_app_in(dir).await;
+    churn_hosts(&app.client, &app.base_url, "later", 1).await;
     let mut ws = connect(app.addr, "?since=0").await;
     assert_eq!(
         next_message(&mut ws).await,
-        StreamMessage::Control(ControlMessage::ReplayGap { oldest_seq: 10 })
+        StreamMessage::Control(ControlMessage::ReplayGap { oldest_seq: 15 })
     );
-    assert_eq!(next_event(&mut ws).await.seq, 10);
+    assert_eq!(next_event(&mut ws).await.seq, 15);
     app.stop().await.unwrap();
 }
 

@@ -35,6 +35,13 @@ pub async fn spawn_app(config_text: &str) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("tendhost.toml");
     std::fs::write(&path, config_text).expect("write config");
+    spawn_app_in(dir).await
+}
+
+/// Starts the daemon in-process again on `dir` (from [`TestApp::into_dir`]): same config file,
+/// same data dir, a new port.
+pub async fn spawn_app_in(dir: TempDir) -> TestApp {
+    let path = dir.path().join("tendhost.toml");
     let data_dir = dir.path().join("data");
     let env = move |var: &str| match var {
         "TENDHOST_DATA_DIR" => Some(data_dir.display().to_string()),
@@ -66,6 +73,21 @@ impl TestApp {
     /// `base_url` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    /// Stops the daemon gracefully and hands back its directory (config and data), to inspect
+    /// or to start it again with [`spawn_app_in`].
+    pub async fn into_dir(mut self) -> TempDir {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let handle = self.handle.take().expect("stopped once");
+        handle
+            .await
+            .expect("daemon task panicked")
+            .expect("daemon stopped cleanly");
+        let placeholder = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.dir, placeholder)
     }
 
     /// Triggers graceful shutdown and waits for `run` to return.

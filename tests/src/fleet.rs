@@ -51,7 +51,10 @@ pub use crate::fleet::host::{
 };
 pub use crate::fleet::repo::{APT_SECURITY_SUITE, APT_SUITE, Pkg, VERSION_FILE};
 
-use crate::fleet::docker::{docker, docker_blocking, owner_labels, run, sweep_leftovers};
+use crate::fleet::docker::{
+    OWNER_FILE, WORK_DIR_PREFIX, docker, docker_blocking, owner_labels, owner_line, run,
+    sweep_leftovers,
+};
 use crate::fleet::repo::Repos;
 
 /// Set to `1` to skip fleet tests (each prints and counts an explicit skip). CI never sets it.
@@ -279,9 +282,13 @@ impl FleetBuilder {
         sweep_leftovers().await?;
 
         let work = tempfile::Builder::new()
-            .prefix("tendhost-fleet-")
+            .prefix(WORK_DIR_PREFIX)
             .tempdir()
             .map_err(|source| FleetError::io("creating the fleet's temp dir".to_owned(), source))?;
+        let owner = work.path().join(OWNER_FILE);
+        tokio::fs::write(&owner, owner_line())
+            .await
+            .map_err(|source| FleetError::io(format!("writing {}", owner.display()), source))?;
         let ssh = SshKey::create(work.path()).await?;
         let mut repos = Repos::create(work.path()).await?;
         let mut preload = self.publish.clone();

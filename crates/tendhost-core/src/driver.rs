@@ -264,6 +264,7 @@ async fn run_check(host: &HostShared, job_id: &str, refresh: bool) -> Result<Str
             None
         }
     };
+    note_report(host, job_id, &report, &reboot);
     let n_pending = report.pending.len();
     let reboot_required = matches!(reboot, RebootState::Required { .. });
     host.ctx()

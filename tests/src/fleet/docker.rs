@@ -19,6 +19,11 @@ pub(crate) const LABEL_OWNER_PID: &str = "tendhost.fleet.owner-pid";
 /// mistaken for the owner.
 pub(crate) const LABEL_OWNER_START: &str = "tendhost.fleet.owner-start";
 
+/// Fleet work folders (repositories, keys) are `$TMPDIR/tendhost-fleet-*`, each with an
+/// `owner` file (`PID START`), so the sweep can remove those of dead processes too.
+pub(crate) const WORK_DIR_PREFIX: &str = "tendhost-fleet-";
+pub(crate) const OWNER_FILE: &str = "owner";
+
 /// What a finished command printed, whatever its exit status.
 pub(crate) struct Ran {
     pub(crate) status: i32,
@@ -120,6 +125,12 @@ pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
     after_name.split_whitespace().nth(22 - 3)?.parse().ok()
 }
 
+/// `PID START` of this test process, as written to a work folder's [`OWNER_FILE`].
+pub(crate) fn owner_line() -> String {
+    let pid = std::process::id();
+    format!("{pid} {}\n", process_start_time(pid).unwrap_or(0))
+}
+
 /// `--label` arguments marking an object as owned by this test process.
 pub(crate) fn owner_labels(fleet: &str) -> Vec<String> {
     let pid = std::process::id();
@@ -143,8 +154,8 @@ fn owner_is_gone(pid: &str, start: &str) -> bool {
     process_start_time(pid) != Some(start)
 }
 
-/// Removes fleet containers and networks whose owning test process is gone. Objects of
-/// live processes (other tests running in parallel) are left alone.
+/// Removes fleet containers, networks and work folders whose owning test process is gone.
+/// Those of live processes (other tests running in parallel) are left alone.
 pub(crate) async fn sweep_leftovers() -> Result<(), FleetError> {
     let format = format!(
         "{{{{.ID}}}} {{{{.Label \"{LABEL_OWNER_PID}\"}}}} {{{{.Label \"{LABEL_OWNER_START}\"}}}}"
@@ -161,6 +172,26 @@ pub(crate) async fn sweep_leftovers() -> Result<(), FleetError> {
     let networks = docker(["network", "ls", "--filter", &filter, "--format", &format]).await?;
     for network in dead_ids(&networks) {
         let _ = run_raw("docker", ["network", "rm", network.as_str()], None).await?;
+    }
+    // After the containers: they mount these folders.
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(WORK_DIR_PREFIX)
+        {
+            continue;
+        }
+        let Ok(owner) = std::fs::read_to_string(entry.path().join(OWNER_FILE)) else {
+            continue;
+        };
+        let mut fields = owner.split_whitespace();
+        if owner_is_gone(fields.next().unwrap_or(""), fields.next().unwrap_or("")) {
+            let _ = tokio::fs::remove_dir_all(entry.path()).await;
+        }
     }
     Ok(())
 }

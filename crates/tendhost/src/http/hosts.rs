@@ -303,8 +303,11 @@ pub async fn update(
     responses(
         (status = 202, description = "The reboot started", body = JobAccepted,
             headers(("Location" = String, description = "`/jobs/{id}`"))),
+        (status = 400, description = "The body is not valid JSON", body = ErrorResponse),
         (status = 404, description = "No such host", body = ErrorResponse),
         (status = 409, description = "`host_busy` or `outside_maintenance_window`", body = ErrorResponse),
+        (status = 415, description = "A body that is not `application/json`", body = ErrorResponse),
+        (status = 422, description = "A bad or unknown field", body = ErrorResponse),
     )
 )]
 pub async fn reboot(

@@ -65,8 +65,11 @@ impl From<FleetError> for ApiError {
 }
 
 /// RFC 3339.
+/// RFC 3339 with millisecond precision (what the state database keeps, so a time reads the
+/// same before and after a restart).
 pub fn time(timestamp: Timestamp) -> String {
-    timestamp.to_string()
+    let millis = Timestamp::from_millisecond(timestamp.as_millisecond()).unwrap_or(timestamp);
+    millis.to_string()
 }
 
 fn opt_time(timestamp: Option<Timestamp>) -> Option<String> {
