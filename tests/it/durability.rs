@@ -287,3 +287,83 @@ async fn kill_9_mid_upgrade_never_leaves_a_job_running() {
     assert_eq!(view["state"], "idle", "{view:#}");
     assert_eq!(view["pending"], json!([]), "{view:#}");
 }
+
+#[tokio::test]
+async fn interrupted_rollout_stays_interrupted_until_resumed() {
+    let Some(fleet) = Fleet::builder()
+        .apt(3)
+        .install(Pkg::new("th-resume", "1.0"))
+        .start()
+        .await
+    else {
+        return;
+    };
+    fleet
+        .publish(&Pkg::new("th-resume", "1.1").postinst("sleep 6"))
+        .await;
+    let mut names: Vec<&str> = fleet.hosts().iter().map(Host::name).collect();
+    names.sort_unstable();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = format!(
+        "[daemon]\ncheck_on_start = false\n\n[defaults]\nssh_key = \"{}\"\nknown_hosts = \"accept-new\"\n",
+        fleet.ssh_key().display()
+    );
+    for host in fleet.hosts() {
+        config.push_str(&format!(
+            "\n[[host]]\nname = \"{}\"\naddr = \"{}\"\n",
+            host.name(),
+            host.addr()
+        ));
+    }
+    let config = write_config(dir.path(), &config);
+    let data = dir.path().join("data");
+    let mut daemon = DaemonProcess::start(&config, &data);
+    let (status, body) = post(&daemon, "/fleet/update", json!({"batch_size": 1})).await;
+    assert_eq!(status, 202, "{body}");
+    let rollout_id = body["rollout_id"].as_str().unwrap().to_owned();
+    // The first batch's host is inside dpkg: kill -9 the daemon.
+    let first = fleet.host(names[0]);
+    let mut configuring = false;
+    for _ in 0..600 {
+        let out = first
+            .sh("grep -qs 'Setting up th-resume' /var/lib/tendhost/jobs/*/log && echo yes || true")
+            .await;
+        if out.stdout.trim() == "yes" {
+            configuring = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(configuring, "dpkg never reached the postinst on {}", names[0]);
+    daemon.signal("KILL");
+    daemon.wait_exit(Duration::from_secs(10)).expect("killed");
+
+    let daemon = DaemonProcess::start(&config, &data);
+    let rollout = get(&daemon, &format!("/rollouts/{rollout_id}")).await;
+    assert_eq!(rollout["state"], "interrupted", "never resumed silently: {rollout:#}");
+    // Still interrupted a moment later, and the untouched hosts were not upgraded.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        get(&daemon, &format!("/rollouts/{rollout_id}")).await["state"],
+        "interrupted"
+    );
+    assert_eq!(installed_version(fleet.host(names[2]), "th-resume").await, "1.0");
+
+    let (status, body) = post(&daemon, &format!("/rollouts/{rollout_id}/resume"), json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    let rollout = loop {
+        let rollout = get(&daemon, &format!("/rollouts/{rollout_id}")).await;
+        if rollout["state"] != "running" {
+            break rollout;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(rollout["state"], "completed", "{rollout:#}");
+    for name in &names {
+        assert_eq!(installed_version(fleet.host(name), "th-resume").await, "1.1", "{name}");
+    }
+    // Resuming a finished rollout is a conflict.
+    let (status, body) = post(&daemon, &format!("/rollouts/{rollout_id}/resume"), json!({})).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_rollout_state");
+}

@@ -64,7 +64,7 @@ pub async fn run(
             ),
             Ok(spec) => hosts.push(spec),
             Err(err) => {
-                tracing::error!(host = %record.name, %err, "stored runtime host is no longer valid; skipped")
+                tracing::error!(host = %record.name, %err, "stored runtime host is no longer valid; skipped");
             }
         }
     }
@@ -103,7 +103,7 @@ pub async fn run(
         match fleet.check(host).await {
             Ok(job) => tracing::info!(%host, %job, "re-checking a host whose job was interrupted"),
             Err(err) => {
-                tracing::warn!(%host, %err, "cannot re-check a host whose job was interrupted")
+                tracing::warn!(%host, %err, "cannot re-check a host whose job was interrupted");
             }
         }
     }

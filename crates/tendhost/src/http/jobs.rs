@@ -44,7 +44,7 @@ pub async fn get(
             let Some(store) = state.store() else {
                 return Err(not_found.into());
             };
-            let record = store.job(&id).await.map_err(store_error)?;
+            let record = store.job(&id).await.map_err(|err| store_error(&err))?;
             let Some(record) = record else {
                 return Err(not_found.into());
             };
@@ -54,7 +54,7 @@ pub async fn get(
                 let page = store
                     .job_output(&id, from, 10_000)
                     .await
-                    .map_err(store_error)?;
+                    .map_err(|err| store_error(&err))?;
                 let n = page.len();
                 lines.extend(page);
                 if n < 10_000 || lines.len() >= tendhost_core::jobs::MAX_LOG_LINES {
@@ -110,7 +110,7 @@ pub async fn list(
                 },
             )
             .await
-            .map_err(store_error)?;
+            .map_err(|err| store_error(&err))?;
         return Ok(Json(JobList {
             data: listed
                 .items
@@ -133,7 +133,7 @@ pub async fn list(
     }))
 }
 
-fn store_error(err: tendhost_store::StoreError) -> ApiError {
+fn store_error(err: &tendhost_store::StoreError) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
         "store_unavailable",
