@@ -3,53 +3,31 @@
 //! renders must show the API's routes.
 //!
 //! The HTML, headers and escaping of the page are unit-tested in `tendhost::http::docs`; this
-//! module checks only that the page really renders. Until the daemon spawn helper exists, the
-//! docs router is served here with a small OpenAPI document of its own.
+//! module checks only that the page really renders, served by the real daemon, listing every
+//! operation of the daemon's own OpenAPI document.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::get;
+use serde_json::Value;
 use tendhost::http::docs;
-use tokio::net::TcpListener;
+use tendhost_tests::daemon::{EMPTY_CONFIG, spawn_app};
 use tokio::process::Command;
-use utoipa::OpenApi;
-
-#[derive(OpenApi)]
-#[openapi(info(title = "tendhost docs-ui test"), paths(health, list_hosts))]
-struct TestApi;
-
-#[utoipa::path(get, path = "/health", tag = "daemon", summary = "Report the daemon health",
-    responses((status = 200, description = "The daemon is up")))]
-async fn health() -> &'static str {
-    "ok"
-}
-
-#[utoipa::path(get, path = "/hosts", tag = "hosts", summary = "List managed hosts",
-    responses((status = 200, description = "Every configured host")))]
-async fn list_hosts() -> &'static str {
-    "[]"
-}
-
-/// Serves `TestApi`'s routes and the docs on `127.0.0.1:0`; returns the base URL.
-async fn serve(openapi: Arc<utoipa::openapi::OpenApi>) -> String {
-    let app = Router::new()
-        .route("/health", get(health))
-        .route("/hosts", get(list_hosts))
-        .merge(docs::router(openapi));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
 
 #[tokio::test]
 async fn docs_page_renders_the_routes_offline() {
-    let openapi = Arc::new(TestApi::openapi());
-    let base_url = serve(Arc::clone(&openapi)).await;
+    let app = spawn_app(EMPTY_CONFIG).await;
+    let base_url = app.base_url.clone();
+    let openapi: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
 
     let rendered = render(&format!("{base_url}{}", docs::PAGE_PATH)).await;
     let text = visible_text(&rendered.dom);
@@ -83,23 +61,47 @@ async fn docs_page_renders_the_routes_offline() {
         "the page tried to load from elsewhere: {blocked:#?}"
     );
 
-    assert!(text.contains("tendhost docs-ui test"), "{}", context());
-    for path in openapi.paths.paths.keys() {
-        assert!(
-            text.contains(path.as_str()),
-            "route {path} not shown; {}",
-            context()
-        );
-    }
-    // The first tag is open: its operation's summary is rendered as a heading.
-    assert!(text.contains("Report the daemon health"), "{}", context());
-    // The examples name this server, not a relative path.
+    assert!(text.contains("tendhost"), "{}", context());
+    // Every group (tag) of the daemon's own document is in the sidebar; Scalar renders the
+    // first groups' operations right away (method and path), the rest when opened.
     let compact: String = text.split_whitespace().collect();
+    let mut tags: Vec<&str> = Vec::new();
+    for item in openapi["paths"].as_object().unwrap().values() {
+        for operation in item.as_object().unwrap().values() {
+            for tag in operation["tags"].as_array().into_iter().flatten() {
+                let tag = tag.as_str().unwrap();
+                if !tags.contains(&tag) {
+                    tags.push(tag);
+                }
+            }
+        }
+    }
+    assert!(tags.len() >= 6, "{tags:?}");
+    for tag in &tags {
+        assert!(text.contains(tag), "group {tag} not shown; {}", context());
+    }
+    for (path, item) in openapi["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let first_groups = operation["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "system" || t == "hosts"));
+            if first_groups {
+                assert!(
+                    compact.contains(&format!("{method}{path}")),
+                    "{method} {path} not shown; {}",
+                    context()
+                );
+            }
+        }
+    }
+    // The first operation is open, with a curl example naming this very server.
+    assert!(text.contains("Daemon health"), "{}", context());
     assert!(
         compact.contains(&format!("curl{base_url}/health")),
         "{}",
         context()
     );
+    app.stop().await.unwrap();
 }
 
 struct Rendered {

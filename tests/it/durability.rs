@@ -334,22 +334,37 @@ async fn interrupted_rollout_stays_interrupted_until_resumed() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(configuring, "dpkg never reached the postinst on {}", names[0]);
+    assert!(
+        configuring,
+        "dpkg never reached the postinst on {}",
+        names[0]
+    );
     daemon.signal("KILL");
     daemon.wait_exit(Duration::from_secs(10)).expect("killed");
 
     let daemon = DaemonProcess::start(&config, &data);
     let rollout = get(&daemon, &format!("/rollouts/{rollout_id}")).await;
-    assert_eq!(rollout["state"], "interrupted", "never resumed silently: {rollout:#}");
+    assert_eq!(
+        rollout["state"], "interrupted",
+        "never resumed silently: {rollout:#}"
+    );
     // Still interrupted a moment later, and the untouched hosts were not upgraded.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         get(&daemon, &format!("/rollouts/{rollout_id}")).await["state"],
         "interrupted"
     );
-    assert_eq!(installed_version(fleet.host(names[2]), "th-resume").await, "1.0");
+    assert_eq!(
+        installed_version(fleet.host(names[2]), "th-resume").await,
+        "1.0"
+    );
 
-    let (status, body) = post(&daemon, &format!("/rollouts/{rollout_id}/resume"), json!({})).await;
+    let (status, body) = post(
+        &daemon,
+        &format!("/rollouts/{rollout_id}/resume"),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 202, "{body}");
     let rollout = loop {
         let rollout = get(&daemon, &format!("/rollouts/{rollout_id}")).await;
@@ -360,10 +375,19 @@ async fn interrupted_rollout_stays_interrupted_until_resumed() {
     };
     assert_eq!(rollout["state"], "completed", "{rollout:#}");
     for name in &names {
-        assert_eq!(installed_version(fleet.host(name), "th-resume").await, "1.1", "{name}");
+        assert_eq!(
+            installed_version(fleet.host(name), "th-resume").await,
+            "1.1",
+            "{name}"
+        );
     }
     // Resuming a finished rollout is a conflict.
-    let (status, body) = post(&daemon, &format!("/rollouts/{rollout_id}/resume"), json!({})).await;
+    let (status, body) = post(
+        &daemon,
+        &format!("/rollouts/{rollout_id}/resume"),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "invalid_rollout_state");
 }
