@@ -454,12 +454,16 @@ async fn schedule_checks(orchestrator: ActorRef<OrchestratorActor>, check_on_sta
             return;
         };
         let now = tokio::time::Instant::now();
+        // First checks are spread over half a second per host, at most 30 s: a single host
+        // is checked at once, a big fleet is not hit all at once.
+        let n_hosts = u32::try_from(hosts.len()).unwrap_or(u32::MAX);
+        let start_window = (Duration::from_millis(500) * n_hosts).min(Duration::from_secs(30));
         for host in hosts {
             let interval = host.spec.timing.check_interval;
             let name = host.name().to_owned();
             let next = *due.entry(name.clone()).or_insert_with(|| {
                 if check_on_start {
-                    started + spread(&name, interval.min(Duration::from_secs(30)))
+                    started + spread(&name, interval.min(start_window))
                 } else {
                     started + interval + spread(&name, interval.min(Duration::from_secs(300)))
                 }

@@ -206,6 +206,15 @@ impl HostShared {
         options: UpdateOptions,
         rollout_id: Option<String>,
     ) -> Result<String, FleetError> {
+        if request == Request::Update
+            && !options.dry_run
+            && self.spec.policy.updates == UpdatePolicy::CheckOnly
+        {
+            // Whatever the host is doing, this answer does not change.
+            return Err(FleetError::UpdatesDisabled {
+                host: self.spec.name.clone(),
+            });
+        }
         let (kind, previous_state) = {
             let mut status = self.status();
             if let Some(job_id) = status.current_job.clone() {
