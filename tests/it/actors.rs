@@ -94,3 +94,40 @@ async fn panicking_host_actor_is_restarted_with_its_state_and_job() {
     assert_eq!(fleet.hosts().await.len(), 2);
     fleet.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn periodic_checks_follow_each_hosts_check_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut frequent = local_host("frequent");
+    frequent.timing.check_interval = Duration::from_secs(2);
+    let rare = local_host("rare"); // default interval: 6 h
+    let fleet = Fleet::start(
+        vec![frequent, rare],
+        BTreeMap::new(),
+        &FleetOptions {
+            data_dir: dir.path().to_owned(),
+            check_on_start: false,
+            ..FleetOptions::default()
+        },
+        HashMap::new(),
+        None,
+    )
+    .unwrap();
+    // Nobody asks for a check: the scheduler starts them, again and again, for "frequent" only.
+    let mut n_checks = 0;
+    for _ in 0..600 {
+        n_checks = fleet
+            .jobs(Some("frequent"), Some(JobState::Succeeded))
+            .len();
+        if n_checks >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        n_checks >= 2,
+        "{n_checks} background checks of \"frequent\""
+    );
+    assert!(fleet.jobs(Some("rare"), None).is_empty());
+    fleet.shutdown(Duration::from_secs(5)).await;
+}

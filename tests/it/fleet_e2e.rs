@@ -476,3 +476,37 @@ async fn reboot_flows_auto_and_manual() {
     assert_eq!(view["state"], "idle", "{view:#}");
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn max_parallel_bounds_remote_work_across_a_fleet_check() {
+    let Some(fleet) = Fleet::builder().apt(4).start().await else {
+        return;
+    };
+    let hosts: Vec<(&Host, HostOpts)> = fleet
+        .hosts()
+        .iter()
+        .map(|h| (h, HostOpts::default()))
+        .collect();
+    let config = config_for(&fleet, &hosts).replace(
+        "check_on_start = false\n",
+        "check_on_start = false\nmax_parallel = 2\n",
+    );
+    let app = spawn_app(&config).await;
+    let mut ws = ws_connect(&app, "").await;
+    let (status, body) = post(&app, "/fleet/check", json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    let events = events_until(&mut ws, true, |e| e["type"] == "rollout_finished").await;
+    // Hosts doing remote work are the ones `querying`, from the host actors' own events.
+    let mut querying: HashMap<String, bool> = HashMap::new();
+    let mut max = 0;
+    for event in events.iter().filter(|e| e["type"] == "host_state_changed") {
+        querying.insert(
+            event["host"].as_str().unwrap().to_owned(),
+            event["to"] == "querying",
+        );
+        max = max.max(querying.values().filter(|q| **q).count());
+    }
+    assert_eq!(max, 2, "max_parallel = 2 queues the other checks");
+    assert_eq!(events.last().unwrap()["state"], "completed");
+    app.stop().await.unwrap();
+}
