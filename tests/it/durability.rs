@@ -11,39 +11,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tendhost_tests::daemon::{DaemonProcess, daemon_binary};
 use tendhost_tests::fleet::{Fleet, Host, Pkg};
+use tendhost_tests::http::{get_json, installed_version, post_json, wait_job};
 
 const LOCAL_HOST: &str = "[daemon]\ncheck_on_start = false\n\n[[host]]\nname = \"me\"\naddr = \"local\"\ntags = [\"local\"]\n[host.policy]\nupdates = \"check-only\"\nrefresh_lists = false\n";
-
-async fn get(daemon: &DaemonProcess, path: &str) -> Value {
-    reqwest::get(format!("{}{path}", daemon.base_url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn post(daemon: &DaemonProcess, path: &str, body: Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("{}{path}", daemon.base_url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-async fn wait_job(daemon: &DaemonProcess, job_id: &str) -> Value {
-    for _ in 0..1200 {
-        let job = get(daemon, &format!("/jobs/{job_id}")).await;
-        if !matches!(job["state"].as_str(), Some("queued" | "running")) {
-            return job;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("job {job_id} did not finish within 2 minutes");
-}
 
 /// The highest seq the daemon has handed out, read over the WebSocket replay.
 async fn last_seq(daemon: &DaemonProcess) -> u64 {
@@ -78,10 +48,10 @@ async fn graceful_restart_keeps_jobs_hosts_and_seq() {
     let data = dir.path().join("data");
 
     let mut daemon = DaemonProcess::start(&config, &data);
-    let (status, body) = post(&daemon, "/hosts/me/check", json!({})).await;
+    let (status, body) = post_json(&daemon.base_url, "/hosts/me/check", json!({})).await;
     assert_eq!(status, 202, "{body}");
     let check_id = body["job_id"].as_str().unwrap().to_owned();
-    let check = wait_job(&daemon, &check_id).await;
+    let check = wait_job(&daemon.base_url, &check_id).await;
     assert_eq!(check["state"], "succeeded", "{check:#}");
     assert!(!check["log"].as_array().unwrap().is_empty(), "{check:#}");
     // A runtime host (its checks fail: nothing listens there), and a job on it.
@@ -89,17 +59,17 @@ async fn graceful_restart_keeps_jobs_hosts_and_seq() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let (status, body) = post(
-        &daemon,
+    let (status, body) = post_json(
+        &daemon.base_url,
         "/hosts",
         json!({"name": "rt-1", "addr": "127.0.0.1", "port": closed_port, "tags": ["runtime"]}),
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let (_, body) = post(&daemon, "/hosts/rt-1/check", json!({})).await;
-    let rt_job = wait_job(&daemon, body["job_id"].as_str().unwrap()).await;
-    let host_before = get(&daemon, "/hosts/me").await;
-    let jobs_before = get(&daemon, "/jobs").await;
+    let (_, body) = post_json(&daemon.base_url, "/hosts/rt-1/check", json!({})).await;
+    let rt_job = wait_job(&daemon.base_url, body["job_id"].as_str().unwrap()).await;
+    let host_before = get_json(&daemon.base_url, "/hosts/me").await;
+    let jobs_before = get_json(&daemon.base_url, "/jobs").await;
     let seq_before = last_seq(&daemon).await;
     assert!(seq_before > 0);
 
@@ -111,28 +81,31 @@ async fn graceful_restart_keeps_jobs_hosts_and_seq() {
 
     let daemon = DaemonProcess::start(&config, &data);
     // Jobs (with their logs), runtime hosts and host state are as before.
-    let check_after = get(&daemon, &format!("/jobs/{check_id}")).await;
+    let check_after = get_json(&daemon.base_url, &format!("/jobs/{check_id}")).await;
     assert_eq!(check_after["state"], "succeeded");
     assert_eq!(check_after["log"], check["log"], "the full log survives");
     assert_eq!(check_after["pending"], check["pending"]);
-    let rt_after = get(
-        &daemon,
+    let rt_after = get_json(
+        &daemon.base_url,
         &format!("/jobs/{}", rt_job["id"].as_str().unwrap()),
     )
     .await;
     assert_eq!(rt_after["state"], rt_job["state"]);
-    assert_eq!(get(&daemon, "/jobs").await["data"], jobs_before["data"]);
-    let host_after = get(&daemon, "/hosts/me").await;
+    assert_eq!(
+        get_json(&daemon.base_url, "/jobs").await["data"],
+        jobs_before["data"]
+    );
+    let host_after = get_json(&daemon.base_url, "/hosts/me").await;
     for field in ["state", "pending", "reboot", "last_check", "inventory"] {
         assert_eq!(host_after[field], host_before[field], "{field}");
     }
-    let runtime = get(&daemon, "/hosts/rt-1").await;
+    let runtime = get_json(&daemon.base_url, "/hosts/rt-1").await;
     assert_eq!(runtime["name"], "rt-1", "{runtime:#}");
     assert_eq!(runtime["origin"], "runtime");
     assert_eq!(runtime["tags"], json!(["runtime"]));
     // seq continues: new events get higher numbers than any before the restart.
-    let (_, body) = post(&daemon, "/hosts/me/check", json!({})).await;
-    wait_job(&daemon, body["job_id"].as_str().unwrap()).await;
+    let (_, body) = post_json(&daemon.base_url, "/hosts/me/check", json!({})).await;
+    wait_job(&daemon.base_url, body["job_id"].as_str().unwrap()).await;
     let seq_after = last_seq(&daemon).await;
     assert!(seq_after > seq_before, "{seq_after} > {seq_before}");
 }
@@ -158,7 +131,7 @@ async fn second_daemon_on_the_same_data_dir_is_refused() {
     );
     assert!(stderr.contains("tendhost.lock"), "{stderr}");
     // The first one still serves.
-    assert_eq!(get(&daemon, "/health").await["status"], "ok");
+    assert_eq!(get_json(&daemon.base_url, "/health").await["status"], "ok");
 }
 
 #[tokio::test]
@@ -183,11 +156,6 @@ async fn unusable_database_stops_startup_with_a_clear_message() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("tendhost.db"), "names the file: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
-}
-
-async fn installed_version(host: &Host, package: &str) -> String {
-    host.exec_ok(&["dpkg-query", "-W", "-f=${Version}", package])
-        .await
 }
 
 #[tokio::test]
@@ -218,8 +186,8 @@ async fn kill_9_mid_upgrade_never_leaves_a_job_running() {
     );
     let data = dir.path().join("data");
     let mut daemon = DaemonProcess::start(&config, &data);
-    let (status, body) = post(
-        &daemon,
+    let (status, body) = post_json(
+        &daemon.base_url,
         &format!("/hosts/{}/update", host.name()),
         json!({}),
     )
@@ -257,7 +225,7 @@ async fn kill_9_mid_upgrade_never_leaves_a_job_running() {
     let daemon = DaemonProcess::start(&config, &data);
     // The job is never left `running`: right after the start it is `interrupted`, and the
     // re-check collects the real outcome from the host's job directory.
-    let job = get(&daemon, &format!("/jobs/{job_id}")).await;
+    let job = get_json(&daemon.base_url, &format!("/jobs/{job_id}")).await;
     assert!(
         matches!(job["state"].as_str(), Some("interrupted" | "succeeded")),
         "{job:#}"
@@ -268,7 +236,7 @@ async fn kill_9_mid_upgrade_never_leaves_a_job_running() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        job = get(&daemon, &format!("/jobs/{job_id}")).await;
+        job = get_json(&daemon.base_url, &format!("/jobs/{job_id}")).await;
     }
     assert_eq!(
         job["state"], "succeeded",
@@ -276,13 +244,13 @@ async fn kill_9_mid_upgrade_never_leaves_a_job_running() {
     );
     // Once the re-check is done, the host is not left `updating`: it is idle, with nothing
     // pending.
-    let mut view = get(&daemon, &format!("/hosts/{}", host.name())).await;
+    let mut view = get_json(&daemon.base_url, &format!("/hosts/{}", host.name())).await;
     for _ in 0..600 {
         if view["current_job"].is_null() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        view = get(&daemon, &format!("/hosts/{}", host.name())).await;
+        view = get_json(&daemon.base_url, &format!("/hosts/{}", host.name())).await;
     }
     assert_eq!(view["state"], "idle", "{view:#}");
     assert_eq!(view["pending"], json!([]), "{view:#}");
@@ -318,7 +286,8 @@ async fn interrupted_rollout_stays_interrupted_until_resumed() {
     let config = write_config(dir.path(), &config);
     let data = dir.path().join("data");
     let mut daemon = DaemonProcess::start(&config, &data);
-    let (status, body) = post(&daemon, "/fleet/update", json!({"batch_size": 1})).await;
+    let (status, body) =
+        post_json(&daemon.base_url, "/fleet/update", json!({"batch_size": 1})).await;
     assert_eq!(status, 202, "{body}");
     let rollout_id = body["rollout_id"].as_str().unwrap().to_owned();
     // The first batch's host is inside dpkg: kill -9 the daemon.
@@ -343,7 +312,7 @@ async fn interrupted_rollout_stays_interrupted_until_resumed() {
     daemon.wait_exit(Duration::from_secs(10)).expect("killed");
 
     let daemon = DaemonProcess::start(&config, &data);
-    let rollout = get(&daemon, &format!("/rollouts/{rollout_id}")).await;
+    let rollout = get_json(&daemon.base_url, &format!("/rollouts/{rollout_id}")).await;
     assert_eq!(
         rollout["state"], "interrupted",
         "never resumed silently: {rollout:#}"
@@ -351,7 +320,7 @@ async fn interrupted_rollout_stays_interrupted_until_resumed() {
     // Still interrupted a moment later, and the untouched hosts were not upgraded.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        get(&daemon, &format!("/rollouts/{rollout_id}")).await["state"],
+        get_json(&daemon.base_url, &format!("/rollouts/{rollout_id}")).await["state"],
         "interrupted"
     );
     assert_eq!(
@@ -359,15 +328,15 @@ async fn interrupted_rollout_stays_interrupted_until_resumed() {
         "1.0"
     );
 
-    let (status, body) = post(
-        &daemon,
+    let (status, body) = post_json(
+        &daemon.base_url,
         &format!("/rollouts/{rollout_id}/resume"),
         json!({}),
     )
     .await;
     assert_eq!(status, 202, "{body}");
     let rollout = loop {
-        let rollout = get(&daemon, &format!("/rollouts/{rollout_id}")).await;
+        let rollout = get_json(&daemon.base_url, &format!("/rollouts/{rollout_id}")).await;
         if rollout["state"] != "running" {
             break rollout;
         }
@@ -382,8 +351,8 @@ async fn interrupted_rollout_stays_interrupted_until_resumed() {
         );
     }
     // Resuming a finished rollout is a conflict.
-    let (status, body) = post(
-        &daemon,
+    let (status, body) = post_json(
+        &daemon.base_url,
         &format!("/rollouts/{rollout_id}/resume"),
         json!({}),
     )

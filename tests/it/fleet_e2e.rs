@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tendhost_tests::daemon::{TestApp, spawn_app};
 use tendhost_tests::fleet::{Fleet, Host, Pkg};
+use tendhost_tests::http::{get_json, installed_version, post_json, wait_job};
 use tokio_tungstenite::tungstenite::Message;
 
 type Ws =
@@ -100,45 +101,6 @@ async fn events_until(ws: &mut Ws, contiguous: bool, done: impl Fn(&Value) -> bo
     }
 }
 
-async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
-    let resp = app
-        .client
-        .post(app.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-async fn get(app: &TestApp, path: &str) -> Value {
-    app.client
-        .get(app.url(path))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn wait_job(app: &TestApp, job_id: &str) -> Value {
-    for _ in 0..2400 {
-        let job = get(app, &format!("/jobs/{job_id}")).await;
-        if !matches!(job["state"].as_str(), Some("queued" | "running")) {
-            return job;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("job {job_id} did not finish within 4 minutes");
-}
-
-async fn installed_version(host: &Host, package: &str) -> String {
-    host.exec_ok(&["dpkg-query", "-W", "-f=${Version}", package])
-        .await
-}
-
 /// Max number of hosts in `updating` at once, from the host actors' state changes.
 fn max_updating(events: &[Value]) -> usize {
     let mut updating: HashMap<String, bool> = HashMap::new();
@@ -181,8 +143,8 @@ async fn rolling_update_in_batches_of_two_on_six_apt_hosts() {
         .await;
     let mut ws = ws_connect(&app, "").await;
 
-    let (status, body) = post(
-        &app,
+    let (status, body) = post_json(
+        &app.base_url,
         "/fleet/update",
         json!({"batch_size": 2, "delay_ms": 0, "max_failures": 0, "filter": {"tags": ["web"]}}),
     )
@@ -203,7 +165,7 @@ async fn rolling_update_in_batches_of_two_on_six_apt_hosts() {
     assert_eq!(batches.len(), 3);
     assert_eq!(events.last().unwrap()["state"], "completed");
 
-    let rollout = get(&app, &format!("/rollouts/{rollout_id}")).await;
+    let rollout = get_json(&app.base_url, &format!("/rollouts/{rollout_id}")).await;
     assert_eq!(rollout["state"], "completed", "{rollout:#}");
     for host in fleet.hosts() {
         assert_eq!(
@@ -212,7 +174,7 @@ async fn rolling_update_in_batches_of_two_on_six_apt_hosts() {
             "{}",
             host.name()
         );
-        let view = get(&app, &format!("/hosts/{}", host.name())).await;
+        let view = get_json(&app.base_url, &format!("/hosts/{}", host.name())).await;
         assert_eq!(view["state"], "idle", "{view:#}");
     }
     app.stop().await.unwrap();
@@ -245,8 +207,8 @@ async fn rollout_stops_when_failures_exceed_max_failures() {
         .publish(&Pkg::new("th-stop", "1.1").postinst("if [ -e /etc/th-fail ]; then exit 1; fi"))
         .await;
 
-    let (status, body) = post(
-        &app,
+    let (status, body) = post_json(
+        &app.base_url,
         "/fleet/update",
         json!({"batch_size": 1, "max_failures": 1}),
     )
@@ -254,7 +216,7 @@ async fn rollout_stops_when_failures_exceed_max_failures() {
     assert_eq!(status, 202, "{body}");
     let rollout_id = body["rollout_id"].as_str().unwrap().to_owned();
     let rollout = loop {
-        let rollout = get(&app, &format!("/rollouts/{rollout_id}")).await;
+        let rollout = get_json(&app.base_url, &format!("/rollouts/{rollout_id}")).await;
         if rollout["state"] != "running" {
             break rollout;
         }
@@ -281,7 +243,7 @@ async fn rollout_stops_when_failures_exceed_max_failures() {
         installed_version(fleet.host(names[3]), "th-stop").await,
         "1.0"
     );
-    let failed = get(&app, &format!("/hosts/{}", names[0])).await;
+    let failed = get_json(&app.base_url, &format!("/hosts/{}", names[0])).await;
     assert_eq!(failed["state"], "failed", "{failed:#}");
     app.stop().await.unwrap();
 }
@@ -321,8 +283,8 @@ async fn host_cut_off_mid_rollout_ends_lost_and_is_collected_later() {
     let cut_host = fleet.host(cut_name);
     let mut ws = ws_connect(&app, &format!("?host={cut_name}")).await;
 
-    let (status, body) = post(
-        &app,
+    let (status, body) = post_json(
+        &app.base_url,
         "/fleet/update",
         json!({"batch_size": 3, "max_failures": 3}),
     )
@@ -340,7 +302,7 @@ async fn host_cut_off_mid_rollout_ends_lost_and_is_collected_later() {
     cut_host.cut_network().await;
 
     let rollout = loop {
-        let rollout = get(&app, &format!("/rollouts/{rollout_id}")).await;
+        let rollout = get_json(&app.base_url, &format!("/rollouts/{rollout_id}")).await;
         if rollout["state"] != "running" {
             break rollout;
         }
@@ -354,9 +316,9 @@ async fn host_cut_off_mid_rollout_ends_lost_and_is_collected_later() {
         .unwrap()
         .clone();
     let lost_job = entry["job_id"].as_str().unwrap().to_owned();
-    let job = get(&app, &format!("/jobs/{lost_job}")).await;
+    let job = get_json(&app.base_url, &format!("/jobs/{lost_job}")).await;
     assert_eq!(job["state"], "lost", "{job:#}");
-    let view = get(&app, &format!("/hosts/{cut_name}")).await;
+    let view = get_json(&app.base_url, &format!("/hosts/{cut_name}")).await;
     assert_eq!(view["state"], "unreachable", "{view:#}");
     for other in &names[1..] {
         assert_eq!(installed_version(fleet.host(other), "th-cut").await, "1.1");
@@ -380,13 +342,18 @@ async fn host_cut_off_mid_rollout_ends_lost_and_is_collected_later() {
     }
     assert_eq!(installed_version(cut_host, "th-cut").await, "1.1");
     // The next check collects the real outcome from the host's job directory.
-    let (status, body) = post(&app, &format!("/hosts/{cut_name}/check"), json!({})).await;
+    let (status, body) = post_json(
+        &app.base_url,
+        &format!("/hosts/{cut_name}/check"),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 202, "{body}");
-    let check = wait_job(&app, body["job_id"].as_str().unwrap()).await;
+    let check = wait_job(&app.base_url, body["job_id"].as_str().unwrap()).await;
     assert_eq!(check["state"], "succeeded", "{check:#}");
-    let job = get(&app, &format!("/jobs/{lost_job}")).await;
+    let job = get_json(&app.base_url, &format!("/jobs/{lost_job}")).await;
     assert_eq!(job["state"], "succeeded", "collected outcome: {job:#}");
-    let view = get(&app, &format!("/hosts/{cut_name}")).await;
+    let view = get_json(&app.base_url, &format!("/hosts/{cut_name}")).await;
     assert_eq!(view["state"], "idle", "{view:#}");
     app.stop().await.unwrap();
 }
@@ -429,9 +396,14 @@ async fn reboot_flows_auto_and_manual() {
     let auto_host = fleet.host(auto_name);
     let boot_before = auto_host.boot_identity().await;
     let mut ws = ws_connect(&app, &format!("?host={auto_name}&types=host_state_changed")).await;
-    let (status, body) = post(&app, &format!("/hosts/{auto_name}/update"), json!({})).await;
+    let (status, body) = post_json(
+        &app.base_url,
+        &format!("/hosts/{auto_name}/update"),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 202, "{body}");
-    let job = wait_job(&app, body["job_id"].as_str().unwrap()).await;
+    let job = wait_job(&app.base_url, body["job_id"].as_str().unwrap()).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
     let events = events_until(&mut ws, false, |e| {
         e["to"] == "idle" && e["from"] == "verifying"
@@ -454,25 +426,35 @@ async fn reboot_flows_auto_and_manual() {
         "the host really rebooted"
     );
     assert_eq!(installed_version(auto_host, "th-kernel").await, "1.1");
-    let view = get(&app, &format!("/hosts/{auto_name}")).await;
+    let view = get_json(&app.base_url, &format!("/hosts/{auto_name}")).await;
     assert_eq!(view["reboot"]["state"], "not_required", "{view:#}");
 
     // auto_reboot = false: waiting_reboot until POST /hosts/{name}/reboot.
     let manual_host = fleet.host(manual_name);
-    let (status, body) = post(&app, &format!("/hosts/{manual_name}/update"), json!({})).await;
+    let (status, body) = post_json(
+        &app.base_url,
+        &format!("/hosts/{manual_name}/update"),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 202, "{body}");
-    let job = wait_job(&app, body["job_id"].as_str().unwrap()).await;
+    let job = wait_job(&app.base_url, body["job_id"].as_str().unwrap()).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
-    let view = get(&app, &format!("/hosts/{manual_name}")).await;
+    let view = get_json(&app.base_url, &format!("/hosts/{manual_name}")).await;
     assert_eq!(view["state"], "waiting_reboot", "{view:#}");
     assert_eq!(view["reboot"]["state"], "required", "{view:#}");
     let boot_before = manual_host.boot_identity().await;
-    let (status, body) = post(&app, &format!("/hosts/{manual_name}/reboot"), json!({})).await;
+    let (status, body) = post_json(
+        &app.base_url,
+        &format!("/hosts/{manual_name}/reboot"),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 202, "{body}");
-    let job = wait_job(&app, body["job_id"].as_str().unwrap()).await;
+    let job = wait_job(&app.base_url, body["job_id"].as_str().unwrap()).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
     assert_ne!(manual_host.boot_identity().await, boot_before);
-    let view = get(&app, &format!("/hosts/{manual_name}")).await;
+    let view = get_json(&app.base_url, &format!("/hosts/{manual_name}")).await;
     assert_eq!(view["state"], "idle", "{view:#}");
     app.stop().await.unwrap();
 }
@@ -493,7 +475,7 @@ async fn max_parallel_bounds_remote_work_across_a_fleet_check() {
     );
     let app = spawn_app(&config).await;
     let mut ws = ws_connect(&app, "").await;
-    let (status, body) = post(&app, "/fleet/check", json!({})).await;
+    let (status, body) = post_json(&app.base_url, "/fleet/check", json!({})).await;
     assert_eq!(status, 202, "{body}");
     let events = events_until(&mut ws, true, |e| e["type"] == "rollout_finished").await;
     // Hosts doing remote work are the ones `querying`, from the host actors' own events.

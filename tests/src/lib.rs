@@ -3,6 +3,7 @@
 
 pub mod daemon;
 pub mod fleet;
+pub mod http;
 pub mod sshd;
 
 pub use fleet::require_fleet;
