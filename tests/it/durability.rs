@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tendhost_tests::daemon::{DaemonProcess, daemon_binary};
 use tendhost_tests::fleet::{Fleet, Host, Pkg};
-use tendhost_tests::http::{get_json, installed_version, post_json, wait_job};
+use tendhost_tests::http::{get_json, installed_version, post_json, wait_job, wait_rollout};
 
 const LOCAL_HOST: &str = "[daemon]\ncheck_on_start = false\n\n[[host]]\nname = \"me\"\naddr = \"local\"\ntags = [\"local\"]\n[host.policy]\nupdates = \"check-only\"\nrefresh_lists = false\n";
 
@@ -335,13 +335,7 @@ async fn interrupted_rollout_stays_interrupted_until_resumed() {
     )
     .await;
     assert_eq!(status, 202, "{body}");
-    let rollout = loop {
-        let rollout = get_json(&daemon.base_url, &format!("/rollouts/{rollout_id}")).await;
-        if rollout["state"] != "running" {
-            break rollout;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let rollout = wait_rollout(&daemon.base_url, &rollout_id).await;
     assert_eq!(rollout["state"], "completed", "{rollout:#}");
     for name in &names {
         assert_eq!(

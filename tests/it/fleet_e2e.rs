@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tendhost_tests::daemon::{TestApp, spawn_app};
 use tendhost_tests::fleet::{Fleet, Host, Pkg};
-use tendhost_tests::http::{get_json, installed_version, post_json, wait_job};
+use tendhost_tests::http::{get_json, installed_version, post_json, wait_job, wait_rollout};
 use tokio_tungstenite::tungstenite::Message;
 
 type Ws =
@@ -215,13 +215,7 @@ async fn rollout_stops_when_failures_exceed_max_failures() {
     .await;
     assert_eq!(status, 202, "{body}");
     let rollout_id = body["rollout_id"].as_str().unwrap().to_owned();
-    let rollout = loop {
-        let rollout = get_json(&app.base_url, &format!("/rollouts/{rollout_id}")).await;
-        if rollout["state"] != "running" {
-            break rollout;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let rollout = wait_rollout(&app.base_url, &rollout_id).await;
     assert_eq!(rollout["state"], "stopped", "{rollout:#}");
     let per_host: BTreeMap<String, String> = rollout["hosts"]
         .as_array()
@@ -301,13 +295,7 @@ async fn host_cut_off_mid_rollout_ends_lost_and_is_collected_later() {
     .await;
     cut_host.cut_network().await;
 
-    let rollout = loop {
-        let rollout = get_json(&app.base_url, &format!("/rollouts/{rollout_id}")).await;
-        if rollout["state"] != "running" {
-            break rollout;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let rollout = wait_rollout(&app.base_url, &rollout_id).await;
     let entry = rollout["hosts"]
         .as_array()
         .unwrap()

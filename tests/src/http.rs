@@ -46,3 +46,15 @@ pub async fn installed_version(host: &Host, package: &str) -> String {
     host.exec_ok(&["dpkg-query", "-W", "-f=${Version}", package])
         .await
 }
+
+/// Polls `GET /rollouts/{id}` until the rollout is no longer running (4 minutes at most).
+pub async fn wait_rollout(base_url: &str, rollout_id: &str) -> Value {
+    for _ in 0..1200 {
+        let rollout = get_json(base_url, &format!("/rollouts/{rollout_id}")).await;
+        if rollout["state"] != "running" {
+            return rollout;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("rollout {rollout_id} still running after 4 minutes");
+}
