@@ -361,14 +361,19 @@ impl Validator<'_> {
         }
     }
 
-    fn tls(&mut self, raw: raw::RawTls) -> TlsConfig {
+    fn tls(&mut self, raw: Option<Spanned<raw::RawTls>>) -> TlsConfig {
+        let Some(raw) = raw else {
+            return TlsConfig::default();
+        };
+        let table = raw.span();
+        let raw = raw.into_inner();
         let cert_path = raw.cert_path.map(|p| self.expand_path(p.get_ref()));
         let key_path = raw.key_path.map(|p| self.expand_path(p.get_ref()));
         if raw.enabled && (cert_path.is_none() || key_path.is_none()) {
-            self.diagnostics.push(Diagnostic {
-                location: self.location_of_table("[daemon.tls]"),
-                message: "TLS is enabled but cert_path and key_path are not both set".to_owned(),
-            });
+            self.error(
+                &table,
+                "TLS is enabled but cert_path and key_path are not both set".to_owned(),
+            );
         }
         TlsConfig {
             enabled: raw.enabled,
@@ -377,7 +382,12 @@ impl Validator<'_> {
         }
     }
 
-    fn auth(&mut self, raw: raw::RawAuth) -> AuthConfig {
+    fn auth(&mut self, raw: Option<Spanned<raw::RawAuth>>) -> AuthConfig {
+        let Some(raw) = raw else {
+            return AuthConfig::default();
+        };
+        let table = raw.span();
+        let raw = raw.into_inner();
         let mut tokens = Vec::new();
         let mut seen: HashMap<String, usize> = HashMap::new();
         for token in raw.tokens {
@@ -408,10 +418,10 @@ impl Validator<'_> {
             }
         }
         if raw.enabled && tokens.is_empty() {
-            self.diagnostics.push(Diagnostic {
-                location: self.location_of_table("[daemon.auth]"),
-                message: "auth is enabled but no tokens are configured".to_owned(),
-            });
+            self.error(
+                &table,
+                "auth is enabled but no tokens are configured".to_owned(),
+            );
         }
         AuthConfig {
             enabled: raw.enabled,
@@ -792,12 +802,6 @@ impl Validator<'_> {
 
     fn line_of(&self, span: &Range<usize>) -> usize {
         line_col(self.text, span.start).0
-    }
-
-    fn location_of_table(&self, header: &str) -> Location {
-        let offset = self.text.find(header).unwrap_or(0);
-        let (line, col) = line_col(self.text, offset);
-        Location::File { line, col }
     }
 
     /// `~/x` -> `$HOME/x`; relative paths resolve against the config file's directory.
