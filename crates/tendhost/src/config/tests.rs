@@ -382,7 +382,12 @@ fn table_problems_point_at_the_table_as_written() {
         7,
         tls,
     );
-    check_err("[daemon]\nbind = \"127.0.0.1:1\"\ntls.enabled = true\n", 3, 1, tls);
+    check_err(
+        "[daemon]\nbind = \"127.0.0.1:1\"\ntls.enabled = true\n",
+        3,
+        1,
+        tls,
+    );
     check_err(
         "[daemon]\nlog_level = \"info\" # not [daemon.auth]\nauth.enabled = true\n",
         3,
