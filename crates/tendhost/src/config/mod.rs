@@ -341,19 +341,13 @@ impl Validator<'_> {
             self.int_in_range(value, 1, 1_000_000, "event_channel")
                 .unwrap_or(4_096)
         });
-        let ws_ping_interval =
-            raw.ws_ping_interval
-                .as_ref()
-                .map_or(
-                    Duration::from_secs(20),
-                    |value| match host_rules::duration_reason(value.get_ref()) {
-                        Ok(interval) => interval,
-                        Err(reason) => {
-                            self.error(&value.span(), format!("ws_ping_interval {reason}"));
-                            Duration::from_secs(20)
-                        }
-                    },
-                );
+        let ws_ping_interval = match &raw.ws_ping_interval {
+            None => Duration::from_secs(20),
+            Some(value) => host_rules::duration_reason(value.get_ref()).unwrap_or_else(|reason| {
+                self.error(&value.span(), format!("ws_ping_interval {reason}"));
+                Duration::from_secs(20)
+            }),
+        };
 
         let tls = self.tls(raw.tls);
         let auth = self.auth(raw.auth);
@@ -532,7 +526,8 @@ impl Validator<'_> {
             self.rule(&argv.span(), host_rules::reboot_command(argv.get_ref()));
             argv.get_ref().clone()
         });
-        let package_manager = self.word(raw.package_manager.as_ref(), host_rules::package_manager);
+        let package_manager =
+            self.checked(raw.package_manager.as_ref(), host_rules::package_manager);
         HostSpec {
             name,
             target,
@@ -569,10 +564,10 @@ impl Validator<'_> {
 
     fn policy(&mut self, raw: &raw::RawPolicy) -> HostPolicy {
         let updates = self
-            .word(raw.updates.as_ref(), host_rules::updates)
+            .checked(raw.updates.as_ref(), host_rules::updates)
             .unwrap_or(UpdatePolicy::Allowed);
         let apt_upgrade = self
-            .word(raw.apt_upgrade.as_ref(), host_rules::apt_upgrade)
+            .checked(raw.apt_upgrade.as_ref(), host_rules::apt_upgrade)
             .unwrap_or(AptUpgrade::DistUpgrade);
         HostPolicy {
             updates,
@@ -588,16 +583,16 @@ impl Validator<'_> {
 
     fn window(&mut self, window: &Spanned<RawWindow>) -> Option<MaintenanceWindow> {
         let raw = window.get_ref();
-        let start = self.word(Some(&raw.start), |value| {
+        let start = self.checked(Some(&raw.start), |value| {
             host_rules::window_time(Field::WindowStart, value)
         });
-        let end = self.word(Some(&raw.end), |value| {
+        let end = self.checked(Some(&raw.end), |value| {
             host_rules::window_time(Field::WindowEnd, value)
         });
         let days = raw
             .days
             .iter()
-            .filter_map(|day| self.word(Some(day), host_rules::window_day))
+            .filter_map(|day| self.checked(Some(day), host_rules::window_day))
             .collect();
         Some(MaintenanceWindow {
             start_minute: start?,
@@ -652,7 +647,7 @@ impl Validator<'_> {
     }
 
     fn known_hosts(&mut self, policy: &Spanned<String>) -> KnownHostsPolicy {
-        self.word(Some(policy), host_rules::known_hosts)
+        self.checked(Some(policy), host_rules::known_hosts)
             .unwrap_or(KnownHostsPolicy::Strict)
     }
 
@@ -667,7 +662,7 @@ impl Validator<'_> {
             dpkg_lock_timeout,
         ] = values;
         let mut duration = |field: Field, value: Option<&Spanned<String>>, default: Duration| {
-            self.word(value, |value| host_rules::duration(field, value))
+            self.checked(value, |value| host_rules::duration(field, value))
                 .unwrap_or(default)
         };
         Timing {
@@ -700,7 +695,7 @@ impl Validator<'_> {
     }
 
     /// A host rule applied to a value that may be left out: `None` when absent or refused.
-    fn word<T>(
+    fn checked<T>(
         &mut self,
         value: Option<&Spanned<String>>,
         rule: impl FnOnce(&str) -> Result<T, RuleError>,
