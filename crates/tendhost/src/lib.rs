@@ -3,6 +3,7 @@
 //! and calls in here.
 
 pub mod config;
+pub mod host_rules;
 pub mod http;
 pub mod persist;
 pub mod telemetry;

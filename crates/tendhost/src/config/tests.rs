@@ -358,6 +358,50 @@ fn auth_and_tls_are_checked() {
     );
 }
 
+/// A whole-table problem points at the table however it is written; a header in a comment or
+/// a string is not the table.
+#[test]
+fn table_problems_point_at_the_table_as_written() {
+    let tls = "cert_path and key_path are not both set";
+    let auth = "no tokens are configured";
+    check_err(
+        "[daemon]\nbind = \"127.0.0.1:1\"\n\n[daemon.tls]\nenabled = true\n",
+        4,
+        1,
+        tls,
+    );
+    check_err(
+        "# [daemon.tls] goes below\n[daemon]\nlog_level = \"info\"\n[daemon.tls]\nenabled = true\n",
+        4,
+        1,
+        tls,
+    );
+    check_err(
+        "[daemon]\nlog_level = \"info\"\ntls = { enabled = true }\n",
+        3,
+        7,
+        tls,
+    );
+    check_err(
+        "[daemon]\nbind = \"127.0.0.1:1\"\ntls.enabled = true\n",
+        3,
+        1,
+        tls,
+    );
+    check_err(
+        "[daemon]\nlog_level = \"info\" # not [daemon.auth]\nauth.enabled = true\n",
+        3,
+        1,
+        auth,
+    );
+    check_err(
+        "[daemon]\nauth = { enabled = true, tokens = [] }\n",
+        2,
+        8,
+        auth,
+    );
+}
+
 #[test]
 fn reboot_command_must_be_a_nonempty_argv() {
     check_err(
