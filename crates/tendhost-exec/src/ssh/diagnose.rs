@@ -152,10 +152,7 @@ mod tests {
             Diagnosis::HostKeyChanged {
                 key_type: "ED25519".into(),
                 offered: "SHA256:VMlAhuH1oC+nEvgErN1dFkTpZZnbt8F2xzBoWyck0sI".into(),
-                offending: Some((
-                    PathBuf::from("/tmp/tendhost-capture.RxwIZH/known_hosts"),
-                    1
-                )),
+                offending: Some((PathBuf::from("/tmp/tendhost-capture.RxwIZH/known_hosts"), 1)),
             }
         );
         // Hand-written: older OpenSSH printed the fingerprint on the same line.
@@ -194,7 +191,9 @@ mod tests {
         );
         assert_eq!(
             diagnose(&captured("ssh-no-route.log")),
-            Diagnosis::Unreachable("connect to host 10.213.250.99 port 22: No route to host".into())
+            Diagnosis::Unreachable(
+                "connect to host 10.213.250.99 port 22: No route to host".into()
+            )
         );
         assert_eq!(
             diagnose(&captured("ssh-network-unreachable.log")),
@@ -223,7 +222,8 @@ mod tests {
             expected
         );
         // Hand-written: the server's limit on offered keys, as OpenSSH words it.
-        let too_many = "Received disconnect from 10.0.0.9 port 22:2: Too many authentication failures\n";
+        let too_many =
+            "Received disconnect from 10.0.0.9 port 22:2: Too many authentication failures\n";
         assert!(matches!(diagnose(too_many), Diagnosis::AuthFailed(_)));
     }
 
@@ -243,7 +243,9 @@ mod tests {
                    kex_exchange_identification: Connection closed by remote host\n";
         assert_eq!(
             diagnose(log),
-            Diagnosis::Other("kex_exchange_identification: Connection closed by remote host".into())
+            Diagnosis::Other(
+                "kex_exchange_identification: Connection closed by remote host".into()
+            )
         );
         assert_eq!(
             diagnose(""),
