@@ -263,11 +263,14 @@ pub fn parse_stream_status(stderr: &str) -> Result<StreamStatus, ParseError> {
 
 #[cfg(test)]
 mod tests {
+    //! Files read with `capture` are real output (`tests/data/README.md` says from where);
+    //! inline summaries and snapshots are hand-written in the job script's section format.
+
     use std::time::Duration;
 
     use crate::parse::job::{
         Installed, JobState, StreamStatus, classify, failed_packages, parse_installed,
-        parse_stream_status, parse_summary, repaired_dpkg, upgraded_packages,
+        parse_stream_status, parse_summary, repaired_dpkg, unfinished_packages, upgraded_packages,
     };
     use crate::types::{PackageManager, UpgradeState, UpgradedPackage};
 
@@ -334,18 +337,103 @@ mod tests {
         assert!(failed_packages(PackageManager::Apt, "", &busy, &busy).is_empty());
     }
 
+    /// `(name, from, to)` of each upgraded package.
+    fn triples(upgraded: &[UpgradedPackage]) -> Vec<(&str, Option<&str>, &str)> {
+        upgraded
+            .iter()
+            .map(|u| (u.name.as_str(), u.from.as_deref(), u.to.as_str()))
+            .collect()
+    }
+
     #[test]
     fn dpkg_query_capture() {
+        // After the upgrade that left cap-fail half-configured (see tests/data/README.md).
         let installed =
             parse_installed(&crate::parse::capture("dpkg-query-installed.txt")).unwrap();
-        assert_eq!(installed.len(), 121);
-        let held = installed.iter().find(|i| i.name == "cap-held").unwrap();
+        assert_eq!(installed.len(), 122);
+        let status = |name: &str| {
+            let row = installed.iter().find(|i| i.name == name).unwrap();
+            (row.version.as_str(), row.status.as_str())
+        };
+        assert_eq!(status("cap-held"), ("1.0", "hi "));
+        assert_eq!(status("cap-fail"), ("1.1", "iF "));
+        let fail = installed.iter().find(|i| i.name == "cap-fail").unwrap();
+        assert!(fail.is_present() && !fail.is_installed_ok());
+        // cap-old was removed by the upgrade (cap-conflict conflicts with it).
+        assert!(installed.iter().all(|i| i.name != "cap-old"));
+        let not_ok: Vec<&str> = installed
+            .iter()
+            .filter(|i| !i.is_installed_ok())
+            .map(|i| i.name.as_str())
+            .collect();
+        assert_eq!(not_ok, ["cap-fail"]);
+    }
+
+    /// The job's view of that real upgrade: the snapshots before and after it and its log.
+    #[test]
+    fn failed_apt_upgrade_from_captured_snapshots() {
+        let capture = crate::parse::capture;
+        let before = installed(&capture("dpkg-query-before-upgrade.txt"));
+        let after = installed(&capture("dpkg-query-installed.txt"));
+        let (code, log) = crate::parse::capture_with_exit("apt-upgrade-postinst-failure.log");
+        let upgraded = upgraded_packages(&before, &after);
         assert_eq!(
-            (held.version.as_str(), held.status.as_str()),
-            ("1.0", "hi ")
+            triples(&upgraded),
+            [
+                (
+                    "cap-a-rather-long-package-name-for-wrapping",
+                    Some("1.0"),
+                    "1.1"
+                ),
+                ("cap-conflict", Some("1.0"), "1.1"),
+                ("cap-dep", None, "1.0"),
+                ("cap-newdep", Some("1.0"), "1.1"),
+                ("cap-normal", Some("1.0"), "1.1"),
+                ("cap-sec", Some("1.0"), "1.1"),
+            ]
         );
-        assert!(held.is_installed_ok());
-        assert!(installed.iter().all(Installed::is_installed_ok));
+        assert_eq!(unfinished_packages(&before, &after), ["cap-fail"]);
+        let failed = failed_packages(PackageManager::Apt, &log, &before, &after);
+        assert_eq!(failed, ["cap-fail"]);
+        assert_eq!(
+            classify(PackageManager::Apt, code, &log, &upgraded, &failed),
+            UpgradeState::Failed
+        );
+    }
+
+    /// The same for the captured dnf upgrade whose %post failed: dnf exits 0, the obsoleted
+    /// package is gone and the new dependency is listed as new.
+    #[test]
+    fn failed_dnf_upgrade_from_captured_snapshots() {
+        let capture = crate::parse::capture;
+        let before = installed(&capture("rpm-qa-installed.txt"));
+        let after = installed(&capture("rpm-qa-after-upgrade.txt"));
+        let (code, log) = crate::parse::capture_with_exit("dnf-upgrade-scriptlet-failure.log");
+        assert_eq!(code, 0);
+        assert!(after.iter().all(|i| i.name != "cap-old"));
+        let upgraded = upgraded_packages(&before, &after);
+        assert_eq!(
+            triples(&upgraded),
+            [
+                (
+                    "cap-a-rather-long-package-name-for-wrapping",
+                    Some("1.0-1"),
+                    "1.1-1"
+                ),
+                ("cap-conflict", Some("1.0-1"), "1.1-1"),
+                ("cap-dep", None, "1.0-1"),
+                ("cap-fail", Some("1.0-1"), "1.1-1"),
+                ("cap-newdep", Some("1.0-1"), "1.1-1"),
+                ("cap-normal", Some("1.0-1"), "1.1-1"),
+                ("cap-sec", Some("1.0-1"), "1.1-1"),
+            ]
+        );
+        let failed = failed_packages(PackageManager::Dnf, &log, &before, &after);
+        assert_eq!(failed, ["cap-fail"]);
+        assert_eq!(
+            classify(PackageManager::Dnf, code, &log, &upgraded, &failed),
+            UpgradeState::Failed
+        );
     }
 
     #[test]
