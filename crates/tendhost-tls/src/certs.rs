@@ -119,8 +119,11 @@ pub(crate) fn describe(der: &[u8]) -> Result<CertInfo, String> {
         serial: cert
             .raw_serial()
             .iter()
-            .map(|byte| format!("{byte:02X}"))
-            .collect(),
+            .fold(String::new(), |mut hex, byte| {
+                use std::fmt::Write;
+                let _ = write!(hex, "{byte:02X}");
+                hex
+            }),
         not_before: system_time(cert.validity().not_before.timestamp()),
         not_after: system_time(cert.validity().not_after.timestamp()),
     })

@@ -357,13 +357,11 @@ async fn renew_on_time(inner: std::sync::Weak<Inner>) {
         if woken || SystemTime::now() < due {
             continue;
         }
-        match renew(&strong).await {
-            Ok(()) => retry = Duration::from_secs(1),
-            Err(_) => {
-                drop(strong);
-                tokio::time::sleep(retry).await;
-                retry = (retry * 2).min(RETRY_MAX);
-            }
+        if renew(&strong).await.is_ok() {
+            retry = Duration::from_secs(1);
+        } else {
+            tokio::time::sleep(retry).await;
+            retry = (retry * 2).min(RETRY_MAX);
         }
     }
 }
