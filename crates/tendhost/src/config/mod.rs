@@ -70,12 +70,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// `[daemon.tls]` (served by a later issue; parsed and checked now).
+/// `[daemon.tls]`.
 #[derive(Debug, Clone, Default)]
 pub struct TlsConfig {
-    pub enabled: bool,
-    pub cert_path: Option<PathBuf>,
-    pub key_path: Option<PathBuf>,
+    /// `None` is `mode = "off"` (plain HTTP).
+    pub mode: Option<tendhost_tls::Mode>,
+    /// A plain listener that redirects to https.
+    pub redirect_http: Option<SocketAddr>,
 }
 
 /// `[daemon.auth]` (enforced by a later issue; parsed and checked now).
@@ -349,7 +350,7 @@ impl Validator<'_> {
             }),
         };
 
-        let tls = self.tls(raw.tls);
+        let tls = self.tls(raw.tls, bind, &data_dir);
         let auth = self.auth(raw.auth);
         DaemonConfig {
             bind,
@@ -367,25 +368,171 @@ impl Validator<'_> {
         }
     }
 
-    fn tls(&mut self, raw: Option<Spanned<raw::RawTls>>) -> TlsConfig {
+    fn tls(
+        &mut self,
+        raw: Option<Spanned<raw::RawTls>>,
+        bind: SocketAddr,
+        data_dir: &Path,
+    ) -> TlsConfig {
         let Some(raw) = raw else {
             return TlsConfig::default();
         };
         let table = raw.span();
         let raw = raw.into_inner();
-        let cert_path = raw.cert_path.map(|p| self.expand_path(p.get_ref()));
-        let key_path = raw.key_path.map(|p| self.expand_path(p.get_ref()));
-        if raw.enabled && (cert_path.is_none() || key_path.is_none()) {
+        if let Some(enabled) = &raw.enabled {
             self.error(
-                &table,
-                "TLS is enabled but cert_path and key_path are not both set".to_owned(),
+                &enabled.span(),
+                "`enabled` is replaced by `mode`: write mode = \"off\", \"files\" (with cert_path \
+                 and key_path) or \"self-signed\""
+                    .to_owned(),
             );
         }
-        TlsConfig {
-            enabled: raw.enabled,
-            cert_path,
-            key_path,
+        let mode_name = raw.mode.as_ref().map_or("off", |mode| mode.get_ref().as_str());
+        if !matches!(mode_name, "off" | "files" | "self-signed")
+            && let Some(mode) = &raw.mode
+        {
+            self.error(
+                &mode.span(),
+                format!("mode must be \"off\", \"files\" or \"self-signed\", not {mode_name:?}"),
+            );
+            return TlsConfig::default();
         }
+        // Keys that belong to one mode are refused in the others rather than ignored.
+        let only_in = |key: &str, mode: &str| format!("{key} is only used with mode = \"{mode}\"");
+        for (key, span) in [
+            ("cert_path", raw.cert_path.as_ref().map(Spanned::span)),
+            ("key_path", raw.key_path.as_ref().map(Spanned::span)),
+        ] {
+            if let Some(span) = span.filter(|_| mode_name != "files") {
+                self.error(&span, only_in(key, "files"));
+            }
+        }
+        for (key, span) in [
+            ("names", raw.names.as_ref().map(Spanned::span)),
+            ("lifetime", raw.lifetime.as_ref().map(Spanned::span)),
+            ("renew_before", raw.renew_before.as_ref().map(Spanned::span)),
+        ] {
+            if let Some(span) = span.filter(|_| mode_name != "self-signed") {
+                self.error(&span, only_in(key, "self-signed"));
+            }
+        }
+        let redirect_http = raw.redirect_http.as_ref().and_then(|value| {
+            if mode_name == "off" {
+                self.error(
+                    &value.span(),
+                    "redirect_http needs TLS: set mode = \"files\" or \"self-signed\"".to_owned(),
+                );
+                return None;
+            }
+            match value.get_ref().parse::<SocketAddr>() {
+                Ok(addr) if addr == bind => {
+                    self.error(&value.span(), format!("redirect_http {addr} is the bind address"));
+                    None
+                }
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    self.error(
+                        &value.span(),
+                        format!(
+                            "redirect_http {:?} is not an address: use IP:PORT, e.g. \"0.0.0.0:80\"",
+                            value.get_ref()
+                        ),
+                    );
+                    None
+                }
+            }
+        });
+        let mode = match mode_name {
+            "files" => match (&raw.cert_path, &raw.key_path) {
+                (Some(cert), Some(key)) => Some(tendhost_tls::Mode::Files {
+                    cert_path: self.expand_path(cert.get_ref()),
+                    key_path: self.expand_path(key.get_ref()),
+                }),
+                (cert, key) => {
+                    let missing = match (cert, key) {
+                        (None, None) => "cert_path and key_path",
+                        (None, Some(_)) => "cert_path",
+                        _ => "key_path",
+                    };
+                    self.error(&table, format!("mode = \"files\" needs {missing}"));
+                    None
+                }
+            },
+            "self-signed" => self
+                .self_signed(&raw, bind, data_dir)
+                .map(tendhost_tls::Mode::SelfSigned),
+            _ => None,
+        };
+        TlsConfig {
+            mode,
+            redirect_http,
+        }
+    }
+
+    fn self_signed(
+        &mut self,
+        raw: &raw::RawTls,
+        bind: SocketAddr,
+        data_dir: &Path,
+    ) -> Option<tendhost_tls::SelfSigned> {
+        let names = match &raw.names {
+            None => tendhost_tls::default_names(bind),
+            Some(list) if list.get_ref().is_empty() => {
+                self.error(&list.span(), "names must not be empty (leave it out for the defaults)".to_owned());
+                Vec::new()
+            }
+            Some(list) => {
+                let mut names = Vec::new();
+                for name in list.get_ref() {
+                    match tendhost_tls::San::parse(name.get_ref()) {
+                        Ok(san) if names.contains(&san) => {
+                            self.error(&name.span(), format!("names lists {san} twice"));
+                        }
+                        Ok(san) => names.push(san),
+                        Err(reason) => self.error(&name.span(), format!("names: {reason}")),
+                    }
+                }
+                names
+            }
+        };
+        let duration = |this: &mut Self, key: &str, value: &Spanned<String>| {
+            host_rules::duration_reason(value.get_ref())
+                .map_err(|reason| this.error(&value.span(), format!("{key} {reason}")))
+                .ok()
+        };
+        let lifetime = match &raw.lifetime {
+            None => Some(tendhost_tls::DEFAULT_LIFETIME),
+            Some(value) => duration(self, "lifetime", value).and_then(|lifetime| {
+                if lifetime < tendhost_tls::MIN_LIFETIME {
+                    self.error(
+                        &value.span(),
+                        format!("lifetime must be at least 60s, not {:?}", value.get_ref()),
+                    );
+                    return None;
+                }
+                Some(lifetime)
+            }),
+        };
+        let renew_before = match (&raw.renew_before, lifetime) {
+            (None, Some(lifetime)) => Some(lifetime / 3),
+            (None, None) => None,
+            (Some(value), lifetime) => duration(self, "renew_before", value).and_then(|before| {
+                if lifetime.is_some_and(|lifetime| before >= lifetime) {
+                    self.error(
+                        &value.span(),
+                        "renew_before must be shorter than lifetime".to_owned(),
+                    );
+                    return None;
+                }
+                Some(before)
+            }),
+        };
+        Some(tendhost_tls::SelfSigned {
+            dir: data_dir.join("tls"),
+            names,
+            lifetime: lifetime?,
+            renew_before: renew_before?,
+        })
     }
 
     fn auth(&mut self, raw: Option<Spanned<raw::RawAuth>>) -> AuthConfig {
@@ -815,9 +962,10 @@ impl Config {
     /// A short human summary, printed by `tendhost check-config`.
     pub fn summary(&self) -> String {
         let mut out = format!(
-            "{}: OK\n  bind: {}\n  data_dir: {}\n  max_parallel: {}\n  hosts: {}\n",
+            "{}: OK\n  bind: {}\n  tls: {}\n  data_dir: {}\n  max_parallel: {}\n  hosts: {}\n",
             self.source.display(),
             self.daemon.bind,
+            self.daemon.tls.mode.as_ref().map_or("off", tendhost_tls::Mode::name),
             self.daemon.data_dir.display(),
             self.daemon.max_parallel,
             self.hosts.len(),

@@ -34,7 +34,7 @@ pub(crate) struct RawDaemon {
     pub event_channel: Option<Spanned<i64>>,
     pub ws_ping_interval: Option<Spanned<String>>,
     /// Spanned so a problem of the whole table points at it, however it is written
-    /// (`[daemon.tls]`, `tls = { ... }`, `tls.enabled = true`).
+    /// (`[daemon.tls]`, `tls = { ... }`, `tls.mode = "files"`).
     pub tls: Option<Spanned<RawTls>>,
     pub auth: Option<Spanned<RawAuth>>,
 }
@@ -42,10 +42,15 @@ pub(crate) struct RawDaemon {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTls {
-    #[serde(default)]
-    pub enabled: bool,
+    pub mode: Option<Spanned<String>>,
+    /// The key `mode` replaced: kept only to refuse it by name.
+    pub enabled: Option<Spanned<bool>>,
     pub cert_path: Option<Spanned<String>>,
     pub key_path: Option<Spanned<String>>,
+    pub names: Option<Spanned<Vec<Spanned<String>>>>,
+    pub lifetime: Option<Spanned<String>>,
+    pub renew_before: Option<Spanned<String>>,
+    pub redirect_http: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

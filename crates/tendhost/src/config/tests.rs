@@ -341,12 +341,6 @@ fn auth_and_tls_are_checked() {
         39,
         "token_hash must be \"sha256:\"",
     );
-    check_err(
-        "[daemon.tls]\nenabled = true\n",
-        1,
-        1,
-        "cert_path and key_path are not both set",
-    );
     let hash = format!("sha256:{}", "ab".repeat(32));
     let config = parse_ok(&format!(
         "[daemon.auth]\nenabled = true\ntokens = [{{ name = \"ci\", token_hash = \"{hash}\" }}]\n"
@@ -358,32 +352,109 @@ fn auth_and_tls_are_checked() {
     );
 }
 
+#[test]
+fn tls_modes_are_checked() {
+    use tendhost_tls::{Mode, San};
+    check_err(
+        "[daemon.tls]\nenabled = true\n",
+        2,
+        11,
+        "`enabled` is replaced by `mode`",
+    );
+    check_err("[daemon.tls]\nmode = \"acme\"\n", 2, 8, "mode must be \"off\", \"files\" or \"self-signed\"");
+    check_err(
+        "[daemon.tls]\nmode = \"files\"\ncert_path = \"c.pem\"\n",
+        1,
+        1,
+        "mode = \"files\" needs key_path",
+    );
+    check_err(
+        "[daemon.tls]\nmode = \"self-signed\"\ncert_path = \"c.pem\"\n",
+        3,
+        13,
+        "cert_path is only used with mode = \"files\"",
+    );
+    check_err(
+        "[daemon.tls]\nmode = \"files\"\ncert_path = \"c\"\nkey_path = \"k\"\nlifetime = \"1d\"\n",
+        5,
+        12,
+        "lifetime is only used with mode = \"self-signed\"",
+    );
+    check_err(
+        "[daemon.tls]\nmode = \"self-signed\"\nnames = [\"ok.example\", \"bad_name.example\"]\n",
+        3,
+        24,
+        "names: \"bad_name.example\" is not a DNS name or an IP address",
+    );
+    check_err(
+        "[daemon.tls]\nmode = \"self-signed\"\nlifetime = \"30s\"\n",
+        3,
+        12,
+        "lifetime must be at least 60s",
+    );
+    check_err(
+        "[daemon.tls]\nmode = \"self-signed\"\nlifetime = \"60s\"\nrenew_before = \"2m\"\n",
+        4,
+        16,
+        "renew_before must be shorter than lifetime",
+    );
+    check_err(
+        "[daemon.tls]\nredirect_http = \"0.0.0.0:80\"\n",
+        2,
+        17,
+        "redirect_http needs TLS",
+    );
+
+    let config = parse_ok("[daemon]\nbind = \"10.9.8.7:8443\"\n[daemon.tls]\nmode = \"self-signed\"\n");
+    let Some(Mode::SelfSigned(settings)) = config.daemon.tls.mode else {
+        panic!("self-signed mode expected");
+    };
+    assert_eq!(settings.lifetime, Duration::from_secs(30 * 24 * 3600));
+    assert_eq!(settings.renew_before, Duration::from_secs(10 * 24 * 3600));
+    assert!(settings.names.contains(&San::Dns("localhost".into())));
+    assert!(settings.names.contains(&San::Ip("10.9.8.7".parse().unwrap())));
+    assert!(settings.dir.ends_with("tls"));
+
+    let config = parse_ok(
+        "[daemon.tls]\nmode = \"files\"\ncert_path = \"certs/c.pem\"\nkey_path = \"/k.pem\"\nredirect_http = \"0.0.0.0:80\"\n",
+    );
+    assert_eq!(
+        config.daemon.tls.mode,
+        Some(Mode::Files {
+            cert_path: "/etc/tendhost/certs/c.pem".into(),
+            key_path: "/k.pem".into()
+        })
+    );
+    assert_eq!(config.daemon.tls.redirect_http, Some("0.0.0.0:80".parse().unwrap()));
+    assert!(parse_ok("[daemon.tls]\nmode = \"off\"\n").daemon.tls.mode.is_none());
+}
+
 /// A whole-table problem points at the table however it is written; a header in a comment or
 /// a string is not the table.
 #[test]
 fn table_problems_point_at_the_table_as_written() {
-    let tls = "cert_path and key_path are not both set";
+    let tls = "mode = \"files\" needs cert_path and key_path";
     let auth = "no tokens are configured";
     check_err(
-        "[daemon]\nbind = \"127.0.0.1:1\"\n\n[daemon.tls]\nenabled = true\n",
+        "[daemon]\nbind = \"127.0.0.1:1\"\n\n[daemon.tls]\nmode = \"files\"\n",
         4,
         1,
         tls,
     );
     check_err(
-        "# [daemon.tls] goes below\n[daemon]\nlog_level = \"info\"\n[daemon.tls]\nenabled = true\n",
+        "# [daemon.tls] goes below\n[daemon]\nlog_level = \"info\"\n[daemon.tls]\nmode = \"files\"\n",
         4,
         1,
         tls,
     );
     check_err(
-        "[daemon]\nlog_level = \"info\"\ntls = { enabled = true }\n",
+        "[daemon]\nlog_level = \"info\"\ntls = { mode = \"files\" }\n",
         3,
         7,
         tls,
     );
     check_err(
-        "[daemon]\nbind = \"127.0.0.1:1\"\ntls.enabled = true\n",
+        "[daemon]\nbind = \"127.0.0.1:1\"\ntls.mode = \"files\"\n",
         3,
         1,
         tls,
