@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod pagination;
 pub mod rollouts;
 pub mod system;
+pub mod tls;
 
 pub use error::{ErrorBody, ErrorResponse};
 pub use pagination::Pagination;

@@ -61,6 +61,11 @@ pub struct SelfSigned {
     pub renew_before: Duration,
 }
 
+/// Where the CA certificate of `settings` is (`<dir>/ca.pem`).
+pub fn ca_path(settings: &SelfSigned) -> PathBuf {
+    ca::Paths::new(&settings.dir).ca_cert
+}
+
 /// Shortest accepted server certificate lifetime (for tests).
 pub const MIN_LIFETIME: Duration = Duration::from_secs(60);
 

@@ -8,8 +8,11 @@ pub mod http;
 pub mod persist;
 pub mod telemetry;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
 use std::time::Duration;
+
+use axum::serve::ListenerExt;
 
 use color_eyre::eyre::{Result, WrapErr};
 use tokio::net::TcpListener;
@@ -51,6 +54,9 @@ pub async fn run(
         .await
         .wrap_err("opening the store panicked")?
         .wrap_err("cannot open the state database")?;
+    // TLS after the store's lock, so a second daemon never rewrites the first one's
+    // certificates. A bad certificate file comes back as `tendhost_tls::Error` (exit 2).
+    let (tls, tls_events) = start_tls(&config, addr)?;
     let recovered = persist::recover(&store)
         .await
         .wrap_err("cannot read the state database")?;
@@ -114,21 +120,57 @@ pub async fn run(
     ));
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let state = http::AppState::new(&config, fleet.clone(), stop_rx.clone(), Some(store.clone()));
-    let app = http::router(state);
+    let mut state =
+        http::AppState::new(&config, fleet.clone(), stop_rx.clone(), Some(store.clone()));
+    if let Some(tls) = &tls {
+        state = state.with_tls(tls.clone());
+    }
+    let tls_forward = tokio::spawn(forward_tls_events(tls_events));
+    let redirect = match (config.daemon.tls.redirect_http, &tls) {
+        (Some(redirect_addr), Some(_)) => Some(
+            http::redirect::spawn(redirect_addr, addr.port(), stop_rx.clone())
+                .await
+                .wrap_err_with(|| format!("cannot listen on redirect_http {redirect_addr}"))?,
+        ),
+        _ => None,
+    };
+    let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
     let mut drain_rx = stop_rx.clone();
 
-    tracing::info!(%addr, "tendhost listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, scheme, "tendhost listening");
     // The graceful shutdown also waits for upgraded (WebSocket) connections; every session sees
-    // the same stop signal and ends after its close frame (`http::ws::CLOSE_TIMEOUT`).
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    // the same stop signal and ends after its close frame (`http::ws::CLOSE_TIMEOUT`). With TLS
+    // the same `axum::serve` runs over `tendhost_tls::TlsListener`, so this holds for both.
+    let graceful = async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
         tracing::info!("shutting down: no longer accepting connections");
-    });
+    };
+    let server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match &tls {
+        Some(tls) => {
+            // `tap_io` makes axum's `ConnectInfo<SocketAddr>` work for this listener as it
+            // does for a plain `TcpListener`; it also turns Nagle off like a browser expects.
+            let listener = tendhost_tls::TlsListener::new(listener, tls.server_config())
+                .wrap_err("cannot start the TLS listener")?
+                .tap_io(|stream| {
+                    let _ = stream.get_ref().0.set_nodelay(true);
+                });
+            Box::pin(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(graceful)
+                    .into_future(),
+            )
+        }
+        None => Box::pin(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(graceful)
+                .into_future(),
+        ),
+    };
     let drain_deadline = async move {
         let _ = drain_rx.wait_for(|stop| *stop).await;
         tokio::time::sleep(DRAIN_TIMEOUT).await;
@@ -141,6 +183,11 @@ pub async fn run(
     }
     fleet.shutdown(JOB_GRACE).await;
     retention.abort();
+    tls_forward.abort();
+    if let Some(redirect) = redirect {
+        redirect.abort();
+    }
+    drop(tls);
     store
         .flush()
         .await
@@ -152,4 +199,64 @@ pub async fn run(
         .wrap_err("cannot close the state database")?;
     tracing::info!("tendhost stopped");
     Ok(())
+}
+
+/// Starts the certificate service when TLS is on; with it off, warns when the bind address is
+/// reachable from other machines. Events come out on the returned channel.
+fn start_tls(
+    config: &Config,
+    addr: SocketAddr,
+) -> Result<(
+    Option<tendhost_tls::Tls>,
+    tokio::sync::mpsc::UnboundedReceiver<tendhost_tls::TlsEvent>,
+)> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let Some(mode) = &config.daemon.tls.mode else {
+        if !addr.ip().is_loopback() {
+            tracing::warn!(
+                %addr,
+                "TLS is off (daemon.tls.mode = \"off\") on an address other machines can reach: tokens, job logs and pending updates cross the network in clear text"
+            );
+        }
+        return Ok((None, rx));
+    };
+    let tls = tendhost_tls::Tls::start(mode.clone(), move |event| {
+        let _ = tx.send(event);
+    })?;
+    let status = tls.status();
+    tracing::info!(
+        mode = mode.name(),
+        serial = %status.cert.serial,
+        sans = ?status.cert.sans,
+        not_after = %http::tls::time(status.cert.not_after),
+        "TLS certificate loaded"
+    );
+    Ok((Some(tls), rx))
+}
+
+/// The CA certificate of a `self-signed` daemon (`tendhost tls ca`), or why there is none.
+pub fn tls_ca_pem(config: &Config) -> Result<String, String> {
+    let Some(tendhost_tls::Mode::SelfSigned(settings)) = &config.daemon.tls.mode else {
+        return Err(format!(
+            "{}: the daemon has its own CA only with [daemon.tls] mode = \"self-signed\"",
+            config.source.display()
+        ));
+    };
+    let path = tendhost_tls::ca_path(settings);
+    std::fs::read_to_string(&path).map_err(|err| match err.kind() {
+        std::io::ErrorKind::NotFound => format!(
+            "{}: no CA yet; the daemon creates it at its first start with mode = \"self-signed\"",
+            path.display()
+        ),
+        _ => format!("{}: cannot read: {err}", path.display()),
+    })
+}
+
+/// Hands the certificate service's events on (logged by `tendhost-tls` itself).
+async fn forward_tls_events(
+    mut events: tokio::sync::mpsc::UnboundedReceiver<tendhost_tls::TlsEvent>,
+) {
+    while let Some(event) = events.recv().await {
+        tracing::debug!(?event, "tls event");
+    }
 }

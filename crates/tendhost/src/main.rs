@@ -26,6 +26,16 @@ enum Command {
     CheckConfig,
     /// Print the example configuration.
     DefaultConfig,
+    /// TLS helpers.
+    #[command(subcommand)]
+    Tls(TlsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TlsCommand {
+    /// Print the daemon's CA certificate (PEM; `mode = "self-signed"`), for `curl --cacert`
+    /// and for trusting it system-wide.
+    Ca,
 }
 
 fn main() -> ExitCode {
@@ -42,6 +52,19 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Tls(TlsCommand::Ca) => match load(&cli.config) {
+            Ok(config) => match tendhost::tls_ca_pem(&config) {
+                Ok(pem) => {
+                    print!("{pem}");
+                    ExitCode::SUCCESS
+                }
+                Err(message) => {
+                    eprintln!("tendhost: {message}");
+                    ExitCode::from(2)
+                }
+            },
+            Err(code) => code,
+        },
         Command::Run => {
             let config = match load(&cli.config) {
                 Ok(config) => config,
@@ -49,6 +72,12 @@ fn main() -> ExitCode {
             };
             match serve(config) {
                 Ok(()) => ExitCode::SUCCESS,
+                // A certificate or key that cannot be used is a configuration problem: `path:
+                // reason`, exit 2 like the config file's own errors.
+                Err(err) if err.downcast_ref::<tendhost_tls::Error>().is_some() => {
+                    eprintln!("tendhost: {err}");
+                    ExitCode::from(2)
+                }
                 Err(err) => {
                     eprintln!("tendhost: {err:?}");
                     ExitCode::FAILURE

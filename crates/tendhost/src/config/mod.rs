@@ -387,7 +387,10 @@ impl Validator<'_> {
                     .to_owned(),
             );
         }
-        let mode_name = raw.mode.as_ref().map_or("off", |mode| mode.get_ref().as_str());
+        let mode_name = raw
+            .mode
+            .as_ref()
+            .map_or("off", |mode| mode.get_ref().as_str());
         if !matches!(mode_name, "off" | "files" | "self-signed")
             && let Some(mode) = &raw.mode
         {
@@ -478,7 +481,10 @@ impl Validator<'_> {
         let names = match &raw.names {
             None => tendhost_tls::default_names(bind),
             Some(list) if list.get_ref().is_empty() => {
-                self.error(&list.span(), "names must not be empty (leave it out for the defaults)".to_owned());
+                self.error(
+                    &list.span(),
+                    "names must not be empty (leave it out for the defaults)".to_owned(),
+                );
                 Vec::new()
             }
             Some(list) => {
@@ -965,7 +971,11 @@ impl Config {
             "{}: OK\n  bind: {}\n  tls: {}\n  data_dir: {}\n  max_parallel: {}\n  hosts: {}\n",
             self.source.display(),
             self.daemon.bind,
-            self.daemon.tls.mode.as_ref().map_or("off", tendhost_tls::Mode::name),
+            self.daemon
+                .tls
+                .mode
+                .as_ref()
+                .map_or("off", tendhost_tls::Mode::name),
             self.daemon.data_dir.display(),
             self.daemon.max_parallel,
             self.hosts.len(),

@@ -361,7 +361,12 @@ fn tls_modes_are_checked() {
         11,
         "`enabled` is replaced by `mode`",
     );
-    check_err("[daemon.tls]\nmode = \"acme\"\n", 2, 8, "mode must be \"off\", \"files\" or \"self-signed\"");
+    check_err(
+        "[daemon.tls]\nmode = \"acme\"\n",
+        2,
+        8,
+        "mode must be \"off\", \"files\" or \"self-signed\"",
+    );
     check_err(
         "[daemon.tls]\nmode = \"files\"\ncert_path = \"c.pem\"\n",
         1,
@@ -405,14 +410,19 @@ fn tls_modes_are_checked() {
         "redirect_http needs TLS",
     );
 
-    let config = parse_ok("[daemon]\nbind = \"10.9.8.7:8443\"\n[daemon.tls]\nmode = \"self-signed\"\n");
+    let config =
+        parse_ok("[daemon]\nbind = \"10.9.8.7:8443\"\n[daemon.tls]\nmode = \"self-signed\"\n");
     let Some(Mode::SelfSigned(settings)) = config.daemon.tls.mode else {
         panic!("self-signed mode expected");
     };
     assert_eq!(settings.lifetime, Duration::from_secs(30 * 24 * 3600));
     assert_eq!(settings.renew_before, Duration::from_secs(10 * 24 * 3600));
     assert!(settings.names.contains(&San::Dns("localhost".into())));
-    assert!(settings.names.contains(&San::Ip("10.9.8.7".parse().unwrap())));
+    assert!(
+        settings
+            .names
+            .contains(&San::Ip("10.9.8.7".parse().unwrap()))
+    );
     assert!(settings.dir.ends_with("tls"));
 
     let config = parse_ok(
@@ -425,8 +435,17 @@ fn tls_modes_are_checked() {
             key_path: "/k.pem".into()
         })
     );
-    assert_eq!(config.daemon.tls.redirect_http, Some("0.0.0.0:80".parse().unwrap()));
-    assert!(parse_ok("[daemon.tls]\nmode = \"off\"\n").daemon.tls.mode.is_none());
+    assert_eq!(
+        config.daemon.tls.redirect_http,
+        Some("0.0.0.0:80".parse().unwrap())
+    );
+    assert!(
+        parse_ok("[daemon.tls]\nmode = \"off\"\n")
+            .daemon
+            .tls
+            .mode
+            .is_none()
+    );
 }
 
 /// A whole-table problem points at the table however it is written; a header in a comment or

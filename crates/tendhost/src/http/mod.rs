@@ -12,9 +12,11 @@ pub mod hosts;
 pub mod jobs;
 pub mod mapping;
 pub mod new_host;
+pub mod redirect;
 pub mod rollouts;
 pub mod system;
 pub mod tags;
+pub mod tls;
 pub mod ws;
 
 use std::sync::Arc;
@@ -49,6 +51,8 @@ struct Inner {
     ws: ws::WsSettings,
     /// Durable state (jobs of earlier runs, runtime hosts, the event log).
     store: Option<tendhost_store::Store>,
+    /// The certificate service when TLS is on.
+    tls: Option<tendhost_tls::Tls>,
 }
 
 impl AppState {
@@ -67,8 +71,26 @@ impl AppState {
                 ws: ws::WsSettings {
                     ping_interval: config.daemon.ws_ping_interval,
                 },
+                tls: None,
             }),
         }
+    }
+
+    /// The same state with the certificate service (TLS on).
+    #[must_use]
+    pub fn with_tls(self, tls: tendhost_tls::Tls) -> Self {
+        let Ok(mut inner) = Arc::try_unwrap(self.inner) else {
+            panic!("with_tls is called before the state is shared");
+        };
+        inner.tls = Some(tls);
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The certificate service, when TLS is on.
+    pub fn tls(&self) -> Option<&tendhost_tls::Tls> {
+        self.inner.tls.as_ref()
     }
 
     pub fn fleet(&self) -> &Fleet {
@@ -103,7 +125,7 @@ impl AppState {
         description = "Keeps a fleet of Linux hosts up to date: hosts, jobs, rolling fleet updates and a live event stream."
     ),
     tags(
-        (name = "system", description = "Daemon health and documentation"),
+        (name = "system", description = "Daemon health, documentation and the served TLS certificate"),
         (name = "hosts", description = "Managed hosts: list, register, inspect, and check, update, reboot, retry or acknowledge one host"),
         (name = "jobs", description = "Checks, updates and reboots of single hosts, with their outcome and log"),
         (name = "fleet", description = "Fleet-wide checks and rolling updates"),
@@ -117,6 +139,8 @@ struct ApiDoc;
 fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(system::health))
+        .routes(routes!(tls::get))
+        .routes(routes!(tls::renew))
         .routes(routes!(ws::events))
         .routes(routes!(hosts::list, hosts::create))
         .routes(routes!(hosts::get, hosts::delete))
@@ -144,15 +168,22 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_routes().into_openapi()
 }
 
-/// The whole HTTP application.
+/// The whole HTTP application; with TLS on, every answer carries HSTS.
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api_routes().split_for_parts();
     let openapi_json = openapi_json(&openapi);
-    api.merge(docs::router(Arc::new(openapi)))
+    let hsts = state.tls().is_some();
+    let router = api
+        .merge(docs::router(Arc::new(openapi)))
         .merge(openapi_json)
         .fallback(not_found_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .with_state(state);
+    if hsts {
+        router.layer(axum::middleware::map_response(tls::hsts))
+    } else {
+        router
+    }
 }
 
 /// `GET /openapi.json`: the document is serialised here, once, and every request gets the
