@@ -38,6 +38,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/groups"),
     ("get", "/groups/{name}"),
     ("get", "/tags"),
+    ("get", "/tls"),
+    ("post", "/tls/renew"),
 ];
 
 #[tokio::test]

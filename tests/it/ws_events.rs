@@ -761,7 +761,7 @@ async fn ws_sigterm_with_clients_connected_exits_0_within_10s() {
     let mut daemon = DaemonProcess::start(&path, &dir.path().join("data"));
     let addr = daemon.addr;
     let base_url = daemon.base_url.clone();
-    let client = reqwest::Client::new();
+    let client = tendhost_tests::http::client();
 
     let mut readers = Vec::new();
     for query in ["", "?since=0", "?host=me&types=job_output"] {

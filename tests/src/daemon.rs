@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 /// A daemon running inside the test process.
 pub struct TestApp {
     pub addr: SocketAddr,
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` when the config turns TLS on)
     pub base_url: String,
     pub client: reqwest::Client,
     /// Holds the config file and the data dir (`data/`).
@@ -55,14 +55,19 @@ pub async fn spawn_app_in(dir: TempDir) -> TestApp {
         .await
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local addr");
+    let scheme = if config.daemon.tls.mode.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(tendhost::run(config, listener, async move {
         let _ = rx.await;
     }));
     TestApp {
         addr,
-        base_url: format!("http://{addr}"),
-        client: reqwest::Client::new(),
+        base_url: format!("{scheme}://{addr}"),
+        client: crate::http::client(),
         dir,
         shutdown: Some(tx),
         handle: Some(handle),
@@ -109,11 +114,15 @@ impl Drop for TestApp {
 }
 
 /// Path of the `tendhost` binary, built once per test process (`cargo build -p tendhost`),
-/// so a stale binary is never tested.
+/// so a stale binary is never tested. `TENDHOST_TEST_BINARY` names a binary to test instead
+/// (a packaged build, or one copied aside while other checkouts share the target dir).
 pub fn daemon_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
         .get_or_init(|| {
+            if let Some(binary) = std::env::var_os("TENDHOST_TEST_BINARY") {
+                return PathBuf::from(binary);
+            }
             let status = Command::new(env!("CARGO"))
                 .args(["build", "--quiet", "-p", "tendhost", "--bin", "tendhost"])
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -187,7 +196,8 @@ impl DaemonProcess {
             .and_then(|addr| addr.trim_matches('"').parse().ok())
             .unwrap_or_else(|| panic!("no addr in {line:?}"));
         process.addr = addr;
-        process.base_url = format!("http://{addr}");
+        let scheme = if line.contains("https") { "https" } else { "http" };
+        process.base_url = format!("{scheme}://{addr}");
         process
     }
 

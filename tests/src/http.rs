@@ -7,9 +7,20 @@ use serde_json::Value;
 
 use crate::fleet::Host;
 
+/// The HTTP client of the suite and the benches: rustls with ring, trusting the CA in
+/// `TENDHOST_CACERT` when it is set (plain HTTP works either way).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(crate::tls::default_client_config())
+        .build()
+        .expect("build the HTTP client")
+}
+
 /// `GET base_url + path`, as JSON.
 pub async fn get_json(base_url: &str, path: &str) -> Value {
-    reqwest::get(format!("{base_url}{path}"))
+    client()
+        .get(format!("{base_url}{path}"))
+        .send()
         .await
         .unwrap_or_else(|err| panic!("GET {path}: {err}"))
         .json()
@@ -19,7 +30,7 @@ pub async fn get_json(base_url: &str, path: &str) -> Value {
 
 /// `POST base_url + path` with a JSON body; the status and the JSON answer (null if none).
 pub async fn post_json(base_url: &str, path: &str, body: Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
+    let resp = client()
         .post(format!("{base_url}{path}"))
         .json(&body)
         .send()

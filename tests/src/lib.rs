@@ -5,5 +5,6 @@ pub mod daemon;
 pub mod fleet;
 pub mod http;
 pub mod sshd;
+pub mod tls;
 
 pub use fleet::require_fleet;

@@ -1,0 +1,70 @@
+//! TLS clients for the tests and benches: rustls with the workspace's one provider (ring) and
+//! only the roots a test names. `TENDHOST_CACERT` (a PEM file) adds a CA to the shared HTTP
+//! client (`http::client`), so the suite and the benches can run against an HTTPS daemon.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rustls_pki_types::ServerName;
+use tendhost_tls::CertInfo;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+/// A reqwest client whose only root is `ca_pem`.
+pub fn client_with_ca(ca_pem: &[u8]) -> reqwest::Client {
+    let config = tendhost_tls::client_config(ca_pem)
+        .unwrap_or_else(|err| panic!("the test CA does not load: {err}"));
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .build()
+        .expect("build the HTTPS client")
+}
+
+/// The roots the shared client trusts: the CA in `TENDHOST_CACERT`, else none (plain HTTP only).
+pub(crate) fn default_client_config() -> rustls::ClientConfig {
+    match std::env::var_os("TENDHOST_CACERT") {
+        Some(path) => {
+            let pem = std::fs::read(&path).unwrap_or_else(|err| {
+                panic!("TENDHOST_CACERT={}: cannot read: {err}", path.to_string_lossy())
+            });
+            tendhost_tls::client_config(&pem).unwrap_or_else(|err| {
+                panic!("TENDHOST_CACERT={}: {err}", path.to_string_lossy())
+            })
+        }
+        None => rustls::ClientConfig::builder_with_provider(tendhost_tls::provider())
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default versions")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+    }
+}
+
+/// A TLS connection to `addr` verifying the server as `name` against `ca_pem` only.
+pub async fn connect(
+    addr: SocketAddr,
+    name: &str,
+    ca_pem: &[u8],
+) -> Result<TlsStream<TcpStream>, String> {
+    let config = tendhost_tls::client_config(ca_pem)?;
+    let server_name =
+        ServerName::try_from(name.to_owned()).map_err(|err| format!("bad server name: {err}"))?;
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|err| format!("connect {addr}: {err}"))?;
+    TlsConnector::from(Arc::new(config))
+        .connect(server_name, tcp)
+        .await
+        .map_err(|err| err.to_string())
+}
+
+/// Handshakes as `name` and describes the certificate the server presented.
+pub async fn served_cert(addr: SocketAddr, name: &str, ca_pem: &[u8]) -> Result<CertInfo, String> {
+    let stream = connect(addr, name, ca_pem).await?;
+    let chain = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .ok_or("no peer certificate")?;
+    tendhost_tls::peer_info(chain)
+}
