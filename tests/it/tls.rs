@@ -21,8 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 /// Generous bound for conditions that take seconds (renewal, file reloads).
 const DEADLINE: Duration = Duration::from_secs(120);
 
-const SELF_SIGNED: &str =
-    "[daemon]\nlog_level = \"warn\"\ncheck_on_start = false\n\n[daemon.tls]\nmode = \"self-signed\"\n";
+const SELF_SIGNED: &str = "[daemon]\nlog_level = \"warn\"\ncheck_on_start = false\n\n[daemon.tls]\nmode = \"self-signed\"\n";
 
 /// Polls `probe` until it answers `Some`, or panics saying `what` did not happen.
 async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
@@ -56,7 +55,10 @@ async fn daemon_ca(app: &TestApp) -> Vec<u8> {
 /// The serial the daemon serves, once it answers TLS handshakes.
 async fn serving_serial(addr: SocketAddr, name: &str, ca: &[u8]) -> String {
     wait_for("the daemon answers a TLS handshake", || async {
-        served_cert(addr, name, ca).await.ok().map(|info| info.serial)
+        served_cert(addr, name, ca)
+            .await
+            .ok()
+            .map(|info| info.serial)
     })
     .await
 }
@@ -82,7 +84,9 @@ async fn tls_self_signed_chain_and_names_verify_against_the_daemon_ca_only() {
     let serial = serving_serial(app.addr, "localhost", &ca).await;
 
     // The default names: localhost, 127.0.0.1 (an IP SAN) and the machine's hostname.
-    let by_ip = served_cert(app.addr, "127.0.0.1", &ca).await.expect("127.0.0.1 is a SAN");
+    let by_ip = served_cert(app.addr, "127.0.0.1", &ca)
+        .await
+        .expect("127.0.0.1 is a SAN");
     assert_eq!(by_ip.serial, serial);
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     served_cert(app.addr, hostname.trim(), &ca)
@@ -117,8 +121,14 @@ async fn tls_self_signed_chain_and_names_verify_against_the_daemon_ca_only() {
         .iter()
         .map(|san| san.as_str().unwrap())
         .collect();
-    assert!(sans.contains(&"localhost") && sans.contains(&"127.0.0.1"), "{sans:?}");
-    assert!(status["issuer"].as_str().unwrap().contains("tendhost CA"), "{status}");
+    assert!(
+        sans.contains(&"localhost") && sans.contains(&"127.0.0.1"),
+        "{sans:?}"
+    );
+    assert!(
+        status["issuer"].as_str().unwrap().contains("tendhost CA"),
+        "{status}"
+    );
     assert!(status["next_renewal"].is_string(), "{status}");
     assert!(status["last_error"].is_null(), "{status}");
 
@@ -231,7 +241,11 @@ async fn tls_self_signed_ca_is_kept_across_restarts_and_names_changes_reissue() 
     // New names: a new server certificate from the same CA.
     let config = dir.path().join("tendhost.toml");
     let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, format!("{text}names = [\"tendhost.test\", \"127.0.0.1\"]\n")).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text}names = [\"tendhost.test\", \"127.0.0.1\"]\n"),
+    )
+    .unwrap();
     let app = spawn_app_in(dir).await;
     assert_eq!(daemon_ca(&app).await, ca);
     let info = wait_for("the daemon serves for the new names", || async {
@@ -240,7 +254,9 @@ async fn tls_self_signed_ca_is_kept_across_restarts_and_names_changes_reissue() 
     .await;
     assert_ne!(info.serial, serial);
     assert_eq!(info.sans, ["tendhost.test", "127.0.0.1"]);
-    let err = served_cert(app.addr, "localhost", &ca).await.expect_err("localhost is no longer a SAN");
+    let err = served_cert(app.addr, "localhost", &ca)
+        .await
+        .expect_err("localhost is no longer a SAN");
     assert!(err.contains("not valid for name"), "{err}");
     app.stop().await.unwrap();
 }
@@ -299,7 +315,9 @@ async fn tls_files_are_reloaded_when_replaced_and_a_broken_pair_is_refused() {
     std::fs::write(&key_path, &key).unwrap();
     let app = spawn_app(&files_config(&cert_path, &key_path)).await;
     let first = serving_serial(app.addr, "tendhost.test", &ca).await;
-    let err = served_cert(app.addr, "localhost", &ca).await.expect_err("localhost is not a SAN");
+    let err = served_cert(app.addr, "localhost", &ca)
+        .await
+        .expect_err("localhost is not a SAN");
     assert!(err.contains("not valid for name"), "{err}");
 
     // A connection opened before the replacement (keep-alive) and a WebSocket.
@@ -310,7 +328,9 @@ async fn tls_files_are_reloaded_when_replaced_and_a_broken_pair_is_refused() {
     assert!(status["next_renewal"].is_null());
     let stream = connect(app.addr, "tendhost.test", &ca).await.unwrap();
     let url = format!("wss://tendhost.test:{}/ws/events", app.addr.port());
-    let (mut ws, _) = tokio_tungstenite::client_async(url.as_str(), stream).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(url.as_str(), stream)
+        .await
+        .unwrap();
 
     // Replaced one after the other, as a renewal tool may do: the new pair is served.
     let (cert, key) = server_pair(&issuer, &["tendhost.test", "127.0.0.1"]);
@@ -318,27 +338,45 @@ async fn tls_files_are_reloaded_when_replaced_and_a_broken_pair_is_refused() {
     tokio::time::sleep(Duration::from_millis(700)).await;
     replace(&key_path, &key);
     let second = wait_for("the replaced pair is served", || async {
-        let serial = served_cert(app.addr, "tendhost.test", &ca).await.ok()?.serial;
+        let serial = served_cert(app.addr, "tendhost.test", &ca)
+            .await
+            .ok()?
+            .serial;
         (serial != first).then_some(serial)
     })
     .await;
     let status = get_tls(&client, &app).await;
     assert_eq!(status["serial"], second.as_str());
-    assert!(status["last_error"].is_null(), "a pair replaced file by file is no error: {status}");
+    assert!(
+        status["last_error"].is_null(),
+        "a pair replaced file by file is no error: {status}"
+    );
     add_host(&client, &app, "after-reload").await;
     next_host_added(&mut ws, "after-reload").await;
 
     // A broken certificate: refused, the old pair keeps serving, last_error says why.
-    replace(&cert_path, "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n");
+    replace(
+        &cert_path,
+        "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n",
+    );
     let status = wait_for("the broken replacement is reported", || async {
         let status = get_tls(&client, &app).await;
         (!status["last_error"].is_null()).then_some(status)
     })
     .await;
     let error = status["last_error"].as_str().unwrap();
-    assert!(error.starts_with(&cert_path.display().to_string()), "{error}");
+    assert!(
+        error.starts_with(&cert_path.display().to_string()),
+        "{error}"
+    );
     assert_eq!(status["serial"], second.as_str());
-    assert_eq!(served_cert(app.addr, "tendhost.test", &ca).await.unwrap().serial, second);
+    assert_eq!(
+        served_cert(app.addr, "tendhost.test", &ca)
+            .await
+            .unwrap()
+            .serial,
+        second
+    );
 
     // A key that belongs to another certificate: refused the same way.
     let (good_cert, _) = server_pair(&issuer, &["tendhost.test", "127.0.0.1"]);
@@ -352,7 +390,13 @@ async fn tls_files_are_reloaded_when_replaced_and_a_broken_pair_is_refused() {
     })
     .await;
     assert_eq!(status["serial"], second.as_str());
-    assert_eq!(served_cert(app.addr, "tendhost.test", &ca).await.unwrap().serial, second);
+    assert_eq!(
+        served_cert(app.addr, "tendhost.test", &ca)
+            .await
+            .unwrap()
+            .serial,
+        second
+    );
 
     // Renewal on request is for the daemon's own CA only.
     let response = client.post(app.url("/tls/renew")).send().await.unwrap();
@@ -370,7 +414,12 @@ async fn tls_off_answers_plain_http_and_refuses_renew() {
     assert_eq!(status["mode"], "off");
     assert!(status["serial"].is_null());
     let response = client.get(app.url("/health")).send().await.unwrap();
-    assert!(response.headers().get("strict-transport-security").is_none());
+    assert!(
+        response
+            .headers()
+            .get("strict-transport-security")
+            .is_none()
+    );
     let response = client.post(app.url("/tls/renew")).send().await.unwrap();
     assert_eq!(response.status(), 409);
     let body: Value = response.json().await.unwrap();
@@ -383,7 +432,10 @@ async fn tls_redirect_http_points_at_the_https_port() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let redirect_addr = free.local_addr().unwrap();
     drop(free);
-    let app = spawn_app(&format!("{SELF_SIGNED}redirect_http = \"{redirect_addr}\"\n")).await;
+    let app = spawn_app(&format!(
+        "{SELF_SIGNED}redirect_http = \"{redirect_addr}\"\n"
+    ))
+    .await;
     let ca = daemon_ca(&app).await;
     serving_serial(app.addr, "localhost", &ca).await;
     let plain = reqwest::Client::builder()
@@ -393,7 +445,10 @@ async fn tls_redirect_http_points_at_the_https_port() {
         .unwrap();
     let response = wait_for("the redirect listener answers", || async {
         plain
-            .get(format!("http://localhost:{}/hosts?page=2", redirect_addr.port()))
+            .get(format!(
+                "http://localhost:{}/hosts?page=2",
+                redirect_addr.port()
+            ))
             .send()
             .await
             .ok()
@@ -419,7 +474,11 @@ fn start_refused(dir: &Path, config: &str) -> String {
         .output()
         .expect("run tendhost");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(output.status.code(), Some(2), "exit code; stderr:\n{stderr}");
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "exit code; stderr:\n{stderr}"
+    );
     stderr
 }
 
@@ -444,7 +503,10 @@ fn tls_start_up_errors_name_the_file_and_exit_2() {
     std::fs::write(&key_path, &other_key).unwrap();
     let stderr = start_refused(dir.path(), &files_config(&cert_path, &key_path));
     assert!(
-        stderr.contains(&format!("{}: the private key does not match", key_path.display())),
+        stderr.contains(&format!(
+            "{}: the private key does not match",
+            key_path.display()
+        )),
         "{stderr}"
     );
 
@@ -460,7 +522,8 @@ fn tls_start_up_errors_name_the_file_and_exit_2() {
         "[daemon.tls]\nmode = \"self-signed\"\nnames = [\"bad name\"]\n",
     );
     assert!(
-        stderr.contains("tendhost.toml:3:10: names: \"bad name\" is not a DNS name or an IP address"),
+        stderr
+            .contains("tendhost.toml:3:10: names: \"bad name\" is not a DNS name or an IP address"),
         "{stderr}"
     );
 
@@ -490,12 +553,18 @@ fn tls_ca_command_prints_the_ca_the_daemon_made() {
     assert!(String::from_utf8_lossy(&before.stderr).contains("no CA yet"));
 
     let mut daemon = tendhost_tests::daemon::DaemonProcess::start(&path, &dir.path().join("data"));
-    assert!(daemon.base_url.starts_with("https://"), "{}", daemon.base_url);
+    assert!(
+        daemon.base_url.starts_with("https://"),
+        "{}",
+        daemon.base_url
+    );
     let fingerprint_line = daemon
         .wait_for_log("TLS CA (SHA-256)", Duration::from_secs(60))
         .expect("the CA fingerprint is logged at start");
     daemon.signal("TERM");
-    daemon.wait_exit(Duration::from_secs(30)).expect("daemon exits");
+    daemon
+        .wait_exit(Duration::from_secs(30))
+        .expect("daemon exits");
 
     let printed = run(&["tls", "ca"]);
     assert!(printed.status.success());
@@ -505,7 +574,10 @@ fn tls_ca_command_prints_the_ca_the_daemon_made() {
         .map(|der: rustls_pki_types::CertificateDer<'_>| der.to_vec())
         .unwrap();
     let digest = sha256_fingerprint(&der);
-    assert!(fingerprint_line.contains(&digest), "{fingerprint_line} lacks {digest}");
+    assert!(
+        fingerprint_line.contains(&digest),
+        "{fingerprint_line} lacks {digest}"
+    );
 }
 
 /// The fingerprint as `openssl x509 -fingerprint -sha256` prints it, computed by sha256sum.

@@ -196,7 +196,11 @@ impl DaemonProcess {
             .and_then(|addr| addr.trim_matches('"').parse().ok())
             .unwrap_or_else(|| panic!("no addr in {line:?}"));
         process.addr = addr;
-        let scheme = if line.contains("https") { "https" } else { "http" };
+        let scheme = if line.contains("https") {
+            "https"
+        } else {
+            "http"
+        };
         process.base_url = format!("{scheme}://{addr}");
         process
     }

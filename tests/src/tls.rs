@@ -26,11 +26,13 @@ pub(crate) fn default_client_config() -> rustls::ClientConfig {
     match std::env::var_os("TENDHOST_CACERT") {
         Some(path) => {
             let pem = std::fs::read(&path).unwrap_or_else(|err| {
-                panic!("TENDHOST_CACERT={}: cannot read: {err}", path.to_string_lossy())
+                panic!(
+                    "TENDHOST_CACERT={}: cannot read: {err}",
+                    path.to_string_lossy()
+                )
             });
-            tendhost_tls::client_config(&pem).unwrap_or_else(|err| {
-                panic!("TENDHOST_CACERT={}: {err}", path.to_string_lossy())
-            })
+            tendhost_tls::client_config(&pem)
+                .unwrap_or_else(|err| panic!("TENDHOST_CACERT={}: {err}", path.to_string_lossy()))
         }
         None => rustls::ClientConfig::builder_with_provider(tendhost_tls::provider())
             .with_safe_default_protocol_versions()

@@ -149,6 +149,17 @@ fn system_time(unix: i64) -> SystemTime {
     }
 }
 
+/// Whether `leaf_der` carries a valid signature by the key of `ca_der`.
+pub(crate) fn signed_by(leaf_der: &[u8], ca_der: &[u8]) -> bool {
+    let (Ok((_, leaf)), Ok((_, ca))) = (
+        X509Certificate::from_der(leaf_der),
+        X509Certificate::from_der(ca_der),
+    ) else {
+        return false;
+    };
+    leaf.verify_signature(Some(ca.public_key())).is_ok()
+}
+
 /// Public key bits of a DER certificate (to check a CA key against its certificate).
 pub(crate) fn public_key_bits(der: &[u8]) -> Option<Vec<u8>> {
     let (_, cert) = X509Certificate::from_der(der).ok()?;

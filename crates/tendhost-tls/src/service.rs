@@ -275,9 +275,14 @@ fn start_self_signed(
     };
     let wanted: Vec<String> = settings.names.iter().map(ToString::to_string).collect();
     let reuse = stored.filter(|loaded| {
-        let ca_subject = crate::certs::describe(&ca.der).map(|info| info.subject).ok();
         let same_names = loaded.info.sans == wanted;
-        let same_ca = ca_subject.as_deref() == Some(loaded.info.issuer.as_str());
+        let same_ca = loaded
+            .key
+            .end_entity_cert()
+            .is_ok_and(|leaf| crate::certs::signed_by(leaf, &ca.der));
+        if !same_ca {
+            tracing::info!("the stored server certificate is not from this CA; issuing a new one");
+        }
         let fresh = SystemTime::now() < renewal_due(&loaded.info, settings);
         if !same_names {
             tracing::info!(old = ?loaded.info.sans, new = ?wanted, "tls.names changed; issuing a new server certificate");
@@ -434,5 +439,73 @@ async fn watch_files(inner: std::sync::Weak<Inner>) {
             }
             Err(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::San;
+
+    fn settings(dir: &Path) -> SelfSigned {
+        SelfSigned {
+            dir: dir.join("tls"),
+            names: vec![San::Dns("localhost".into())],
+            lifetime: Duration::from_secs(3600),
+            renew_before: Duration::from_secs(1200),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ca_half_gone_is_an_error_not_a_new_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings(dir.path());
+        let tls = Tls::start(Mode::SelfSigned(settings.clone()), |_| {}).unwrap();
+        let fingerprint = tls.ca_fingerprint().unwrap();
+        drop(tls);
+        let again = Tls::start(Mode::SelfSigned(settings.clone()), |_| {}).unwrap();
+        assert_eq!(again.ca_fingerprint().unwrap(), fingerprint);
+        drop(again);
+        std::fs::remove_file(settings.dir.join("ca.key")).unwrap();
+        let err = Tls::start(Mode::SelfSigned(settings.clone()), |_| {}).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!(
+                "{}: missing",
+                settings.dir.join("ca.key").display()
+            )),
+            "{message}"
+        );
+        assert!(
+            settings.dir.join("ca.pem").exists(),
+            "the CA certificate is left alone"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_renewal_is_announced_and_a_leaf_of_another_ca_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings(dir.path());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tls = Tls::start(Mode::SelfSigned(settings.clone()), move |event| {
+            let _ = tx.send(event);
+        })
+        .unwrap();
+        let before = tls.status();
+        let after = tls.renew().await.unwrap();
+        assert_ne!(after.cert.serial, before.cert.serial);
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            TlsEvent::Renewed {
+                serial: after.cert.serial.clone(),
+                not_after: after.cert.not_after,
+            }
+        );
+        drop(tls);
+        // A new CA (old one removed): the stored leaf is not its own, so a new one is issued.
+        std::fs::remove_file(settings.dir.join("ca.key")).unwrap();
+        std::fs::remove_file(settings.dir.join("ca.pem")).unwrap();
+        let tls = Tls::start(Mode::SelfSigned(settings), |_| {}).unwrap();
+        assert_ne!(tls.status().cert.serial, after.cert.serial);
     }
 }
