@@ -16,4 +16,5 @@ mod fleet_faults;
 mod fleet_smoke;
 mod pkg_apt;
 mod pkg_dnf;
+mod store_compat;
 mod ws_events;
