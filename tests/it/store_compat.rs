@@ -2,8 +2,9 @@
 //!
 //! `tests/data/store-compat/` holds what `scripts/make-store-fixture` made with the daemon at
 //! commit 32574f8: `tendhost.sql` (an SQL dump of the database after real work: checks of this
-//! machine as a `local` check-only host, a refused update, a runtime host added with
-//! `POST /hosts` that cannot be reached, a fleet check and a dry-run fleet update) and
+//! machine as a `local` check-only host, a check that fails (a package manager this machine
+//! lacks), a refused update, a runtime host added with `POST /hosts` that cannot be reached, a
+//! fleet check and a dry-run fleet update) and
 //! `expected.json` (what that daemon answered when started on the restored dump). Here the dump
 //! is restored into a fresh data dir, the daemon under test starts on it, and every answer must
 //! equal the recorded one: jobs with their logs, rollouts, hosts' recovered status and
