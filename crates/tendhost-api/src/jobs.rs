@@ -1,10 +1,11 @@
 //! Job wire types: `GET /jobs/{id}` (with the full log), the items of `GET /jobs`, and its
-//! query parameters. How a job is started lives with the host actions (`hosts`).
+//! query parameters. How a job is started lives with the host actions (`hosts`); the package
+//! lists a job carries are in `packages`.
 
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::hosts::PendingUpdate;
+use crate::packages::{PackageChange, PendingUpdate};
 use crate::pagination::Pagination;
 
 /// What a job does.
@@ -50,16 +51,6 @@ pub struct LogLine {
     pub time: String,
     pub stream: LogStream,
     pub line: String,
-}
-
-/// A package whose installed version an upgrade changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"name": "openssl", "from": "3.0.11-1~deb12u2", "to": "3.0.13-1~deb12u1"}))]
-pub struct PackageChange {
-    pub name: String,
-    /// Null for a package the upgrade newly installed.
-    pub from: Option<String>,
-    pub to: String,
 }
 
 /// A job in `GET /jobs` (without its log).
@@ -127,29 +118,9 @@ pub struct JobSummary {
              "line": "Setting up openssl (3.0.13-1~deb12u1) ..."}]
 }))]
 pub struct Job {
-    pub id: String,
-    pub host: String,
-    pub kind: JobKind,
-    pub state: JobState,
-    /// An update that only showed what it would do.
-    pub dry_run: bool,
-    /// Ran regardless of the maintenance window.
-    pub force: bool,
-    /// The fleet rollout that started it, if any.
-    pub rollout_id: Option<String>,
-    /// RFC 3339.
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    /// RFC 3339; null while queued.
-    #[schema(format = DateTime)]
-    pub started_at: Option<String>,
-    /// RFC 3339; null until finished.
-    #[schema(format = DateTime)]
-    pub finished_at: Option<String>,
-    /// Outcome in a sentence (the error for failures); null until finished.
-    pub summary: Option<String>,
-    /// Exit code of the upgrade, when one ran and was collected.
-    pub exit_code: Option<i32>,
+    /// Every field of the job's list entry.
+    #[serde(flatten)]
+    pub summary: JobSummary,
     /// Packages whose version the upgrade changed.
     pub packages_changed: Vec<PackageChange>,
     /// Packages the package manager reported as failed.

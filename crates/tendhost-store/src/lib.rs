@@ -32,14 +32,14 @@ use std::sync::{Arc, mpsc};
 use tokio::sync::oneshot;
 
 pub use crate::error::{Result, StoreError};
+pub use crate::events::EventSink;
+use crate::jobs::LineOp;
 pub use crate::lock::LOCK_FILE;
 pub use crate::records::{
     EventRecord, HostStatusRecord, JobCompletion, JobFilter, JobRecord, Listed, NewEvent,
     OutputLineRecord, Page, Pruned, RolloutBatchRecord, RolloutHostRecord, RolloutRecord,
     RuntimeHostRecord, job_state, rollout_state,
 };
-pub use crate::events::EventSink;
-use crate::jobs::LineOp;
 pub use crate::schema::SCHEMA_VERSION;
 use crate::writer::{CallFn, Writer};
 

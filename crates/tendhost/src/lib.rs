@@ -113,7 +113,8 @@ pub async fn run(
     ));
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let state = http::AppState::new(&config, fleet.clone(), stop_rx.clone(), Some(store.clone()));
+    let records = persist::Records::new(store.clone());
+    let state = http::AppState::new(&config, fleet.clone(), stop_rx.clone(), Some(records));
     let app = http::router(state);
     tokio::spawn(async move {
         shutdown.await;

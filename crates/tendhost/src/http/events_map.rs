@@ -196,27 +196,6 @@ mod tests {
     }
 
     #[test]
-    fn outcome_and_rollout_state_strings_are_wire_enum_names() {
-        use tendhost_core::model::{JobState, RolloutState};
-        for state in JobState::ALL {
-            let wire: tendhost_api::jobs::JobState =
-                serde_json::from_value(state.as_str().into()).unwrap();
-            assert_eq!(wire, crate::http::mapping::job_state(state));
-        }
-        for state in [
-            RolloutState::Running,
-            RolloutState::Completed,
-            RolloutState::Stopped,
-            RolloutState::Cancelled,
-            RolloutState::Interrupted,
-        ] {
-            let wire: tendhost_api::rollouts::RolloutState =
-                serde_json::from_value(state.as_str().into()).unwrap();
-            assert_eq!(wire, crate::http::mapping::rollout_state(state));
-        }
-    }
-
-    #[test]
     fn states_and_kinds_use_the_domain_wire_names() {
         for state in HostState::ALL {
             let event = Event {
