@@ -160,3 +160,92 @@ pub struct JobListQuery {
     #[param(inline)]
     pub kind: Option<JobKind>,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+    use utoipa::PartialSchema;
+
+    use crate::jobs::{Job, JobKind, JobState, JobSummary};
+
+    fn job() -> Job {
+        Job {
+            summary: JobSummary {
+                id: "job-1".to_owned(),
+                host: "web-01".to_owned(),
+                kind: JobKind::Check,
+                state: JobState::Succeeded,
+                dry_run: false,
+                force: false,
+                rollout_id: None,
+                created_at: "2026-05-02T03:14:00Z".to_owned(),
+                started_at: None,
+                finished_at: None,
+                summary: None,
+                exit_code: None,
+            },
+            packages_changed: Vec::new(),
+            packages_failed: Vec::new(),
+            pending: Vec::new(),
+            commands: Vec::new(),
+            log: Vec::new(),
+        }
+    }
+
+    /// The properties and required fields of a schema, through `allOf` parts and references
+    /// (resolved in `doc`, a map of schema names).
+    fn fields(
+        schema: &Value,
+        doc: &Value,
+        properties: &mut BTreeSet<String>,
+        required: &mut BTreeSet<String>,
+    ) {
+        if let Some(reference) = schema["$ref"].as_str() {
+            let name = reference.rsplit('/').next().unwrap();
+            return fields(&doc[name], doc, properties, required);
+        }
+        for part in schema["allOf"].as_array().into_iter().flatten() {
+            fields(part, doc, properties, required);
+        }
+        properties.extend(
+            schema["properties"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k.clone()),
+        );
+        required.extend(
+            schema["required"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| v.as_str().unwrap().to_owned()),
+        );
+    }
+
+    #[test]
+    fn job_is_one_flat_object_and_its_schema_names_every_field() {
+        let value = serde_json::to_value(job()).unwrap();
+        let keys: BTreeSet<String> = value.as_object().unwrap().keys().cloned().collect();
+        let back: Job = serde_json::from_value(value).unwrap();
+        assert_eq!(back, job());
+
+        let doc = serde_json::json!({ "JobSummary": serde_json::to_value(JobSummary::schema()).unwrap() });
+        let schema = serde_json::to_value(Job::schema()).unwrap();
+        let (mut properties, mut required) = (BTreeSet::new(), BTreeSet::new());
+        fields(&schema, &doc, &mut properties, &mut required);
+        assert_eq!(properties, keys, "{schema:#}");
+        // What is never null is required, as when `Job` spelled out every field.
+        let never_null: BTreeSet<String> = serde_json::to_value(job())
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, value)| !value.is_null())
+            .map(|(key, _)| key.clone())
+            .collect();
+        assert_eq!(required, never_null, "{schema:#}");
+    }
+}
