@@ -6,6 +6,8 @@ pub mod config;
 pub mod http;
 pub mod persist;
 pub mod telemetry;
+#[cfg(test)]
+mod testing;
 
 use std::future::Future;
 use std::time::Duration;

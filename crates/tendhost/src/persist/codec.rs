@@ -839,6 +839,30 @@ mod tests {
         Store::open(dir).unwrap()
     }
 
+    /// Every event type: its stored body holds its fields (no `type`, no correlation key) and
+    /// reads back as the same event.
+    #[test]
+    fn every_event_type_round_trips() {
+        let kinds = crate::testing::one_of_each();
+        assert_eq!(kinds.len(), tendhost_core::events::EVENT_TYPES.len());
+        for kind in kinds {
+            let body = codec::event_body(&kind);
+            let fields = body.as_object().unwrap();
+            assert!(
+                !fields.contains_key("type") && !fields.contains_key("_n"),
+                "{body}"
+            );
+            let record = tendhost_store::EventRecord {
+                seq: 1,
+                time_ms: 0,
+                kind: kind.type_name().to_owned(),
+                host: kind.host().map(str::to_owned),
+                body,
+            };
+            assert_eq!(codec::event_kind(&record), Some(kind));
+        }
+    }
+
     /// Every row of the first release's database decodes, and encoding it again writes the
     /// same JSON, byte for byte (less the `_n` key, which is no longer stored).
     #[tokio::test]
