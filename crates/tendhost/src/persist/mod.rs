@@ -228,3 +228,48 @@ pub async fn retention(store: Store, retention_days: u32) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tendhost_core::events::{EventBus, EventTransport};
+    use tendhost_store::Store;
+
+    use crate::persist::StoreBridge;
+
+    /// Events go through the store and reach the bus committed, each with its stored `seq`;
+    /// the correlation between what was submitted and what was committed travels beside the
+    /// event, so stored bodies hold the event's fields only.
+    #[tokio::test]
+    async fn committed_events_reach_the_bus_and_bodies_hold_no_correlation_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let bridge = StoreBridge::new(store.clone());
+        let bus = EventBus::new(1, 100, 100);
+        bridge.connect(&bus).unwrap();
+        bus.set_transport(Arc::clone(&bridge) as Arc<dyn EventTransport>);
+        let (_, mut live) = bus.subscribe_since(None);
+        let kinds = crate::testing::one_of_each();
+        for kind in &kinds {
+            bus.publish(kind.clone());
+        }
+        for (seq, kind) in (1..).zip(&kinds) {
+            let event = live.recv().await.unwrap();
+            assert_eq!((event.seq, &event.kind), (seq, kind));
+        }
+        let stored = store.events_after(0, 100).await.unwrap();
+        assert_eq!(stored.len(), kinds.len());
+        for (record, kind) in stored.iter().zip(&kinds) {
+            assert_eq!(record.kind, kind.type_name());
+            let fields = record.body.as_object().unwrap();
+            assert!(!fields.contains_key("_n"), "{}", record.body);
+            assert_eq!(
+                crate::persist::codec::event_kind(record).as_ref(),
+                Some(kind)
+            );
+        }
+        drop(bridge);
+        store.close().await.unwrap();
+    }
+}
