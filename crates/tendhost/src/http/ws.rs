@@ -4,7 +4,9 @@
 //! (`EventBus::subscribe_since`) before answering 101. The session then sends `replay_gap` first
 //! when `?since=` is older than the buffer, then the buffered events after `since`, then live
 //! events, skipping any live event at or below the last seq handled (no gap, no duplicate at the
-//! seam). `?host=` and `?types=` filter both.
+//! seam). `?host=` and `?types=` filter both. A `since` older than the buffer is served from
+//! the state database first (`persist::Records`, which hands back domain events, sent through
+//! the same mapping as live ones).
 //! A client that falls behind the bus gets `lagged {missed}` and continues; one that stops
 //! reading long enough to block a send for two ping intervals, or that leaves a ping unanswered
 //! until the next, is dropped. On daemon shutdown every session sends a close frame (1001) and
