@@ -17,4 +17,5 @@ mod fleet_smoke;
 mod pkg_apt;
 mod pkg_dnf;
 mod pkg_job;
+mod store_compat;
 mod ws_events;

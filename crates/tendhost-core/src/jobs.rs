@@ -26,6 +26,37 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}-{millis:x}-{n}")
 }
 
+impl JobSnapshot {
+    /// A job just registered: `queued`, nothing run, no outcome, no log.
+    pub fn queued(
+        id: String,
+        host: String,
+        kind: JobKind,
+        options: UpdateOptions,
+        rollout_id: Option<String>,
+        created_at: Timestamp,
+    ) -> Self {
+        Self {
+            id,
+            host,
+            kind,
+            state: JobState::Queued,
+            options,
+            rollout_id,
+            created_at,
+            started_at: None,
+            finished_at: None,
+            summary: None,
+            exit_code: None,
+            packages_changed: Vec::new(),
+            packages_failed: Vec::new(),
+            pending: Vec::new(),
+            commands: Vec::new(),
+            log: Vec::new(),
+        }
+    }
+}
+
 struct Entry {
     snapshot: JobSnapshot,
     state_tx: watch::Sender<JobState>,
@@ -61,24 +92,14 @@ impl Jobs {
         rollout_id: Option<String>,
     ) -> String {
         let id = new_id("job");
-        let snapshot = JobSnapshot {
-            id: id.clone(),
-            host: host.to_owned(),
+        let snapshot = JobSnapshot::queued(
+            id.clone(),
+            host.to_owned(),
             kind,
-            state: JobState::Queued,
             options,
             rollout_id,
-            created_at: Timestamp::now(),
-            started_at: None,
-            finished_at: None,
-            summary: None,
-            exit_code: None,
-            packages_changed: Vec::new(),
-            packages_failed: Vec::new(),
-            pending: Vec::new(),
-            commands: Vec::new(),
-            log: Vec::new(),
-        };
+            Timestamp::now(),
+        );
         let (state_tx, _) = watch::channel(JobState::Queued);
         let mut inner = self.lock();
         inner.order.push(id.clone());

@@ -7,6 +7,8 @@ pub mod host_rules;
 pub mod http;
 pub mod persist;
 pub mod telemetry;
+#[cfg(test)]
+mod testing;
 
 use std::future::Future;
 use std::time::Duration;
@@ -114,7 +116,8 @@ pub async fn run(
     ));
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let state = http::AppState::new(&config, fleet.clone(), stop_rx.clone(), Some(store.clone()));
+    let records = persist::Records::new(store.clone());
+    let state = http::AppState::new(&config, fleet.clone(), stop_rx.clone(), Some(records));
     let app = http::router(state);
     tokio::spawn(async move {
         shutdown.await;
