@@ -5,60 +5,12 @@
 
 use std::time::Duration;
 
+use crate::parse::installed::{Installed, parse_installed};
 use crate::parse::{ParseError, apt, dnf, section, sections};
 use crate::types::{PackageManager, UpgradeState, UpgradedPackage};
 
 /// The line the job script writes before it repairs an interrupted dpkg.
 pub const REPAIR_MARKER: &str = "tendhost: dpkg was interrupted";
-
-/// One installed package as printed by our `rpm -qa --qf` (or `dpkg-query -W -f`) format:
-/// `NAME<TAB>ARCH<TAB>VERSION<TAB>STATUS`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Installed {
-    pub name: String,
-    pub arch: String,
-    pub version: String,
-    /// dpkg's three-letter `db:Status-Abbrev` (`ii `, `iF `, `rc `...); rpm rows use `ii`.
-    pub status: String,
-}
-
-impl Installed {
-    /// Fully installed and configured (dpkg status letter `i`).
-    pub fn is_installed_ok(&self) -> bool {
-        self.status.as_bytes().get(1) == Some(&b'i')
-    }
-
-    /// dpkg knows the package as installed in some state, complete or not.
-    pub fn is_present(&self) -> bool {
-        !matches!(self.status.as_bytes().get(1), None | Some(b'n' | b'c'))
-    }
-}
-
-/// Parses our installed-package listing; blank lines are skipped, a malformed line is an error.
-pub fn parse_installed(text: &str) -> Result<Vec<Installed>, ParseError> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(idx, line)| {
-            let mut fields = line.split('\t');
-            match (fields.next(), fields.next(), fields.next(), fields.next()) {
-                (Some(name), Some(arch), Some(version), status) if !name.is_empty() => {
-                    Ok(Installed {
-                        name: name.to_owned(),
-                        arch: arch.to_owned(),
-                        version: version.to_owned(),
-                        status: status.unwrap_or("ii").to_owned(),
-                    })
-                }
-                _ => Err(ParseError::new(
-                    "installed package list",
-                    idx + 1,
-                    format!("expected NAME<TAB>ARCH<TAB>VERSION<TAB>STATUS, got {line:?}"),
-                )),
-            }
-        })
-        .collect()
-}
 
 /// What a job's directory holds, read by the summary command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -265,9 +217,10 @@ pub fn parse_stream_status(stderr: &str) -> Result<StreamStatus, ParseError> {
 mod tests {
     use std::time::Duration;
 
+    use crate::parse::installed::{Installed, parse_installed};
     use crate::parse::job::{
-        Installed, JobState, StreamStatus, classify, failed_packages, parse_installed,
-        parse_stream_status, parse_summary, repaired_dpkg, upgraded_packages,
+        JobState, StreamStatus, classify, failed_packages, parse_stream_status, parse_summary,
+        repaired_dpkg, upgraded_packages,
     };
     use crate::types::{PackageManager, UpgradeState, UpgradedPackage};
 
@@ -332,20 +285,6 @@ mod tests {
         // Unfinished before and unchanged: another dpkg run's business, not this job's.
         let busy = installed("holder\tall\t1\tiF \n");
         assert!(failed_packages(PackageManager::Apt, "", &busy, &busy).is_empty());
-    }
-
-    #[test]
-    fn dpkg_query_capture() {
-        let installed =
-            parse_installed(&crate::parse::capture("dpkg-query-installed.txt")).unwrap();
-        assert_eq!(installed.len(), 121);
-        let held = installed.iter().find(|i| i.name == "cap-held").unwrap();
-        assert_eq!(
-            (held.version.as_str(), held.status.as_str()),
-            ("1.0", "hi ")
-        );
-        assert!(held.is_installed_ok());
-        assert!(installed.iter().all(Installed::is_installed_ok));
     }
 
     #[test]
