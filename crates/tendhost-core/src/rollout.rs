@@ -4,7 +4,7 @@
 //! counted against `max_failures`, and cancellation lets running hosts finish but starts no new
 //! ones.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use jiff::Timestamp;
 use kameo::actor::ActorRef;
@@ -12,15 +12,20 @@ use tokio::sync::watch;
 
 use crate::context::FleetContext;
 use crate::events::EventKind;
-use crate::host::{HostActor, StartJob};
-use crate::jobs::new_id;
+use crate::host::{HostActor, HostEntry, StartJob};
 use crate::model::{
     FleetError, JobState, RolloutBatch, RolloutHost, RolloutHostState, RolloutKind, RolloutRequest,
     RolloutSnapshot, RolloutState, UpdateOptions,
 };
-use crate::orchestrator::{HostEntry, SharedRollout, lock};
 use crate::spec::UpdatePolicy;
 use crate::state::{HostState, Request};
+
+/// A rollout's state, shared by its handle (which the orchestrator keeps) and its runner task.
+type SharedRollout = Arc<Mutex<RolloutSnapshot>>;
+
+fn lock(rollout: &SharedRollout) -> MutexGuard<'_, RolloutSnapshot> {
+    rollout.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Splits `targets` (names) into batches: the canary hosts first as their own batch, then the
 /// rest in order in batches of `batch_size`. Returns `(hosts, is_canary)` per batch.
@@ -93,11 +98,6 @@ impl RolloutHandle {
         }
         let _ = self.cancel.send(true);
         Ok(())
-    }
-
-    /// Whether the rollout still runs.
-    pub fn is_running(&self) -> bool {
-        lock(&self.shared).state == RolloutState::Running
     }
 
     /// A rollout from a previous run (read from the store), not running.
@@ -189,7 +189,7 @@ pub fn start(
         RolloutKind::Update => request.batch_size,
     };
     let batches = plan(&names, &request.canary, batch_size);
-    let id = new_id("rollout");
+    let id = ctx.ids.next("rollout");
     let snapshot = RolloutSnapshot {
         id: id.clone(),
         kind,
