@@ -15,13 +15,11 @@ use serde_json::{Value, json};
 use tendhost_api::hosts as wire;
 use tendhost_api::jobs as wire_jobs;
 use tendhost_api::rollouts as wire_rollouts;
-use tendhost_core::context::Persistence;
+use tendhost_core::Persistence;
 use tendhost_core::events::{Event, EventBus, EventKind, EventTransport, OutputStream};
-use tendhost_core::host::{HostShared, HostStatus};
-use tendhost_core::jobs::Jobs;
 use tendhost_core::model::{
-    HostFilter, JobSnapshot, JobState, MaxFailures, RolloutBatch, RolloutHost, RolloutHostState,
-    RolloutKind, RolloutRequest, RolloutSnapshot, RolloutState, UpdateOptions,
+    HostFilter, HostStatus, JobSnapshot, JobState, LostJob, MaxFailures, RolloutBatch, RolloutHost,
+    RolloutHostState, RolloutKind, RolloutRequest, RolloutSnapshot, RolloutState, UpdateOptions,
 };
 use tendhost_core::state::{FailureRecord, HostState, JobKind};
 use tendhost_pkg::{Inventory, InventorySource, PackageManager, PendingUpdate, RebootState};
@@ -168,18 +166,15 @@ impl EventTransport for StoreBridge {
 }
 
 impl Persistence for StoreBridge {
-    fn host_changed(&self, host: &HostShared) {
-        let record = host_record(host.name(), &host.status());
-        if let Err(err) = self.store.post_host_status(record) {
-            tracing::warn!(host = %host.name(), %err, "host status not stored");
+    fn host_changed(&self, name: &str, status: &HostStatus) {
+        if let Err(err) = self.store.post_host_status(host_record(name, status)) {
+            tracing::warn!(host = %name, %err, "host status not stored");
         }
     }
 
-    fn job_changed(&self, jobs: &Jobs, job_id: &str) {
-        if let Some(job) = jobs.get(job_id)
-            && let Err(err) = self.store.post_job(job_record(&job))
-        {
-            tracing::warn!(job = job_id, %err, "job not stored");
+    fn job_changed(&self, job: &JobSnapshot) {
+        if let Err(err) = self.store.post_job(job_record(job)) {
+            tracing::warn!(job = %job.id, %err, "job not stored");
         }
     }
 
@@ -581,7 +576,7 @@ pub async fn recover(store: &Store) -> tendhost_store::Result<Recovered> {
         };
         if job.kind == JobKind::Update && !job.options.dry_run {
             let status = recovered.statuses.entry(job.host.clone()).or_default();
-            status.lost_job = Some(tendhost_core::host::LostJob {
+            status.lost_job = Some(LostJob {
                 job_id: job.id.clone(),
                 log_offset: 0,
             });

@@ -57,7 +57,7 @@ pub async fn get(
                     .map_err(|err| store_error(&err))?;
                 let n = page.len();
                 lines.extend(page);
-                if n < 10_000 || lines.len() >= tendhost_core::jobs::MAX_LOG_LINES {
+                if n < 10_000 || lines.len() >= tendhost_core::model::MAX_LOG_LINES {
                     break;
                 }
             }
