@@ -11,9 +11,11 @@ use crate::jobs::Jobs;
 use crate::model::{HostStatus, JobSnapshot, RolloutSnapshot};
 
 /// Mirrors state changes to durable storage (the daemon wires the SQLite store in). Each
-/// method gets the changed value as the model has it; none may call back into the fleet.
+/// method gets the changed value as the model has it; none may call back into the fleet, and
+/// each should queue its write rather than wait for it.
 pub trait Persistence: Send + Sync {
-    /// Host `name`'s status changed.
+    /// Host `name`'s status changed. Called with that status locked, so writes of one host
+    /// are queued in the order of its changes.
     fn host_changed(&self, name: &str, status: &HostStatus);
     /// A job was created or changed (its log is empty here: lines arrive through
     /// `job_output`). Must queue the write before returning: an event published afterwards is
