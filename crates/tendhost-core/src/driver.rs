@@ -249,7 +249,7 @@ struct Findings {
     inventory: Option<Inventory>,
 }
 
-/// Which inventory a look reads too.
+/// Whether a look reads the inventory too.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum WithInventory {
     Yes,
