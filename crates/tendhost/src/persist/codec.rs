@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tendhost_core::events::{EventKind, OutputStream};
-use tendhost_core::host::HostStatus;
+use tendhost_core::model::HostStatus;
 use tendhost_core::model::{
     HostFilter, JobSnapshot, JobState, LogLine, MaxFailures, RolloutBatch, RolloutHost,
     RolloutHostState, RolloutKind, RolloutRequest, RolloutSnapshot, RolloutState, UpdateOptions,

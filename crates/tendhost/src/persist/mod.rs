@@ -16,10 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use tendhost_core::context::Persistence;
+use tendhost_core::Persistence;
 use tendhost_core::events::{Event, EventBus, EventKind, EventTransport, OutputStream};
-use tendhost_core::host::{HostShared, HostStatus, LostJob};
-use tendhost_core::jobs::Jobs;
+use tendhost_core::model::{HostStatus, LostJob};
 use tendhost_core::model::{JobSnapshot, RolloutSnapshot};
 use tendhost_core::state::JobKind;
 use tendhost_store::{EventRecord, NewEvent, Store};
@@ -102,18 +101,16 @@ impl EventTransport for StoreBridge {
 }
 
 impl Persistence for StoreBridge {
-    fn host_changed(&self, host: &HostShared) {
-        let record = codec::host_status_record(host.name(), &host.status(), now_ms());
+    fn host_changed(&self, name: &str, status: &HostStatus) {
+        let record = codec::host_status_record(name, status, now_ms());
         if let Err(err) = self.store.post_host_status(record) {
-            tracing::warn!(host = %host.name(), %err, "host status not stored");
+            tracing::warn!(host = %name, %err, "host status not stored");
         }
     }
 
-    fn job_changed(&self, jobs: &Jobs, job_id: &str) {
-        if let Some(job) = jobs.get(job_id)
-            && let Err(err) = self.store.post_job(codec::job_record(&job))
-        {
-            tracing::warn!(job = job_id, %err, "job not stored");
+    fn job_changed(&self, job: &JobSnapshot) {
+        if let Err(err) = self.store.post_job(codec::job_record(job)) {
+            tracing::warn!(job = %job.id, %err, "job not stored");
         }
     }
 
@@ -233,7 +230,8 @@ pub async fn retention(store: Store, retention_days: u32) {
 mod tests {
     use std::sync::Arc;
 
-    use tendhost_core::events::{EventBus, EventTransport};
+    use tendhost_core::events::EventTransport;
+    use tendhost_core::testing::{event_bus, publish, set_transport};
     use tendhost_store::Store;
 
     use crate::persist::StoreBridge;
@@ -246,13 +244,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let bridge = StoreBridge::new(store.clone());
-        let bus = EventBus::new(1, 100, 100);
+        let bus = event_bus(1, 100, 100);
         bridge.connect(&bus).unwrap();
-        bus.set_transport(Arc::clone(&bridge) as Arc<dyn EventTransport>);
+        set_transport(&bus, Arc::clone(&bridge) as Arc<dyn EventTransport>);
         let (_, mut live) = bus.subscribe_since(None);
         let kinds = crate::testing::one_of_each();
         for kind in &kinds {
-            bus.publish(kind.clone());
+            publish(&bus, kind.clone());
         }
         for (seq, kind) in (1..).zip(&kinds) {
             let event = live.recv().await.unwrap();

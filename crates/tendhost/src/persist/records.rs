@@ -124,7 +124,7 @@ impl Records {
             let page = self.store.job_output(id, from, LOG_PAGE).await?;
             let n = page.len();
             lines.extend(page);
-            if n < LOG_PAGE as usize || lines.len() >= tendhost_core::jobs::MAX_LOG_LINES {
+            if n < LOG_PAGE as usize || lines.len() >= tendhost_core::model::MAX_LOG_LINES {
                 break;
             }
         }
