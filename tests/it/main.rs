@@ -5,6 +5,8 @@ mod actors;
 mod api_errors;
 mod api_flows;
 mod api_support;
+mod claims;
+mod claims_daemon;
 mod daemon_basics;
 mod docs_ui;
 mod durability;
