@@ -94,18 +94,6 @@ pub async fn host_settled(base_url: &str, name: &str) -> Value {
     .await
 }
 
-/// Waits until `path` exists on `host` (checked out of band).
-pub async fn file_on_host(host: &Host, path: &str) {
-    wait_for(&format!("{path} appearing on {}", host.name()), || async {
-        if host.exec(&["test", "-e", path]).await.success() {
-            Ok(())
-        } else {
-            Err("absent".to_owned())
-        }
-    })
-    .await;
-}
-
 /// A postinst that waits (at most 100 s) until the test creates `gate` on the host, so a
 /// test decides when dpkg finishes instead of guessing how long it takes.
 pub fn gated_postinst(gate: &str) -> String {

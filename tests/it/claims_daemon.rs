@@ -108,7 +108,10 @@ async fn claims_retention_prunes_old_jobs_and_events_and_seq_never_goes_back() {
     let (status, body) = post_json(&app.base_url, "/hosts/me/check", json!({})).await;
     assert_eq!(status, 202, "{body}");
     let recent_id = body["job_id"].as_str().unwrap().to_owned();
-    assert_eq!(job_done(&app.base_url, &recent_id).await["state"], "succeeded");
+    assert_eq!(
+        job_done(&app.base_url, &recent_id).await["state"],
+        "succeeded"
+    );
     let dir = app.into_dir().await;
 
     // Plant rows from two days ago: a finished job with a log line, and the three newest
@@ -116,7 +119,11 @@ async fn claims_retention_prunes_old_jobs_and_events_and_seq_never_goes_back() {
     let old_id = "job-old-planted-1";
     let old_ms = jiff::Timestamp::now().as_millisecond() - OLD_DAYS * 24 * 60 * 60 * 1000;
     let store = Store::open(dir.path().join("data")).unwrap();
-    let mut old_job = store.job(&recent_id).await.unwrap().expect("recent job stored");
+    let mut old_job = store
+        .job(&recent_id)
+        .await
+        .unwrap()
+        .expect("recent job stored");
     old_job.id = old_id.to_owned();
     old_job.created_at_ms = old_ms;
     old_job.started_at_ms = Some(old_ms);

@@ -7,6 +7,8 @@ mod api_flows;
 mod api_support;
 mod claims;
 mod claims_daemon;
+mod claims_host_jobs;
+mod claims_rollouts;
 mod daemon_basics;
 mod docs_ui;
 mod durability;
