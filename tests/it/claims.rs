@@ -6,10 +6,12 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::Value;
+use tendhost_tests::daemon::DaemonProcess;
 use tendhost_tests::fleet::{Fleet, Host};
 use tendhost_tests::http::get_json;
 use tokio::time::Instant;
@@ -187,4 +189,28 @@ pub fn rollout_entry<'a>(rollout: &'a Value, host: &str) -> &'a Value {
         .as_array()
         .and_then(|hosts| hosts.iter().find(|entry| entry["host"] == host))
         .unwrap_or_else(|| panic!("{host} is not in the rollout: {rollout:#}"))
+}
+
+/// A temp dir holding `tendhost.toml` (with `config`) and the data dir for the real binary
+/// ([`DaemonProcess`]); returns the dir, the config path and the data dir.
+pub fn binary_dir(config: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config_path = dir.path().join("tendhost.toml");
+    std::fs::write(&config_path, config).expect("write config");
+    let data = dir.path().join("data");
+    (dir, config_path, data)
+}
+
+/// SIGTERM, then waits for a clean exit (the daemon's whole process ends: no task of it
+/// lives on, unlike an in-process daemon).
+pub fn stop_gracefully(daemon: &mut DaemonProcess) {
+    daemon.signal("TERM");
+    let status = daemon
+        .wait_exit(DEADLINE)
+        .unwrap_or_else(|| panic!("the daemon did not exit on SIGTERM within {DEADLINE:?}"));
+    assert!(
+        status.success(),
+        "exit {status:?}:\n{}",
+        daemon.log.join("\n")
+    );
 }

@@ -59,7 +59,7 @@ async fn claims_an_event_a_client_saw_survives_kill_9_right_after() {
         )
         .await;
         // The moment the client has the event, the daemon dies without any cleanup.
-        daemon.signal("KILL");
+        daemon.child.kill().expect("SIGKILL the daemon");
         daemon
             .wait_exit(Duration::from_secs(30))
             .expect("the daemon exits on SIGKILL");

@@ -1,5 +1,5 @@
-//! Single-host job claims on real apt hosts of the Docker fleet, through the in-process
-//! daemon:
+//! Single-host job claims on real apt hosts of the Docker fleet, through the real daemon
+//! (the binary where it restarts, so nothing of the stopped run lives on; else in-process):
 //! - a dpkg lock held on the host makes an update end `busy`, and the host goes back to the
 //!   state it was in (not `failed`); once released, the update runs;
 //! - a real upgrade of two packages streams `update_progress` (`done` of `total`);
@@ -13,26 +13,25 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tendhost_pkg::PkgError;
-use tendhost_tests::daemon::{TestApp, spawn_app, spawn_app_in};
+use tendhost_tests::daemon::{DaemonProcess, spawn_app};
 use tendhost_tests::fleet::{Fleet, Pkg};
 use tendhost_tests::http::{get_json, installed_version, post_json};
 
 use crate::claims::{
-    fleet_config, gated_postinst, host_settled, is_job_finished, job_done, job_in_state, until,
-    ws_connect,
+    binary_dir, fleet_config, gated_postinst, host_settled, is_job_finished, job_done,
+    job_in_state, stop_gracefully, until, ws_connect,
 };
 use crate::pkg_apt::Conn;
 
 /// `POST /hosts/{host}/{action}`; the job id.
-async fn start_job(app: &TestApp, host: &str, action: &str) -> String {
-    let (status, body) =
-        post_json(&app.base_url, &format!("/hosts/{host}/{action}"), json!({})).await;
+async fn start_job(base_url: &str, host: &str, action: &str) -> String {
+    let (status, body) = post_json(base_url, &format!("/hosts/{host}/{action}"), json!({})).await;
     assert_eq!(status, 202, "{action} {host}: {body}");
     body["job_id"].as_str().unwrap().to_owned()
 }
 
-async fn host_view(app: &TestApp, host: &str) -> Value {
-    get_json(&app.base_url, &format!("/hosts/{host}")).await
+async fn host_view(base_url: &str, host: &str) -> Value {
+    get_json(base_url, &format!("/hosts/{host}")).await
 }
 
 #[tokio::test]
@@ -48,23 +47,24 @@ async fn claims_busy_progress_and_shutdown_interrupted_on_one_host() {
     };
     let host = &fleet.hosts()[0];
     let name = host.name();
-    let app = spawn_app(&fleet_config(&fleet, &[host], |_| String::new())).await;
+    let (_dir, config, data) = binary_dir(&fleet_config(&fleet, &[host], |_| String::new()));
+    let mut app = DaemonProcess::start(&config, &data);
     fleet
         .publish_all(&[Pkg::new("th-alpha", "1.1"), Pkg::new("th-beta", "1.1")])
         .await;
-    let check = start_job(&app, name, "check").await;
+    let check = start_job(&app.base_url, name, "check").await;
     assert_eq!(job_done(&app.base_url, &check).await["state"], "succeeded");
-    let before = host_view(&app, name).await;
+    let before = host_view(&app.base_url, name).await;
     assert_eq!(before["state"], "pending_updates", "{before:#}");
 
     // A held dpkg lock: `busy` after the lock timeout, the host back to pending_updates.
     let lock = host.hold_dpkg_lock().await;
-    let busy = start_job(&app, name, "update").await;
+    let busy = start_job(&app.base_url, name, "update").await;
     let job = job_done(&app.base_url, &busy).await;
     assert_eq!(job["state"], "busy", "{job:#}");
     let summary = job["summary"].as_str().unwrap();
     assert!(summary.contains("lock"), "{summary}");
-    let after = host_view(&app, name).await;
+    let after = host_view(&app.base_url, name).await;
     assert_eq!(after["state"], "pending_updates", "{after:#}");
     assert!(
         after["failure"].is_null(),
@@ -80,7 +80,7 @@ async fn claims_busy_progress_and_shutdown_interrupted_on_one_host() {
         &format!("?host={name}&types=update_progress,job_finished"),
     )
     .await;
-    let update = start_job(&app, name, "update").await;
+    let update = start_job(&app.base_url, name, "update").await;
     let events = until(
         &mut ws,
         "job_finished of the retry",
@@ -118,10 +118,10 @@ async fn claims_busy_progress_and_shutdown_interrupted_on_one_host() {
     fleet
         .publish_deb(&Pkg::new("th-alpha", "1.2").postinst(gated_postinst(gate)))
         .await;
-    let check = start_job(&app, name, "check").await;
+    let check = start_job(&app.base_url, name, "check").await;
     assert_eq!(job_done(&app.base_url, &check).await["state"], "succeeded");
     let mut ws = ws_connect(app.addr, &format!("?host={name}&types=job_output")).await;
-    let running = start_job(&app, name, "update").await;
+    let running = start_job(&app.base_url, name, "update").await;
     until(&mut ws, "dpkg configuring th-alpha 1.2", |e| {
         e["line"]
             .as_str()
@@ -129,8 +129,8 @@ async fn claims_busy_progress_and_shutdown_interrupted_on_one_host() {
     })
     .await;
     drop(ws);
-    let dir = app.into_dir().await;
-    let store = tendhost_store::Store::open(dir.path().join("data")).unwrap();
+    stop_gracefully(&mut app);
+    let store = tendhost_store::Store::open(&data).unwrap();
     let row = store
         .job(&running)
         .await
@@ -151,7 +151,7 @@ async fn claims_busy_progress_and_shutdown_interrupted_on_one_host() {
         "dpkg still waits in the postinst"
     );
 
-    let app = spawn_app_in(dir).await;
+    let app = DaemonProcess::start(&config, &data);
     let job = get_json(&app.base_url, &format!("/jobs/{running}")).await;
     assert_eq!(job["state"], "interrupted", "{job:#}");
     assert_eq!(
@@ -168,7 +168,6 @@ async fn claims_busy_progress_and_shutdown_interrupted_on_one_host() {
     assert_eq!(installed_version(host, "th-alpha").await, "1.2");
     let view = host_settled(&app.base_url, name).await;
     assert_eq!(view["state"], "idle", "{view:#}");
-    app.stop().await.unwrap();
 }
 
 #[tokio::test]
@@ -224,13 +223,13 @@ async fn claims_reboot_still_required_after_the_reboot_and_reboot_timed_out() {
     }))
     .await;
     let name = host.name();
-    let check = start_job(&app, name, "check").await;
+    let check = start_job(&app.base_url, name, "check").await;
     let job = job_done(&app.base_url, &check).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
-    let view = host_view(&app, name).await;
+    let view = host_view(&app.base_url, name).await;
     assert_eq!(view["state"], "waiting_reboot", "{view:#}");
     let boot_before = host.boot_identity().await;
-    let reboot = start_job(&app, name, "reboot").await;
+    let reboot = start_job(&app.base_url, name, "reboot").await;
     let job = job_done(&app.base_url, &reboot).await;
     assert_ne!(
         host.boot_identity().await,
@@ -254,7 +253,7 @@ async fn claims_reboot_still_required_after_the_reboot_and_reboot_timed_out() {
             .any(|l| l.starts_with("host is back with a new boot identity")),
         "{lines:#?}"
     );
-    let view = host_view(&app, name).await;
+    let view = host_view(&app.base_url, name).await;
     assert_eq!(view["state"], "failed", "{view:#}");
     assert_eq!(view["failure"]["action"], "reboot", "{view:#}");
     app.stop().await.unwrap();

@@ -11,12 +11,13 @@
 //! their postinst for a file the test creates, so nothing depends on timing.
 
 use serde_json::{Value, json};
-use tendhost_tests::daemon::spawn_app;
+use tendhost_tests::daemon::{DaemonProcess, spawn_app};
 use tendhost_tests::fleet::{Fleet, Host, Pkg};
 use tendhost_tests::http::{get_json, installed_version, post_json};
 
 use crate::claims::{
-    fleet_config, gated_postinst, rollout_done, rollout_entry, sorted_hosts, until, ws_connect,
+    binary_dir, fleet_config, gated_postinst, host_settled, job_in_state, rollout_done,
+    rollout_entry, sorted_hosts, stop_gracefully, until, ws_connect,
 };
 
 const PKG: &str = "th-claims";
@@ -249,4 +250,86 @@ async fn claims_rollouts_stop_at_percent_failures_skip_with_reasons_and_cancel_i
     );
     assert_eq!(installed_version(windowed, PKG).await, "1.0");
     app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn claims_graceful_restart_mid_rollout_leaves_it_interrupted_until_resumed() {
+    let Some(fleet) = Fleet::builder()
+        .apt(2)
+        .install(Pkg::new(PKG, "1.0"))
+        .start()
+        .await
+    else {
+        return;
+    };
+    let hosts = sorted_hosts(&fleet);
+    let [first, second] = hosts[..] else {
+        panic!("two hosts expected");
+    };
+    let (_dir, config, data) = binary_dir(&fleet_config(&fleet, &hosts, |_| String::new()));
+    let mut daemon = DaemonProcess::start(&config, &data);
+    fleet
+        .publish_deb(&Pkg::new(PKG, "1.1").postinst(gated_postinst(GATE)))
+        .await;
+    let mut ws = ws_connect(
+        daemon.addr,
+        &format!("?host={}&types=job_output", first.name()),
+    )
+    .await;
+    let rollout_id = start_rollout(
+        &daemon.base_url,
+        json!({"batch_size": 1, "max_failures": 0}),
+    )
+    .await;
+    until(&mut ws, "dpkg configuring 1.1 on the first host", |e| {
+        e["line"]
+            .as_str()
+            .is_some_and(|line| line.starts_with(&format!("Setting up {PKG} (1.1)")))
+    })
+    .await;
+    drop(ws);
+
+    // SIGTERM while the first batch's upgrade runs (longer than the jobs' grace): a
+    // shutdown is not the rollout's end.
+    stop_gracefully(&mut daemon);
+    let store = tendhost_store::Store::open(&data).unwrap();
+    let row = store.rollout(&rollout_id).await.unwrap().expect("stored");
+    store.close().await.unwrap();
+    assert!(
+        ["running", "interrupted"].contains(&row.state.as_str()),
+        "after SIGTERM the rollout's row says {:?}, hosts {:#?}",
+        row.state,
+        row.hosts
+    );
+    let daemon = DaemonProcess::start(&config, &data);
+    let rollout = get_json(&daemon.base_url, &format!("/rollouts/{rollout_id}")).await;
+    assert_eq!(rollout["state"], "interrupted", "{rollout:#}");
+    assert_eq!(
+        installed_version(second, PKG).await,
+        "1.0",
+        "no new host started"
+    );
+
+    // The first host's upgrade goes on without the daemon; its re-check collects it.
+    let job_id = rollout_entry(&rollout, first.name())["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for host in [first, second] {
+        host.exec_ok(&["touch", GATE]).await;
+    }
+    job_in_state(&daemon.base_url, &job_id, "succeeded").await;
+    host_settled(&daemon.base_url, first.name()).await;
+    let (status, body) = post_json(
+        &daemon.base_url,
+        &format!("/rollouts/{rollout_id}/resume"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let rollout = rollout_done(&daemon.base_url, &rollout_id).await;
+    assert_eq!(rollout["state"], "completed", "{rollout:#}");
+    for host in [first, second] {
+        assert_eq!(installed_version(host, PKG).await, "1.1", "{}", host.name());
+    }
 }
