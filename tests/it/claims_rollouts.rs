@@ -1,11 +1,14 @@
-//! Rollout claims on six real apt hosts of the Docker fleet, through the in-process daemon
-//! (real HTTP, real WebSocket), one fleet for three rollouts in a row:
+//! Rollout claims on real apt hosts of the Docker fleet, through the real daemon (real HTTP,
+//! real WebSocket). Six hosts, the in-process daemon, three rollouts in a row:
 //! - a percent `max_failures` ("25%" of 4 hosts allows 1) stops the rollout at the second
 //!   failure, and the rest are skipped with the reason;
 //! - a rollout skips failed hosts, `check-only` hosts and hosts outside their maintenance
 //!   window, each with its reason, upgrades the others and streams `update_progress`;
 //! - cancelling while upgrades are in flight lets the running hosts finish (recorded as
 //!   succeeded) and starts no new host.
+//!
+//! Two hosts and the binary: SIGTERM mid-rollout leaves it `interrupted` after the restart
+//! (not `stopped`), and it resumes to completion.
 //!
 //! Versions are read out of band (`docker exec`); upgrades that must be "in flight" wait in
 //! their postinst for a file the test creates, so nothing depends on timing.
