@@ -424,6 +424,13 @@ impl Runner {
             let (mut n_ok, mut n_failed) = (0, 0);
             for (name, job_id) in started {
                 let state = self.ctx.jobs.wait_finished(&job_id).await;
+                if state == Some(JobState::Interrupted) {
+                    // Only `Fleet::shutdown` interrupts a job of this run: the daemon is
+                    // stopping. The rollout is not over; leave it as stored (`running`) for
+                    // the next start to mark `interrupted`, as after a crash: no failure
+                    // counted, no new host started, nothing to resume lost.
+                    return;
+                }
                 if state == Some(JobState::Succeeded) {
                     n_ok += 1;
                     self.set_host(&name, RolloutHostState::Succeeded, None, None);
