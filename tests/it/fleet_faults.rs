@@ -2,28 +2,24 @@
 //! the system `ssh` client) that the fault took effect and that the host recovers. The
 //! fleet's basics are tested in `fleet_smoke.rs`.
 
-use std::time::Duration;
-
 use tendhost_tests::fleet::{
     FAILING_DEB, Fleet, Host, INTERRUPTED_PKG, Pkg, REBOOT_REQUIRED_PKG, SUDO_USER,
 };
+use tendhost_tests::wait;
 use tokio::net::TcpStream;
-use tokio::time::timeout;
 
 use crate::fleet_smoke::ssh;
 
-/// Whether a TCP connection to the host's sshd can be opened within a few seconds (an
-/// unreachable address may take that long to fail, so the bound is a wait, not a check of
-/// speed).
+/// Whether a TCP connection to the host's sshd opens. A connection that is neither opened nor
+/// refused (an address nobody answers for fails after ARP gives up, in seconds) is waited for,
+/// never counted as refused.
 async fn connects(host: &Host) -> bool {
-    matches!(
-        timeout(
-            Duration::from_secs(5),
-            TcpStream::connect(host.socket_addr())
-        )
-        .await,
-        Ok(Ok(_))
+    wait::within(
+        &format!("a TCP connect to {} ending", host.socket_addr()),
+        TcpStream::connect(host.socket_addr()),
     )
+    .await
+    .is_ok()
 }
 
 async fn ssh_works(fleet: &Fleet, host: &Host) -> bool {
@@ -69,23 +65,43 @@ async fn a_killed_host_stays_down_until_started() {
 
 #[tokio::test]
 async fn a_paused_host_hangs_commands_until_unpaused() {
-    let Some(fleet) = Fleet::builder().apt(1).start().await else {
+    let Some(fleet) = Fleet::builder().apt(2).start().await else {
         return;
     };
-    let host = &fleet.hosts()[0];
+    let [host, neighbour] = fleet.hosts() else {
+        panic!("two hosts expected");
+    };
     host.pause().await;
     assert_eq!(host.state().await, "paused");
-    // The kernel still completes the TCP handshake, but sshd never answers: the command
-    // is still hanging when the bound runs out.
-    let hung = timeout(Duration::from_secs(5), ssh(&fleet, host, "root", "true")).await;
-    assert!(hung.is_err(), "ssh to a paused host finished: {hung:?}");
-    assert!(
-        !host.exec(&["true"]).await.success(),
-        "docker exec into a paused host ran"
-    );
+    // The kernel still completes the TCP handshake, but sshd never answers: an ssh started
+    // first is still hanging after a whole ssh session to a running neighbour, started
+    // later, has ended (an ordering, not a time bound).
+    let hung = ssh(&fleet, host, "root", "echo answered");
+    tokio::pin!(hung);
+    let later = async {
+        let out = ssh(&fleet, neighbour, "root", "true").await;
+        assert!(
+            out.status.success(),
+            "ssh to the running neighbour: {out:?}"
+        );
+        assert!(
+            !host.exec(&["true"]).await.success(),
+            "docker exec into a paused host ran"
+        );
+    };
+    tokio::select! {
+        biased;
+        out = &mut hung => panic!("ssh to a paused host finished: {out:?}"),
+        () = later => {}
+    }
 
+    // Unpaused, the same ssh gets its answer.
     host.unpause().await;
-    host.wait_ready().await;
+    let out = wait::within("ssh to the unpaused host ending", hung).await;
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "answered",
+        "{out:?}"
+    );
     assert!(ssh_works(&fleet, host).await);
 }
 

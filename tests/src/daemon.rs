@@ -235,19 +235,22 @@ impl DaemonProcess {
     /// message names `cause` and shows the log.
     pub fn wait_exit(&mut self, cause: &str) -> ExitStatus {
         let pid = self.child.id();
-        let status = wait::until_blocking(&format!("tendhost (pid {pid}) exiting after {cause}"), || {
-            match self.child.try_wait().expect("try_wait") {
-                Some(status) => Ok(status),
-                None => {
-                    self.log.extend(self.stderr_lines.try_iter());
-                    Err(format!("still running; its log:\n{}", self.log.join("\n")))
+        let status = wait::until_blocking(
+            &format!("tendhost (pid {pid}) exiting after {cause}"),
+            || {
+                if let Some(status) = self.child.try_wait().expect("try_wait") {
+                    return Ok(status);
                 }
-            }
-        });
+                self.log.extend(self.stderr_lines.try_iter());
+                Err(format!("still running; its log:\n{}", self.log.join("\n")))
+            },
+        );
         // Collect what it printed on the way out, up to the end of the pipe.
         let deadline = Instant::now() + WAIT_DEADLINE;
         loop {
-            let left = deadline.checked_duration_since(Instant::now()).unwrap_or_default();
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .unwrap_or_default();
             match self.stderr_lines.recv_timeout(left) {
                 Ok(line) => self.log.push(line),
                 Err(RecvTimeoutError::Disconnected) => return status,
