@@ -45,25 +45,29 @@ async fn stored_job_state(data: &Path, job_id: &str) -> String {
 async fn events_until_job_finished(daemon: &DaemonProcess, since: u64, job_id: &str) -> Vec<Value> {
     let url = format!("ws://{}/ws/events?since={since}", daemon.addr);
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let mut events = Vec::new();
-    loop {
-        let message = wait::within(
-            &format!("job_finished of {job_id} on the event stream"),
-            ws.next(),
-        )
-        .await
-        .expect("the event stream ended")
-        .expect("WebSocket error");
-        let Message::Text(text) = message else {
-            continue;
-        };
-        let event: Value = serde_json::from_str(&text).unwrap();
-        let done = event["type"] == "job_finished" && event["job_id"] == job_id;
-        events.push(event);
-        if done {
-            return events;
-        }
-    }
+    wait::within(
+        &format!("job_finished of {job_id} on the event stream"),
+        async {
+            let mut events = Vec::new();
+            loop {
+                let message = ws
+                    .next()
+                    .await
+                    .expect("the event stream ended")
+                    .expect("WebSocket error");
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let event: Value = serde_json::from_str(&text).unwrap();
+                let done = event["type"] == "job_finished" && event["job_id"] == job_id;
+                events.push(event);
+                if done {
+                    return events;
+                }
+            }
+        },
+    )
+    .await
 }
 
 /// `seq` of every event in `events` (all must have one: no control messages expected).

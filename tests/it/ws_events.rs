@@ -47,32 +47,40 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let url = format!("ws://{addr}/ws/events{query}");
-    let (ws, response) = tokio_tungstenite::client_async(url.as_str(), stream)
-        .await
-        .unwrap_or_else(|err| panic!("WebSocket handshake with {url} failed: {err}"));
+    let (ws, response) = wait::within(
+        &format!("the WebSocket handshake with {url}"),
+        tokio_tungstenite::client_async(url.as_str(), stream),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("WebSocket handshake with {url} failed: {err}"));
     assert_eq!(response.status(), 101);
     ws
 }
 
-/// The next JSON message (pings and pongs skipped); panics on close or a stuck stream.
+/// The next JSON message (pings and pongs skipped); panics on close or a stuck stream (one
+/// deadline for the message, however many pings come meanwhile).
 async fn next_value<S>(ws: &mut WebSocketStream<S>) -> Value
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    loop {
-        let frame = wait::within("the next WebSocket message", ws.next())
-            .await
-            .expect("the stream ended")
-            .expect("WebSocket error");
-        match frame {
-            Message::Text(text) => {
-                return serde_json::from_str(text.as_str())
-                    .unwrap_or_else(|err| panic!("not JSON ({err}): {text}"));
+    wait::within("the next WebSocket message", async {
+        loop {
+            let frame = ws
+                .next()
+                .await
+                .expect("the stream ended")
+                .expect("WebSocket error");
+            match frame {
+                Message::Text(text) => {
+                    return serde_json::from_str(text.as_str())
+                        .unwrap_or_else(|err| panic!("not JSON ({err}): {text}"));
+                }
+                Message::Ping(_) | Message::Pong(_) => {}
+                other => panic!("unexpected frame {other:?}"),
             }
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => panic!("unexpected frame {other:?}"),
         }
-    }
+    })
+    .await
 }
 
 async fn next_message<S>(ws: &mut WebSocketStream<S>) -> StreamMessage
@@ -122,18 +130,20 @@ async fn close_frame<S>(ws: &mut WebSocketStream<S>) -> (CloseCode, String)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    loop {
-        let frame = wait::within("a close frame", ws.next()).await;
-        match frame {
-            Some(Ok(Message::Close(Some(frame)))) => {
-                return (frame.code, frame.reason.as_str().to_owned());
+    wait::within("a close frame", async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return (frame.code, frame.reason.as_str().to_owned());
+                }
+                Some(Ok(Message::Close(None))) => panic!("close frame without a code"),
+                Some(Ok(_)) => {}
+                Some(Err(err)) => panic!("connection failed before a close frame: {err}"),
+                None => panic!("connection ended without a close frame"),
             }
-            Some(Ok(Message::Close(None))) => panic!("close frame without a code"),
-            Some(Ok(_)) => {}
-            Some(Err(err)) => panic!("connection failed before a close frame: {err}"),
-            None => panic!("connection ended without a close frame"),
         }
-    }
+    })
+    .await
 }
 
 /// What a filtered client should receive.
@@ -599,35 +609,33 @@ async fn ws_ping_pong_keepalive() {
 
     // A client that answers pings (tungstenite does as it reads) stays connected.
     let mut ws = connect(app.addr, "").await;
-    let mut n_pings = 0;
-    while n_pings < 4 {
-        let frame = wait::within("a ping from the daemon", ws.next())
-            .await
-            .unwrap()
-            .unwrap();
-        match frame {
-            Message::Ping(_) => n_pings += 1,
-            other => panic!("unexpected {other:?}"),
+    wait::within("4 pings from the daemon", async {
+        let mut n_pings = 0;
+        while n_pings < 4 {
+            match ws.next().await.unwrap().unwrap() {
+                Message::Ping(_) => n_pings += 1,
+                other => panic!("unexpected {other:?}"),
+            }
         }
-    }
+    })
+    .await;
     // The server answers a client's ping too.
     ws.send(Message::Ping("are you there".into()))
         .await
         .unwrap();
-    loop {
-        match wait::within("the pong to the client's ping", ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-        {
-            Message::Pong(payload) => {
-                assert_eq!(&payload[..], b"are you there");
-                break;
+    wait::within("the pong to the client's ping", async {
+        loop {
+            match ws.next().await.unwrap().unwrap() {
+                Message::Pong(payload) => {
+                    assert_eq!(&payload[..], b"are you there");
+                    break;
+                }
+                Message::Ping(_) => {}
+                other => panic!("unexpected {other:?}"),
             }
-            Message::Ping(_) => {}
-            other => panic!("unexpected {other:?}"),
         }
-    }
+    })
+    .await;
     churn_hosts(&app.client, &app.base_url, "alive", 1).await;
     let event = next_event(&mut ws).await;
     assert!(
@@ -743,7 +751,7 @@ async fn ws_sigterm_with_clients_connected_exits_0() {
     let mut daemon = DaemonProcess::start(&path, &dir.path().join("data"));
     let addr = daemon.addr;
     let base_url = daemon.base_url.clone();
-    let client = reqwest::Client::new();
+    let client = wait::http_client();
 
     let mut readers = Vec::new();
     for query in ["", "?since=0", "?host=me&types=job_output"] {

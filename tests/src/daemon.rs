@@ -65,7 +65,7 @@ pub async fn spawn_app_in(dir: TempDir) -> TestApp {
     TestApp {
         addr,
         base_url: format!("http://{addr}"),
-        client: reqwest::Client::new(),
+        client: wait::http_client(),
         dir,
         shutdown: Some(tx),
         handle: Some(handle),

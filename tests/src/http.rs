@@ -1,5 +1,6 @@
 //! Small HTTP helpers the end-to-end tests share: JSON GET/POST against a daemon's base URL,
-//! waiting for a job to finish, and reading a package's installed version out of band.
+//! waiting for a job to finish, and reading a package's installed version out of band. Every
+//! request and wait gives up after the suite's `wait::WAIT_DEADLINE`.
 
 use serde_json::Value;
 
@@ -8,7 +9,9 @@ use crate::wait;
 
 /// `GET base_url + path`, as JSON.
 pub async fn get_json(base_url: &str, path: &str) -> Value {
-    reqwest::get(format!("{base_url}{path}"))
+    wait::http_client()
+        .get(format!("{base_url}{path}"))
+        .send()
         .await
         .unwrap_or_else(|err| panic!("GET {path}: {err}"))
         .json()
@@ -18,7 +21,7 @@ pub async fn get_json(base_url: &str, path: &str) -> Value {
 
 /// `POST base_url + path` with a JSON body; the status and the JSON answer (null if none).
 pub async fn post_json(base_url: &str, path: &str, body: Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
+    let resp = wait::http_client()
         .post(format!("{base_url}{path}"))
         .json(&body)
         .send()

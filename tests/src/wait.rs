@@ -1,5 +1,6 @@
 //! Waiting in tests: the one deadline every wait of the suite shares, below the test runner's
-//! kill (`.config/nextest.toml`: 5 × 60 s), and polling for a condition until it holds. A
+//! kill (`.config/nextest.toml`: 5 × 60 s), polling for a condition until it holds, and an
+//! HTTP client whose requests give up at the same deadline. A
 //! wait that runs out panics naming what did not happen and what was seen instead, so a hang
 //! is a readable failure rather than a killed test. These are hang guards, never speed
 //! assertions: tests do not measure time (benchmarks do).
@@ -11,6 +12,15 @@ use std::time::{Duration, Instant};
 /// machine may be loaded), and well below the 300 s after which nextest kills a test, so the
 /// failure message is always printed.
 pub const WAIT_DEADLINE: Duration = Duration::from_secs(120);
+
+/// An HTTP client for tests whose every request gives up after [`WAIT_DEADLINE`] (a daemon
+/// that never answers fails the request, naming it, instead of hanging the test).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(WAIT_DEADLINE)
+        .build()
+        .expect("build the HTTP client")
+}
 
 /// How often [`until`] and [`until_blocking`] look again.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
