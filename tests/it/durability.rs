@@ -1,8 +1,10 @@
 //! Durable state across daemon restarts, with the real `tendhost` binary and its SQLite file:
 //! a graceful restart keeps jobs (with logs), host state, runtime hosts and the event `seq`;
 //! `kill -9` mid-upgrade on a fleet host never leaves a job `running` or a host `updating`
-//! (the job ends `interrupted` or is completed from the host's exit-code file); a second
-//! daemon on the same data dir is refused, naming the holder's pid.
+//! (recovery makes the job `interrupted`, then the re-check completes it from the host's
+//! exit-code file); an interrupted rollout does not move until resumed; a second daemon on the
+//! same data dir is refused, naming the holder's pid. No sleeps or durations: what must not
+//! happen is shown by an ordering (events up to a later job's end), seq comes from the store.
 
 use std::path::Path;
 use std::process::Command;
