@@ -205,9 +205,7 @@ pub fn binary_dir(config: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
 /// lives on, unlike an in-process daemon).
 pub fn stop_gracefully(daemon: &mut DaemonProcess) {
     daemon.signal("TERM");
-    let status = daemon
-        .wait_exit(DEADLINE)
-        .unwrap_or_else(|| panic!("the daemon did not exit on SIGTERM within {DEADLINE:?}"));
+    let status = daemon.wait_exit("the daemon exits on SIGTERM");
     assert!(
         status.success(),
         "exit {status:?}:\n{}",
