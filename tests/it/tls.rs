@@ -9,44 +9,29 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use serde_json::{Value, json};
 use tendhost_tests::daemon::{TestApp, daemon_binary, spawn_app, spawn_app_in};
 use tendhost_tests::tls::{client_with_ca, connect, served_cert};
+use tendhost_tests::wait::{self, WAIT_DEADLINE};
 use tokio_tungstenite::tungstenite::Message;
 
-/// Generous bound for conditions that take seconds (renewal, file reloads).
-const DEADLINE: Duration = Duration::from_secs(120);
-
 const SELF_SIGNED: &str = "[daemon]\nlog_level = \"warn\"\ncheck_on_start = false\n\n[daemon.tls]\nmode = \"self-signed\"\n";
-
-/// Polls `probe` until it answers `Some`, or panics saying `what` did not happen.
-async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what} within {DEADLINE:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 /// The daemon's CA, once `run` has created it.
 async fn daemon_ca(app: &TestApp) -> Vec<u8> {
     let path = app.dir.path().join("data/tls/ca.pem");
-    wait_for("the daemon writes its CA", || {
+    wait::until("the daemon writes its CA", || {
         let path = path.clone();
         async move {
-            let pem = std::fs::read(&path).ok()?;
-            (!pem.is_empty()).then_some(pem)
+            match std::fs::read(&path) {
+                Ok(pem) if !pem.is_empty() => Ok(pem),
+                Ok(_) => Err(format!("{} is empty", path.display())),
+                Err(err) => Err(format!("{}: {err}", path.display())),
+            }
         }
     })
     .await
@@ -54,11 +39,8 @@ async fn daemon_ca(app: &TestApp) -> Vec<u8> {
 
 /// The serial the daemon serves, once it answers TLS handshakes.
 async fn serving_serial(addr: SocketAddr, name: &str, ca: &[u8]) -> String {
-    wait_for("the daemon answers a TLS handshake", || async {
-        served_cert(addr, name, ca)
-            .await
-            .ok()
-            .map(|info| info.serial)
+    wait::until("the daemon answers a TLS handshake", || async {
+        served_cert(addr, name, ca).await.map(|info| info.serial)
     })
     .await
 }
@@ -179,9 +161,13 @@ async fn tls_self_signed_renews_before_expiry_while_a_websocket_stays_open() {
     next_host_added(&mut ws, "before").await;
 
     // 60 s certificates renewed 40 s before their end: a new one about 20 s after the first.
-    let second = wait_for("a renewed certificate is served", || async {
-        let serial = served_cert(app.addr, "localhost", &ca).await.ok()?.serial;
-        (serial != first).then_some(serial)
+    let second = wait::until("a renewed certificate is served", || async {
+        let serial = served_cert(app.addr, "localhost", &ca).await?.serial;
+        if serial == first {
+            Err(format!("still serial {serial}"))
+        } else {
+            Ok(serial)
+        }
     })
     .await;
     let status = get_tls(&client, &app).await;
@@ -211,7 +197,7 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     loop {
-        let frame = tokio::time::timeout(DEADLINE, ws.next())
+        let frame = tokio::time::timeout(WAIT_DEADLINE, ws.next())
             .await
             .unwrap_or_else(|_| panic!("no host_added {host} on the WebSocket"))
             .expect("the WebSocket ended")
@@ -248,8 +234,8 @@ async fn tls_self_signed_ca_is_kept_across_restarts_and_names_changes_reissue() 
     .unwrap();
     let app = spawn_app_in(dir).await;
     assert_eq!(daemon_ca(&app).await, ca);
-    let info = wait_for("the daemon serves for the new names", || async {
-        served_cert(app.addr, "tendhost.test", &ca).await.ok()
+    let info = wait::until("the daemon serves for the new names", || async {
+        served_cert(app.addr, "tendhost.test", &ca).await
     })
     .await;
     assert_ne!(info.serial, serial);
@@ -337,12 +323,13 @@ async fn tls_files_are_reloaded_when_replaced_and_a_broken_pair_is_refused() {
     replace(&cert_path, &cert);
     tokio::time::sleep(Duration::from_millis(700)).await;
     replace(&key_path, &key);
-    let second = wait_for("the replaced pair is served", || async {
-        let serial = served_cert(app.addr, "tendhost.test", &ca)
-            .await
-            .ok()?
-            .serial;
-        (serial != first).then_some(serial)
+    let second = wait::until("the replaced pair is served", || async {
+        let serial = served_cert(app.addr, "tendhost.test", &ca).await?.serial;
+        if serial == first {
+            Err(format!("still serial {serial}"))
+        } else {
+            Ok(serial)
+        }
     })
     .await;
     let status = get_tls(&client, &app).await;
@@ -359,9 +346,13 @@ async fn tls_files_are_reloaded_when_replaced_and_a_broken_pair_is_refused() {
         &cert_path,
         "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n",
     );
-    let status = wait_for("the broken replacement is reported", || async {
+    let status = wait::until("the broken replacement is reported", || async {
         let status = get_tls(&client, &app).await;
-        (!status["last_error"].is_null()).then_some(status)
+        if status["last_error"].is_null() {
+            Err(status.to_string())
+        } else {
+            Ok(status)
+        }
     })
     .await;
     let error = status["last_error"].as_str().unwrap();
@@ -381,12 +372,16 @@ async fn tls_files_are_reloaded_when_replaced_and_a_broken_pair_is_refused() {
     // A key that belongs to another certificate: refused the same way.
     let (good_cert, _) = server_pair(&issuer, &["tendhost.test", "127.0.0.1"]);
     replace(&cert_path, &good_cert);
-    let status = wait_for("the mismatched pair is reported", || async {
+    let status = wait::until("the mismatched pair is reported", || async {
         let status = get_tls(&client, &app).await;
-        status["last_error"]
+        if status["last_error"]
             .as_str()
             .is_some_and(|error| error.contains("does not match"))
-            .then_some(status)
+        {
+            Ok(status)
+        } else {
+            Err(status.to_string())
+        }
     })
     .await;
     assert_eq!(status["serial"], second.as_str());
@@ -409,7 +404,7 @@ async fn tls_files_are_reloaded_when_replaced_and_a_broken_pair_is_refused() {
 #[tokio::test]
 async fn tls_off_answers_plain_http_and_refuses_renew() {
     let app = spawn_app("[daemon]\nlog_level = \"warn\"\n").await;
-    let client = tendhost_tests::http::client();
+    let client = wait::http_client();
     let status = get_tls(&client, &app).await;
     assert_eq!(status["mode"], "off");
     assert!(status["serial"].is_null());
@@ -443,7 +438,7 @@ async fn tls_redirect_http_points_at_the_https_port() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let response = wait_for("the redirect listener answers", || async {
+    let response = wait::until("the redirect listener answers", || async {
         plain
             .get(format!(
                 "http://localhost:{}/hosts?page=2",
@@ -451,7 +446,7 @@ async fn tls_redirect_http_points_at_the_https_port() {
             ))
             .send()
             .await
-            .ok()
+            .map_err(|err| err.to_string())
     })
     .await;
     assert_eq!(response.status(), 308);
@@ -559,12 +554,10 @@ fn tls_ca_command_prints_the_ca_the_daemon_made() {
         daemon.base_url
     );
     let fingerprint_line = daemon
-        .wait_for_log("TLS CA (SHA-256)", Duration::from_secs(60))
+        .wait_for_log("TLS CA (SHA-256)")
         .expect("the CA fingerprint is logged at start");
     daemon.signal("TERM");
-    daemon
-        .wait_exit(Duration::from_secs(30))
-        .expect("daemon exits");
+    daemon.wait_exit("SIGTERM");
 
     let printed = run(&["tls", "ca"]);
     assert!(printed.status.success());

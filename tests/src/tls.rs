@@ -1,6 +1,6 @@
 //! TLS clients for the tests and benches: rustls with the workspace's one provider (ring) and
 //! only the roots a test names. `TENDHOST_CACERT` (a PEM file) adds a CA to the shared HTTP
-//! client (`http::client`), so the suite and the benches can run against an HTTPS daemon.
+//! client (`wait::http_client`), so the suite and the benches can run against an HTTPS daemon.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ pub fn client_with_ca(ca_pem: &[u8]) -> reqwest::Client {
         .unwrap_or_else(|err| panic!("the test CA does not load: {err}"));
     reqwest::Client::builder()
         .tls_backend_preconfigured(config)
+        .timeout(crate::wait::WAIT_DEADLINE)
         .build()
         .expect("build the HTTPS client")
 }

@@ -3,7 +3,7 @@
 //! `needs-restarting -r`, and what an upgrade log says about failed scriptlets. Pure.
 
 use crate::parse::ParseError;
-use crate::parse::job::Installed;
+use crate::parse::installed::Installed;
 use crate::types::{PendingUpdate, RebootState};
 
 /// One line of `dnf check-update`: a package with a newer version available.
@@ -242,7 +242,7 @@ mod tests {
         Available, Nevra, failed_scriptlets, parse_check_update, parse_needs_restarting,
         parse_nevra, parse_updateinfo_security, parse_versionlock, pending_updates,
     };
-    use crate::parse::job::{Installed, parse_installed};
+    use crate::parse::installed::{Installed, parse_installed};
     use crate::parse::{capture, capture_with_exit};
     use crate::types::RebootState;
 

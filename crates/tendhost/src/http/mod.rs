@@ -35,6 +35,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, HostDefaults};
 use crate::http::error::{ApiError, method_not_allowed, not_found_route};
+use crate::persist::Records;
 
 /// State shared by every handler.
 #[derive(Clone)]
@@ -50,7 +51,7 @@ struct Inner {
     /// WebSocket keepalive.
     ws: ws::WsSettings,
     /// Durable state (jobs of earlier runs, runtime hosts, the event log).
-    store: Option<tendhost_store::Store>,
+    records: Option<Records>,
     /// The certificate service when TLS is on.
     tls: Option<tendhost_tls::Tls>,
 }
@@ -60,11 +61,11 @@ impl AppState {
         config: &Config,
         fleet: Fleet,
         shutdown: watch::Receiver<bool>,
-        store: Option<tendhost_store::Store>,
+        records: Option<Records>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                store,
+                records,
                 fleet,
                 defaults: config.defaults.clone(),
                 shutdown,
@@ -98,8 +99,8 @@ impl AppState {
     }
 
     /// The state database, when the daemon has one.
-    pub fn store(&self) -> Option<&tendhost_store::Store> {
-        self.inner.store.as_ref()
+    pub fn records(&self) -> Option<&Records> {
+        self.inner.records.as_ref()
     }
 
     /// `[defaults]`, applied to hosts registered through the API.
