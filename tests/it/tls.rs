@@ -174,7 +174,12 @@ async fn tls_self_signed_renews_before_expiry_while_a_websocket_stays_open() {
     assert_ne!(status["serial"], first.as_str());
     assert!(status["last_error"].is_null(), "{status}");
 
-    // The WebSocket opened before is still up and still gets events.
+    // The WebSocket opened before is still up: it gets the renewal's own event, then others.
+    let renewed = next_event(&mut ws, "certificate_renewed", |event| {
+        event["serial"] == second.as_str()
+    })
+    .await;
+    assert!(renewed["not_after"].is_string(), "{renewed}");
     add_host(&client, &app, "after").await;
     next_host_added(&mut ws, "after").await;
     assert_ne!(second, first);
@@ -196,17 +201,31 @@ async fn next_host_added<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>, host
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    next_event(ws, "host_added", |event| event["host"] == host).await;
+}
+
+/// Reads the stream until an event of `type_name` that `wanted` accepts (others pass by).
+async fn next_event<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+    type_name: &str,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut seen = Vec::new();
     loop {
         let frame = tokio::time::timeout(WAIT_DEADLINE, ws.next())
             .await
-            .unwrap_or_else(|_| panic!("no host_added {host} on the WebSocket"))
+            .unwrap_or_else(|_| panic!("no matching {type_name} on the WebSocket; seen: {seen:?}"))
             .expect("the WebSocket ended")
             .expect("WebSocket error");
         if let Message::Text(text) = frame {
             let event: Value = serde_json::from_str(text.as_str()).unwrap();
-            if event["type"] == "host_added" && event["host"] == host {
-                return;
+            if event["type"] == type_name && wanted(&event) {
+                return event;
             }
+            seen.push(event);
         }
     }
 }
@@ -338,6 +357,10 @@ async fn tls_files_are_reloaded_when_replaced_and_a_broken_pair_is_refused() {
         status["last_error"].is_null(),
         "a pair replaced file by file is no error: {status}"
     );
+    next_event(&mut ws, "certificate_renewed", |event| {
+        event["serial"] == second.as_str()
+    })
+    .await;
     add_host(&client, &app, "after-reload").await;
     next_host_added(&mut ws, "after-reload").await;
 
@@ -360,6 +383,9 @@ async fn tls_files_are_reloaded_when_replaced_and_a_broken_pair_is_refused() {
         error.starts_with(&cert_path.display().to_string()),
         "{error}"
     );
+    let failed = next_event(&mut ws, "certificate_reload_failed", |_| true).await;
+    assert_eq!(failed["path"], cert_path.display().to_string().as_str());
+    assert_eq!(failed["error"], error);
     assert_eq!(status["serial"], second.as_str());
     assert_eq!(
         served_cert(app.addr, "tendhost.test", &ca)

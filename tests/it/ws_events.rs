@@ -174,7 +174,9 @@ fn host_of(event: &EventMessage) -> Option<&str> {
         EventPayload::RolloutStarted { .. }
         | EventPayload::BatchStarted { .. }
         | EventPayload::BatchFinished { .. }
-        | EventPayload::RolloutFinished { .. } => None,
+        | EventPayload::RolloutFinished { .. }
+        | EventPayload::CertificateRenewed { .. }
+        | EventPayload::CertificateReloadFailed { .. } => None,
     }
 }
 

@@ -107,6 +107,22 @@ pub enum EventPayload {
     HostAdded { host: String },
     /// A host was removed (through the API).
     HostRemoved { host: String },
+    /// The daemon serves a new TLS certificate: renewed (`self-signed`) or replaced files
+    /// loaded (`files`).
+    CertificateRenewed {
+        /// Serial number, upper-case hex.
+        serial: String,
+        /// End of the new certificate's validity (RFC 3339, UTC).
+        #[schema(format = DateTime)]
+        not_after: String,
+    },
+    /// A replacement certificate or key was refused; the old pair keeps serving.
+    CertificateReloadFailed {
+        /// The file at fault.
+        path: String,
+        /// Why it was refused.
+        error: String,
+    },
 }
 
 /// A message about the stream itself (carries no `seq`).

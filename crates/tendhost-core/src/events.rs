@@ -95,6 +95,16 @@ pub enum EventKind {
     HostRemoved {
         host: String,
     },
+    /// The daemon serves a new TLS certificate (renewed, or new files loaded).
+    CertificateRenewed {
+        serial: String,
+        not_after: Timestamp,
+    },
+    /// A replacement TLS certificate was refused; the old one keeps serving.
+    CertificateReloadFailed {
+        path: String,
+        error: String,
+    },
 }
 
 impl EventKind {
@@ -114,6 +124,8 @@ impl EventKind {
             EventKind::RolloutFinished { .. } => "rollout_finished",
             EventKind::HostAdded { .. } => "host_added",
             EventKind::HostRemoved { .. } => "host_removed",
+            EventKind::CertificateRenewed { .. } => "certificate_renewed",
+            EventKind::CertificateReloadFailed { .. } => "certificate_reload_failed",
         }
     }
 
@@ -132,13 +144,15 @@ impl EventKind {
             EventKind::RolloutStarted { .. }
             | EventKind::BatchStarted { .. }
             | EventKind::BatchFinished { .. }
-            | EventKind::RolloutFinished { .. } => None,
+            | EventKind::RolloutFinished { .. }
+            | EventKind::CertificateRenewed { .. }
+            | EventKind::CertificateReloadFailed { .. } => None,
         }
     }
 }
 
 /// All event type wire names (for validating `?types=`).
-pub const EVENT_TYPES: [&str; 13] = [
+pub const EVENT_TYPES: [&str; 15] = [
     "host_state_changed",
     "job_started",
     "job_output",
@@ -152,6 +166,8 @@ pub const EVENT_TYPES: [&str; 13] = [
     "rollout_finished",
     "host_added",
     "host_removed",
+    "certificate_renewed",
+    "certificate_reload_failed",
 ];
 
 /// Durable path for events: takes each published event, stores it, and hands it back with

@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::context::{FleetContext, Persistence};
-use crate::events::{EventBus, EventTransport};
+use crate::events::{EventBus, EventKind, EventTransport};
 #[cfg(feature = "testing")]
 use crate::host::Panic;
 use crate::host::{Acknowledge, HostEntry, HostShared, StartJob};
@@ -208,6 +208,19 @@ impl Fleet {
 
     pub fn events(&self) -> &EventBus {
         &self.ctx.bus
+    }
+
+    /// Publishes an event about the daemon itself (its TLS certificate), which the core's
+    /// actors know nothing of. Host, job and rollout events come only from the core; one of
+    /// those handed in here is refused and returned.
+    pub fn announce(&self, kind: EventKind) -> Result<(), EventKind> {
+        match kind {
+            EventKind::CertificateRenewed { .. } | EventKind::CertificateReloadFailed { .. } => {
+                self.ctx.bus.publish(kind);
+                Ok(())
+            }
+            other => Err(other),
+        }
     }
 
     pub async fn hosts(&self) -> Vec<HostSnapshot> {

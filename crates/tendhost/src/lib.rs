@@ -139,7 +139,7 @@ pub async fn run(
     if let Some(tls) = &tls {
         state = state.with_tls(tls.clone());
     }
-    let tls_forward = tokio::spawn(forward_tls_events(tls_events));
+    let tls_forward = tokio::spawn(forward_tls_events(tls_events, fleet.clone()));
     let redirect = match (config.daemon.tls.redirect_http, &tls) {
         (Some(redirect_addr), Some(_)) => Some(
             http::redirect::spawn(redirect_addr, addr.port(), stop_rx.clone())
@@ -266,11 +266,31 @@ pub fn tls_ca_pem(config: &Config) -> Result<String, String> {
     })
 }
 
-/// Hands the certificate service's events on (logged by `tendhost-tls` itself).
+/// Publishes the certificate service's events on the event bus (`certificate_renewed`,
+/// `certificate_reload_failed`).
 async fn forward_tls_events(
     mut events: tokio::sync::mpsc::UnboundedReceiver<tendhost_tls::TlsEvent>,
+    fleet: Fleet,
 ) {
+    use tendhost_core::events::EventKind;
     while let Some(event) = events.recv().await {
-        tracing::debug!(?event, "tls event");
+        let kind = match event {
+            tendhost_tls::TlsEvent::Renewed { serial, not_after } => {
+                EventKind::CertificateRenewed {
+                    serial,
+                    not_after: jiff::Timestamp::try_from(not_after)
+                        .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+                }
+            }
+            tendhost_tls::TlsEvent::ReloadFailed { path, error } => {
+                EventKind::CertificateReloadFailed {
+                    path: path.display().to_string(),
+                    error,
+                }
+            }
+        };
+        if let Err(kind) = fleet.announce(kind) {
+            tracing::error!(?kind, "not a daemon event; not published");
+        }
     }
 }

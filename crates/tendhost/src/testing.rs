@@ -64,5 +64,13 @@ pub fn one_of_each() -> Vec<EventKind> {
         },
         EventKind::HostAdded { host: host() },
         EventKind::HostRemoved { host: host() },
+        EventKind::CertificateRenewed {
+            serial: "3A0F9C21D4E5B6A7".to_owned(),
+            not_after: jiff::Timestamp::from_millisecond(1_767_225_600_123).unwrap(),
+        },
+        EventKind::CertificateReloadFailed {
+            path: "/etc/tendhost/cert.pem".to_owned(),
+            error: "no CERTIFICATE block in the file".to_owned(),
+        },
     ]
 }

@@ -103,6 +103,13 @@ fn payload(kind: &EventKind) -> EventPayload {
         }
         EventKind::HostAdded { host } => EventPayload::HostAdded { host },
         EventKind::HostRemoved { host } => EventPayload::HostRemoved { host },
+        EventKind::CertificateRenewed { serial, not_after } => EventPayload::CertificateRenewed {
+            serial,
+            not_after: time(not_after),
+        },
+        EventKind::CertificateReloadFailed { path, error } => {
+            EventPayload::CertificateReloadFailed { path, error }
+        }
     }
 }
 

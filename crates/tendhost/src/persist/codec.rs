@@ -203,6 +203,31 @@ enum StoredEvent {
     HostRemoved {
         host: String,
     },
+    CertificateRenewed {
+        serial: String,
+        #[serde(with = "by_time")]
+        not_after: Timestamp,
+    },
+    CertificateReloadFailed {
+        path: String,
+        error: String,
+    },
+}
+
+/// `#[serde(with = "by_time")]`: a time as RFC 3339 text with milliseconds.
+mod by_time {
+    use jiff::Timestamp;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(time: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&super::time_text(*time))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        super::time_of(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {text:?}")))
+    }
 }
 
 /// The `body` column of an event: its fields without `type`.
