@@ -206,7 +206,8 @@ async fn claims_retention_prunes_old_jobs_and_events_and_seq_never_goes_back() {
         Some(&(top_seq + 1)),
         "the first event after pruning reuses no seq: {seqs:?}"
     );
-    let resp = reqwest::Client::new()
+    let resp = app
+        .client
         .delete(app.url("/hosts/after-prune"))
         .send()
         .await

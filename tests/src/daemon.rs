@@ -44,6 +44,7 @@ pub async fn spawn_app(config_text: &str) -> TestApp {
 /// Starts the daemon in-process again on `dir` (from [`TestApp::into_dir`]): same config file,
 /// same data dir, a new port.
 pub async fn spawn_app_in(dir: TempDir) -> TestApp {
+    crate::tls::install_provider();
     let path = dir.path().join("tendhost.toml");
     let data_dir = dir.path().join("data");
     let env = move |var: &str| match var {
@@ -165,6 +166,7 @@ impl DaemonProcess {
     /// `data_dir` from `TENDHOST_DATA_DIR`, and waits (at most [`WAIT_DEADLINE`]) for its
     /// "listening" line.
     pub fn start(config_path: &Path, data_dir: &Path) -> DaemonProcess {
+        crate::tls::install_provider();
         let mut child = Command::new(daemon_binary())
             .arg("--config")
             .arg(config_path)

@@ -11,6 +11,13 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+/// Makes ring the process's default rustls provider, so that even a client built without the
+/// harness (`reqwest::Client::new()`) has one; called by the harness's entry points. The
+/// workspace builds no other provider, so nothing else could be installed.
+pub fn install_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A reqwest client whose only root is `ca_pem`.
 pub fn client_with_ca(ca_pem: &[u8]) -> reqwest::Client {
     let config = tendhost_tls::client_config(ca_pem)
@@ -24,6 +31,7 @@ pub fn client_with_ca(ca_pem: &[u8]) -> reqwest::Client {
 
 /// The roots the shared client trusts: the CA in `TENDHOST_CACERT`, else none (plain HTTP only).
 pub(crate) fn default_client_config() -> rustls::ClientConfig {
+    install_provider();
     match std::env::var_os("TENDHOST_CACERT") {
         Some(path) => {
             let pem = std::fs::read(&path).unwrap_or_else(|err| {
