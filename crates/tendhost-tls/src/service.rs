@@ -112,7 +112,10 @@ impl Tls {
             Mode::Files {
                 cert_path,
                 key_path,
-            } => (load_pair(cert_path, key_path, &provider)?, None, None),
+            } => {
+                warn_if_readable_by_others(key_path);
+                (load_pair(cert_path, key_path, &provider)?, None, None)
+            }
             Mode::SelfSigned(settings) => {
                 let (ca, loaded) = start_self_signed(settings, &provider)?;
                 let next = renewal_due(&loaded.info, settings);
@@ -283,11 +286,14 @@ fn start_self_signed(
         if !same_ca {
             tracing::info!("the stored server certificate is not from this CA; issuing a new one");
         }
-        let fresh = SystemTime::now() < renewal_due(&loaded.info, settings);
+        let now = SystemTime::now();
+        let fresh = now < renewal_due(&loaded.info, settings);
+        // A certificate that outlives the configured lifetime (it was shortened) is replaced.
+        let within_lifetime = loaded.info.not_after <= now + settings.lifetime;
         if !same_names {
             tracing::info!(old = ?loaded.info.sans, new = ?wanted, "tls.names changed; issuing a new server certificate");
         }
-        same_names && same_ca && fresh
+        same_names && same_ca && fresh && within_lifetime
     });
     let loaded = match reuse {
         Some(loaded) => loaded,
@@ -368,6 +374,21 @@ async fn renew_on_time(inner: std::sync::Weak<Inner>) {
             tokio::time::sleep(retry).await;
             retry = (retry * 2).min(RETRY_MAX);
         }
+    }
+}
+
+/// A key file placed by another tool is left as it is, but one that others can read is worth
+/// a warning.
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format!("{:o}", meta.permissions().mode() & 0o777),
+            "the TLS key file is readable by other users; make it 0600"
+        );
     }
 }
 
@@ -505,7 +526,19 @@ mod tests {
         // A new CA (old one removed): the stored leaf is not its own, so a new one is issued.
         std::fs::remove_file(settings.dir.join("ca.key")).unwrap();
         std::fs::remove_file(settings.dir.join("ca.pem")).unwrap();
-        let tls = Tls::start(Mode::SelfSigned(settings), |_| {}).unwrap();
-        assert_ne!(tls.status().cert.serial, after.cert.serial);
+        let tls = Tls::start(Mode::SelfSigned(settings.clone()), |_| {}).unwrap();
+        let from_new_ca = tls.status();
+        assert_ne!(from_new_ca.cert.serial, after.cert.serial);
+        drop(tls);
+        // A shorter lifetime than the stored certificate has left: reissued too.
+        let shorter = SelfSigned {
+            lifetime: Duration::from_secs(600),
+            renew_before: Duration::from_secs(200),
+            ..settings
+        };
+        let tls = Tls::start(Mode::SelfSigned(shorter), |_| {}).unwrap();
+        let status = tls.status();
+        assert_ne!(status.cert.serial, from_new_ca.cert.serial);
+        assert!(status.cert.not_after <= SystemTime::now() + Duration::from_secs(600));
     }
 }
