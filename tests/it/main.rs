@@ -5,6 +5,7 @@ mod actors;
 mod api_errors;
 mod api_flows;
 mod api_support;
+mod auth;
 mod daemon_basics;
 mod docs_ui;
 mod durability;

@@ -347,7 +347,7 @@ fn auth_and_tls_are_checked() {
             "[daemon.auth]\ntokens = [{{ name = \"ci\", token_hash = \"{hash}\", role = \"root\" }}]\n"
         ),
         2,
-        109,
+        121,
         "unknown role \"root\"",
     );
     check_err(
@@ -390,7 +390,7 @@ fn auth_can_be_off_only_on_a_loopback_bind() {
     check_err(
         "[daemon]\ntrusted_proxies = [\"10.0.0.1\", \"proxy\"]\n",
         2,
-        33,
+        32,
         "trusted_proxies entries must be IP addresses",
     );
 }
