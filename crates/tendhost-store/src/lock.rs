@@ -1,14 +1,11 @@
-//! The data directory's OS lock: an exclusive `flock` on `data_dir/tendhost.lock`, holding the
-//! owner's pid as text so a refused second daemon can name it. The kernel drops the lock when
-//! the holder exits, even on `kill -9`, so a stale pid in the file never blocks a start. Nothing
-//! about the database lives here.
+//! The data directory's OS lock: an exclusive `File::try_lock` (an `flock` on Linux) on
+//! `data_dir/tendhost.lock`, holding the owner's pid as text so a refused second daemon can name
+//! it. The kernel drops the lock when the holder exits, even on `kill -9`, so a stale pid in the
+//! file never blocks a start. Nothing about the database lives here.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
-
-use rustix::fs::{FlockOperation, flock};
-use rustix::io::Errno;
 
 use crate::error::{Result, StoreError};
 
@@ -38,9 +35,9 @@ impl DataDirLock {
             .truncate(false)
             .open(&path)
             .map_err(data_dir_error)?;
-        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        match file.try_lock() {
             Ok(()) => {}
-            Err(errno) if errno == Errno::WOULDBLOCK => {
+            Err(TryLockError::WouldBlock) => {
                 let mut text = String::new();
                 // The holder may not have written its pid yet: then the pid is unknown.
                 let pid = file
@@ -52,7 +49,7 @@ impl DataDirLock {
                     pid,
                 });
             }
-            Err(errno) => return Err(data_dir_error(errno.into())),
+            Err(TryLockError::Error(source)) => return Err(data_dir_error(source)),
         }
         file.set_len(0).map_err(data_dir_error)?;
         file.rewind().map_err(data_dir_error)?;

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod host_rules;
 pub mod http;
 pub mod persist;
 pub mod telemetry;

@@ -8,18 +8,19 @@
 mod raw;
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tendhost_core::spec::{
     AptUpgrade, DockerSettings, HostOrigin, HostPolicy, HostSpec, HostTarget, KnownHostsPolicy,
-    MaintenanceWindow, PinnedManager, Timing, UpdatePolicy, Weekday, is_valid_host_name,
+    MaintenanceWindow, Timing, UpdatePolicy,
 };
 use toml::Spanned;
 
 use crate::config::raw::{RawConfig, RawDefaults, RawHost, RawWindow};
+use crate::host_rules::{self, Field, RuleError};
 
 /// The example configuration, shipped in the binary (`tendhost default-config`).
 pub const EXAMPLE: &str = include_str!("../../../../tendhost.toml.example");
@@ -339,8 +340,13 @@ impl Validator<'_> {
             self.int_in_range(value, 1, 1_000_000, "event_channel")
                 .unwrap_or(4_096)
         });
-        let ws_ping_interval =
-            self.duration(raw.ws_ping_interval.as_ref(), Duration::from_secs(20));
+        let ws_ping_interval = match &raw.ws_ping_interval {
+            None => Duration::from_secs(20),
+            Some(value) => host_rules::duration_reason(value.get_ref()).unwrap_or_else(|reason| {
+                self.error(&value.span(), format!("ws_ping_interval {reason}"));
+                Duration::from_secs(20)
+            }),
+        };
 
         let tls = self.tls(raw.tls);
         let auth = self.auth(raw.auth, bind);
@@ -362,14 +368,19 @@ impl Validator<'_> {
         }
     }
 
-    fn tls(&mut self, raw: raw::RawTls) -> TlsConfig {
+    fn tls(&mut self, raw: Option<Spanned<raw::RawTls>>) -> TlsConfig {
+        let Some(raw) = raw else {
+            return TlsConfig::default();
+        };
+        let table = raw.span();
+        let raw = raw.into_inner();
         let cert_path = raw.cert_path.map(|p| self.expand_path(p.get_ref()));
         let key_path = raw.key_path.map(|p| self.expand_path(p.get_ref()));
         if raw.enabled && (cert_path.is_none() || key_path.is_none()) {
-            self.diagnostics.push(Diagnostic {
-                location: self.location_of_table("[daemon.tls]"),
-                message: "TLS is enabled but cert_path and key_path are not both set".to_owned(),
-            });
+            self.error(
+                &table,
+                "TLS is enabled but cert_path and key_path are not both set".to_owned(),
+            );
         }
         TlsConfig {
             enabled: raw.enabled,
@@ -378,7 +389,11 @@ impl Validator<'_> {
         }
     }
 
-    fn auth(&mut self, raw: raw::RawAuth, bind: SocketAddr) -> AuthConfig {
+    fn auth(&mut self, raw: Option<Spanned<raw::RawAuth>>, bind: SocketAddr) -> AuthConfig {
+        let Some(raw) = raw else {
+            return AuthConfig::default();
+        };
+        let raw = raw.into_inner();
         let mut tokens: Vec<tendhost_auth::TokenEntry> = Vec::new();
         let mut seen: HashMap<String, usize> = HashMap::new();
         for token in raw.tokens {
@@ -462,21 +477,17 @@ impl Validator<'_> {
 
     fn defaults(&mut self, raw: &RawDefaults) -> HostDefaults {
         let base = HostDefaults::default();
-        let timing = Timing {
-            connect_timeout: self
-                .duration(raw.connect_timeout.as_ref(), base.timing.connect_timeout),
-            command_timeout: self
-                .duration(raw.command_timeout.as_ref(), base.timing.command_timeout),
-            check_interval: self.duration(raw.check_interval.as_ref(), base.timing.check_interval),
-            ssh_idle_timeout: self
-                .duration(raw.ssh_idle_timeout.as_ref(), base.timing.ssh_idle_timeout),
-            reconnect_window: self
-                .duration(raw.reconnect_window.as_ref(), base.timing.reconnect_window),
-            dpkg_lock_timeout: self.duration(
+        let timing = self.timing(
+            [
+                raw.connect_timeout.as_ref(),
+                raw.command_timeout.as_ref(),
+                raw.check_interval.as_ref(),
+                raw.ssh_idle_timeout.as_ref(),
+                raw.reconnect_window.as_ref(),
                 raw.dpkg_lock_timeout.as_ref(),
-                base.timing.dpkg_lock_timeout,
-            ),
-        };
+            ],
+            base.timing,
+        );
         HostDefaults {
             user: raw.user.as_ref().map_or(base.user, |user| self.user(user)),
             ssh_key: raw.ssh_key.as_ref().and_then(|key| self.ssh_key(key)),
@@ -496,15 +507,7 @@ impl Validator<'_> {
         for raw in raw_hosts {
             let name_span = raw.name.span();
             let name = raw.name.get_ref().clone();
-            if !is_valid_host_name(&name) {
-                self.error(
-                    &name_span,
-                    format!(
-                        "host name {name:?} is invalid: use 1 to 64 characters from \
-                         A-Z a-z 0-9 . _ -"
-                    ),
-                );
-            }
+            self.rule(&name_span, host_rules::host_name(&name));
             if let Some(first_line) = seen.get(&name) {
                 self.error(
                     &name_span,
@@ -531,8 +534,8 @@ impl Validator<'_> {
                          not {addr:?}"
                     ),
                 );
-            } else if let Err(message) = check_addr(&addr) {
-                self.error(&raw.addr.span(), message);
+            } else {
+                self.rule(&raw.addr.span(), host_rules::addr(&addr));
             }
             let port = raw
                 .port
@@ -540,59 +543,31 @@ impl Validator<'_> {
                 .map_or(defaults.port, |port| self.port(port));
             HostTarget::Ssh { addr, port }
         };
-        let base = defaults.timing;
-        let timing = Timing {
-            connect_timeout: self.duration(raw.connect_timeout.as_ref(), base.connect_timeout),
-            command_timeout: self.duration(raw.command_timeout.as_ref(), base.command_timeout),
-            check_interval: self.duration(raw.check_interval.as_ref(), base.check_interval),
-            ssh_idle_timeout: self.duration(raw.ssh_idle_timeout.as_ref(), base.ssh_idle_timeout),
-            reconnect_window: self.duration(raw.reconnect_window.as_ref(), base.reconnect_window),
-            dpkg_lock_timeout: self
-                .duration(raw.dpkg_lock_timeout.as_ref(), base.dpkg_lock_timeout),
-        };
+        let timing = self.timing(
+            [
+                raw.connect_timeout.as_ref(),
+                raw.command_timeout.as_ref(),
+                raw.check_interval.as_ref(),
+                raw.ssh_idle_timeout.as_ref(),
+                raw.reconnect_window.as_ref(),
+                raw.dpkg_lock_timeout.as_ref(),
+            ],
+            defaults.timing,
+        );
         let tags = raw
             .tags
             .iter()
             .map(|tag| {
-                if !is_valid_host_name(tag.get_ref()) {
-                    self.error(
-                        &tag.span(),
-                        format!(
-                            "tag {:?} is invalid: use 1 to 64 characters from A-Z a-z 0-9 . _ -",
-                            tag.get_ref()
-                        ),
-                    );
-                }
+                self.rule(&tag.span(), host_rules::tag(tag.get_ref()));
                 tag.get_ref().clone()
             })
             .collect();
         let reboot_command = raw.reboot_command.as_ref().map(|argv| {
-            if argv.get_ref().first().is_none_or(String::is_empty) {
-                self.error(
-                    &argv.span(),
-                    "reboot_command must be a non-empty argv array, e.g. [\"systemctl\", \"reboot\"]"
-                        .to_owned(),
-                );
-            }
+            self.rule(&argv.span(), host_rules::reboot_command(argv.get_ref()));
             argv.get_ref().clone()
         });
         let package_manager =
-            raw.package_manager
-                .as_ref()
-                .and_then(|pm| match pm.get_ref().as_str() {
-                    "apt" => Some(PinnedManager::Apt),
-                    "dnf" => Some(PinnedManager::Dnf),
-                    "yum" => Some(PinnedManager::Yum),
-                    other => {
-                        self.error(
-                            &pm.span(),
-                            format!(
-                                "package_manager must be \"apt\", \"dnf\" or \"yum\", not {other:?}"
-                            ),
-                        );
-                        None
-                    }
-                });
+            self.checked(raw.package_manager.as_ref(), host_rules::package_manager);
         HostSpec {
             name,
             target,
@@ -628,40 +603,12 @@ impl Validator<'_> {
     }
 
     fn policy(&mut self, raw: &raw::RawPolicy) -> HostPolicy {
-        let updates = raw
-            .updates
-            .as_ref()
-            .map_or(UpdatePolicy::Allowed, |updates| {
-                match updates.get_ref().as_str() {
-                    "allowed" => UpdatePolicy::Allowed,
-                    "check-only" => UpdatePolicy::CheckOnly,
-                    other => {
-                        self.error(
-                            &updates.span(),
-                            format!("updates must be \"allowed\" or \"check-only\", not {other:?}"),
-                        );
-                        UpdatePolicy::Allowed
-                    }
-                }
-            });
-        let apt_upgrade =
-            raw.apt_upgrade
-                .as_ref()
-                .map_or(AptUpgrade::DistUpgrade, |mode| {
-                    match mode.get_ref().as_str() {
-                        "dist-upgrade" => AptUpgrade::DistUpgrade,
-                        "upgrade" => AptUpgrade::Upgrade,
-                        other => {
-                            self.error(
-                        &mode.span(),
-                        format!(
-                            "apt_upgrade must be \"dist-upgrade\" or \"upgrade\", not {other:?}"
-                        ),
-                    );
-                            AptUpgrade::DistUpgrade
-                        }
-                    }
-                });
+        let updates = self
+            .checked(raw.updates.as_ref(), host_rules::updates)
+            .unwrap_or(UpdatePolicy::Allowed);
+        let apt_upgrade = self
+            .checked(raw.apt_upgrade.as_ref(), host_rules::apt_upgrade)
+            .unwrap_or(AptUpgrade::DistUpgrade);
         HostPolicy {
             updates,
             auto_reboot: raw.auto_reboot,
@@ -676,34 +623,17 @@ impl Validator<'_> {
 
     fn window(&mut self, window: &Spanned<RawWindow>) -> Option<MaintenanceWindow> {
         let raw = window.get_ref();
-        let mut hhmm = |value: &Spanned<String>, field: &str| {
-            let parsed = MaintenanceWindow::parse_hhmm(value.get_ref());
-            if parsed.is_none() {
-                self.error(
-                    &value.span(),
-                    format!(
-                        "maintenance_window.{field} {:?} is not a time: use \"HH:MM\" (24-hour)",
-                        value.get_ref()
-                    ),
-                );
-            }
-            parsed
-        };
-        let start = hhmm(&raw.start, "start");
-        let end = hhmm(&raw.end, "end");
-        let mut days = Vec::new();
-        for day in &raw.days {
-            match Weekday::parse(day.get_ref()) {
-                Some(day) => days.push(day),
-                None => self.error(
-                    &day.span(),
-                    format!(
-                        "maintenance_window day {:?} is not one of mon, tue, wed, thu, fri, sat, sun",
-                        day.get_ref()
-                    ),
-                ),
-            }
-        }
+        let start = self.checked(Some(&raw.start), |value| {
+            host_rules::window_time(Field::WindowStart, value)
+        });
+        let end = self.checked(Some(&raw.end), |value| {
+            host_rules::window_time(Field::WindowEnd, value)
+        });
+        let days = raw
+            .days
+            .iter()
+            .filter_map(|day| self.checked(Some(day), host_rules::window_day))
+            .collect();
         Some(MaintenanceWindow {
             start_minute: start?,
             end_minute: end?,
@@ -718,14 +648,8 @@ impl Validator<'_> {
     ) -> BTreeMap<String, Vec<String>> {
         let mut groups = BTreeMap::new();
         for (name, members) in raw {
-            if !is_valid_host_name(name.get_ref()) {
-                self.error(
-                    &name.span(),
-                    format!(
-                        "group name {:?} is invalid: use 1 to 64 characters from A-Z a-z 0-9 . _ -",
-                        name.get_ref()
-                    ),
-                );
+            if let Some(reason) = host_rules::name_problem(name.get_ref()) {
+                self.error(&name.span(), format!("group name {reason}"));
             }
             let mut list = Vec::with_capacity(members.len());
             for member in members {
@@ -747,69 +671,77 @@ impl Validator<'_> {
     }
 
     fn user(&mut self, user: &Spanned<String>) -> String {
-        if let Err(message) = check_user(user.get_ref()) {
-            self.error(&user.span(), message);
-        }
+        self.rule(&user.span(), host_rules::user(user.get_ref()));
         user.get_ref().clone()
     }
 
     fn ssh_key(&mut self, key: &Spanned<String>) -> Option<PathBuf> {
         let path = self.expand_path(key.get_ref());
-        if path.is_file() {
-            Some(path)
-        } else {
-            self.error(
-                &key.span(),
-                format!("ssh_key {} does not exist or is not a file", path.display()),
-            );
-            None
-        }
+        self.rule(&key.span(), host_rules::ssh_key(&path))
+            .map(|()| path)
     }
 
     fn port(&mut self, port: &Spanned<i64>) -> u16 {
-        self.int_in_range(port, 1, 65_535, "port")
-            .and_then(|port| u16::try_from(port).ok())
+        self.rule(&port.span(), host_rules::port(*port.get_ref()))
             .unwrap_or(22)
     }
 
     fn known_hosts(&mut self, policy: &Spanned<String>) -> KnownHostsPolicy {
-        match policy.get_ref().as_str() {
-            "strict" => KnownHostsPolicy::Strict,
-            "accept-new" => KnownHostsPolicy::AcceptNew,
-            other => {
-                self.error(
-                    &policy.span(),
-                    format!("known_hosts must be \"strict\" or \"accept-new\", not {other:?}"),
-                );
-                KnownHostsPolicy::Strict
-            }
+        self.checked(Some(policy), host_rules::known_hosts)
+            .unwrap_or(KnownHostsPolicy::Strict)
+    }
+
+    /// The six timing settings, in `Timing`'s order; each left out or refused keeps `base`'s.
+    fn timing(&mut self, values: [Option<&Spanned<String>>; 6], base: Timing) -> Timing {
+        let [
+            connect_timeout,
+            command_timeout,
+            check_interval,
+            ssh_idle_timeout,
+            reconnect_window,
+            dpkg_lock_timeout,
+        ] = values;
+        let mut duration = |field: Field, value: Option<&Spanned<String>>, default: Duration| {
+            self.checked(value, |value| host_rules::duration(field, value))
+                .unwrap_or(default)
+        };
+        Timing {
+            connect_timeout: duration(Field::ConnectTimeout, connect_timeout, base.connect_timeout),
+            command_timeout: duration(Field::CommandTimeout, command_timeout, base.command_timeout),
+            check_interval: duration(Field::CheckInterval, check_interval, base.check_interval),
+            ssh_idle_timeout: duration(
+                Field::SshIdleTimeout,
+                ssh_idle_timeout,
+                base.ssh_idle_timeout,
+            ),
+            reconnect_window: duration(
+                Field::ReconnectWindow,
+                reconnect_window,
+                base.reconnect_window,
+            ),
+            dpkg_lock_timeout: duration(
+                Field::DpkgLockTimeout,
+                dpkg_lock_timeout,
+                base.dpkg_lock_timeout,
+            ),
         }
     }
 
-    fn duration(&mut self, value: Option<&Spanned<String>>, default: Duration) -> Duration {
-        let Some(value) = value else {
-            return default;
-        };
-        match humantime::parse_duration(value.get_ref()) {
-            Ok(duration) if duration.is_zero() => {
-                self.error(
-                    &value.span(),
-                    "duration must be greater than zero".to_owned(),
-                );
-                default
-            }
-            Ok(duration) => duration,
-            Err(err) => {
-                self.error(
-                    &value.span(),
-                    format!(
-                        "{:?} is not a duration ({err}); write e.g. \"30s\", \"5m\", \"1h 30m\"",
-                        value.get_ref()
-                    ),
-                );
-                default
-            }
-        }
+    /// A host rule's answer; a refusal is reported at `span` as `{subject} {reason}`.
+    fn rule<T>(&mut self, span: &Range<usize>, result: Result<T, RuleError>) -> Option<T> {
+        result
+            .map_err(|err| self.error(span, format!("{} {}", subject(err.field), err.reason)))
+            .ok()
+    }
+
+    /// A host rule applied to a value that may be left out: `None` when absent or refused.
+    fn checked<T>(
+        &mut self,
+        value: Option<&Spanned<String>>,
+        rule: impl FnOnce(&str) -> Result<T, RuleError>,
+    ) -> Option<T> {
+        let value = value?;
+        self.rule(&value.span(), rule(value.get_ref()))
     }
 
     fn int_in_range(
@@ -833,12 +765,6 @@ impl Validator<'_> {
 
     fn line_of(&self, span: &Range<usize>) -> usize {
         line_col(self.text, span.start).0
-    }
-
-    fn location_of_table(&self, header: &str) -> Location {
-        let offset = self.text.find(header).unwrap_or(0);
-        let (line, col) = line_col(self.text, offset);
-        Location::File { line, col }
     }
 
     /// `~/x` -> `$HOME/x`; relative paths resolve against the config file's directory.
@@ -887,45 +813,29 @@ fn check_log_level(value: &str) -> Result<(), String> {
         })
 }
 
-/// A login name: letters, digits, `.`, `_`, `-`, at most 32, not starting with `-`.
-pub(crate) fn check_user(user: &str) -> Result<(), String> {
-    let valid = !user.is_empty()
-        && user.len() <= 32
-        && user
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-        && !user.starts_with('-');
-    if valid {
-        Ok(())
-    } else {
-        Err(format!(
-            "user {user:?} is not a valid login name (letters, digits, . _ -)"
-        ))
-    }
-}
-
-/// An SSH address: an IP address or a DNS name.
-pub(crate) fn check_addr(addr: &str) -> Result<(), String> {
-    if addr.parse::<IpAddr>().is_ok() {
-        return Ok(());
-    }
-    let valid_name = !addr.is_empty()
-        && addr.len() <= 253
-        && addr.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
-    if valid_name {
-        Ok(())
-    } else {
-        Err(format!(
-            "addr {addr:?} is not an IP address or DNS name (use addr = \"local\" for this machine)"
-        ))
+/// How the config file's messages name a host field: `{subject} {reason}`.
+fn subject(field: Field) -> &'static str {
+    match field {
+        Field::Name => "host name",
+        Field::Addr => "addr",
+        Field::Port => "port",
+        Field::User => "user",
+        Field::SshKey => "ssh_key",
+        Field::KnownHosts => "known_hosts",
+        Field::ConnectTimeout => "connect_timeout",
+        Field::CommandTimeout => "command_timeout",
+        Field::CheckInterval => "check_interval",
+        Field::SshIdleTimeout => "ssh_idle_timeout",
+        Field::ReconnectWindow => "reconnect_window",
+        Field::DpkgLockTimeout => "dpkg_lock_timeout",
+        Field::Tag => "tag",
+        Field::RebootCommand => "reboot_command",
+        Field::PackageManager => "package_manager",
+        Field::Updates => "updates",
+        Field::AptUpgrade => "apt_upgrade",
+        Field::WindowStart => "maintenance_window.start",
+        Field::WindowEnd => "maintenance_window.end",
+        Field::WindowDay => "maintenance_window day",
     }
 }
 

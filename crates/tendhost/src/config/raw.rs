@@ -35,10 +35,10 @@ pub(crate) struct RawDaemon {
     pub ws_ping_interval: Option<Spanned<String>>,
     #[serde(default)]
     pub trusted_proxies: Vec<Spanned<String>>,
-    #[serde(default)]
-    pub tls: RawTls,
-    #[serde(default)]
-    pub auth: RawAuth,
+    /// Spanned so a problem of the whole table points at it, however it is written
+    /// (`[daemon.tls]`, `tls = { ... }`, `tls.enabled = true`).
+    pub tls: Option<Spanned<RawTls>>,
+    pub auth: Option<Spanned<RawAuth>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -377,6 +377,52 @@ fn auth_and_tls_are_checked() {
     );
 }
 
+/// A whole-table problem points at the table however it is written; a header in a comment or
+/// a string is not the table.
+#[test]
+fn table_problems_point_at_the_table_as_written() {
+    let tls = "cert_path and key_path are not both set";
+    // Auth has no whole-table problem any more (no tokens means a bootstrap token); its
+    // loopback rule points at the key, however the table is written.
+    let auth = "daemon.auth.enabled = false is allowed only with a loopback bind";
+    check_err(
+        "[daemon]\nbind = \"127.0.0.1:1\"\n\n[daemon.tls]\nenabled = true\n",
+        4,
+        1,
+        tls,
+    );
+    check_err(
+        "# [daemon.tls] goes below\n[daemon]\nlog_level = \"info\"\n[daemon.tls]\nenabled = true\n",
+        4,
+        1,
+        tls,
+    );
+    check_err(
+        "[daemon]\nlog_level = \"info\"\ntls = { enabled = true }\n",
+        3,
+        7,
+        tls,
+    );
+    check_err(
+        "[daemon]\nbind = \"127.0.0.1:1\"\ntls.enabled = true\n",
+        3,
+        1,
+        tls,
+    );
+    check_err(
+        "[daemon]\nbind = \"0.0.0.0:1\" # not [daemon.auth]\nauth.enabled = false\n",
+        3,
+        16,
+        auth,
+    );
+    check_err(
+        "[daemon]\nbind = \"0.0.0.0:1\"\nauth = { enabled = false, tokens = [] }\n",
+        3,
+        20,
+        auth,
+    );
+}
+
 #[test]
 fn auth_can_be_off_only_on_a_loopback_bind() {
     let config = parse_ok("[daemon]\nbind = \"127.0.0.1:8080\"\n[daemon.auth]\nenabled = false\n");

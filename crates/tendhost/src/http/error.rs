@@ -87,14 +87,12 @@ impl From<JsonRejection> for ApiError {
                 format!("request body is not valid JSON: {}", source_message(&err)),
             ),
             JsonRejection::JsonDataError(err) => {
-                let message = source_message(&err);
-                let field = field_of(&message);
                 let mut error = ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "invalid_value",
-                    format!("invalid request body: {message}"),
+                    format!("invalid request body: {}", source_message(&err)),
                 );
-                if let Some(field) = field {
+                if let Some(field) = field_of(&err) {
                     error = error.with_details(json!({ "field": field }));
                 }
                 error
@@ -118,18 +116,34 @@ fn source_message(err: &dyn std::error::Error) -> String {
     current.to_string()
 }
 
-/// serde_path_to_error-style messages start with `field.path: `; serde's own name the field in
-/// backticks (`missing field `x``, `unknown field `x``).
-fn field_of(message: &str) -> Option<String> {
-    if let Some((path, _)) = message.split_once(": ")
-        && !path.contains(' ')
-        && path != "."
-    {
-        return Some(path.to_owned());
+/// The JSON path of the value a data error is about (`policy.maintenance_window.start`,
+/// `filter.hosts[0]`), from the `serde_path_to_error` error axum's `Json` wraps. A missing field
+/// is named by serde only in its message (`missing field `x``), so that name is appended to the
+/// path of the object it is missing from. A body that is wrong as a whole (`1`, `[]`) has no
+/// field.
+fn field_of(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let path_error = std::iter::successors(Some(err), |err| err.source())
+        .find_map(|err| err.downcast_ref::<serde_path_to_error::Error<serde_json::Error>>())?;
+    let path = path_error.path();
+    // An empty path displays as ".": the body itself.
+    let mut field = if path.iter().next().is_some() {
+        path.to_string()
+    } else {
+        String::new()
+    };
+    if let Some(missing) = missing_field(&path_error.inner().to_string()) {
+        if !field.is_empty() {
+            field.push('.');
+        }
+        field.push_str(missing);
     }
-    let start = message.find('`')? + 1;
-    let len = message[start..].find('`')?;
-    Some(message[start..start + len].to_owned())
+    (!field.is_empty()).then_some(field)
+}
+
+/// The name in serde's `missing field `name`` message.
+fn missing_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("missing field `")?;
+    rest.split_once('`').map(|(name, _)| name)
 }
 
 /// `Json` that rejects with `ApiError` (same JSON shape as every other error).
@@ -185,6 +199,26 @@ mod tests {
     struct Body1 {
         #[allow(dead_code)]
         batch_size: u32,
+        #[allow(dead_code)]
+        #[serde(default)]
+        policy: Option<Policy>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Policy {
+        #[allow(dead_code)]
+        window: Window,
+        #[allow(dead_code)]
+        #[serde(default)]
+        hosts: Vec<String>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Window {
+        #[allow(dead_code)]
+        start: String,
     }
 
     async fn echo(ApiJson(_): ApiJson<Body1>) -> &'static str {
@@ -266,6 +300,58 @@ mod tests {
         )
         .await;
         assert_eq!(body.error.details.unwrap()["field"], "bogus");
+    }
+
+    /// `details.field` is the JSON path of the value at fault, however deep.
+    #[tokio::test]
+    async fn nested_errors_name_the_whole_path() {
+        for (body, field) in [
+            (
+                r#"{"batch_size": 1, "policy": {"window": {"start": 1}}}"#,
+                "policy.window.start",
+            ),
+            (
+                r#"{"batch_size": 1, "policy": {"window": {}}}"#,
+                "policy.window.start",
+            ),
+            (r#"{"batch_size": 1, "policy": {}}"#, "policy.window"),
+            (
+                r#"{"batch_size": 1, "policy": {"window": {"start": "a", "end": "b"}}}"#,
+                "policy.window.end",
+            ),
+            (
+                r#"{"batch_size": 1, "policy": {"window": {"start": "a"}, "hosts": ["a", 2]}}"#,
+                "policy.hosts[1]",
+            ),
+            (r#"{"batch_size": 1, "policy": 7}"#, "policy"),
+        ] {
+            let (status, answer) = call("POST", "/x", Some("application/json"), body).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            assert_eq!(answer.error.code, "invalid_value", "{body}");
+            assert_eq!(
+                answer.error.details.as_ref().map(|d| d["field"].clone()),
+                Some(serde_json::Value::from(field)),
+                "{body}: {answer:?}"
+            );
+        }
+    }
+
+    /// A body that is not an object is wrong as a whole: 422 without a field (not "1").
+    #[tokio::test]
+    async fn a_body_that_is_not_an_object_names_no_field() {
+        for body in ["1", "[]", "\"batch_size\"", "null"] {
+            let (status, answer) = call("POST", "/x", Some("application/json"), body).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            assert_eq!(answer.error.code, "invalid_value", "{body}");
+            assert_eq!(answer.error.details, None, "{body}: {answer:?}");
+            assert!(
+                answer
+                    .error
+                    .message
+                    .starts_with("invalid request body: invalid "),
+                "{body}: {answer:?}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -20,8 +20,10 @@ pub mod ws;
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::Router;
+use axum::body::Bytes;
+use axum::http::header;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -31,7 +33,7 @@ use tendhost_core::Fleet;
 use tokio::sync::watch;
 
 use crate::config::{Config, HostDefaults};
-use crate::http::error::{method_not_allowed, not_found_route};
+use crate::http::error::{ApiError, method_not_allowed, not_found_route};
 
 /// State shared by every handler.
 #[derive(Clone)]
@@ -160,21 +162,64 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let (api, mut openapi) = api_routes().split_for_parts();
     auth::document_access(&mut openapi);
-    let openapi = Arc::new(openapi);
     let api = api.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
         auth::enforce,
     ));
-    let openapi_json = Arc::clone(&openapi);
-    api.merge(docs::router(Arc::clone(&openapi)))
-        .route(
-            "/openapi.json",
-            get(move || {
-                let doc = Arc::clone(&openapi_json);
-                async move { Json(doc.as_ref().clone()) }
-            }),
-        )
+    let openapi_json = openapi_json(&openapi);
+    api.merge(docs::router(Arc::new(openapi)))
+        .merge(openapi_json)
         .fallback(not_found_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+/// `GET /openapi.json`: the document is serialised here, once, and every request gets the
+/// same bytes (it does not change while the daemon runs).
+fn openapi_json<S: Clone + Send + Sync + 'static>(openapi: &utoipa::openapi::OpenApi) -> Router<S> {
+    let body = match openapi.to_json() {
+        Ok(json) => Ok(Bytes::from(json)),
+        Err(err) => {
+            tracing::error!(%err, "the OpenAPI document does not serialize; /openapi.json answers 500");
+            Err(format!(
+                "the OpenAPI document could not be serialized: {err}"
+            ))
+        }
+    };
+    Router::new().route(
+        "/openapi.json",
+        get(move || {
+            let response = match &body {
+                Ok(json) => {
+                    ([(header::CONTENT_TYPE, "application/json")], json.clone()).into_response()
+                }
+                Err(message) => ApiError::internal(message.clone()).into_response(),
+            };
+            std::future::ready(response)
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode, header};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    /// `/openapi.json` answers the document serialised at router build, the same bytes each time.
+    #[tokio::test]
+    async fn openapi_json_is_the_document_serialised_once() {
+        let openapi = crate::http::openapi();
+        let expected = openapi.to_json().unwrap();
+        let app = crate::http::openapi_json::<()>(&openapi);
+        for _ in 0..2 {
+            let request = Request::get("/openapi.json").body(Body::empty()).unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(std::str::from_utf8(&bytes).unwrap(), expected);
+        }
+    }
 }

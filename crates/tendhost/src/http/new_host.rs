@@ -1,6 +1,7 @@
-//! `POST /hosts` validation: turns a `NewHost` body into a `HostSpec` with the same rules as a
-//! `[[host]]` table in the config file (name, address, port, user, key, durations, window),
-//! `[defaults]` filling what the body leaves out. Every problem is a 422 naming the field.
+//! `POST /hosts` validation: turns a `NewHost` body into a `HostSpec` with the rules of a
+//! `[[host]]` table in the config file (`host_rules`: name, address, port, user, key, durations,
+//! window), `[defaults]` filling what the body leaves out. Every problem is a 422 naming the
+//! field's JSON path.
 //! A host registered here is never `local` and never has a `reboot_command` (the body has no
 //! such field; `deny_unknown_fields` refuses it).
 
@@ -12,7 +13,8 @@ use tendhost_api::hosts::{
 };
 use tendhost_core::spec::{self, HostOrigin, HostPolicy, HostSpec, HostTarget, Timing};
 
-use crate::config::{HostDefaults, check_addr, check_user};
+use crate::config::HostDefaults;
+use crate::host_rules::{self, Field, RuleError};
 use crate::http::error::ApiError;
 
 /// A runtime host as stored: the request body it was registered with, kept whole in `extra`
@@ -43,15 +45,7 @@ pub fn host_spec_from_record(
 
 /// The validated spec of a runtime host.
 pub fn host_spec(new: NewHost, defaults: &HostDefaults) -> Result<HostSpec, ApiError> {
-    if !spec::is_valid_host_name(&new.name) {
-        return Err(ApiError::invalid_value(
-            "name",
-            format!(
-                "host name {:?} is invalid: use 1 to 64 characters from A-Z a-z 0-9 . _ -",
-                new.name
-            ),
-        ));
-    }
+    host_rules::host_name(&new.name).map_err(invalid)?;
     let addr = new.addr.trim().to_owned();
     if addr.eq_ignore_ascii_case("local") {
         return Err(ApiError::invalid_value(
@@ -59,20 +53,14 @@ pub fn host_spec(new: NewHost, defaults: &HostDefaults) -> Result<HostSpec, ApiE
             "hosts added through the API cannot be local; define local hosts in the config file",
         ));
     }
-    check_addr(&addr).map_err(|message| ApiError::invalid_value("addr", message))?;
+    host_rules::addr(&addr).map_err(invalid)?;
     let port = match new.port {
-        Some(0) => {
-            return Err(ApiError::invalid_value(
-                "port",
-                "must be between 1 and 65535, not 0",
-            ));
-        }
-        Some(port) => port,
+        Some(port) => host_rules::port(i64::from(port)).map_err(invalid)?,
         None => defaults.port,
     };
     let user = match new.user {
         Some(user) => {
-            check_user(&user).map_err(|message| ApiError::invalid_value("user", message))?;
+            host_rules::user(&user).map_err(invalid)?;
             user
         }
         None => defaults.user.clone(),
@@ -82,27 +70,27 @@ pub fn host_spec(new: NewHost, defaults: &HostDefaults) -> Result<HostSpec, ApiE
         None => defaults.ssh_key.clone(),
     };
     for tag in &new.tags {
-        if !spec::is_valid_host_name(tag) {
-            return Err(ApiError::invalid_value(
-                "tags",
-                format!("tag {tag:?} is invalid: use 1 to 64 characters from A-Z a-z 0-9 . _ -"),
-            ));
-        }
+        host_rules::tag(tag).map_err(invalid)?;
     }
     let base = defaults.timing;
+    let duration = |field: Field, value: Option<&str>, default: Duration| {
+        value.map_or(Ok(default), |value| {
+            host_rules::duration(field, value).map_err(invalid)
+        })
+    };
     let timing = Timing {
         connect_timeout: duration(
-            "connect_timeout",
+            Field::ConnectTimeout,
             new.connect_timeout.as_deref(),
             base.connect_timeout,
         )?,
         command_timeout: duration(
-            "command_timeout",
+            Field::CommandTimeout,
             new.command_timeout.as_deref(),
             base.command_timeout,
         )?,
         check_interval: duration(
-            "check_interval",
+            Field::CheckInterval,
             new.check_interval.as_deref(),
             base.check_interval,
         )?,
@@ -122,35 +110,55 @@ pub fn host_spec(new: NewHost, defaults: &HostDefaults) -> Result<HostSpec, ApiE
         sudo: new.sudo.unwrap_or(defaults.sudo),
         known_hosts: new
             .known_hosts
-            .map_or(defaults.known_hosts, |policy| match policy {
-                KnownHostsPolicy::Strict => spec::KnownHostsPolicy::Strict,
-                KnownHostsPolicy::AcceptNew => spec::KnownHostsPolicy::AcceptNew,
-            }),
+            .map_or(defaults.known_hosts, spec_known_hosts),
         timing,
         tags: new.tags,
         compose_paths: Vec::new(),
         reboot_command: None,
-        package_manager: new.package_manager.map(|manager| match manager {
-            PackageManager::Apt => spec::PinnedManager::Apt,
-            PackageManager::Dnf => spec::PinnedManager::Dnf,
-            PackageManager::Yum => spec::PinnedManager::Yum,
-        }),
+        package_manager: new.package_manager.map(spec_package_manager),
         policy: HostPolicy {
-            updates: match policy.updates.unwrap_or_default() {
-                UpdatePolicy::Allowed => spec::UpdatePolicy::Allowed,
-                UpdatePolicy::CheckOnly => spec::UpdatePolicy::CheckOnly,
-            },
+            updates: spec_updates(policy.updates.unwrap_or_default()),
             auto_reboot: policy.auto_reboot.unwrap_or(false),
             maintenance_window,
             refresh_lists: policy.refresh_lists.unwrap_or(true),
-            apt_upgrade: match policy.apt_upgrade {
-                None | Some(AptUpgrade::DistUpgrade) => spec::AptUpgrade::DistUpgrade,
-                Some(AptUpgrade::Upgrade) => spec::AptUpgrade::Upgrade,
-            },
+            apt_upgrade: policy
+                .apt_upgrade
+                .map_or(spec::AptUpgrade::DistUpgrade, spec_apt_upgrade),
         },
         docker: spec::DockerSettings::default(),
         origin: HostOrigin::Runtime,
     })
+}
+
+/// A host rule's refusal as a 422 naming the field's JSON path in the body.
+fn invalid(err: RuleError) -> ApiError {
+    ApiError::invalid_value(json_path(err.field), err.reason)
+}
+
+/// Where a host field sits in a `NewHost` body.
+fn json_path(field: Field) -> &'static str {
+    match field {
+        Field::Name => "name",
+        Field::Addr => "addr",
+        Field::Port => "port",
+        Field::User => "user",
+        Field::SshKey => "ssh_key",
+        Field::KnownHosts => "known_hosts",
+        Field::ConnectTimeout => "connect_timeout",
+        Field::CommandTimeout => "command_timeout",
+        Field::CheckInterval => "check_interval",
+        Field::SshIdleTimeout => "ssh_idle_timeout",
+        Field::ReconnectWindow => "reconnect_window",
+        Field::DpkgLockTimeout => "dpkg_lock_timeout",
+        Field::Tag => "tags",
+        Field::RebootCommand => "reboot_command",
+        Field::PackageManager => "package_manager",
+        Field::Updates => "policy.updates",
+        Field::AptUpgrade => "policy.apt_upgrade",
+        Field::WindowStart => "policy.maintenance_window.start",
+        Field::WindowEnd => "policy.maintenance_window.end",
+        Field::WindowDay => "policy.maintenance_window.days",
+    }
 }
 
 /// An existing key file, by absolute path (there is no config file to be relative to).
@@ -162,59 +170,61 @@ fn ssh_key(key: &str) -> Result<PathBuf, ApiError> {
             format!("{key:?} is not an absolute path"),
         ));
     }
-    if !path.is_file() {
-        return Err(ApiError::invalid_value(
-            "ssh_key",
-            format!("{} does not exist or is not a file", path.display()),
-        ));
-    }
+    host_rules::ssh_key(&path).map_err(invalid)?;
     Ok(path)
 }
 
-/// A humantime duration greater than zero (as in the config file).
-fn duration(field: &str, value: Option<&str>, default: Duration) -> Result<Duration, ApiError> {
-    let Some(value) = value else {
-        return Ok(default);
-    };
-    match humantime::parse_duration(value) {
-        Ok(duration) if duration.is_zero() => Err(ApiError::invalid_value(
-            field,
-            "duration must be greater than zero",
-        )),
-        Ok(duration) => Ok(duration),
-        Err(err) => Err(ApiError::invalid_value(
-            field,
-            format!("{value:?} is not a duration ({err}); write e.g. \"30s\", \"5m\", \"1h 30m\""),
-        )),
+fn maintenance_window(window: &MaintenanceWindow) -> Result<spec::MaintenanceWindow, ApiError> {
+    Ok(spec::MaintenanceWindow {
+        start_minute: host_rules::window_time(Field::WindowStart, &window.start)
+            .map_err(invalid)?,
+        end_minute: host_rules::window_time(Field::WindowEnd, &window.end).map_err(invalid)?,
+        days: window.days.iter().copied().map(spec_weekday).collect(),
+    })
+}
+
+// The wire enums below carry the words `host_rules` parses from the config file
+// (`host_rules::tests` checks each wire name means the same there).
+
+pub(crate) fn spec_known_hosts(policy: KnownHostsPolicy) -> spec::KnownHostsPolicy {
+    match policy {
+        KnownHostsPolicy::Strict => spec::KnownHostsPolicy::Strict,
+        KnownHostsPolicy::AcceptNew => spec::KnownHostsPolicy::AcceptNew,
     }
 }
 
-fn maintenance_window(window: &MaintenanceWindow) -> Result<spec::MaintenanceWindow, ApiError> {
-    let hhmm = |value: &str, field: &str| {
-        spec::MaintenanceWindow::parse_hhmm(value).ok_or_else(|| {
-            ApiError::invalid_value(
-                field,
-                format!("{value:?} is not a time: use \"HH:MM\" (24-hour)"),
-            )
-        })
-    };
-    Ok(spec::MaintenanceWindow {
-        start_minute: hhmm(&window.start, "policy.maintenance_window.start")?,
-        end_minute: hhmm(&window.end, "policy.maintenance_window.end")?,
-        days: window
-            .days
-            .iter()
-            .map(|day| match day {
-                Weekday::Mon => spec::Weekday::Mon,
-                Weekday::Tue => spec::Weekday::Tue,
-                Weekday::Wed => spec::Weekday::Wed,
-                Weekday::Thu => spec::Weekday::Thu,
-                Weekday::Fri => spec::Weekday::Fri,
-                Weekday::Sat => spec::Weekday::Sat,
-                Weekday::Sun => spec::Weekday::Sun,
-            })
-            .collect(),
-    })
+pub(crate) fn spec_package_manager(manager: PackageManager) -> spec::PinnedManager {
+    match manager {
+        PackageManager::Apt => spec::PinnedManager::Apt,
+        PackageManager::Dnf => spec::PinnedManager::Dnf,
+        PackageManager::Yum => spec::PinnedManager::Yum,
+    }
+}
+
+pub(crate) fn spec_updates(updates: UpdatePolicy) -> spec::UpdatePolicy {
+    match updates {
+        UpdatePolicy::Allowed => spec::UpdatePolicy::Allowed,
+        UpdatePolicy::CheckOnly => spec::UpdatePolicy::CheckOnly,
+    }
+}
+
+pub(crate) fn spec_apt_upgrade(mode: AptUpgrade) -> spec::AptUpgrade {
+    match mode {
+        AptUpgrade::DistUpgrade => spec::AptUpgrade::DistUpgrade,
+        AptUpgrade::Upgrade => spec::AptUpgrade::Upgrade,
+    }
+}
+
+pub(crate) fn spec_weekday(day: Weekday) -> spec::Weekday {
+    match day {
+        Weekday::Mon => spec::Weekday::Mon,
+        Weekday::Tue => spec::Weekday::Tue,
+        Weekday::Wed => spec::Weekday::Wed,
+        Weekday::Thu => spec::Weekday::Thu,
+        Weekday::Fri => spec::Weekday::Fri,
+        Weekday::Sat => spec::Weekday::Sat,
+        Weekday::Sun => spec::Weekday::Sun,
+    }
 }
 
 #[cfg(test)]
