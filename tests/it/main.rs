@@ -5,6 +5,7 @@ mod actors;
 mod api_errors;
 mod api_flows;
 mod api_support;
+mod auth;
 mod claims;
 mod claims_daemon;
 mod claims_host_jobs;

@@ -41,10 +41,31 @@ pub async fn spawn_app(config_text: &str) -> TestApp {
     spawn_app_in(dir).await
 }
 
+/// Config text with `[daemon.auth] enabled = false` appended when it says nothing about auth.
+/// Tests bind loopback only, where the daemon allows auth to be off; the tests of auth itself
+/// (`it::auth`) write their own `[daemon.auth]` and get it as written.
+pub fn auth_off_unless_configured(config_text: &str) -> String {
+    if config_text.contains("[daemon.auth]") {
+        config_text.to_owned()
+    } else {
+        format!("{config_text}\n[daemon.auth]\nenabled = false\n")
+    }
+}
+
+/// Rewrites the config file at `path` with [`auth_off_unless_configured`].
+fn apply_auth_default(path: &Path) {
+    let text = std::fs::read_to_string(path).expect("read test config");
+    let text_with_auth = auth_off_unless_configured(&text);
+    if text_with_auth != text {
+        std::fs::write(path, text_with_auth).expect("write test config");
+    }
+}
+
 /// Starts the daemon in-process again on `dir` (from [`TestApp::into_dir`]): same config file,
 /// same data dir, a new port.
 pub async fn spawn_app_in(dir: TempDir) -> TestApp {
     let path = dir.path().join("tendhost.toml");
+    apply_auth_default(&path);
     let data_dir = dir.path().join("data");
     let env = move |var: &str| match var {
         "TENDHOST_DATA_DIR" => Some(data_dir.display().to_string()),
@@ -117,11 +138,15 @@ impl Drop for TestApp {
 }
 
 /// Path of the `tendhost` binary, built once per test process (`cargo build -p tendhost`),
-/// so a stale binary is never tested.
+/// so a stale binary is never tested. `TENDHOST_TEST_BINARY` names a binary to test instead
+/// (a packaged build, or one copied aside while other checkouts share the target dir).
 pub fn daemon_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
         .get_or_init(|| {
+            if let Some(binary) = std::env::var_os("TENDHOST_TEST_BINARY") {
+                return PathBuf::from(binary);
+            }
             let status = Command::new(env!("CARGO"))
                 .args(["build", "--quiet", "-p", "tendhost", "--bin", "tendhost"])
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -156,6 +181,7 @@ impl DaemonProcess {
     /// `data_dir` from `TENDHOST_DATA_DIR`, and waits (at most [`WAIT_DEADLINE`]) for its
     /// "listening" line.
     pub fn start(config_path: &Path, data_dir: &Path) -> DaemonProcess {
+        apply_auth_default(config_path);
         let mut child = Command::new(daemon_binary())
             .arg("--config")
             .arg(config_path)

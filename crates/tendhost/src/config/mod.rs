@@ -8,7 +8,6 @@
 mod raw;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -60,6 +59,8 @@ pub struct DaemonConfig {
     /// How often each WebSocket is pinged; a client that has not answered the previous ping
     /// by the next one is closed.
     pub ws_ping_interval: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (audit, rate limit).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
 }
@@ -78,26 +79,24 @@ pub struct TlsConfig {
     pub key_path: Option<PathBuf>,
 }
 
-/// `[daemon.auth]` (enforced by a later issue; parsed and checked now).
-#[derive(Debug, Clone, Default)]
+/// `[daemon.auth]`.
+#[derive(Debug, Clone)]
 pub struct AuthConfig {
+    /// On by default; off only with a loopback bind.
     pub enabled: bool,
-    pub tokens: Vec<ApiToken>,
+    /// Tokens written in the config file (hashes only; `Debug` redacts them).
+    pub tokens: Vec<tendhost_auth::TokenEntry>,
+    /// More tokens, in a file re-read when it changes and on SIGHUP.
+    pub tokens_file: Option<PathBuf>,
 }
 
-/// A named API token, stored only as its SHA-256.
-#[derive(Clone)]
-pub struct ApiToken {
-    pub name: String,
-    pub sha256: [u8; 32],
-}
-
-impl fmt::Debug for ApiToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiToken")
-            .field("name", &self.name)
-            .field("sha256", &"<redacted>")
-            .finish()
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            tokens: Vec::new(),
+            tokens_file: None,
+        }
     }
 }
 
@@ -350,7 +349,8 @@ impl Validator<'_> {
         };
 
         let tls = self.tls(raw.tls);
-        let auth = self.auth(raw.auth);
+        let auth = self.auth(raw.auth, bind);
+        let trusted_proxies = self.trusted_proxies(&raw.trusted_proxies);
         DaemonConfig {
             bind,
             log_level,
@@ -362,6 +362,7 @@ impl Validator<'_> {
             event_buffer: usize::try_from(event_buffer).unwrap_or(10_000),
             event_channel: usize::try_from(event_channel).unwrap_or(4_096),
             ws_ping_interval,
+            trusted_proxies,
             tls,
             auth,
         }
@@ -388,51 +389,90 @@ impl Validator<'_> {
         }
     }
 
-    fn auth(&mut self, raw: Option<Spanned<raw::RawAuth>>) -> AuthConfig {
+    fn auth(&mut self, raw: Option<Spanned<raw::RawAuth>>, bind: SocketAddr) -> AuthConfig {
         let Some(raw) = raw else {
             return AuthConfig::default();
         };
-        let table = raw.span();
         let raw = raw.into_inner();
-        let mut tokens = Vec::new();
+        let mut tokens: Vec<tendhost_auth::TokenEntry> = Vec::new();
         let mut seen: HashMap<String, usize> = HashMap::new();
         for token in raw.tokens {
-            let name = token.name.get_ref();
-            if name.is_empty() {
-                self.error(
-                    &token.name.span(),
-                    "token name must not be empty".to_owned(),
-                );
-            }
-            if let Some(line) = seen.insert(name.clone(), self.line_of(&token.name.span())) {
-                self.error(
-                    &token.name.span(),
-                    format!("duplicate token name {name:?} (first defined on line {line})"),
-                );
-            }
-            match parse_sha256(token.token_hash.get_ref()) {
-                Some(sha256) => tokens.push(ApiToken {
-                    name: name.clone(),
-                    sha256,
-                }),
-                None => self.error(
-                    &token.token_hash.span(),
-                    "token_hash must be \"sha256:\" followed by 64 hex digits \
-                     (e.g. `printf %s \"$TOKEN\" | sha256sum`)"
-                        .to_owned(),
-                ),
+            let spans = [
+                ("name", token.name.span()),
+                ("token_hash", token.token_hash.span()),
+                ("role", token.role.span()),
+            ];
+            match tendhost_auth::tokens_file::entry(
+                token.name.get_ref(),
+                token.token_hash.get_ref(),
+                token.role.get_ref(),
+            ) {
+                Ok(entry) => {
+                    let line = self.line_of(&token.name.span());
+                    if let Some(first) = seen.insert(entry.name.clone(), line) {
+                        self.error(
+                            &token.name.span(),
+                            format!(
+                                "duplicate token name {:?} (first defined on line {first})",
+                                entry.name
+                            ),
+                        );
+                    } else {
+                        tokens.push(entry);
+                    }
+                }
+                Err(field_errors) => {
+                    for field_error in field_errors {
+                        let span = spans
+                            .iter()
+                            .find(|(field, _)| *field == field_error.field)
+                            .map_or(token.name.span(), |(_, span)| span.clone());
+                        self.error(&span, field_error.message);
+                    }
+                }
             }
         }
-        if raw.enabled && tokens.is_empty() {
+        let tokens_file = raw.tokens_file.map(|path| {
+            if path.get_ref().is_empty() {
+                self.error(&path.span(), "tokens_file must not be empty".to_owned());
+            }
+            self.expand_path(path.get_ref())
+        });
+        let enabled = raw.enabled.as_ref().is_none_or(|e| *e.get_ref());
+        if let Some(flag) = &raw.enabled
+            && !enabled
+            && !bind.ip().is_loopback()
+        {
             self.error(
-                &table,
-                "auth is enabled but no tokens are configured".to_owned(),
+                &flag.span(),
+                format!(
+                    "daemon.auth.enabled = false is allowed only with a loopback bind, not \
+                     {bind}: anyone who reaches the port could update and reboot every host"
+                ),
             );
         }
         AuthConfig {
-            enabled: raw.enabled,
+            enabled,
             tokens,
+            tokens_file,
         }
+    }
+
+    fn trusted_proxies(&mut self, raw: &[toml::Spanned<String>]) -> Vec<std::net::IpAddr> {
+        let mut proxies = Vec::new();
+        for addr in raw {
+            match addr.get_ref().parse::<std::net::IpAddr>() {
+                Ok(ip) => proxies.push(ip),
+                Err(_) => self.error(
+                    &addr.span(),
+                    format!(
+                        "trusted_proxies entries must be IP addresses, not {:?}",
+                        addr.get_ref()
+                    ),
+                ),
+            }
+        }
+        proxies
     }
 
     fn defaults(&mut self, raw: &RawDefaults) -> HostDefaults {
@@ -773,18 +813,6 @@ fn check_log_level(value: &str) -> Result<(), String> {
         })
 }
 
-fn parse_sha256(value: &str) -> Option<[u8; 32]> {
-    let hex = value.strip_prefix("sha256:")?;
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (idx, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(idx * 2..idx * 2 + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 /// How the config file's messages name a host field: `{subject} {reason}`.
 fn subject(field: Field) -> &'static str {
     match field {
@@ -822,6 +850,19 @@ impl Config {
             self.daemon.max_parallel,
             self.hosts.len(),
         );
+        let auth = &self.daemon.auth;
+        if auth.enabled {
+            out.push_str(&format!(
+                "  auth: on, {} token(s) in the config",
+                auth.tokens.len()
+            ));
+            if let Some(file) = &auth.tokens_file {
+                out.push_str(&format!(", tokens_file {}", file.display()));
+            }
+            out.push('\n');
+        } else {
+            out.push_str("  auth: OFF (loopback only)\n");
+        }
         for host in &self.hosts {
             let target = match &host.target {
                 HostTarget::Local => "local".to_owned(),

@@ -33,6 +33,8 @@ pub(crate) struct RawDaemon {
     pub event_buffer: Option<Spanned<i64>>,
     pub event_channel: Option<Spanned<i64>>,
     pub ws_ping_interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<Spanned<String>>,
     /// Spanned so a problem of the whole table points at it, however it is written
     /// (`[daemon.tls]`, `tls = { ... }`, `tls.enabled = true`).
     pub tls: Option<Spanned<RawTls>>,
@@ -51,10 +53,10 @@ pub(crate) struct RawTls {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAuth {
-    #[serde(default)]
-    pub enabled: bool,
+    pub enabled: Option<Spanned<bool>>,
     #[serde(default)]
     pub tokens: Vec<RawToken>,
+    pub tokens_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,6 +64,7 @@ pub(crate) struct RawAuth {
 pub(crate) struct RawToken {
     pub name: Spanned<String>,
     pub token_hash: Spanned<String>,
+    pub role: Spanned<String>,
 }
 
 /// Settings shared by `[defaults]` and `[[host]]`.

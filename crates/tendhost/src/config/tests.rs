@@ -336,10 +336,25 @@ fn bad_durations_and_enums() {
 #[test]
 fn auth_and_tls_are_checked() {
     check_err(
-        "[daemon.auth]\nenabled = true\ntokens = [{ name = \"ci\", token_hash = \"md5:abc\" }]\n",
+        "[daemon.auth]\nenabled = true\ntokens = [{ name = \"ci\", token_hash = \"md5:abc\", role = \"read\" }]\n",
         3,
         39,
         "token_hash must be \"sha256:\"",
+    );
+    let hash = format!("sha256:{}", "ab".repeat(32));
+    check_err(
+        &format!(
+            "[daemon.auth]\ntokens = [{{ name = \"ci\", token_hash = \"{hash}\", role = \"root\" }}]\n"
+        ),
+        2,
+        121,
+        "unknown role \"root\"",
+    );
+    check_err(
+        &format!("[daemon.auth]\ntokens = [{{ name = \"ci\", token_hash = \"{hash}\" }}]\n"),
+        2,
+        11,
+        "missing field `role`",
     );
     check_err(
         "[daemon.tls]\nenabled = true\n",
@@ -347,13 +362,17 @@ fn auth_and_tls_are_checked() {
         1,
         "cert_path and key_path are not both set",
     );
-    let hash = format!("sha256:{}", "ab".repeat(32));
     let config = parse_ok(&format!(
-        "[daemon.auth]\nenabled = true\ntokens = [{{ name = \"ci\", token_hash = \"{hash}\" }}]\n"
+        "[daemon.auth]\ntokens = [{{ name = \"ci\", token_hash = \"{hash}\", role = \"operate\" }}]\n"
     ));
-    assert_eq!(config.daemon.auth.tokens[0].sha256, [0xab; 32]);
+    assert!(config.daemon.auth.enabled, "auth is on by default");
+    assert_eq!(config.daemon.auth.tokens[0].hash.as_bytes(), &[0xab; 32]);
+    assert_eq!(
+        config.daemon.auth.tokens[0].role,
+        tendhost_auth::Role::Operate
+    );
     assert!(
-        !format!("{:?}", config.daemon.auth).contains("171"),
+        !format!("{:?}", config.daemon.auth).contains("abab"),
         "token hash must be redacted in Debug"
     );
 }
@@ -363,7 +382,9 @@ fn auth_and_tls_are_checked() {
 #[test]
 fn table_problems_point_at_the_table_as_written() {
     let tls = "cert_path and key_path are not both set";
-    let auth = "no tokens are configured";
+    // Auth has no whole-table problem any more (no tokens means a bootstrap token); its
+    // loopback rule points at the key, however the table is written.
+    let auth = "daemon.auth.enabled = false is allowed only with a loopback bind";
     check_err(
         "[daemon]\nbind = \"127.0.0.1:1\"\n\n[daemon.tls]\nenabled = true\n",
         4,
@@ -389,16 +410,34 @@ fn table_problems_point_at_the_table_as_written() {
         tls,
     );
     check_err(
-        "[daemon]\nlog_level = \"info\" # not [daemon.auth]\nauth.enabled = true\n",
+        "[daemon]\nbind = \"0.0.0.0:1\" # not [daemon.auth]\nauth.enabled = false\n",
         3,
-        1,
+        16,
         auth,
     );
     check_err(
-        "[daemon]\nauth = { enabled = true, tokens = [] }\n",
-        2,
-        8,
+        "[daemon]\nbind = \"0.0.0.0:1\"\nauth = { enabled = false, tokens = [] }\n",
+        3,
+        20,
         auth,
+    );
+}
+
+#[test]
+fn auth_can_be_off_only_on_a_loopback_bind() {
+    let config = parse_ok("[daemon]\nbind = \"127.0.0.1:8080\"\n[daemon.auth]\nenabled = false\n");
+    assert!(!config.daemon.auth.enabled);
+    check_err(
+        "[daemon]\nbind = \"0.0.0.0:8080\"\n[daemon.auth]\nenabled = false\n",
+        4,
+        11,
+        "daemon.auth.enabled = false is allowed only with a loopback bind",
+    );
+    check_err(
+        "[daemon]\ntrusted_proxies = [\"10.0.0.1\", \"proxy\"]\n",
+        2,
+        32,
+        "trusted_proxies entries must be IP addresses",
     );
 }
 

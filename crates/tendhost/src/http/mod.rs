@@ -2,6 +2,7 @@
 //! the handlers (utoipa). Handlers live one module per resource; wire types come from
 //! `tendhost-api`; errors leave through `http::error::ApiError`.
 
+pub mod auth;
 pub mod docs;
 pub mod error;
 pub mod events_map;
@@ -50,6 +51,8 @@ struct Inner {
     ws: ws::WsSettings,
     /// Durable state (jobs of earlier runs, runtime hosts, the event log).
     records: Option<Records>,
+    /// Tokens, roles, the limiter, tickets and the audit trail.
+    access: Arc<auth::AccessControl>,
 }
 
 impl AppState {
@@ -58,10 +61,12 @@ impl AppState {
         fleet: Fleet,
         shutdown: watch::Receiver<bool>,
         records: Option<Records>,
+        access: Arc<auth::AccessControl>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 records,
+                access,
                 fleet,
                 defaults: config.defaults.clone(),
                 shutdown,
@@ -91,6 +96,11 @@ impl AppState {
         self.inner.shutdown.clone()
     }
 
+    /// Access control (`http::auth`).
+    pub fn access(&self) -> &auth::AccessControl {
+        &self.inner.access
+    }
+
     /// Settings of the WebSocket sessions (`GET /ws/events`).
     pub fn ws(&self) -> &ws::WsSettings {
         &self.inner.ws
@@ -104,7 +114,7 @@ impl AppState {
         description = "Keeps a fleet of Linux hosts up to date: hosts, jobs, rolling fleet updates and a live event stream."
     ),
     tags(
-        (name = "system", description = "Daemon health and documentation"),
+        (name = "system", description = "Daemon health, documentation, WebSocket tickets and the audit trail"),
         (name = "hosts", description = "Managed hosts: list, register, inspect, and check, update, reboot, retry or acknowledge one host"),
         (name = "jobs", description = "Checks, updates and reboots of single hosts, with their outcome and log"),
         (name = "fleet", description = "Fleet-wide checks and rolling updates"),
@@ -119,6 +129,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(system::health))
         .routes(routes!(ws::events))
+        .routes(routes!(auth::ws_ticket))
+        .routes(routes!(auth::list_audit))
         .routes(routes!(hosts::list, hosts::create))
         .routes(routes!(hosts::get, hosts::delete))
         .routes(routes!(hosts::inventory))
@@ -142,12 +154,19 @@ fn api_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document (generated from the handlers).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().into_openapi()
+    let mut doc = api_routes().into_openapi();
+    auth::document_access(&mut doc);
+    doc
 }
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = api_routes().split_for_parts();
+    let (api, mut openapi) = api_routes().split_for_parts();
+    auth::document_access(&mut openapi);
+    let api = api.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::enforce,
+    ));
     let openapi_json = openapi_json(&openapi);
     api.merge(docs::router(Arc::new(openapi)))
         .merge(openapi_json)
