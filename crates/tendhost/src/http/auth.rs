@@ -371,7 +371,7 @@ async fn refuse(access: &AccessControl, start: AuditStart, refusal: Refusal) -> 
     post,
     path = "/ws/ticket",
     operation_id = "ws_ticket",
-    tag = "system",
+    tag = "access",
     summary = "Get a WebSocket ticket",
     description = "A single-use ticket, valid for 30 s, for `GET /ws/events?ticket=...`: \
         browsers cannot send an `Authorization` header on a WebSocket, and a long-lived token \
@@ -411,7 +411,7 @@ const AUDIT_PARAMS: &[&str] = &["page", "per_page", "token", "host", "path_prefi
     get,
     path = "/audit",
     operation_id = "list_audit",
-    tag = "system",
+    tag = "access",
     summary = "List the audit trail",
     description = "Every request that changed something and every refused request (401, 403, \
         429), newest first: token name and role, source address, method, path, host, job or \
