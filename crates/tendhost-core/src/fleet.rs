@@ -26,7 +26,7 @@ use crate::orchestrator::{
     AddHost, AllHosts, CancelRollout, ExecutorFactory, GetHost, GetRollout, Groups, ListHosts,
     ListRollouts, OrchestratorActor, OrchestratorArgs, RemoveHost, RolloutHandles,
 };
-use crate::spec::{HostSpec, HostTarget, KnownHostsPolicy};
+use crate::spec::{HostOrigin, HostSpec, HostTarget, KnownHostsPolicy};
 use crate::state::Request;
 
 /// How the fleet runs.
@@ -100,6 +100,12 @@ pub fn executor_for(spec: &HostSpec, env: &ExecEnv) -> Arc<dyn Executor> {
             target.known_hosts_policy = match spec.known_hosts {
                 KnownHostsPolicy::Strict => tendhost_exec::KnownHostsPolicy::Strict,
                 KnownHostsPolicy::AcceptNew => tendhost_exec::KnownHostsPolicy::AcceptNew,
+            };
+            target.host_key_sha256.clone_from(&spec.host_key_sha256);
+            // Hosts registered through the API do not tell why they cannot be reached.
+            target.connect_errors = match spec.origin {
+                HostOrigin::Config => tendhost_exec::ConnectErrors::Detailed,
+                HostOrigin::Runtime => tendhost_exec::ConnectErrors::Uniform,
             };
             target.connect_timeout = spec.timing.connect_timeout;
             target.command_timeout = spec.timing.command_timeout;
