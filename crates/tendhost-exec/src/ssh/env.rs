@@ -301,7 +301,10 @@ mod tests {
         assert!(web.ends_with("ssh/hosts/h-web-1"), "{}", web.display());
         assert!(web.parent().unwrap().is_dir());
         assert!(env.host_known_hosts("..").ends_with("ssh/hosts/h-.."));
-        assert!(env.host_known_hosts("a/b c").ends_with("ssh/hosts/h-a%2Fb%20c"));
+        assert!(
+            env.host_known_hosts("a/b c")
+                .ends_with("ssh/hosts/h-a%2Fb%20c")
+        );
         let key = env.env_key().unwrap();
         assert_eq!(std::fs::read_to_string(key).unwrap(), FAKE_KEY);
         let mode = std::fs::metadata(key).unwrap().permissions().mode();

@@ -256,10 +256,8 @@ async fn connect_error(spec: &MasterSpec<'_>, diagnosis: Diagnosis) -> ExecError
                     None => "another key".to_owned(),
                 }),
                 offered: format!("{key_type} {offered}"),
-                known_hosts: offending.map_or_else(
-                    || spec.host_known_hosts.to_owned(),
-                    |(file, _)| file,
-                ),
+                known_hosts: offending
+                    .map_or_else(|| spec.host_known_hosts.to_owned(), |(file, _)| file),
             }
         }
         Diagnosis::Other(detail) => ExecError::ConnectFailed { host, addr, detail },
@@ -446,7 +444,9 @@ mod tests {
         assert_eq!(args[n_args - 4..n_args - 2], ["-l", "-oX=y"]);
         assert!(args.contains(&"ControlPersist=1s".to_owned()));
         assert!(args.contains(&"StrictHostKeyChecking=accept-new".to_owned()));
-        assert!(args.contains(&"UserKnownHostsFile=\"/d/hosts/h-evil\" \"/d/known_hosts\"".to_owned()));
+        assert!(
+            args.contains(&"UserKnownHostsFile=\"/d/hosts/h-evil\" \"/d/known_hosts\"".to_owned())
+        );
 
         // A pinned key: strict whatever the policy, and only the host's own file.
         let mut pinned = target.clone();
