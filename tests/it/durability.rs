@@ -13,7 +13,7 @@ use tendhost_tests::daemon::{DaemonProcess, daemon_binary};
 use tendhost_tests::fleet::{Fleet, Host, Pkg};
 use tendhost_tests::http::{get_json, installed_version, post_json, wait_job, wait_rollout};
 
-const LOCAL_HOST: &str = "[daemon]\ncheck_on_start = false\n\n[[host]]\nname = \"me\"\naddr = \"local\"\ntags = [\"local\"]\n[host.policy]\nupdates = \"check-only\"\nrefresh_lists = false\n";
+const LOCAL_HOST: &str = "[daemon]\ncheck_on_start = false\n[daemon.api_hosts]\nallow = [\"127.0.0.1/32\"]\n\n[[host]]\nname = \"me\"\naddr = \"local\"\ntags = [\"local\"]\n[host.policy]\nupdates = \"check-only\"\nrefresh_lists = false\n";
 
 /// The highest seq the daemon has handed out, read over the WebSocket replay.
 async fn last_seq(daemon: &DaemonProcess) -> u64 {
