@@ -4,6 +4,7 @@
 mod actors;
 mod api_errors;
 mod api_flows;
+mod api_hosts;
 mod api_support;
 mod auth;
 mod daemon_basics;

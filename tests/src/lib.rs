@@ -2,6 +2,7 @@
 //! sibling modules) the Docker test fleet and a loopback sshd. Only test code uses this crate.
 
 pub mod daemon;
+pub mod etc_hosts;
 pub mod fleet;
 pub mod http;
 pub mod sshd;
