@@ -35,10 +35,12 @@ impl HostsEntry {
 impl Drop for HostsEntry {
     fn drop(&mut self) {
         edit(|text| {
-            text.lines()
-                .filter(|line| *line != self.line)
-                .map(|line| format!("{line}\n"))
-                .collect()
+            let mut kept = String::with_capacity(text.len());
+            for line in text.lines().filter(|line| *line != self.line) {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+            kept
         });
     }
 }
