@@ -102,6 +102,15 @@ impl MasterSpec<'_> {
             push(&"IdentitiesOnly=yes");
             push(&"-i");
             push(&key);
+        } else if !target.default_identities {
+            for option in ["IdentitiesOnly=yes", "IdentityFile=none"] {
+                push(&"-o");
+                push(&option);
+            }
+        }
+        if !target.default_identities {
+            push(&"-o");
+            push(&"IdentityAgent=none");
         }
         push(&"-p");
         push(&target.port.to_string());
@@ -222,7 +231,10 @@ async fn connect_error(spec: &MasterSpec<'_>, diagnosis: Diagnosis) -> ExecError
         Diagnosis::AuthFailed(detail) => {
             let keys = match spec.key {
                 Some(key) => format!("key {}", key.display()),
-                None => "ssh's default keys and the agent, if any".to_owned(),
+                None if target.default_identities => {
+                    "ssh's default keys and the agent, if any".to_owned()
+                }
+                None => "no key: none is configured for this host".to_owned(),
             };
             ExecError::AuthFailed {
                 host,
@@ -461,7 +473,29 @@ mod tests {
             .map(|arg| arg.to_string_lossy().into_owned())
             .collect();
         assert!(args.contains(&"StrictHostKeyChecking=yes".to_owned()));
+        assert!(!args.contains(&"IdentityAgent=none".to_owned()));
         assert!(args.contains(&"UserKnownHostsFile=\"/d/hosts/h-evil\"".to_owned()));
+
+        // No default keys and no agent: only the given key, or none at all.
+        let mut keyless = target.clone();
+        keyless.default_identities = false;
+        let spec = MasterSpec {
+            target: &keyless,
+            key: None,
+            ..spec
+        };
+        let args: Vec<String> = spec
+            .args()
+            .iter()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect();
+        for option in [
+            "IdentitiesOnly=yes",
+            "IdentityFile=none",
+            "IdentityAgent=none",
+        ] {
+            assert!(args.contains(&option.to_owned()), "{option}: {args:?}");
+        }
     }
 
     #[test]

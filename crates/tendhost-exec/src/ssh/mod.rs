@@ -70,6 +70,9 @@ pub struct SshTarget {
     pub host_key_sha256: Option<String>,
     /// How connection failures read (default detailed).
     pub connect_errors: ConnectErrors,
+    /// Whether ssh's default key files and the agent may be tried when no key is given
+    /// (default true). When false, only `key` (or `TENDHOST_SSH_KEY`) is ever offered.
+    pub default_identities: bool,
     /// Deadline for connecting: TCP, handshake and authentication together (default 10 s).
     pub connect_timeout: Duration,
     /// Default per-command timeout (default 30 min); [`Cmd::timeout`] overrides it.
@@ -97,6 +100,7 @@ impl SshTarget {
             known_hosts_policy: KnownHostsPolicy::Strict,
             host_key_sha256: None,
             connect_errors: ConnectErrors::Detailed,
+            default_identities: true,
             connect_timeout: Duration::from_secs(10),
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             idle_timeout: Duration::from_secs(5 * 60),
