@@ -186,14 +186,15 @@ impl ExecEnv {
 }
 
 /// A file name for a host name: `h-` and the name, every byte outside `A-Z a-z 0-9 . _ -` as
-/// `%XX` (host names are validated elsewhere; this keeps any name inside the directory).
+/// `=XX` (host names are validated elsewhere; this keeps any name inside the directory, and
+/// never writes `%`, which ssh would expand in `UserKnownHostsFile`).
 fn host_file_name(host_name: &str) -> String {
     let mut name = String::from("h-");
     for byte in host_name.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-') {
             name.push(char::from(byte));
         } else {
-            let _ = write!(name, "%{byte:02X}");
+            let _ = write!(name, "={byte:02X}");
         }
     }
     name
@@ -303,7 +304,7 @@ mod tests {
         assert!(env.host_known_hosts("..").ends_with("ssh/hosts/h-.."));
         assert!(
             env.host_known_hosts("a/b c")
-                .ends_with("ssh/hosts/h-a%2Fb%20c")
+                .ends_with("ssh/hosts/h-a=2Fb=20c")
         );
         let key = env.env_key().unwrap();
         assert_eq!(std::fs::read_to_string(key).unwrap(), FAKE_KEY);
