@@ -938,6 +938,16 @@ impl Config {
         } else {
             out.push_str("  auth: OFF (loopback only)\n");
         }
+        let api_hosts = &self.daemon.api_hosts;
+        if api_hosts.enabled() {
+            let rules: Vec<&str> = api_hosts.allow.iter().map(|r| r.text.as_str()).collect();
+            out.push_str(&format!(
+                "  POST /hosts: allowed for {}\n",
+                rules.join(", ")
+            ));
+        } else {
+            out.push_str("  POST /hosts: disabled (no [daemon.api_hosts] allow)\n");
+        }
         for host in &self.hosts {
             let target = match &host.target {
                 HostTarget::Local => "local".to_owned(),
