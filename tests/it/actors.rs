@@ -22,6 +22,7 @@ fn local_host(name: &str) -> HostSpec {
         ssh_key: None,
         sudo: false,
         known_hosts: KnownHostsPolicy::Strict,
+        host_key_sha256: None,
         timing: Timing::default(),
         tags: vec!["local".to_owned()],
         compose_paths: Vec::new(),

@@ -12,11 +12,15 @@ use tendhost_tests::wait;
 
 /// A daemon that never checks on its own (`check_on_start = false`, and the default 6 h
 /// interval), with `me`: this machine as a `check-only` local host that never refreshes
-/// package lists (its checks run `apt-get -s` here, nothing else), in group `mine`.
+/// package lists (its checks run `apt-get -s` here, nothing else), in group `mine`. The API
+/// may register hosts at 127.0.0.1 only (listed explicitly, as loopback must be).
 pub const BASE_CONFIG: &str = r#"
 [daemon]
 log_level = "warn"
 check_on_start = false
+
+[daemon.api_hosts]
+allow = ["127.0.0.1/32"]
 
 [[host]]
 name = "me"

@@ -4,6 +4,7 @@
 mod actors;
 mod api_errors;
 mod api_flows;
+mod api_hosts;
 mod api_support;
 mod auth;
 mod claims;
@@ -18,6 +19,7 @@ mod exec_local;
 mod exec_ssh;
 mod fleet_e2e;
 mod fleet_faults;
+mod fleet_hosts;
 mod fleet_smoke;
 mod pkg_apt;
 mod pkg_dnf;

@@ -2,6 +2,7 @@
 //! `run`, the seam that `main` and the tests both drive. `main.rs` only parses the command line
 //! and calls in here.
 
+pub mod api_hosts;
 pub mod audit;
 pub mod config;
 pub mod host_rules;
@@ -58,7 +59,11 @@ pub async fn run(
 
     let mut hosts = config.hosts.clone();
     for record in &recovered.runtime_hosts {
-        match http::new_host::host_spec_from_record(record, &config.defaults) {
+        match http::new_host::host_spec_from_record(
+            record,
+            &config.defaults,
+            &config.daemon.api_hosts,
+        ) {
             Ok(spec) if hosts.iter().any(|h| h.name == spec.name) => tracing::warn!(
                 host = %spec.name,
                 "a host registered through the API now also exists in the config file; the config wins"

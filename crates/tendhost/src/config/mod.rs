@@ -63,6 +63,7 @@ pub struct DaemonConfig {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
+    pub api_hosts: ApiHostsConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +78,37 @@ pub struct TlsConfig {
     pub enabled: bool,
     pub cert_path: Option<PathBuf>,
     pub key_path: Option<PathBuf>,
+}
+
+/// `[daemon.api_hosts]`: registering hosts through `POST /hosts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiHostsConfig {
+    /// Where API hosts may point; empty (the default) refuses every registration.
+    pub allow: Vec<crate::api_hosts::AllowRule>,
+    /// The key API hosts log in with (else `[defaults]`'s).
+    pub ssh_key: Option<PathBuf>,
+    /// Host-key policy of API hosts (default strict; a body may pin `host_key_sha256`).
+    pub known_hosts: KnownHostsPolicy,
+    /// Deadline for resolving a registered name (default 5 s).
+    pub resolve_timeout: Duration,
+}
+
+impl Default for ApiHostsConfig {
+    fn default() -> Self {
+        Self {
+            allow: Vec::new(),
+            ssh_key: None,
+            known_hosts: KnownHostsPolicy::Strict,
+            resolve_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ApiHostsConfig {
+    /// Whether `POST /hosts` may register anything.
+    pub fn enabled(&self) -> bool {
+        !self.allow.is_empty()
+    }
 }
 
 /// `[daemon.auth]`.
@@ -350,6 +382,7 @@ impl Validator<'_> {
 
         let tls = self.tls(raw.tls);
         let auth = self.auth(raw.auth, bind);
+        let api_hosts = self.api_hosts(raw.api_hosts);
         let trusted_proxies = self.trusted_proxies(&raw.trusted_proxies);
         DaemonConfig {
             bind,
@@ -365,6 +398,45 @@ impl Validator<'_> {
             trusted_proxies,
             tls,
             auth,
+            api_hosts,
+        }
+    }
+
+    fn api_hosts(&mut self, raw: Option<Spanned<raw::RawApiHosts>>) -> ApiHostsConfig {
+        let base = ApiHostsConfig::default();
+        let Some(raw) = raw else {
+            return base;
+        };
+        let raw = raw.into_inner();
+        let allow = raw
+            .allow
+            .iter()
+            .filter_map(|rule| {
+                crate::api_hosts::AllowRule::parse(rule.get_ref())
+                    .map_err(|reason| {
+                        self.error(
+                            &rule.span(),
+                            format!("daemon.api_hosts.allow entry {reason}"),
+                        );
+                    })
+                    .ok()
+            })
+            .collect();
+        let resolve_timeout = match &raw.resolve_timeout {
+            None => base.resolve_timeout,
+            Some(value) => host_rules::duration_reason(value.get_ref()).unwrap_or_else(|reason| {
+                self.error(&value.span(), format!("resolve_timeout {reason}"));
+                base.resolve_timeout
+            }),
+        };
+        ApiHostsConfig {
+            allow,
+            ssh_key: raw.ssh_key.as_ref().and_then(|key| self.ssh_key(key)),
+            known_hosts: raw
+                .known_hosts
+                .as_ref()
+                .map_or(base.known_hosts, |policy| self.known_hosts(policy)),
+            resolve_timeout,
         }
     }
 
@@ -584,6 +656,8 @@ impl Validator<'_> {
                 .known_hosts
                 .as_ref()
                 .map_or(defaults.known_hosts, |policy| self.known_hosts(policy)),
+            host_key_sha256: self
+                .checked(raw.host_key_sha256.as_ref(), host_rules::host_key_sha256),
             timing,
             tags,
             compose_paths: raw
@@ -822,6 +896,7 @@ fn subject(field: Field) -> &'static str {
         Field::User => "user",
         Field::SshKey => "ssh_key",
         Field::KnownHosts => "known_hosts",
+        Field::HostKeySha256 => "host_key_sha256",
         Field::ConnectTimeout => "connect_timeout",
         Field::CommandTimeout => "command_timeout",
         Field::CheckInterval => "check_interval",
@@ -862,6 +937,16 @@ impl Config {
             out.push('\n');
         } else {
             out.push_str("  auth: OFF (loopback only)\n");
+        }
+        let api_hosts = &self.daemon.api_hosts;
+        if api_hosts.enabled() {
+            let rules: Vec<&str> = api_hosts.allow.iter().map(|r| r.text.as_str()).collect();
+            out.push_str(&format!(
+                "  POST /hosts: allowed for {}\n",
+                rules.join(", ")
+            ));
+        } else {
+            out.push_str("  POST /hosts: disabled (no [daemon.api_hosts] allow)\n");
         }
         for host in &self.hosts {
             let target = match &host.target {

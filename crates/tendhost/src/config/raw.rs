@@ -39,6 +39,17 @@ pub(crate) struct RawDaemon {
     /// (`[daemon.tls]`, `tls = { ... }`, `tls.enabled = true`).
     pub tls: Option<Spanned<RawTls>>,
     pub auth: Option<Spanned<RawAuth>>,
+    pub api_hosts: Option<Spanned<RawApiHosts>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApiHosts {
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
+    pub ssh_key: Option<Spanned<String>>,
+    pub known_hosts: Option<Spanned<String>>,
+    pub resolve_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,6 +107,7 @@ pub(crate) struct RawHost {
     pub ssh_key: Option<Spanned<String>>,
     pub sudo: Option<bool>,
     pub known_hosts: Option<Spanned<String>>,
+    pub host_key_sha256: Option<Spanned<String>>,
     pub connect_timeout: Option<Spanned<String>>,
     pub command_timeout: Option<Spanned<String>>,
     pub check_interval: Option<Spanned<String>>,

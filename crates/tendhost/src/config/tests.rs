@@ -539,3 +539,36 @@ fn event_stream_settings_have_defaults_and_bounds() {
         "is not a duration",
     );
 }
+
+#[test]
+fn api_hosts_table() {
+    let config = parse_ok("");
+    assert!(!config.daemon.api_hosts.enabled());
+    let config = parse_ok(
+        "[daemon.api_hosts]\nallow = [\"10.0.0.0/8\", \"*.lan\"]\nknown_hosts = \"accept-new\"\n\
+         resolve_timeout = \"2s\"\n\n[[host]]\nname = \"p\"\naddr = \"10.0.0.1\"\n\
+         host_key_sha256 = \"SHA256:fhPVowUHV9FNz47RWK4VrGZuDmlmuMoh9f1FF2C0Uqk\"\n",
+    );
+    let api_hosts = &config.daemon.api_hosts;
+    assert!(api_hosts.enabled());
+    let rules: Vec<String> = api_hosts.allow.iter().map(ToString::to_string).collect();
+    assert_eq!(rules, ["10.0.0.0/8", "*.lan"]);
+    assert_eq!(api_hosts.known_hosts, KnownHostsPolicy::AcceptNew);
+    assert_eq!(api_hosts.resolve_timeout, Duration::from_secs(2));
+    assert_eq!(
+        config.hosts[0].host_key_sha256.as_deref(),
+        Some("SHA256:fhPVowUHV9FNz47RWK4VrGZuDmlmuMoh9f1FF2C0Uqk")
+    );
+    check_err(
+        "[daemon.api_hosts]\nallow = [\"10.0.0.0/33\"]\n",
+        2,
+        10,
+        "daemon.api_hosts.allow entry \"10.0.0.0/33\" is not a CIDR",
+    );
+    check_err(
+        "[[host]]\nname = \"p\"\naddr = \"10.0.0.1\"\nhost_key_sha256 = \"md5\"\n",
+        4,
+        19,
+        "host_key_sha256 \"md5\" is not a SHA256 fingerprint",
+    );
+}

@@ -32,7 +32,7 @@ use utoipa_axum::routes;
 use tendhost_core::Fleet;
 use tokio::sync::watch;
 
-use crate::config::{Config, HostDefaults};
+use crate::config::{ApiHostsConfig, Config, HostDefaults};
 use crate::http::error::{ApiError, method_not_allowed, not_found_route};
 use crate::persist::Records;
 
@@ -45,6 +45,8 @@ pub struct AppState {
 struct Inner {
     fleet: Fleet,
     defaults: HostDefaults,
+    /// `[daemon.api_hosts]`: whether and where `POST /hosts` may register hosts.
+    api_hosts: ApiHostsConfig,
     /// Flips to `true` when the daemon starts shutting down (WebSockets close on it).
     shutdown: watch::Receiver<bool>,
     /// WebSocket keepalive.
@@ -69,6 +71,7 @@ impl AppState {
                 access,
                 fleet,
                 defaults: config.defaults.clone(),
+                api_hosts: config.daemon.api_hosts.clone(),
                 shutdown,
                 ws: ws::WsSettings {
                     ping_interval: config.daemon.ws_ping_interval,
@@ -89,6 +92,11 @@ impl AppState {
     /// `[defaults]`, applied to hosts registered through the API.
     pub fn defaults(&self) -> &HostDefaults {
         &self.inner.defaults
+    }
+
+    /// `[daemon.api_hosts]`.
+    pub fn api_hosts(&self) -> &ApiHostsConfig {
+        &self.inner.api_hosts
     }
 
     /// A receiver that turns `true` when shutdown starts.
