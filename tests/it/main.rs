@@ -15,6 +15,7 @@ mod exec_ssh;
 mod fleet_e2e;
 mod fleet_faults;
 mod fleet_smoke;
+mod guard;
 mod pkg_apt;
 mod pkg_dnf;
 mod ws_events;

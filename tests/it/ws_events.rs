@@ -186,6 +186,7 @@ fn type_of(event: &EventMessage) -> String {
 async fn check(client: &reqwest::Client, base_url: &str, host: &str) -> String {
     let resp = client
         .post(format!("{base_url}/hosts/{host}/check"))
+        .header("content-type", "application/json")
         .send()
         .await
         .unwrap();

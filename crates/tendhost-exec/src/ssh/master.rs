@@ -122,7 +122,9 @@ pub(crate) async fn launch(spec: &MasterSpec<'_>) -> Result<(), ExecError> {
     }
     remove_if_exists(spec.log_path).map_err(|err| io_err("removing an old master log", err))?;
 
+    // The key reaches ssh as a file (`-i`), never through the environment.
     let mut child = Command::new("ssh")
+        .env_remove(crate::ssh::SSH_KEY_ENV)
         .args(spec.args())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -243,6 +245,7 @@ async fn scan_fingerprint(target: &SshTarget, key_type: &str) -> Option<String> 
     };
     let timeout_secs = target.connect_timeout.as_secs().max(1);
     let scan = Command::new("ssh-keyscan")
+        .env_remove(crate::ssh::SSH_KEY_ENV)
         .args(["-T", &timeout_secs.to_string(), "-t", scan_type])
         .args(["-p", &target.port.to_string(), "--", &target.addr])
         .stdin(Stdio::null())
@@ -259,6 +262,7 @@ async fn scan_fingerprint(target: &SshTarget, key_type: &str) -> Option<String> 
 /// `ssh-keygen -l` over known_hosts-style lines on stdin: `TYPE SHA256:...` for each key.
 async fn fingerprints(lines: &[u8]) -> Vec<String> {
     let Ok(mut child) = Command::new("ssh-keygen")
+        .env_remove(crate::ssh::SSH_KEY_ENV)
         .args(["-l", "-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
