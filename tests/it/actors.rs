@@ -1,15 +1,18 @@
-//! Actor supervision, driven through `tendhost_core::Fleet` on real hosts of this machine
-//! (`local` hosts: checks run `apt-get -s` here, never `apt-get update`): a host actor that
-//! panics is restarted with its last known state, the job it had started keeps running and is
-//! re-adopted, and the other hosts and the orchestrator do not notice.
+//! Actor supervision, driven through `tendhost_core::Fleet` on real hosts: `local` hosts of
+//! this machine (checks run `apt-get -s` here, never `apt-get update`) and a test-fleet host
+//! over SSH. A host actor that panics is restarted with its last known state, the job it had
+//! started keeps running and is re-adopted (the host refuses a second one meanwhile), and the
+//! other hosts and the orchestrator do not notice.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::time::Duration;
 
 use tendhost_core::model::JobState;
 use tendhost_core::spec::{HostOrigin, HostPolicy, HostSpec, HostTarget, KnownHostsPolicy, Timing};
 use tendhost_core::state::HostState;
 use tendhost_core::{Fleet, FleetOptions};
+use tendhost_tests::fleet::{Fleet as TestFleet, Host};
 
 fn local_host(name: &str) -> HostSpec {
     HostSpec {
@@ -34,11 +37,32 @@ fn local_host(name: &str) -> HostSpec {
     }
 }
 
+/// A check-only host spec for a test-fleet host, logging in as root with the fleet's key.
+fn fleet_host(name: &str, host: &Host, key: &Path) -> HostSpec {
+    HostSpec {
+        target: HostTarget::Ssh {
+            addr: host.addr().to_string(),
+            port: host.port(),
+        },
+        ssh_key: Some(key.to_owned()),
+        known_hosts: KnownHostsPolicy::AcceptNew,
+        tags: vec!["fleet".to_owned()],
+        ..local_host(name)
+    }
+}
+
 #[tokio::test]
 async fn panicking_host_actor_is_restarted_with_its_state_and_job() {
+    let Some(test_fleet) = TestFleet::builder().apt(1).start().await else {
+        return;
+    };
+    let host = &test_fleet.hosts()[0];
     let dir = tempfile::tempdir().unwrap();
     let fleet = Fleet::start(
-        vec![local_host("one"), local_host("two")],
+        vec![
+            fleet_host("one", host, test_fleet.ssh_key()),
+            local_host("two"),
+        ],
         BTreeMap::new(),
         &FleetOptions {
             data_dir: dir.path().to_owned(),
@@ -57,21 +81,23 @@ async fn panicking_host_actor_is_restarted_with_its_state_and_job() {
     assert!(before.last_check.is_some());
     assert!(before.inventory.is_some(), "a check records the inventory");
 
-    // Start a second check and make the actor panic while it runs.
+    // The host hangs (docker pause: its connection stays open, nothing answers), so the
+    // next check cannot finish until it is unpaused. Start it and make the actor panic.
+    host.pause().await;
     let running = fleet.check("one").await.unwrap();
     fleet.panic_host("one").await.unwrap();
 
     // The restarted actor answers with the same state, refuses a second job while the
-    // re-adopted one runs, and the job finishes.
+    // re-adopted one runs, and the job finishes once the host answers again.
     let during = fleet.host("one").await.unwrap();
     assert_eq!(during.inventory, before.inventory);
-    if during.state == HostState::Querying {
-        let err = fleet.check("one").await.unwrap_err();
-        assert!(
-            matches!(err, tendhost_core::model::FleetError::HostBusy { .. }),
-            "{err}"
-        );
-    }
+    assert_eq!(during.state, HostState::Querying);
+    let err = fleet.check("one").await.unwrap_err();
+    assert!(
+        matches!(err, tendhost_core::model::FleetError::HostBusy { .. }),
+        "{err}"
+    );
+    host.unpause().await;
     assert_eq!(fleet.wait_job(&running).await, Some(JobState::Succeeded));
 
     // The restarted actor takes new work.

@@ -9,48 +9,52 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tendhost_tests::daemon::spawn_app;
+use tendhost_tests::daemon::{TestApp, spawn_app};
 
 use crate::api_support::{
     BASE_CONFIG, add_loopback_host, assert_error, call, call_raw, closed_port, silent_listener,
     wait_host_state, wait_job, wait_rollout,
 };
 
-/// Every REST route as `(method, path template, path with an unknown id)`.
-const ROUTES: &[(&str, &str)] = &[
-    ("get", "/hosts"),
-    ("post", "/hosts"),
-    ("get", "/hosts/{name}"),
-    ("delete", "/hosts/{name}"),
-    ("get", "/hosts/{name}/inventory"),
-    ("post", "/hosts/{name}/check"),
-    ("post", "/hosts/{name}/update"),
-    ("post", "/hosts/{name}/reboot"),
-    ("post", "/hosts/{name}/retry"),
-    ("post", "/hosts/{name}/acknowledge"),
-    ("get", "/jobs"),
-    ("get", "/jobs/{id}"),
-    ("post", "/fleet/check"),
-    ("post", "/fleet/update"),
-    ("get", "/rollouts"),
-    ("get", "/rollouts/{id}"),
-    ("post", "/rollouts/{id}/cancel"),
-    ("get", "/groups"),
-    ("get", "/groups/{name}"),
-    ("get", "/tags"),
-];
+/// The WebSocket event stream: in the document, but not a REST route (its refusals are
+/// tested in `ws_events`).
+const WS_PATH: &str = "/ws/events";
+
+/// Every REST route as `(method, path template)`, read from the daemon's `/openapi.json`. The
+/// router and the document are built from the same `routes!` list, so no route can be left
+/// out of this list or the document.
+async fn rest_routes(app: &TestApp) -> Vec<(Method, String)> {
+    let (status, doc) = call(app, Method::GET, "/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK, "{doc:#}");
+    let mut routes = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths in the document") {
+        if path == WS_PATH {
+            continue;
+        }
+        for key in item.as_object().expect("a path item").keys() {
+            let method = Method::from_bytes(key.to_uppercase().as_bytes())
+                .unwrap_or_else(|_| panic!("{path}: {key} is not an HTTP method"));
+            routes.push((method, path.clone()));
+        }
+    }
+    assert!(
+        routes.iter().any(|(_, path)| path.contains('{')),
+        "no route with a path parameter in the document: {routes:?}"
+    );
+    routes
+}
 
 #[tokio::test]
 async fn api_unknown_resources_are_404() {
     let app = spawn_app(BASE_CONFIG).await;
-    for (method, path) in ROUTES {
+    for (method, path) in rest_routes(&app).await {
         if !path.contains('{') {
             continue;
         }
         let path = path
             .replace("{name}", "no-such-host")
             .replace("{id}", "no-such-id");
-        let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        assert!(!path.contains('{'), "unknown path parameter in {path}");
         let answer = call(&app, method.clone(), &path, None).await;
         assert_error(&answer, StatusCode::NOT_FOUND, "not_found");
         let message = answer.1["error"]["message"].as_str().unwrap();
@@ -451,28 +455,36 @@ async fn api_malformed_json_is_400_and_wrong_content_type_415() {
 #[tokio::test]
 async fn api_wrong_method_is_405() {
     let app = spawn_app(BASE_CONFIG).await;
-    for (method, path) in [
-        (Method::PUT, "/hosts"),
-        (Method::PATCH, "/hosts/me"),
-        (Method::GET, "/hosts/me/check"),
-        (Method::DELETE, "/hosts/me/inventory"),
-        (Method::GET, "/hosts/me/update"),
-        (Method::POST, "/jobs"),
-        (Method::DELETE, "/jobs/some-job"),
-        (Method::GET, "/fleet/check"),
-        (Method::GET, "/fleet/update"),
-        (Method::POST, "/rollouts/some-rollout"),
-        (Method::GET, "/rollouts/some-rollout/cancel"),
-        (Method::POST, "/groups"),
-        (Method::DELETE, "/tags"),
-    ] {
-        let answer = call(&app, method.clone(), path, None).await;
-        assert_error(
-            &answer,
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-        );
+    let routes = rest_routes(&app).await;
+    let mut n_checked = 0;
+    for (_, path) in &routes {
+        let concrete = path.replace("{name}", "me").replace("{id}", "some-id");
+        for method in [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ] {
+            if routes.iter().any(|(m, p)| *m == method && p == path) {
+                continue;
+            }
+            let answer = call(&app, method.clone(), &concrete, None).await;
+            assert_eq!(
+                answer.0,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {concrete}: {:#}",
+                answer.1
+            );
+            assert_error(
+                &answer,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+            );
+            n_checked += 1;
+        }
     }
+    assert!(n_checked > routes.len(), "{n_checked} wrong methods tried");
     app.stop().await.unwrap();
 }
 
@@ -482,8 +494,9 @@ async fn api_openapi_documents_every_rest_route() {
     let (status, doc) = call(&app, Method::GET, "/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
     let error_ref = "#/components/schemas/ErrorResponse";
-    for (method, path) in ROUTES {
-        let operation = &doc["paths"][path][method];
+    let routes = rest_routes(&app).await;
+    for (method, path) in &routes {
+        let operation = &doc["paths"][path][method.as_str().to_lowercase()];
         assert!(operation.is_object(), "{method} {path} is not documented");
         for key in ["summary", "description", "tags"] {
             assert!(
@@ -510,7 +523,7 @@ async fn api_openapi_documents_every_rest_route() {
                 "{method} {path} documents no 404"
             );
         }
-        if *method == "post" && operation.get("requestBody").is_some() {
+        if *method == Method::POST && operation.get("requestBody").is_some() {
             assert!(responses.contains_key("400") && responses.contains_key("415"));
         }
     }
@@ -526,7 +539,7 @@ async fn api_openapi_documents_every_rest_route() {
     operation_ids.sort_unstable();
     operation_ids.dedup();
     assert_eq!(operation_ids.len(), n_operations, "{operation_ids:?}");
-    assert!(n_operations >= ROUTES.len());
+    assert!(n_operations >= routes.len());
 
     let schemas = doc["components"]["schemas"].as_object().unwrap();
     for name in [

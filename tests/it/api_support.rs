@@ -1,13 +1,14 @@
 //! Helpers shared by the REST API tests (`api_errors`, `api_flows`): the daemon config they
 //! start from, hosts that are safe to run jobs on from this machine, JSON calls that return
-//! status and body, and waiting for a job or rollout to end. No tests here.
+//! status and body, and waiting for a job or rollout to end (within the suite's one
+//! `WAIT_DEADLINE`). No tests here.
 
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tendhost_tests::daemon::TestApp;
+use tendhost_tests::wait;
 
 /// A daemon that never checks on its own (`check_on_start = false`, and the default 6 h
 /// interval), with `me`: this machine as a `check-only` local host that never refreshes
@@ -28,10 +29,6 @@ refresh_lists = false
 [groups]
 mine = ["me"]
 "#;
-
-/// How long a job or rollout may take before a test gives up on it (a check of this machine
-/// takes seconds; this is a hang guard, not a speed assertion).
-pub const JOB_DEADLINE: Duration = Duration::from_secs(300);
 
 /// A loopback port with nothing listening: SSH to it is refused at once, so a host there
 /// checks `unreachable` without contacting anything.
@@ -127,58 +124,50 @@ pub fn assert_error(answer: &(StatusCode, Value), status: StatusCode, code: &str
     body["error"]["details"].clone()
 }
 
-/// Polls `GET /jobs/{id}` until the job is neither queued nor running; returns it.
+/// Polls `GET /jobs/{id}` until the job is neither queued nor running; returns it. Gives up
+/// after [`wait::WAIT_DEADLINE`] (a hang guard, not a speed assertion: a check of this machine
+/// takes seconds).
 pub async fn wait_job(app: &TestApp, job_id: &str) -> Value {
-    let started = Instant::now();
-    loop {
+    wait::until(&format!("job {job_id} ending"), || async {
         let (status, job) = call(app, Method::GET, &format!("/jobs/{job_id}"), None).await;
         assert_eq!(status, StatusCode::OK, "{job:#}");
-        if job["state"] != "queued" && job["state"] != "running" {
-            return job;
+        if job["state"] == "queued" || job["state"] == "running" {
+            Err(format!("state {}", job["state"]))
+        } else {
+            Ok(job)
         }
-        assert!(
-            started.elapsed() < JOB_DEADLINE,
-            "job {job_id} still {} after {JOB_DEADLINE:?}",
-            job["state"]
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
-/// Polls `GET /hosts/{name}` until the host is in `state`.
+/// Polls `GET /hosts/{name}` until the host is in `state` (at most [`wait::WAIT_DEADLINE`]).
 pub async fn wait_host_state(app: &TestApp, name: &str, state: &str) {
-    let started = Instant::now();
-    loop {
+    wait::until(&format!("host {name} becoming {state}"), || async {
         let (status, host) = call(app, Method::GET, &format!("/hosts/{name}"), None).await;
         assert_eq!(status, StatusCode::OK, "{host:#}");
         if host["state"] == state {
-            return;
+            Ok(())
+        } else {
+            Err(format!("state {}", host["state"]))
         }
-        assert!(
-            started.elapsed() < JOB_DEADLINE,
-            "host {name} still {} after {JOB_DEADLINE:?}, never {state}",
-            host["state"]
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }
 
-/// Polls `GET /rollouts/{id}` until the rollout is no longer running; returns it.
+/// Polls `GET /rollouts/{id}` until the rollout is no longer running; returns it (at most
+/// [`wait::WAIT_DEADLINE`]).
 pub async fn wait_rollout(app: &TestApp, rollout_id: &str) -> Value {
-    let started = Instant::now();
-    loop {
+    wait::until(&format!("rollout {rollout_id} ending"), || async {
         let (status, rollout) =
             call(app, Method::GET, &format!("/rollouts/{rollout_id}"), None).await;
         assert_eq!(status, StatusCode::OK, "{rollout:#}");
-        if rollout["state"] != "running" {
-            return rollout;
+        if rollout["state"] == "running" {
+            Err(format!("{rollout:#}"))
+        } else {
+            Ok(rollout)
         }
-        assert!(
-            started.elapsed() < JOB_DEADLINE,
-            "rollout {rollout_id} still running after {JOB_DEADLINE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 /// Asserts `value` is an RFC 3339 timestamp.

@@ -637,9 +637,7 @@ async fn bootstrap_token_is_private_works_and_is_never_logged() {
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     daemon.signal("TERM");
-    daemon
-        .wait_exit(Duration::from_secs(60))
-        .expect("daemon exits");
+    daemon.wait_exit("the daemon exits on SIGTERM");
     let log = daemon.log.join("\n");
     assert!(
         log.contains("admin.token"),
@@ -703,7 +701,7 @@ async fn a_tokens_file_is_reloaded_and_a_bad_one_changes_nothing() {
     .unwrap();
     daemon.signal("HUP");
     let problem = daemon
-        .wait_for_log("tokens_file not applied", Duration::from_secs(60))
+        .wait_for_log("tokens_file not applied")
         .expect("the bad tokens file is reported");
     assert!(
         problem.contains(&format!("{}:1:", tokens_path.display())),
@@ -714,7 +712,7 @@ async fn a_tokens_file_is_reloaded_and_a_bad_one_changes_nothing() {
     // A good file replaces the set, without a signal.
     std::fs::write(&tokens_path, file_with(&second_hash)).unwrap();
     daemon
-        .wait_for_log("tokens reloaded", Duration::from_secs(60))
+        .wait_for_log("tokens reloaded")
         .expect("the changed tokens file is picked up");
     assert_eq!(status_with(second).await, StatusCode::OK);
     assert_eq!(status_with(first).await, StatusCode::UNAUTHORIZED);

@@ -3,7 +3,6 @@
 //! graceful shutdown of the real binary on SIGTERM/SIGINT.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tendhost_tests::daemon::{DaemonProcess, EMPTY_CONFIG, daemon_binary, spawn_app};
@@ -155,11 +154,8 @@ fn sigterm_and_sigint_stop_the_daemon_with_exit_0() {
         // It serves before the signal.
         let health = raw_http::get_health_status(&daemon.base_url);
         assert_eq!(health, 200);
-        let started = Instant::now();
         daemon.signal(signal);
-        let status = daemon
-            .wait_exit(Duration::from_secs(10))
-            .unwrap_or_else(|| panic!("daemon still running 10 s after SIG{signal}"));
+        let status = daemon.wait_exit(&format!("SIG{signal}"));
         assert!(
             status.success(),
             "exit status {status:?}; log:\n{}",
@@ -170,7 +166,6 @@ fn sigterm_and_sigint_stop_the_daemon_with_exit_0() {
             "{}",
             daemon.log.join("\n")
         );
-        eprintln!("SIG{signal}: exited in {:?}", started.elapsed());
     }
 }
 

@@ -2,28 +2,38 @@
 //! the system `ssh` client) that the fault took effect and that the host recovers. The
 //! fleet's basics are tested in `fleet_smoke.rs`.
 
-use std::time::Duration;
+use std::future::Future;
 
 use tendhost_tests::fleet::{
     FAILING_DEB, Fleet, Host, INTERRUPTED_PKG, Pkg, REBOOT_REQUIRED_PKG, SUDO_USER,
 };
+use tendhost_tests::wait;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::time::timeout;
 
 use crate::fleet_smoke::ssh;
 
-/// Whether a TCP connection to the host's sshd can be opened within a few seconds (an
-/// unreachable address may take that long to fail, so the bound is a wait, not a check of
-/// speed).
-async fn connects(host: &Host) -> bool {
-    matches!(
-        timeout(
-            Duration::from_secs(5),
-            TcpStream::connect(host.socket_addr())
-        )
-        .await,
-        Ok(Ok(_))
-    )
+/// Asserts that `host` accepts no TCP connection, by ordering rather than by a time bound: a
+/// connect to its sshd, started first, has not succeeded by the time `later` has run (whole
+/// commands and ssh attempts, which take far longer than a connect to a running host on the
+/// fleet's bridge). The connect may fail (no route) or still be pending (nobody answers).
+async fn assert_no_connection(host: &Host, later: impl Future<Output = ()>) {
+    let connect = TcpStream::connect(host.socket_addr());
+    tokio::pin!(connect);
+    tokio::pin!(later);
+    tokio::select! {
+        biased;
+        connected = &mut connect => {
+            assert!(
+                connected.is_err(),
+                "{} ({}) accepted a connection",
+                host.name(),
+                host.socket_addr()
+            );
+            later.await;
+        }
+        () = &mut later => {}
+    }
 }
 
 async fn ssh_works(fleet: &Fleet, host: &Host) -> bool {
@@ -41,12 +51,11 @@ async fn a_stopped_host_refuses_until_started() {
 
     host.stop().await;
     assert_eq!(host.state().await, "exited");
-    assert!(
-        !connects(host).await,
-        "a stopped host still accepts connections"
-    );
-    assert!(!ssh_works(&fleet, host).await);
-    assert!(!host.exec(&["true"]).await.success());
+    assert_no_connection(host, async {
+        assert!(!ssh_works(&fleet, host).await);
+        assert!(!host.exec(&["true"]).await.success());
+    })
+    .await;
 
     host.start().await;
     assert!(ssh_works(&fleet, host).await);
@@ -62,30 +71,62 @@ async fn a_killed_host_stays_down_until_started() {
     host.kill().await;
     // The restart policy does not bring a killed host back by itself.
     assert_eq!(host.state().await, "exited");
-    assert!(!connects(host).await);
+    assert_no_connection(host, async {
+        assert!(!ssh_works(&fleet, host).await);
+        assert!(!host.exec(&["true"]).await.success());
+    })
+    .await;
     host.start().await;
     assert!(ssh_works(&fleet, host).await);
 }
 
 #[tokio::test]
 async fn a_paused_host_hangs_commands_until_unpaused() {
-    let Some(fleet) = Fleet::builder().apt(1).start().await else {
+    let Some(fleet) = Fleet::builder().apt(2).start().await else {
         return;
     };
-    let host = &fleet.hosts()[0];
+    let [host, neighbour] = fleet.hosts() else {
+        panic!("two hosts expected");
+    };
     host.pause().await;
     assert_eq!(host.state().await, "paused");
-    // The kernel still completes the TCP handshake, but sshd never answers: the command
-    // is still hanging when the bound runs out.
-    let hung = timeout(Duration::from_secs(5), ssh(&fleet, host, "root", "true")).await;
-    assert!(hung.is_err(), "ssh to a paused host finished: {hung:?}");
-    assert!(
-        !host.exec(&["true"]).await.success(),
-        "docker exec into a paused host ran"
-    );
+    // The kernel still completes the TCP handshake, but sshd never answers, so every ssh
+    // command hangs: no banner has come by the time a whole ssh session to a running
+    // neighbour, started later, has ended (an ordering, not a time bound).
+    let mut stream = wait::within(
+        "a TCP connect to the paused host ending",
+        TcpStream::connect(host.socket_addr()),
+    )
+    .await
+    .expect("the kernel completes the TCP handshake of a paused host");
+    let mut banner = [0_u8; 4];
+    {
+        let read = stream.read_exact(&mut banner);
+        tokio::pin!(read);
+        let later = async {
+            let out = ssh(&fleet, neighbour, "root", "true").await;
+            assert!(
+                out.status.success(),
+                "ssh to the running neighbour: {out:?}"
+            );
+            assert!(
+                !host.exec(&["true"]).await.success(),
+                "docker exec into a paused host ran"
+            );
+        };
+        tokio::select! {
+            biased;
+            read = &mut read => panic!("sshd on a paused host answered: {read:?}"),
+            () = later => {}
+        }
 
-    host.unpause().await;
-    host.wait_ready().await;
+        // Unpaused, sshd answers the very connection that was waiting.
+        host.unpause().await;
+        wait::within("the banner of the unpaused host's sshd", read)
+            .await
+            .expect("read the banner");
+    }
+    assert_eq!(&banner, b"SSH-");
     assert!(ssh_works(&fleet, host).await);
 }
 
@@ -99,15 +140,14 @@ async fn a_cut_network_makes_the_host_unreachable_until_restored() {
     };
     let addr = host.addr();
     host.cut_network().await;
-    assert!(
-        !connects(host).await,
-        "a host with its network cut accepts connections"
-    );
-    assert!(!ssh_works(&fleet, host).await);
-    // The host itself keeps running (out of band still works), and the rest of the fleet
-    // does not notice.
-    assert_eq!(host.exec_ok(&["hostname"]).await.trim(), host.name());
-    assert!(ssh_works(&fleet, neighbour).await);
+    assert_no_connection(host, async {
+        assert!(!ssh_works(&fleet, host).await);
+        // The host itself keeps running (out of band still works), and the rest of the fleet
+        // does not notice.
+        assert_eq!(host.exec_ok(&["hostname"]).await.trim(), host.name());
+        assert!(ssh_works(&fleet, neighbour).await);
+    })
+    .await;
 
     host.restore_network().await;
     assert_eq!(host.addr(), addr);

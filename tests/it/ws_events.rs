@@ -9,13 +9,13 @@
 //! hosts registered and removed through `POST /hosts` / `DELETE /hosts/{name}`.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tendhost_api::events::{ControlMessage, EventMessage, EventPayload, StreamMessage};
 use tendhost_api::hosts::HostState;
-use tendhost_tests::daemon::{DaemonProcess, TestApp, spawn_app};
+use tendhost_tests::daemon::{DaemonProcess, spawn_app};
+use tendhost_tests::wait::{self, WAIT_DEADLINE};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
@@ -30,10 +30,6 @@ const LOCAL_HOST: &str = "\n[[host]]\nname = \"me\"\naddr = \"local\"\n[host.pol
 
 /// An SSH host on a closed loopback port: a check ends `unreachable` at once.
 const CLOSED_PORT_HOST: &str = "\n[[host]]\nname = \"gone\"\naddr = \"127.0.0.1\"\nport = 1\n";
-
-/// How long a test waits for one message before it calls the stream stuck (a hang guard, not
-/// a speed assertion).
-const SILENCE: Duration = Duration::from_secs(60);
 
 fn config(daemon_extra: &str, hosts: &[&str]) -> String {
     format!("{BASE}{daemon_extra}{}", hosts.concat())
@@ -51,33 +47,40 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let url = format!("ws://{addr}/ws/events{query}");
-    let (ws, response) = tokio_tungstenite::client_async(url.as_str(), stream)
-        .await
-        .unwrap_or_else(|err| panic!("WebSocket handshake with {url} failed: {err}"));
+    let (ws, response) = wait::within(
+        &format!("the WebSocket handshake with {url}"),
+        tokio_tungstenite::client_async(url.as_str(), stream),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("WebSocket handshake with {url} failed: {err}"));
     assert_eq!(response.status(), 101);
     ws
 }
 
-/// The next JSON message (pings and pongs skipped); panics on close or a stuck stream.
+/// The next JSON message (pings and pongs skipped); panics on close or a stuck stream (one
+/// deadline for the message, however many pings come meanwhile).
 async fn next_value<S>(ws: &mut WebSocketStream<S>) -> Value
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    loop {
-        let frame = tokio::time::timeout(SILENCE, ws.next())
-            .await
-            .expect("no WebSocket message for 60 s")
-            .expect("the stream ended")
-            .expect("WebSocket error");
-        match frame {
-            Message::Text(text) => {
-                return serde_json::from_str(text.as_str())
-                    .unwrap_or_else(|err| panic!("not JSON ({err}): {text}"));
+    wait::within("the next WebSocket message", async {
+        loop {
+            let frame = ws
+                .next()
+                .await
+                .expect("the stream ended")
+                .expect("WebSocket error");
+            match frame {
+                Message::Text(text) => {
+                    return serde_json::from_str(text.as_str())
+                        .unwrap_or_else(|err| panic!("not JSON ({err}): {text}"));
+                }
+                Message::Ping(_) | Message::Pong(_) => {}
+                other => panic!("unexpected frame {other:?}"),
             }
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => panic!("unexpected frame {other:?}"),
         }
-    }
+    })
+    .await
 }
 
 async fn next_message<S>(ws: &mut WebSocketStream<S>) -> StreamMessage
@@ -127,20 +130,20 @@ async fn close_frame<S>(ws: &mut WebSocketStream<S>) -> (CloseCode, String)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    loop {
-        let frame = tokio::time::timeout(SILENCE, ws.next())
-            .await
-            .expect("no close frame within 60 s");
-        match frame {
-            Some(Ok(Message::Close(Some(frame)))) => {
-                return (frame.code, frame.reason.as_str().to_owned());
+    wait::within("a close frame", async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return (frame.code, frame.reason.as_str().to_owned());
+                }
+                Some(Ok(Message::Close(None))) => panic!("close frame without a code"),
+                Some(Ok(_)) => {}
+                Some(Err(err)) => panic!("connection failed before a close frame: {err}"),
+                None => panic!("connection ended without a close frame"),
             }
-            Some(Ok(Message::Close(None))) => panic!("close frame without a code"),
-            Some(Ok(_)) => {}
-            Some(Err(err)) => panic!("connection failed before a close frame: {err}"),
-            None => panic!("connection ended without a close frame"),
         }
-    }
+    })
+    .await
 }
 
 /// What a filtered client should receive.
@@ -550,7 +553,6 @@ async fn ws_slow_client_gets_lagged_while_others_continue() {
     let mut fast = connect(app.addr, "").await;
 
     let total = u64::try_from(CHURNERS * PAIRS * 2).unwrap();
-    let started = Instant::now();
     let mut generators = Vec::new();
     for churner in 0..CHURNERS {
         let client = app.client.clone();
@@ -565,7 +567,6 @@ async fn ws_slow_client_gets_lagged_while_others_continue() {
     for generator in generators {
         generator.await.unwrap();
     }
-    eprintln!("{total} events in {:?}", started.elapsed());
     assert_consecutive(&seqs(&fast_events));
     assert_eq!(fast_events.len(), usize::try_from(total).unwrap());
 
@@ -609,37 +610,33 @@ async fn ws_ping_pong_keepalive() {
 
     // A client that answers pings (tungstenite does as it reads) stays connected.
     let mut ws = connect(app.addr, "").await;
-    let mut n_pings = 0;
-    while n_pings < 4 {
-        let frame = tokio::time::timeout(SILENCE, ws.next())
-            .await
-            .expect("no ping")
-            .unwrap()
-            .unwrap();
-        match frame {
-            Message::Ping(_) => n_pings += 1,
-            other => panic!("unexpected {other:?}"),
+    wait::within("4 pings from the daemon", async {
+        let mut n_pings = 0;
+        while n_pings < 4 {
+            match ws.next().await.unwrap().unwrap() {
+                Message::Ping(_) => n_pings += 1,
+                other => panic!("unexpected {other:?}"),
+            }
         }
-    }
+    })
+    .await;
     // The server answers a client's ping too.
     ws.send(Message::Ping("are you there".into()))
         .await
         .unwrap();
-    loop {
-        match tokio::time::timeout(SILENCE, ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap()
-        {
-            Message::Pong(payload) => {
-                assert_eq!(&payload[..], b"are you there");
-                break;
+    wait::within("the pong to the client's ping", async {
+        loop {
+            match ws.next().await.unwrap().unwrap() {
+                Message::Pong(payload) => {
+                    assert_eq!(&payload[..], b"are you there");
+                    break;
+                }
+                Message::Ping(_) => {}
+                other => panic!("unexpected {other:?}"),
             }
-            Message::Ping(_) => {}
-            other => panic!("unexpected {other:?}"),
         }
-    }
+    })
+    .await;
     churn_hosts(&app.client, &app.base_url, "alive", 1).await;
     let event = next_event(&mut ws).await;
     assert!(
@@ -691,7 +688,7 @@ async fn silent_client(addr: SocketAddr) -> (Vec<(u8, Vec<u8>)>, bool) {
     );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut bytes = Vec::new();
-    let ended = tokio::time::timeout(SILENCE, stream.read_to_end(&mut bytes))
+    let ended = tokio::time::timeout(WAIT_DEADLINE, stream.read_to_end(&mut bytes))
         .await
         .is_ok();
     let head_end = bytes
@@ -731,13 +728,10 @@ async fn ws_shutdown_sends_close_frames_and_completes() {
     let first = next_event(&mut reading).await;
     assert!(host_of(&first) == Some("me"), "{first:?}");
 
-    let started = Instant::now();
-    let stopped = tokio::time::timeout(Duration::from_secs(10), stop(app)).await;
-    let elapsed = started.elapsed();
-    eprintln!("in-process shutdown with 3 WebSocket clients and job {job} running: {elapsed:?}");
-    stopped
-        .expect("shutdown took longer than 10 s")
-        .expect("run returned an error");
+    // `stop` gives up (and fails the test) when `run` does not return by itself.
+    app.stop().await.unwrap_or_else(|err| {
+        panic!("run returned an error at shutdown with job {job} running: {err:?}")
+    });
 
     for ws in [&mut reading, &mut replaying, &mut not_reading] {
         let (code, reason) = close_frame(ws).await;
@@ -746,12 +740,8 @@ async fn ws_shutdown_sends_close_frames_and_completes() {
     }
 }
 
-async fn stop(app: TestApp) -> color_eyre::eyre::Result<()> {
-    app.stop().await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ws_sigterm_with_clients_connected_exits_0_within_10s() {
+async fn ws_sigterm_with_clients_connected_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tendhost.toml");
     std::fs::write(
@@ -762,7 +752,7 @@ async fn ws_sigterm_with_clients_connected_exits_0_within_10s() {
     let mut daemon = DaemonProcess::start(&path, &dir.path().join("data"));
     let addr = daemon.addr;
     let base_url = daemon.base_url.clone();
-    let client = reqwest::Client::new();
+    let client = wait::http_client();
 
     let mut readers = Vec::new();
     for query in ["", "?since=0", "?host=me&types=job_output"] {
@@ -772,23 +762,14 @@ async fn ws_sigterm_with_clients_connected_exits_0_within_10s() {
     // A job is running (or just ran) when the signal comes.
     check(&client, &base_url, "me").await;
 
-    let started = Instant::now();
     daemon.signal("TERM");
-    let status = tokio::task::spawn_blocking(move || {
-        let status = daemon.wait_exit(Duration::from_secs(10));
+    // Blocking: off the runtime's threads, so the readers keep reading meanwhile.
+    let (status, daemon) = tokio::task::spawn_blocking(move || {
+        let status = daemon.wait_exit("SIGTERM with 3 WebSocket clients connected");
         (status, daemon)
     })
     .await
     .unwrap();
-    let (status, daemon) = status;
-    let elapsed = started.elapsed();
-    let status = status.unwrap_or_else(|| {
-        panic!(
-            "daemon still running 10 s after SIGTERM; log:\n{}",
-            daemon.log.join("\n")
-        )
-    });
-    eprintln!("SIGTERM with 3 WebSocket clients: exited in {elapsed:?}");
     assert!(
         status.success(),
         "exit status {status:?}; log:\n{}",

@@ -8,11 +8,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Instant;
 
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+use crate::wait::{self, WAIT_DEADLINE};
 
 /// A daemon running inside the test process.
 pub struct TestApp {
@@ -83,7 +86,7 @@ pub async fn spawn_app_in(dir: TempDir) -> TestApp {
     TestApp {
         addr,
         base_url: format!("http://{addr}"),
-        client: reqwest::Client::new(),
+        client: wait::http_client(),
         dir,
         shutdown: Some(tx),
         handle: Some(handle),
@@ -103,7 +106,7 @@ impl TestApp {
             let _ = tx.send(());
         }
         let handle = self.handle.take().expect("stopped once");
-        handle
+        wait::within("the in-process daemon stopping", handle)
             .await
             .expect("daemon task panicked")
             .expect("daemon stopped cleanly");
@@ -112,12 +115,17 @@ impl TestApp {
     }
 
     /// Triggers graceful shutdown and waits for `run` to return.
+    ///
+    /// # Panics
+    /// When `run` has not returned within [`WAIT_DEADLINE`], or panicked.
     pub async fn stop(mut self) -> color_eyre::eyre::Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         let handle = self.handle.take().expect("stopped once");
-        handle.await.expect("daemon task panicked")
+        wait::within("the in-process daemon stopping", handle)
+            .await
+            .expect("daemon task panicked")
     }
 }
 
@@ -170,7 +178,8 @@ pub struct DaemonProcess {
 
 impl DaemonProcess {
     /// Starts `tendhost --config <config_path>` with logs on stderr, a bind on port 0 and
-    /// `data_dir` from `TENDHOST_DATA_DIR`, and waits (up to 60 s) for its "listening" line.
+    /// `data_dir` from `TENDHOST_DATA_DIR`, and waits (at most [`WAIT_DEADLINE`]) for its
+    /// "listening" line.
     pub fn start(config_path: &Path, data_dir: &Path) -> DaemonProcess {
         apply_auth_default(config_path);
         let mut child = Command::new(daemon_binary())
@@ -202,7 +211,7 @@ impl DaemonProcess {
             log: Vec::new(),
         };
         let line = process
-            .wait_for_log("tendhost listening", Duration::from_secs(60))
+            .wait_for_log("tendhost listening")
             .unwrap_or_else(|| {
                 panic!("daemon did not start; its log:\n{}", process.log.join("\n"))
             });
@@ -217,9 +226,10 @@ impl DaemonProcess {
         process
     }
 
-    /// Waits for a stderr line containing `needle`; `None` on timeout or exit.
-    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> Option<String> {
-        let deadline = Instant::now() + timeout;
+    /// Waits for a stderr line containing `needle` (at most [`WAIT_DEADLINE`]); `None` when
+    /// the deadline passes or the daemon exits first.
+    pub fn wait_for_log(&mut self, needle: &str) -> Option<String> {
+        let deadline = Instant::now() + WAIT_DEADLINE;
         if let Some(line) = self.log.iter().find(|l| l.contains(needle)) {
             return Some(line.clone());
         }
@@ -243,21 +253,39 @@ impl DaemonProcess {
         assert!(status.success(), "kill -{signal} failed");
     }
 
-    /// Waits up to `timeout` for the process to exit.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                // Collect what it printed on the way out.
-                while let Ok(line) = self.stderr_lines.recv_timeout(Duration::from_millis(100)) {
-                    self.log.push(line);
+    /// Waits for the process to exit (after `cause`, e.g. "SIGTERM") and for the end of its
+    /// stderr, so [`DaemonProcess::log`] then holds every line it printed.
+    ///
+    /// # Panics
+    /// When it is still running, or its stderr still open, after [`WAIT_DEADLINE`]; the
+    /// message names `cause` and shows the log.
+    pub fn wait_exit(&mut self, cause: &str) -> ExitStatus {
+        let pid = self.child.id();
+        let status = wait::until_blocking(
+            &format!("tendhost (pid {pid}) exiting after {cause}"),
+            || {
+                if let Some(status) = self.child.try_wait().expect("try_wait") {
+                    return Ok(status);
                 }
-                return Some(status);
+                self.log.extend(self.stderr_lines.try_iter());
+                Err(format!("still running; its log:\n{}", self.log.join("\n")))
+            },
+        );
+        // Collect what it printed on the way out, up to the end of the pipe.
+        let deadline = Instant::now() + WAIT_DEADLINE;
+        loop {
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .unwrap_or_default();
+            match self.stderr_lines.recv_timeout(left) {
+                Ok(line) => self.log.push(line),
+                Err(RecvTimeoutError::Disconnected) => return status,
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "tendhost (pid {pid}) exited ({status}) but its stderr was still open after \
+                     {WAIT_DEADLINE:?}; its log:\n{}",
+                    self.log.join("\n")
+                ),
             }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

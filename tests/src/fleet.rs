@@ -60,7 +60,7 @@ use crate::fleet::repo::Repos;
 /// Set to `1` to skip fleet tests (each prints and counts an explicit skip). CI never sets it.
 pub const SKIP_ENV: &str = "TENDHOST_SKIP_FLEET";
 /// When set (by `scripts/test`), each skipped fleet test appends a line to this file, so
-/// the run can report how many were skipped.
+/// the run can report how many were skipped; a test whose line cannot be written fails.
 pub const SKIP_LOG_ENV: &str = "TENDHOST_SKIP_LOG";
 
 /// User with passwordless sudo on every host (logs in with the fleet key).
@@ -105,7 +105,7 @@ impl FleetError {
 ///
 /// - With `TENDHOST_SKIP_FLEET=1`: prints `SKIPPED (TENDHOST_SKIP_FLEET=1): <test> needs
 ///   the Docker test fleet`, counts the skip (see [`SKIP_LOG_ENV`]) and returns `false`;
-///   the test then returns early.
+///   the test then returns early. A skip that cannot be counted panics instead.
 /// - Otherwise, when root, the Docker engine or a tool is missing: panics with one
 ///   message naming what is missing and how to get it (`scripts/test`).
 ///
@@ -122,12 +122,17 @@ pub fn require_fleet() -> bool {
         eprintln!("{line}");
         if let Some(log) = std::env::var_os(SKIP_LOG_ENV) {
             use std::io::Write as _;
-            if let Ok(mut file) = std::fs::OpenOptions::new()
+            // A skip that cannot be counted must not pass unnoticed: fail instead.
+            let logged = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(log)
-            {
-                let _ = writeln!(file, "{line}");
+                .open(&log)
+                .and_then(|mut file| writeln!(file, "{line}"));
+            if let Err(err) = logged {
+                panic!(
+                    "{test}: cannot count its skip in {SKIP_LOG_ENV}={}: {err}",
+                    Path::new(&log).display()
+                );
             }
         }
         return false;

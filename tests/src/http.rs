@@ -1,15 +1,17 @@
 //! Small HTTP helpers the end-to-end tests share: JSON GET/POST against a daemon's base URL,
-//! waiting for a job to finish, and reading a package's installed version out of band.
-
-use std::time::Duration;
+//! waiting for a job to finish, and reading a package's installed version out of band. Every
+//! request and wait gives up after the suite's `wait::WAIT_DEADLINE`.
 
 use serde_json::Value;
 
 use crate::fleet::Host;
+use crate::wait;
 
 /// `GET base_url + path`, as JSON.
 pub async fn get_json(base_url: &str, path: &str) -> Value {
-    reqwest::get(format!("{base_url}{path}"))
+    wait::http_client()
+        .get(format!("{base_url}{path}"))
+        .send()
         .await
         .unwrap_or_else(|err| panic!("GET {path}: {err}"))
         .json()
@@ -19,7 +21,7 @@ pub async fn get_json(base_url: &str, path: &str) -> Value {
 
 /// `POST base_url + path` with a JSON body; the status and the JSON answer (null if none).
 pub async fn post_json(base_url: &str, path: &str, body: Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
+    let resp = wait::http_client()
         .post(format!("{base_url}{path}"))
         .json(&body)
         .send()
@@ -29,16 +31,18 @@ pub async fn post_json(base_url: &str, path: &str, body: Value) -> (u16, Value) 
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-/// Polls `GET /jobs/{id}` until the job is neither queued nor running (4 minutes at most).
+/// Polls `GET /jobs/{id}` until the job is neither queued nor running (at most
+/// [`wait::WAIT_DEADLINE`]).
 pub async fn wait_job(base_url: &str, job_id: &str) -> Value {
-    for _ in 0..2400 {
+    wait::until(&format!("job {job_id} ending"), || async {
         let job = get_json(base_url, &format!("/jobs/{job_id}")).await;
-        if !matches!(job["state"].as_str(), Some("queued" | "running")) {
-            return job;
+        if matches!(job["state"].as_str(), Some("queued" | "running")) {
+            Err(format!("state {}", job["state"]))
+        } else {
+            Ok(job)
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("job {job_id} did not finish within 4 minutes");
+    })
+    .await
 }
 
 /// The installed version of a Debian package on `host`, read with `docker exec`.
@@ -47,14 +51,16 @@ pub async fn installed_version(host: &Host, package: &str) -> String {
         .await
 }
 
-/// Polls `GET /rollouts/{id}` until the rollout is no longer running (4 minutes at most).
+/// Polls `GET /rollouts/{id}` until the rollout is no longer running (at most
+/// [`wait::WAIT_DEADLINE`]).
 pub async fn wait_rollout(base_url: &str, rollout_id: &str) -> Value {
-    for _ in 0..1200 {
+    wait::until(&format!("rollout {rollout_id} ending"), || async {
         let rollout = get_json(base_url, &format!("/rollouts/{rollout_id}")).await;
-        if rollout["state"] != "running" {
-            return rollout;
+        if rollout["state"] == "running" {
+            Err(format!("{rollout:#}"))
+        } else {
+            Ok(rollout)
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("rollout {rollout_id} still running after 4 minutes");
+    })
+    .await
 }

@@ -1,9 +1,11 @@
-//! Test support for tendhost's end-to-end suite: starting the daemon (`daemon`), and (in
-//! sibling modules) the Docker test fleet and a loopback sshd. Only test code uses this crate.
+//! Test support for tendhost's end-to-end suite: starting the daemon (`daemon`), the Docker
+//! test fleet (`fleet`), a loopback sshd (`sshd`), shared HTTP helpers (`http`) and the one
+//! deadline every wait shares (`wait`). Only test code uses this crate.
 
 pub mod daemon;
 pub mod fleet;
 pub mod http;
 pub mod sshd;
+pub mod wait;
 
 pub use fleet::require_fleet;

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 const SSHD: &str = "/usr/sbin/sshd";
-const READY_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long sshd may take to listen (again): the suite's one wait deadline.
+const READY_TIMEOUT: Duration = crate::wait::WAIT_DEADLINE;
 
 /// A running sshd on `127.0.0.1`, stopped (killed) on drop.
 ///

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::jobs::JobKind;
+use crate::packages::PendingUpdate;
 use crate::pagination::Pagination;
 
 /// Where a host is in its update cycle.
@@ -145,28 +146,6 @@ pub struct Failure {
     pub acknowledged: bool,
     /// The job that failed.
     pub job_id: Option<String>,
-}
-
-/// One package a check says would be upgraded (or newly installed, when `current_version`
-/// is null).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({
-    "name": "openssl",
-    "current_version": "3.0.11-1~deb12u2",
-    "new_version": "3.0.13-1~deb12u1",
-    "origin": "Debian-Security:12/stable-security",
-    "arch": "amd64",
-    "security": true
-}))]
-pub struct PendingUpdate {
-    pub name: String,
-    pub current_version: Option<String>,
-    pub new_version: String,
-    /// apt's release string(s) or dnf's repository id.
-    pub origin: String,
-    pub arch: String,
-    /// From a security suite (apt) or with a security advisory (dnf).
-    pub security: bool,
 }
 
 /// A package a check says would be removed.

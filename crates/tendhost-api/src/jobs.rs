@@ -1,10 +1,11 @@
 //! Job wire types: `GET /jobs/{id}` (with the full log), the items of `GET /jobs`, and its
-//! query parameters. How a job is started lives with the host actions (`hosts`).
+//! query parameters. How a job is started lives with the host actions (`hosts`); the package
+//! lists a job carries are in `packages`.
 
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::hosts::PendingUpdate;
+use crate::packages::{PackageChange, PendingUpdate};
 use crate::pagination::Pagination;
 
 /// What a job does.
@@ -50,16 +51,6 @@ pub struct LogLine {
     pub time: String,
     pub stream: LogStream,
     pub line: String,
-}
-
-/// A package whose installed version an upgrade changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"name": "openssl", "from": "3.0.11-1~deb12u2", "to": "3.0.13-1~deb12u1"}))]
-pub struct PackageChange {
-    pub name: String,
-    /// Null for a package the upgrade newly installed.
-    pub from: Option<String>,
-    pub to: String,
 }
 
 /// A job in `GET /jobs` (without its log).
@@ -127,29 +118,9 @@ pub struct JobSummary {
              "line": "Setting up openssl (3.0.13-1~deb12u1) ..."}]
 }))]
 pub struct Job {
-    pub id: String,
-    pub host: String,
-    pub kind: JobKind,
-    pub state: JobState,
-    /// An update that only showed what it would do.
-    pub dry_run: bool,
-    /// Ran regardless of the maintenance window.
-    pub force: bool,
-    /// The fleet rollout that started it, if any.
-    pub rollout_id: Option<String>,
-    /// RFC 3339.
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    /// RFC 3339; null while queued.
-    #[schema(format = DateTime)]
-    pub started_at: Option<String>,
-    /// RFC 3339; null until finished.
-    #[schema(format = DateTime)]
-    pub finished_at: Option<String>,
-    /// Outcome in a sentence (the error for failures); null until finished.
-    pub summary: Option<String>,
-    /// Exit code of the upgrade, when one ran and was collected.
-    pub exit_code: Option<i32>,
+    /// Every field of the job's list entry.
+    #[serde(flatten)]
+    pub summary: JobSummary,
     /// Packages whose version the upgrade changed.
     pub packages_changed: Vec<PackageChange>,
     /// Packages the package manager reported as failed.
@@ -188,4 +159,93 @@ pub struct JobListQuery {
     /// Only jobs of this kind.
     #[param(inline)]
     pub kind: Option<JobKind>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+    use utoipa::PartialSchema;
+
+    use crate::jobs::{Job, JobKind, JobState, JobSummary};
+
+    fn job() -> Job {
+        Job {
+            summary: JobSummary {
+                id: "job-1".to_owned(),
+                host: "web-01".to_owned(),
+                kind: JobKind::Check,
+                state: JobState::Succeeded,
+                dry_run: false,
+                force: false,
+                rollout_id: None,
+                created_at: "2026-05-02T03:14:00Z".to_owned(),
+                started_at: None,
+                finished_at: None,
+                summary: None,
+                exit_code: None,
+            },
+            packages_changed: Vec::new(),
+            packages_failed: Vec::new(),
+            pending: Vec::new(),
+            commands: Vec::new(),
+            log: Vec::new(),
+        }
+    }
+
+    /// The properties and required fields of a schema, through `allOf` parts and references
+    /// (resolved in `doc`, a map of schema names).
+    fn fields(
+        schema: &Value,
+        doc: &Value,
+        properties: &mut BTreeSet<String>,
+        required: &mut BTreeSet<String>,
+    ) {
+        if let Some(reference) = schema["$ref"].as_str() {
+            let name = reference.rsplit('/').next().unwrap();
+            return fields(&doc[name], doc, properties, required);
+        }
+        for part in schema["allOf"].as_array().into_iter().flatten() {
+            fields(part, doc, properties, required);
+        }
+        properties.extend(
+            schema["properties"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k.clone()),
+        );
+        required.extend(
+            schema["required"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| v.as_str().unwrap().to_owned()),
+        );
+    }
+
+    #[test]
+    fn job_is_one_flat_object_and_its_schema_names_every_field() {
+        let value = serde_json::to_value(job()).unwrap();
+        let keys: BTreeSet<String> = value.as_object().unwrap().keys().cloned().collect();
+        let back: Job = serde_json::from_value(value).unwrap();
+        assert_eq!(back, job());
+
+        let doc = serde_json::json!({ "JobSummary": serde_json::to_value(JobSummary::schema()).unwrap() });
+        let schema = serde_json::to_value(Job::schema()).unwrap();
+        let (mut properties, mut required) = (BTreeSet::new(), BTreeSet::new());
+        fields(&schema, &doc, &mut properties, &mut required);
+        assert_eq!(properties, keys, "{schema:#}");
+        // What is never null is required, as when `Job` spelled out every field.
+        let never_null: BTreeSet<String> = serde_json::to_value(job())
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, value)| !value.is_null())
+            .map(|(key, _)| key.clone())
+            .collect();
+        assert_eq!(required, never_null, "{schema:#}");
+    }
 }

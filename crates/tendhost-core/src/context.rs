@@ -1,23 +1,26 @@
-//! What every host and rollout shares: the event bus, the job registry, the fleet-wide
-//! concurrency limit, SSH state, and the persistence hooks the store plugs into.
+//! What every host and rollout shares: the event bus, the job registry, the id generator, the
+//! fleet-wide concurrency limit, and `Persistence`, the hook the store plugs into.
 
 use std::sync::Arc;
 
-use tendhost_exec::ExecEnv;
 use tokio::sync::Semaphore;
 
-use crate::events::{EventBus, OutputStream};
-use crate::host::HostShared;
+use crate::events::{EventBus, EventKind, OutputStream};
+use crate::ids::Ids;
 use crate::jobs::Jobs;
-use crate::model::RolloutSnapshot;
+use crate::model::{HostStatus, JobSnapshot, RolloutSnapshot};
 
-/// Mirrors state changes to durable storage (the daemon wires the SQLite store in).
+/// Mirrors state changes to durable storage (the daemon wires the SQLite store in). Each
+/// method gets the changed value as the model has it; none may call back into the fleet, and
+/// each should queue its write rather than wait for it.
 pub trait Persistence: Send + Sync {
-    /// A host's status changed.
-    fn host_changed(&self, host: &HostShared);
-    /// A job was created or changed. Must queue the write before returning: an event
-    /// published afterwards is delivered only after this write is committed.
-    fn job_changed(&self, jobs: &Jobs, job_id: &str);
+    /// Host `name`'s status changed. Called with that status locked, so writes of one host
+    /// are queued in the order of its changes.
+    fn host_changed(&self, name: &str, status: &HostStatus);
+    /// A job was created or changed (its log is empty here: lines arrive through
+    /// `job_output`). Must queue the write before returning: an event published afterwards is
+    /// delivered only after this write is committed.
+    fn job_changed(&self, job: &JobSnapshot);
     /// A rollout was created or changed.
     fn rollout_changed(&self, rollout: &RolloutSnapshot);
     /// An output line of a job.
@@ -28,22 +31,24 @@ pub trait Persistence: Send + Sync {
 pub struct FleetContext {
     pub bus: EventBus,
     pub jobs: Arc<Jobs>,
+    pub ids: Ids,
     /// Fleet-wide limit on hosts doing remote work at once (`[daemon] max_parallel`).
     pub remote_slots: Arc<Semaphore>,
-    pub exec_env: ExecEnv,
     pub persistence: Option<Arc<dyn Persistence>>,
 }
 
 impl FleetContext {
-    pub fn persist_host(&self, host: &HostShared) {
+    pub fn persist_host(&self, name: &str, status: &HostStatus) {
         if let Some(persistence) = &self.persistence {
-            persistence.host_changed(host);
+            persistence.host_changed(name, status);
         }
     }
 
     pub fn persist_job(&self, job_id: &str) {
-        if let Some(persistence) = &self.persistence {
-            persistence.job_changed(&self.jobs, job_id);
+        if let Some(persistence) = &self.persistence
+            && let Some(job) = self.jobs.get_without_log(job_id)
+        {
+            persistence.job_changed(&job);
         }
     }
 
@@ -59,7 +64,7 @@ impl FleetContext {
         if let Some(persistence) = &self.persistence {
             persistence.job_output(job_id, stream, line);
         }
-        self.bus.publish(crate::events::EventKind::JobOutput {
+        self.bus.publish(EventKind::JobOutput {
             job_id: job_id.to_owned(),
             host: host.to_owned(),
             stream,

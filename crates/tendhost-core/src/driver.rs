@@ -1,7 +1,8 @@
 //! Job bodies: what a check, an update and a reboot do on a host, through `tendhost-pkg`'s
 //! operations over the host's executor. Each body moves the host through the state machine and
 //! reports remote failures as data (job state + host state), never as a panic or a handler
-//! error. Runs inside the task the host actor started; holds one fleet-wide remote slot.
+//! error. Runs inside the task the host actor started; holds one fleet-wide remote slot. Which
+//! state a job leaves its host in is decided in one place, `settle`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,13 +10,14 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tendhost_exec::{OutputSink, Stream};
 use tendhost_pkg::{
-    AptUpgrade as PkgAptUpgrade, JobId, ListRefresh, PackageManager, PkgError, PkgOptions,
-    RebootState, UpgradeOutcome, UpgradeState,
+    AptUpgrade as PkgAptUpgrade, CheckReport, Inventory, JobId, ListRefresh, PackageManager,
+    PkgError, PkgOptions, RebootState, UpgradeOutcome, UpgradeState, progress_package,
 };
 
 use crate::events::{EventKind, OutputStream};
 use crate::host::HostShared;
-use crate::model::{JobState, UpdateOptions};
+use crate::model::{JobState, LostJob, UpdateOptions};
+use crate::settle::{Ending, Step, requires_reboot, settle};
 use crate::spec::{AptUpgrade, PinnedManager};
 use crate::state::{HostState, JobKind};
 
@@ -49,23 +51,6 @@ impl OutputSink for JobSink<'_> {
             });
         }
     }
-}
-
-/// The package a progress line finished: dpkg's `Setting up NAME (VERSION) ...` or dnf's
-/// `  Upgrading        : NAME-VERSION 1/4`.
-fn progress_package(line: &str) -> Option<&str> {
-    if let Some(rest) = line.strip_prefix("Setting up ") {
-        return rest
-            .split_whitespace()
-            .next()
-            .map(|p| p.split(':').next().unwrap_or(p));
-    }
-    let trimmed = line.trim_start();
-    let rest = trimmed
-        .strip_prefix("Upgrading")?
-        .trim_start()
-        .strip_prefix(':')?;
-    rest.split_whitespace().next()
 }
 
 /// Appends a line tendhost itself writes (not the host's output) to the job log and the bus.
@@ -143,10 +128,14 @@ fn pkg_options(host: &HostShared, refresh: bool) -> PkgOptions {
 enum StepError {
     /// The host could not be reached: host `unreachable`.
     Unreachable(String),
-    /// The package database was locked: job `busy`, host back to where it was.
-    Busy(String),
+    /// The package database was locked: job `busy`, host back to `back_to` (`None`: where it
+    /// was when the job started).
+    Busy {
+        error: String,
+        back_to: Option<HostState>,
+    },
     /// A detached upgrade stayed out of reach past the reconnect window: job `lost`, host
-    /// already `unreachable`.
+    /// `unreachable` until a check collects the outcome.
     Lost(String),
     /// Anything else: host `failed`.
     Failed(String),
@@ -157,7 +146,10 @@ impl From<PkgError> for StepError {
         if err.is_connection_failure() {
             StepError::Unreachable(err.to_string())
         } else if matches!(err, PkgError::Locked { .. }) {
-            StepError::Busy(err.to_string())
+            StepError::Busy {
+                error: err.to_string(),
+                back_to: None,
+            }
         } else {
             StepError::Failed(err.to_string())
         }
@@ -182,35 +174,51 @@ pub async fn run_job(host: &Arc<HostShared>, job_id: &str, kind: JobKind, option
         JobKind::Update => run_update(host, job_id).await,
         JobKind::Reboot => run_reboot(host, job_id).await,
     };
-    let (state, summary) = match result {
-        Ok(summary) => (JobState::Succeeded, summary),
+    let (ending, state, summary) = match result {
+        // A job that succeeded has settled its host already.
+        Ok(summary) => (None, JobState::Succeeded, summary),
         Err(StepError::Unreachable(error)) => {
             host.status().last_error = Some(error.clone());
-            host.transition(HostState::Unreachable);
+            (Some(Ending::Unreachable), JobState::Failed, error)
+        }
+        Err(StepError::Busy { error, back_to }) => (
+            Some(Ending::Busy {
+                back_to: back_to.unwrap_or(previous),
+            }),
+            JobState::Busy,
+            error,
+        ),
+        Err(StepError::Lost(error)) => (Some(Ending::Lost), JobState::Lost, error),
+        Err(StepError::Failed(error)) => (Some(Ending::Failed), JobState::Failed, error),
+    };
+    if let Some(ending) = ending {
+        match settle(ending, host.spec.policy.auto_reboot) {
+            HostState::Failed => host.fail(kind, previous, summary.clone(), job_id),
+            to => host.transition(to),
+        }
+        let reason = match ending {
+            Ending::Unreachable => Some(summary.clone()),
+            Ending::Lost => Some("lost during upgrade".to_owned()),
+            _ => None,
+        };
+        if let Some(reason) = reason {
             ctx.bus.publish(EventKind::HostDisconnected {
                 host: host.name().to_owned(),
-                reason: error.clone(),
+                reason,
             });
-            (JobState::Failed, error)
         }
-        Err(StepError::Busy(error)) => {
-            // Retryable: nothing changed; the host goes back to where it was.
-            host.transition(match previous {
-                HostState::Failed => HostState::Idle,
-                other => other,
-            });
-            (JobState::Busy, error)
-        }
-        Err(StepError::Lost(error)) => (JobState::Lost, error),
-        Err(StepError::Failed(error)) => {
-            host.fail(kind, previous, error.clone(), job_id);
-            (JobState::Failed, error)
-        }
-    };
-    ctx.jobs.finish(job_id, state, Some(summary));
+    }
     // Committed before the event that announces it.
+    host.persist();
+    finish_job(host, job_id, state, summary);
+}
+
+/// Ends job `job_id` with `state`: in the registry, in the store, then the `job_finished`
+/// event (after the write it announces).
+fn finish_job(host: &HostShared, job_id: &str, state: JobState, summary: String) {
+    let ctx = host.ctx();
+    ctx.jobs.finish(job_id, state, Some(summary));
     ctx.persist_job(job_id);
-    ctx.persist_host(host);
     ctx.bus.publish(EventKind::JobFinished {
         job_id: job_id.to_owned(),
         host: host.name().to_owned(),
@@ -232,12 +240,89 @@ async fn manager(host: &HostShared) -> Result<PackageManager, StepError> {
     Ok(manager)
 }
 
-/// Check: querying -> pending_updates / idle (or waiting_reboot when a reboot is pending);
-/// collects a previously lost upgrade first.
+/// What a step read from the host at its end.
+struct Findings {
+    report: CheckReport,
+    /// `None`: not read (a dry run); the last known state stands.
+    reboot: Option<RebootState>,
+    /// `None`: not read, or reading it failed; the last inventory stands.
+    inventory: Option<Inventory>,
+}
+
+/// Whether a look reads the inventory too.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WithInventory {
+    Yes,
+    No,
+}
+
+/// Reads pending updates (refreshing the lists when `refresh` and the policy says so), the
+/// reboot state and, if asked, the inventory (whose failure is only logged).
+async fn look(
+    host: &HostShared,
+    manager: PackageManager,
+    refresh: bool,
+    with_inventory: WithInventory,
+) -> Result<Findings, StepError> {
+    let exec = host.executor.as_ref();
+    let report = tendhost_pkg::check(exec, manager, &pkg_options(host, refresh)).await?;
+    let reboot = tendhost_pkg::reboot_state(exec, manager).await?;
+    let inventory = if with_inventory == WithInventory::Yes {
+        match tendhost_pkg::inventory(exec, Some(manager)).await {
+            Ok(inventory) => Some(inventory),
+            Err(err) => {
+                tracing::warn!(host = %host.name(), %err, "inventory failed");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    Ok(Findings {
+        report,
+        reboot: Some(reboot),
+        inventory,
+    })
+}
+
+/// Records what `step` found in the host's status and settles the host (`settle`); returns
+/// the state it settled on, or `rebooting` when the job has to reboot the host now (the host
+/// is still where the step left it then).
+fn record_and_settle(host: &HostShared, step: Step, findings: Findings) -> HostState {
+    let ending = {
+        let mut status = host.status();
+        let Findings {
+            report,
+            reboot,
+            inventory,
+        } = findings;
+        if let Some(reboot) = reboot {
+            status.reboot = reboot;
+        }
+        if inventory.is_some() {
+            status.inventory = inventory;
+        }
+        let ending = Ending::Found {
+            step,
+            pending: !report.pending.is_empty(),
+            reboot_required: requires_reboot(&status.reboot),
+        };
+        status.report = report;
+        status.last_check = Some(Timestamp::now());
+        ending
+    };
+    let to = settle(ending, host.spec.policy.auto_reboot);
+    if !matches!(to, HostState::Rebooting | HostState::Failed) {
+        host.transition(to);
+    }
+    to
+}
+
+/// Check: querying -> pending_updates / waiting_reboot / idle (`settle`); collects a
+/// previously lost upgrade first.
 async fn run_check(host: &HostShared, job_id: &str, refresh: bool) -> Result<String, StepError> {
     host.transition(HostState::Querying);
     let was_connected = host.status().last_error.is_none();
-    let exec = host.executor.as_ref();
     let manager = manager(host).await?;
     job_note(
         host,
@@ -254,42 +339,17 @@ async fn run_check(host: &HostShared, job_id: &str, refresh: bool) -> Result<Str
     if let Some(lost) = lost_job {
         collect_lost(host, job_id, manager, &lost).await;
     }
-    let opts = pkg_options(host, refresh);
-    let report = tendhost_pkg::check(exec, manager, &opts).await?;
-    let reboot = tendhost_pkg::reboot_state(exec, manager).await?;
-    let inventory = match tendhost_pkg::inventory(exec, Some(manager)).await {
-        Ok(inventory) => Some(inventory),
-        Err(err) => {
-            tracing::warn!(host = %host.name(), %err, "inventory failed");
-            None
-        }
-    };
-    note_report(host, job_id, &report, &reboot);
-    let n_pending = report.pending.len();
-    let reboot_required = matches!(reboot, RebootState::Required { .. });
-    host.ctx()
-        .jobs
-        .update(job_id, |job| job.pending.clone_from(&report.pending));
-    {
-        let mut status = host.status();
-        status.report = report;
-        status.reboot = reboot;
-        if inventory.is_some() {
-            status.inventory = inventory;
-        }
-        status.last_check = Some(Timestamp::now());
-    }
-    let waiting_reboot = reboot_required && !host.spec.policy.auto_reboot;
-    host.transition(if n_pending > 0 {
-        HostState::PendingUpdates
-    } else if waiting_reboot {
-        HostState::WaitingReboot
-    } else {
-        HostState::Idle
+    let findings = look(host, manager, refresh, WithInventory::Yes).await?;
+    let reboot = findings.reboot.clone().unwrap_or(RebootState::Unknown);
+    note_report(host, job_id, &findings.report, &reboot);
+    let n_pending = findings.report.pending.len();
+    host.ctx().jobs.update(job_id, |job| {
+        job.pending.clone_from(&findings.report.pending);
     });
+    record_and_settle(host, Step::Check, findings);
     Ok(format!(
         "{n_pending} pending update(s){}",
-        if reboot_required {
+        if requires_reboot(&reboot) {
             "; reboot required"
         } else {
             ""
@@ -298,12 +358,7 @@ async fn run_check(host: &HostShared, job_id: &str, refresh: bool) -> Result<Str
 }
 
 /// The next check after a lost upgrade collects its real outcome from the host's job dir.
-async fn collect_lost(
-    host: &HostShared,
-    check_job: &str,
-    manager: PackageManager,
-    lost: &crate::host::LostJob,
-) {
+async fn collect_lost(host: &HostShared, check_job: &str, manager: PackageManager, lost: &LostJob) {
     let (lost, offset) = (lost.job_id.as_str(), lost.log_offset);
     let Ok(lost_id) = JobId::new(lost) else {
         host.status().lost_job = None;
@@ -336,20 +391,15 @@ async fn collect_lost(
         Ok(outcome) if outcome.state != UpgradeState::Lost => {
             let state = job_state(outcome.state);
             record_outcome(host, lost, &outcome);
-            host.ctx().jobs.update(lost, |job| {
-                job.state = state;
-                job.finished_at = Some(Timestamp::now());
-                job.summary = Some(format!(
+            finish_job(
+                host,
+                lost,
+                state,
+                format!(
                     "collected after the host came back: {}",
                     outcome_summary(&outcome)
-                ));
-            });
-            host.ctx().persist_job(lost);
-            host.ctx().bus.publish(EventKind::JobFinished {
-                job_id: lost.to_owned(),
-                host: host.name().to_owned(),
-                outcome: state.as_str().to_owned(),
-            });
+                ),
+            );
             host.status().lost_job = None;
             job_note(
                 host,
@@ -404,6 +454,7 @@ fn outcome_summary(outcome: &UpgradeOutcome) -> String {
     summary
 }
 
+/// Dry run: querying -> what a check would settle on, with the last known reboot state.
 async fn run_dry_run(host: &HostShared, job_id: &str) -> Result<String, StepError> {
     host.transition(HostState::Querying);
     let manager = manager(host).await?;
@@ -418,22 +469,17 @@ async fn run_dry_run(host: &HostShared, job_id: &str) -> Result<String, StepErro
         job.pending.clone_from(&dry_run.report.pending);
         job.commands.clone_from(&dry_run.commands);
     });
-    {
-        let mut status = host.status();
-        status.report = dry_run.report;
-        status.last_check = Some(Timestamp::now());
-    }
-    let state = host.status().state;
-    if state == HostState::Querying {
-        host.transition(if n_pending > 0 {
-            HostState::PendingUpdates
-        } else {
-            HostState::Idle
-        });
-    }
+    let findings = Findings {
+        report: dry_run.report,
+        reboot: None,
+        inventory: None,
+    };
+    record_and_settle(host, Step::DryRun, findings);
     Ok(format!("dry run: {n_pending} package(s) would be upgraded"))
 }
 
+/// Update: (a first check) -> updating -> the detached upgrade -> what `settle` says, which
+/// on an `auto_reboot` host that needs it is a reboot and its verification.
 async fn run_update(host: &HostShared, job_id: &str) -> Result<String, StepError> {
     if host.status().last_check.is_none() {
         run_check(host, job_id, true).await?;
@@ -454,11 +500,13 @@ async fn run_update(host: &HostShared, job_id: &str) -> Result<String, StepError
         match tendhost_pkg::upgrade(host.executor.as_ref(), manager, &id, &opts, &sink).await {
             Ok(outcome) => outcome,
             Err(err) => {
-                let err = StepError::from(err);
-                if let StepError::Busy(_) = err {
-                    host.transition(previous);
-                }
-                return Err(err);
+                return Err(match StepError::from(err) {
+                    StepError::Busy { error, .. } => StepError::Busy {
+                        error,
+                        back_to: Some(previous),
+                    },
+                    other => other,
+                });
             }
         };
     record_outcome(host, job_id, &outcome);
@@ -469,28 +517,21 @@ async fn run_update(host: &HostShared, job_id: &str) -> Result<String, StepError
             return Err(StepError::Failed(format!("upgrade failed: {summary}")));
         }
         UpgradeState::Busy => {
-            host.transition(previous);
-            return Err(StepError::Busy(format!(
-                "package database locked: {summary}"
-            )));
+            return Err(StepError::Busy {
+                error: format!("package database locked: {summary}"),
+                back_to: Some(previous),
+            });
         }
         UpgradeState::Lost => {
-            {
-                let mut status = host.status();
-                status.lost_job = Some(crate::host::LostJob {
-                    job_id: job_id.to_owned(),
-                    log_offset: outcome.log_offset,
-                });
-                status.last_error = Some(format!(
-                    "lost contact for the whole reconnect window ({}s)",
-                    opts.reconnect_window.as_secs()
-                ));
-            }
-            host.transition(HostState::Unreachable);
-            host.ctx().bus.publish(EventKind::HostDisconnected {
-                host: host.name().to_owned(),
-                reason: "lost during upgrade".to_owned(),
+            let mut status = host.status();
+            status.lost_job = Some(LostJob {
+                job_id: job_id.to_owned(),
+                log_offset: outcome.log_offset,
             });
+            status.last_error = Some(format!(
+                "lost contact for the whole reconnect window ({}s)",
+                opts.reconnect_window.as_secs()
+            ));
             return Err(StepError::Lost(
                 "the host stayed unreachable past the reconnect window; the next check collects the real outcome"
                     .to_owned(),
@@ -498,29 +539,13 @@ async fn run_update(host: &HostShared, job_id: &str) -> Result<String, StepError
         }
     }
     // Where the host stands now: pending list (no refresh) and reboot flag.
-    let exec = host.executor.as_ref();
-    let report = tendhost_pkg::check(exec, manager, &pkg_options(host, false)).await?;
-    let reboot = tendhost_pkg::reboot_state(exec, manager).await?;
-    let reboot_required = matches!(reboot, RebootState::Required { .. });
-    let n_pending = report.pending.len();
-    {
-        let mut status = host.status();
-        status.report = report;
-        status.reboot = reboot;
-        status.last_check = Some(Timestamp::now());
-        status.failure = None;
-    }
-    if reboot_required && host.spec.policy.auto_reboot {
+    let findings = look(host, manager, false, WithInventory::No).await?;
+    host.status().failure = None;
+    if record_and_settle(host, Step::Update, findings) == HostState::Rebooting {
         reboot_and_verify(host, job_id).await?;
         return Ok(format!("{summary}; rebooted and verified"));
     }
-    host.transition(if reboot_required {
-        HostState::WaitingReboot
-    } else if n_pending > 0 {
-        HostState::PendingUpdates
-    } else {
-        HostState::Idle
-    });
+    let reboot_required = requires_reboot(&host.status().reboot);
     Ok(if reboot_required {
         format!("{summary}; reboot required")
     } else {
@@ -534,7 +559,7 @@ async fn run_reboot(host: &HostShared, job_id: &str) -> Result<String, StepError
 }
 
 /// rebooting (issue the reboot, wait for a new boot identity) -> verifying (check again) ->
-/// idle / pending_updates.
+/// idle / pending_updates, or failed when the host still requires a reboot.
 async fn reboot_and_verify(host: &HostShared, job_id: &str) -> Result<(), StepError> {
     host.transition(HostState::Rebooting);
     let exec = host.executor.as_ref();
@@ -556,50 +581,11 @@ async fn reboot_and_verify(host: &HostShared, job_id: &str) -> Result<(), StepEr
     ));
     host.transition(HostState::Verifying);
     let manager = manager(host).await?;
-    let report = tendhost_pkg::check(exec, manager, &pkg_options(host, false)).await?;
-    let reboot = tendhost_pkg::reboot_state(exec, manager).await?;
-    if matches!(reboot, RebootState::Required { .. }) {
+    let findings = look(host, manager, false, WithInventory::Yes).await?;
+    if record_and_settle(host, Step::Verify, findings) == HostState::Failed {
         return Err(StepError::Failed(
             "the host still requires a reboot after rebooting".to_owned(),
         ));
     }
-    let inventory = tendhost_pkg::inventory(exec, Some(manager)).await.ok();
-    let n_pending = report.pending.len();
-    {
-        let mut status = host.status();
-        status.report = report;
-        status.reboot = reboot;
-        if inventory.is_some() {
-            status.inventory = inventory;
-        }
-        status.last_check = Some(Timestamp::now());
-    }
-    host.transition(if n_pending > 0 {
-        HostState::PendingUpdates
-    } else {
-        HostState::Idle
-    });
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::driver::progress_package;
-
-    #[test]
-    fn progress_lines() {
-        assert_eq!(
-            progress_package("Setting up tendhost-a (1.1) ..."),
-            Some("tendhost-a")
-        );
-        assert_eq!(
-            progress_package("Setting up libc6:amd64 (2.36) ..."),
-            Some("libc6")
-        );
-        assert_eq!(
-            progress_package("  Upgrading        : hello-2.0-1.noarch       1/2"),
-            Some("hello-2.0-1.noarch")
-        );
-        assert_eq!(progress_package("Unpacking x (1) ..."), None);
-    }
 }

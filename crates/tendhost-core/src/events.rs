@@ -176,7 +176,8 @@ struct BusState {
     buffer: VecDeque<Arc<Event>>,
 }
 
-/// The daemon-wide event bus. Cheap to clone.
+/// The daemon-wide event bus. Cheap to clone. Only the core publishes; the daemon
+/// subscribes (`subscribe_since`) and, as the `EventTransport`, delivers committed events.
 #[derive(Clone)]
 pub struct EventBus {
     state: Arc<Mutex<BusState>>,
@@ -188,7 +189,7 @@ pub struct EventBus {
 impl EventBus {
     /// A bus whose first event gets `first_seq`, keeping the last `buffer_len` events for
     /// replay, with room for `channel_capacity` events per subscriber before it lags.
-    pub fn new(first_seq: u64, buffer_len: usize, channel_capacity: usize) -> Self {
+    pub(crate) fn new(first_seq: u64, buffer_len: usize, channel_capacity: usize) -> Self {
         let (sender, _) = broadcast::channel(channel_capacity.max(1));
         Self {
             state: Arc::new(Mutex::new(BusState {
@@ -202,7 +203,7 @@ impl EventBus {
     }
 
     /// Routes events through `transport` from now on (the daemon sets the store here).
-    pub fn set_transport(&self, transport: Arc<dyn EventTransport>) {
+    pub(crate) fn set_transport(&self, transport: Arc<dyn EventTransport>) {
         *self
             .transport
             .lock()
@@ -211,7 +212,7 @@ impl EventBus {
 
     /// Publishes one event. Without a transport it is numbered, buffered and broadcast at
     /// once; with one, it is broadcast when the transport delivers it back committed.
-    pub fn publish(&self, kind: EventKind) {
+    pub(crate) fn publish(&self, kind: EventKind) {
         let transport = self
             .transport
             .lock()

@@ -15,16 +15,20 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::context::{FleetContext, Persistence};
-use crate::events::EventBus;
-use crate::host::{Acknowledge, HostShared, HostStatus, Panic, StartJob};
+use crate::events::{EventBus, EventTransport};
+#[cfg(feature = "testing")]
+use crate::host::Panic;
+use crate::host::{Acknowledge, HostEntry, HostShared, StartJob};
+use crate::ids::Ids;
 use crate::jobs::Jobs;
 use crate::model::{
-    FleetError, HostFilter, HostSnapshot, JobSnapshot, JobState, MaxFailures, RolloutKind,
-    RolloutRequest, RolloutSnapshot, UpdateOptions,
+    FleetError, HostFilter, HostSnapshot, HostStatus, JobSnapshot, JobState, MaxFailures,
+    RolloutKind, RolloutRequest, RolloutSnapshot, UpdateOptions,
 };
 use crate::orchestrator::{
     AddHost, AllHosts, CancelRollout, ExecutorFactory, GetHost, GetRollout, Groups, ListHosts,
-    ListRollouts, OrchestratorActor, OrchestratorArgs, RemoveHost, RolloutHandles,
+    ListRollouts, OrchestratorActor, OrchestratorArgs, RemoveHost, ResumeRollout, RolloutHandles,
+    StartRollout,
 };
 use crate::spec::{HostSpec, HostTarget, KnownHostsPolicy};
 use crate::state::Request;
@@ -71,7 +75,11 @@ pub enum FleetStartError {
 pub struct Restored {
     pub jobs: Vec<JobSnapshot>,
     pub rollouts: Vec<RolloutSnapshot>,
-    pub transport: Option<Arc<dyn crate::events::EventTransport>>,
+    pub transport: Option<Arc<dyn EventTransport>>,
+    /// Other ids earlier runs issued (at least the newest job's): new job and rollout ids
+    /// sort after them and after those of `jobs` and `rollouts`, even when the clock went
+    /// back.
+    pub issued_ids: Vec<String>,
 }
 
 /// The running fleet. Cheap to clone.
@@ -146,6 +154,14 @@ impl Fleet {
         restored: Restored,
     ) -> Result<Fleet, FleetStartError> {
         let exec_env = ExecEnv::open(&options.data_dir)?;
+        let ids = Ids::after(
+            restored
+                .jobs
+                .iter()
+                .map(|job| job.id.as_str())
+                .chain(restored.rollouts.iter().map(|rollout| rollout.id.as_str()))
+                .chain(restored.issued_ids.iter().map(String::as_str)),
+        );
         let ctx = Arc::new(FleetContext {
             bus: EventBus::new(
                 options.first_seq,
@@ -153,8 +169,8 @@ impl Fleet {
                 options.event_channel,
             ),
             jobs: Arc::new(Jobs::default()),
+            ids,
             remote_slots: Arc::new(Semaphore::new(options.max_parallel.max(1))),
-            exec_env: exec_env.clone(),
             persistence,
         });
         if let Some(transport) = restored.transport {
@@ -163,9 +179,8 @@ impl Fleet {
         for job in restored.jobs {
             ctx.jobs.restore(job);
         }
-        let factory_env = exec_env.clone();
         let executor_factory: ExecutorFactory =
-            Arc::new(move |spec: &HostSpec| executor_for(spec, &factory_env));
+            Arc::new(move |spec: &HostSpec| executor_for(spec, &exec_env));
         let hosts = hosts
             .into_iter()
             .map(|spec| {
@@ -195,18 +210,11 @@ impl Fleet {
         &self.ctx.bus
     }
 
-    pub fn jobs_registry(&self) -> &Arc<Jobs> {
-        &self.ctx.jobs
-    }
-
     pub async fn hosts(&self) -> Vec<HostSnapshot> {
         self.orchestrator.ask(ListHosts).await.unwrap_or_default()
     }
 
-    async fn entry(
-        &self,
-        name: &str,
-    ) -> Result<(crate::orchestrator::HostEntry, Vec<String>), FleetError> {
+    async fn entry(&self, name: &str) -> Result<(HostEntry, Vec<String>), FleetError> {
         self.orchestrator
             .ask(GetHost(name.to_owned()))
             .await
@@ -341,11 +349,7 @@ impl Fleet {
         kind: RolloutKind,
         request: RolloutRequest,
     ) -> Result<RolloutSnapshot, FleetError> {
-        flatten(
-            self.orchestrator
-                .ask(crate::orchestrator::StartRollout { kind, request })
-                .await,
-        )
+        flatten(self.orchestrator.ask(StartRollout { kind, request }).await)
     }
 
     pub async fn rollout(&self, id: &str) -> Result<RolloutSnapshot, FleetError> {
@@ -369,11 +373,7 @@ impl Fleet {
 
     /// Continues an `interrupted` rollout with the hosts not yet done.
     pub async fn resume_rollout(&self, id: &str) -> Result<RolloutSnapshot, FleetError> {
-        flatten(
-            self.orchestrator
-                .ask(crate::orchestrator::ResumeRollout(id.to_owned()))
-                .await,
-        )
+        flatten(self.orchestrator.ask(ResumeRollout(id.to_owned())).await)
     }
 
     pub async fn cancel_rollout(&self, id: &str) -> Result<RolloutSnapshot, FleetError> {
@@ -396,6 +396,7 @@ impl Fleet {
     }
 
     /// Test hook: makes a host actor panic (its supervisor restarts it).
+    #[cfg(feature = "testing")]
     pub async fn panic_host(&self, name: &str) -> Result<(), FleetError> {
         let (entry, _) = self.entry(name).await?;
         let _ = entry.actor.tell(Panic).await;

@@ -1,6 +1,7 @@
 //! One managed host: `HostShared` (its state, outside any actor, so a restarted actor and a
-//! still-running job task both see it) and `HostActor` (the kameo actor that validates requests
-//! against the state machine and starts one job task at a time).
+//! still-running job task both see it), `HostActor` (the kameo actor that validates requests
+//! against the state machine and starts one job task at a time), and `HostEntry`, the pair the
+//! orchestrator registers and rollouts drive.
 //!
 //! The job bodies (what a check, an update and a reboot do on the host) live in `driver`; this
 //! file owns admission, state transitions and the event each transition emits.
@@ -13,56 +14,20 @@ use kameo::actor::ActorRef;
 use kameo::error::Infallible;
 use kameo::message::{Context, Message};
 use tendhost_exec::Executor;
-use tendhost_pkg::{CheckReport, Inventory, PackageManager, RebootState};
 use tokio::task::JoinHandle;
 
 use crate::context::FleetContext;
 use crate::driver;
 use crate::events::EventKind;
-use crate::model::{FleetError, HostSnapshot, UpdateOptions};
+use crate::model::{FleetError, HostSnapshot, HostStatus, UpdateOptions};
 use crate::spec::{HostSpec, HostTarget, UpdatePolicy};
 use crate::state::{FailureRecord, HostState, JobKind, Refusal, Request, allows};
 
-/// Mutable facts about a host.
-#[derive(Debug, Clone)]
-pub struct HostStatus {
-    pub state: HostState,
-    pub failure: Option<FailureRecord>,
-    pub report: CheckReport,
-    pub reboot: RebootState,
-    pub inventory: Option<Inventory>,
-    pub manager: Option<PackageManager>,
-    pub last_check: Option<Timestamp>,
-    pub current_job: Option<String>,
-    pub last_error: Option<String>,
-    /// A detached upgrade that was lost (host unreachable past the reconnect window): the next
-    /// check collects its real outcome.
-    pub lost_job: Option<LostJob>,
-}
-
-/// A detached upgrade whose outcome is still on the host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LostJob {
-    pub job_id: String,
-    /// Bytes of the host-side log already read (0: read it all again).
-    pub log_offset: u64,
-}
-
-impl Default for HostStatus {
-    fn default() -> Self {
-        Self {
-            state: HostState::Idle,
-            failure: None,
-            report: CheckReport::default(),
-            reboot: RebootState::Unknown,
-            inventory: None,
-            manager: None,
-            last_check: None,
-            current_job: None,
-            last_error: None,
-            lost_job: None,
-        }
-    }
+/// One registered host: its actor and the state it shares with its job task.
+#[derive(Clone)]
+pub struct HostEntry {
+    pub actor: ActorRef<HostActor>,
+    pub shared: Arc<HostShared>,
 }
 
 /// A host's definition, status, executor and running job; shared by its actor (across
@@ -117,9 +82,9 @@ impl HostShared {
                 return;
             }
             status.state = to;
+            self.ctx.persist_host(&self.spec.name, &status);
             from
         };
-        self.ctx.persist_host(self);
         self.ctx.bus.publish(EventKind::HostStateChanged {
             host: self.spec.name.clone(),
             from,
@@ -144,6 +109,11 @@ impl HostShared {
             status.last_error = Some(error);
         }
         self.transition(HostState::Failed);
+    }
+
+    /// Mirrors the current status to the store.
+    pub fn persist(&self) {
+        self.ctx.persist_host(&self.spec.name, &self.status());
     }
 
     /// A read model of this host.
@@ -215,7 +185,7 @@ impl HostShared {
                 host: self.spec.name.clone(),
             });
         }
-        let (kind, previous_state) = {
+        let (kind, previous_state, job_id) = {
             let mut status = self.status();
             if let Some(job_id) = status.current_job.clone() {
                 return Err(FleetError::HostBusy {
@@ -261,14 +231,13 @@ impl HostShared {
             } else {
                 status.state
             };
-            let job_id = self
-                .ctx
+            let job_id = self.ctx.ids.next("job");
+            self.ctx
                 .jobs
-                .create(&self.spec.name, kind, options, rollout_id);
-            status.current_job = Some(job_id);
-            (kind, previous_state)
+                .create(job_id.clone(), &self.spec.name, kind, options, rollout_id);
+            status.current_job = Some(job_id.clone());
+            (kind, previous_state, job_id)
         };
-        let job_id = self.status().current_job.clone().unwrap_or_default();
         self.ctx.persist_job(&job_id);
         if request == Request::Retry {
             // Leave `failed` for the state the failed action started from.
@@ -283,7 +252,7 @@ impl HostShared {
         let task = tokio::spawn(async move {
             driver::run_job(&host, &id, kind, options).await;
             host.status().current_job = None;
-            host.ctx.persist_host(&host);
+            host.persist();
         });
         *self.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
         Ok(job_id)
@@ -319,8 +288,7 @@ impl HostShared {
         if let Some(failure) = status.failure.as_mut() {
             failure.acknowledged = true;
         }
-        drop(status);
-        self.ctx.persist_host(self);
+        self.ctx.persist_host(&self.spec.name, &status);
         Ok(())
     }
 }
@@ -387,8 +355,10 @@ impl Message<Acknowledge> for HostActor {
 }
 
 /// Test hook: makes the actor panic, to exercise supervision.
+#[cfg(feature = "testing")]
 pub struct Panic;
 
+#[cfg(feature = "testing")]
 impl Message<Panic> for HostActor {
     type Reply = ();
 

@@ -1,35 +1,37 @@
 //! The job registry: every job's snapshot and log, and a way to wait for a job to finish.
-//! Shared by host actors (which write) and the API (which reads). The registry is the source
-//! of truth while the daemon runs; the store (when configured) mirrors it.
+//! Shared by host actors (which write) and the fleet facade (which reads). The registry is the
+//! source of truth while the daemon runs; the store (when configured) mirrors it. Ids come from
+//! `ids`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use jiff::Timestamp;
 use tokio::sync::watch;
 
 use crate::events::OutputStream;
-use crate::model::{JobSnapshot, JobState, LogLine, UpdateOptions};
+use crate::model::{JobSnapshot, JobState, LogLine, MAX_LOG_LINES, UpdateOptions};
 use crate::state::JobKind;
 
-/// In-memory log lines kept per job (older lines are dropped, with a marker).
-pub const MAX_LOG_LINES: usize = 50_000;
-
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// A new id: `prefix` + milliseconds since the epoch + a process-wide counter, so ids sort by
-/// creation time and never repeat across restarts.
-pub fn new_id(prefix: &str) -> String {
-    let millis = Timestamp::now().as_millisecond();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}-{millis:x}-{n}")
-}
-
 struct Entry {
+    /// The job without its log (`log` stays empty here).
     snapshot: JobSnapshot,
+    log: VecDeque<LogLine>,
     state_tx: watch::Sender<JobState>,
     dropped_lines: usize,
+}
+
+impl Entry {
+    fn new(mut snapshot: JobSnapshot) -> Self {
+        let log = std::mem::take(&mut snapshot.log).into();
+        let (state_tx, _) = watch::channel(snapshot.state);
+        Self {
+            snapshot,
+            log,
+            state_tx,
+            dropped_lines: 0,
+        }
+    }
 }
 
 /// All jobs of this daemon run.
@@ -52,64 +54,39 @@ impl Jobs {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Registers a queued job and returns its id.
+    /// Registers job `id`, queued.
     pub fn create(
         &self,
+        id: String,
         host: &str,
         kind: JobKind,
         options: UpdateOptions,
         rollout_id: Option<String>,
-    ) -> String {
-        let id = new_id("job");
-        let snapshot = JobSnapshot {
-            id: id.clone(),
-            host: host.to_owned(),
+    ) {
+        let snapshot = JobSnapshot::queued(
+            id.clone(),
+            host.to_owned(),
             kind,
-            state: JobState::Queued,
             options,
             rollout_id,
-            created_at: Timestamp::now(),
-            started_at: None,
-            finished_at: None,
-            summary: None,
-            exit_code: None,
-            packages_changed: Vec::new(),
-            packages_failed: Vec::new(),
-            pending: Vec::new(),
-            commands: Vec::new(),
-            log: Vec::new(),
-        };
-        let (state_tx, _) = watch::channel(JobState::Queued);
+            Timestamp::now(),
+        );
         let mut inner = self.lock();
         inner.order.push(id.clone());
-        inner.by_id.insert(
-            id.clone(),
-            Entry {
-                snapshot,
-                state_tx,
-                dropped_lines: 0,
-            },
-        );
-        id
+        inner.by_id.insert(id, Entry::new(snapshot));
     }
 
     /// Puts a job from a previous run back in the registry (recovery of interrupted jobs,
     /// whose outcome a later check may still collect from the host).
     pub fn restore(&self, snapshot: JobSnapshot) {
-        let (state_tx, _) = watch::channel(snapshot.state);
         let mut inner = self.lock();
         if inner.by_id.contains_key(&snapshot.id) {
             return;
         }
         inner.order.push(snapshot.id.clone());
-        inner.by_id.insert(
-            snapshot.id.clone(),
-            Entry {
-                snapshot,
-                state_tx,
-                dropped_lines: 0,
-            },
-        );
+        inner
+            .by_id
+            .insert(snapshot.id.clone(), Entry::new(snapshot));
     }
 
     /// Applies `f` to the job's snapshot (no-op for unknown ids).
@@ -146,11 +123,11 @@ impl Jobs {
     pub fn log(&self, id: &str, stream: OutputStream, line: &str) {
         let mut inner = self.lock();
         if let Some(entry) = inner.by_id.get_mut(id) {
-            if entry.snapshot.log.len() >= MAX_LOG_LINES {
-                entry.snapshot.log.remove(0);
+            if entry.log.len() >= MAX_LOG_LINES {
+                entry.log.pop_front();
                 entry.dropped_lines += 1;
             }
-            entry.snapshot.log.push(LogLine {
+            entry.log.push_back(LogLine {
                 time: Timestamp::now(),
                 stream,
                 line: line.to_owned(),
@@ -158,7 +135,16 @@ impl Jobs {
         }
     }
 
+    /// The job with its log.
     pub fn get(&self, id: &str) -> Option<JobSnapshot> {
+        self.lock().by_id.get(id).map(|entry| JobSnapshot {
+            log: entry.log.iter().cloned().collect(),
+            ..entry.snapshot.clone()
+        })
+    }
+
+    /// The job without its log (what the store mirrors: lines are stored one by one).
+    pub fn get_without_log(&self, id: &str) -> Option<JobSnapshot> {
         self.lock()
             .by_id
             .get(id)
@@ -176,10 +162,7 @@ impl Jobs {
             .map(|entry| &entry.snapshot)
             .filter(|job| host.is_none_or(|host| job.host == host))
             .filter(|job| state.is_none_or(|state| job.state == state))
-            .map(|job| JobSnapshot {
-                log: Vec::new(),
-                ..job.clone()
-            })
+            .cloned()
             .collect()
     }
 
@@ -215,22 +198,43 @@ impl Jobs {
 
 #[cfg(test)]
 mod tests {
-    use crate::jobs::{Jobs, new_id};
-    use crate::model::{JobState, UpdateOptions};
+    use crate::events::OutputStream;
+    use crate::jobs::Jobs;
+    use crate::model::{JobState, MAX_LOG_LINES, UpdateOptions};
     use crate::state::JobKind;
 
     #[test]
-    fn ids_are_unique() {
-        let a = new_id("job");
-        let b = new_id("job");
-        assert_ne!(a, b);
-        assert!(a.starts_with("job-"));
+    fn the_log_keeps_the_newest_lines() {
+        let jobs = Jobs::default();
+        jobs.create(
+            "job-1".into(),
+            "h",
+            JobKind::Update,
+            UpdateOptions::default(),
+            None,
+        );
+        for n in 0..=MAX_LOG_LINES {
+            jobs.log("job-1", OutputStream::Stdout, &n.to_string());
+        }
+        let job = jobs.get("job-1").unwrap();
+        assert_eq!(job.log.len(), MAX_LOG_LINES);
+        assert_eq!(job.log[0].line, "1");
+        assert_eq!(job.log.last().unwrap().line, MAX_LOG_LINES.to_string());
+        assert!(jobs.get_without_log("job-1").unwrap().log.is_empty());
+        assert!(jobs.list(None, None)[0].log.is_empty());
     }
 
     #[tokio::test]
     async fn wait_finished_sees_the_final_state() {
         let jobs = std::sync::Arc::new(Jobs::default());
-        let id = jobs.create("h", JobKind::Check, UpdateOptions::default(), None);
+        let id = "job-1".to_owned();
+        jobs.create(
+            id.clone(),
+            "h",
+            JobKind::Check,
+            UpdateOptions::default(),
+            None,
+        );
         let waiter = {
             let jobs = std::sync::Arc::clone(&jobs);
             let id = id.clone();

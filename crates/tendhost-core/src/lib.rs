@@ -1,20 +1,31 @@
 //! tendhost's domain core: host definitions and policy (`spec`), the host state machine
-//! (`state`), the event bus (`events`), jobs (`jobs`), the host and orchestrator actors
-//! (`host`, `orchestrator`), job bodies (`driver`), rollouts (`rollout`) and `Fleet`, the
-//! handle the daemon drives. No HTTP, no SQL, no process spawning here: commands go through
-//! `tendhost-exec` (via `tendhost-pkg`), persistence through the `Persistence` hook.
+//! (`state`), the values that cross the boundary (`model`), the event stream (`events`), and
+//! [`Fleet`], the handle the daemon drives. No HTTP, no SQL, no process spawning here:
+//! commands go through `tendhost-exec` (via `tendhost-pkg`), durability through the
+//! [`Persistence`] and [`events::EventTransport`] hooks the daemon implements.
+//!
+//! Inside (not public): the job registry and ids (`jobs`, `ids`), what every host shares
+//! (`context`), the host and orchestrator actors (`host`, `orchestrator`), job bodies
+//! (`driver`) with the one post-job state decision (`settle`), rollouts (`rollout`) and
+//! maintenance windows (`window`).
 
-pub mod context;
-pub mod driver;
+mod context;
+mod driver;
 pub mod events;
-pub mod fleet;
-pub mod host;
-pub mod jobs;
+mod fleet;
+mod host;
+mod ids;
+mod jobs;
 pub mod model;
-pub mod orchestrator;
-pub mod rollout;
+mod orchestrator;
+mod rollout;
+mod settle;
 pub mod spec;
 pub mod state;
-pub mod window;
+mod window;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use crate::context::Persistence;
 pub use crate::fleet::{Fleet, FleetOptions, FleetStartError, Restored};

@@ -1,15 +1,61 @@
-//! Read models and requests that cross the core's boundary: host, job and rollout snapshots,
-//! rollout requests and filters, and `FleetError`, the one error the fleet facade returns.
-//! Plain domain data; the daemon maps it to wire types.
+//! Read models and requests that cross the core's boundary: a host's status (what the store
+//! keeps and a restart hands back) and snapshot, job and rollout snapshots, rollout requests
+//! and filters, and `FleetError`, the one error the fleet facade returns. Plain domain data;
+//! the daemon maps it to wire types and store records.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tendhost_pkg::{Inventory, PendingUpdate, RebootState, Removal, UpgradedPackage};
+use tendhost_pkg::{
+    CheckReport, Inventory, PackageManager, PendingUpdate, RebootState, Removal, UpgradedPackage,
+};
 
 use crate::events::OutputStream;
 use crate::spec::{HostOrigin, MaintenanceWindow, UpdatePolicy};
 use crate::state::{FailureRecord, HostState, JobKind};
+
+/// Mutable facts about a host: what its jobs found and where it stands. The store mirrors it
+/// (`Persistence::host_changed`) and a restart hands it back to `Fleet::start`.
+#[derive(Debug, Clone)]
+pub struct HostStatus {
+    pub state: HostState,
+    pub failure: Option<FailureRecord>,
+    pub report: CheckReport,
+    pub reboot: RebootState,
+    pub inventory: Option<Inventory>,
+    pub manager: Option<PackageManager>,
+    pub last_check: Option<Timestamp>,
+    pub current_job: Option<String>,
+    pub last_error: Option<String>,
+    /// A detached upgrade that was lost (host unreachable past the reconnect window): the next
+    /// check collects its real outcome.
+    pub lost_job: Option<LostJob>,
+}
+
+/// A detached upgrade whose outcome is still on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostJob {
+    pub job_id: String,
+    /// Bytes of the host-side log already read (0: read it all again).
+    pub log_offset: u64,
+}
+
+impl Default for HostStatus {
+    fn default() -> Self {
+        Self {
+            state: HostState::Idle,
+            failure: None,
+            report: CheckReport::default(),
+            reboot: RebootState::Unknown,
+            inventory: None,
+            manager: None,
+            last_check: None,
+            current_job: None,
+            last_error: None,
+            lost_job: None,
+        }
+    }
+}
 
 /// Everything known about one host, as of now.
 #[derive(Debug, Clone)]
@@ -86,6 +132,9 @@ impl JobState {
     }
 }
 
+/// Output lines a job keeps in memory (older lines are dropped first).
+pub const MAX_LOG_LINES: usize = 50_000;
+
 /// One line of a job's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
@@ -124,6 +173,37 @@ pub struct JobSnapshot {
     /// For dry runs: the exact commands that would run.
     pub commands: Vec<String>,
     pub log: Vec<LogLine>,
+}
+
+impl JobSnapshot {
+    /// A job just created: `queued`, nothing run or found yet.
+    pub fn queued(
+        id: String,
+        host: String,
+        kind: JobKind,
+        options: UpdateOptions,
+        rollout_id: Option<String>,
+        created_at: Timestamp,
+    ) -> Self {
+        Self {
+            id,
+            host,
+            kind,
+            state: JobState::Queued,
+            options,
+            rollout_id,
+            created_at,
+            started_at: None,
+            finished_at: None,
+            summary: None,
+            exit_code: None,
+            packages_changed: Vec::new(),
+            packages_failed: Vec::new(),
+            pending: Vec::new(),
+            commands: Vec::new(),
+            log: Vec::new(),
+        }
+    }
 }
 
 /// Which hosts a fleet operation targets. Empty fields do not filter.

@@ -3,7 +3,7 @@
 //! not notice), knows groups and tags, and runs fleet rollouts.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kameo::Actor;
@@ -14,19 +14,12 @@ use kameo::supervision::{RestartPolicy, SupervisionStrategy};
 
 use crate::context::FleetContext;
 use crate::events::EventKind;
-use crate::host::{HostActor, HostArgs, HostShared, HostStatus};
+use crate::host::{HostActor, HostArgs, HostEntry, HostShared};
 use crate::model::{
-    FleetError, HostFilter, HostSnapshot, RolloutKind, RolloutRequest, RolloutSnapshot,
+    FleetError, HostFilter, HostSnapshot, HostStatus, RolloutKind, RolloutRequest, RolloutSnapshot,
 };
 use crate::rollout::{self, RolloutHandle};
 use crate::spec::{HostOrigin, HostSpec};
-
-/// One registered host.
-#[derive(Clone)]
-pub struct HostEntry {
-    pub actor: ActorRef<HostActor>,
-    pub shared: Arc<HostShared>,
-}
 
 /// Builds the executor for a host spec (SSH or local).
 pub type ExecutorFactory = Arc<dyn Fn(&HostSpec) -> Arc<dyn tendhost_exec::Executor> + Send + Sync>;
@@ -75,6 +68,14 @@ impl OrchestratorActor {
         .spawn()
         .await;
         HostEntry { actor, shared }
+    }
+
+    /// Rollout `id`, or `not_found`.
+    fn rollout(&self, id: &str) -> Result<&RolloutHandle, FleetError> {
+        self.rollouts.get(id).ok_or_else(|| FleetError::NotFound {
+            kind: "rollout",
+            name: id.to_owned(),
+        })
     }
 
     fn groups_of(&self, host: &str) -> Vec<String> {
@@ -202,7 +203,7 @@ impl Message<AddHost> for OrchestratorActor {
         }
         let entry = self.spawn_host(ctx.actor_ref(), msg.spec, msg.status).await;
         let snapshot = entry.shared.snapshot(Vec::new());
-        self.ctx.persist_host(&entry.shared);
+        entry.shared.persist();
         self.hosts.insert(name.clone(), entry);
         self.ctx.bus.publish(EventKind::HostAdded { host: name });
         Ok(snapshot)
@@ -287,7 +288,7 @@ impl Message<GetRollout> for OrchestratorActor {
     type Reply = Option<RolloutSnapshot>;
 
     async fn handle(&mut self, msg: GetRollout, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
-        self.rollouts.get(&msg.0).map(RolloutHandle::snapshot)
+        self.rollout(&msg.0).ok().map(RolloutHandle::snapshot)
     }
 }
 
@@ -318,13 +319,7 @@ impl Message<CancelRollout> for OrchestratorActor {
         msg: CancelRollout,
         _: &mut Context<Self, Self::Reply>,
     ) -> Self::Reply {
-        let handle = self
-            .rollouts
-            .get(&msg.0)
-            .ok_or_else(|| FleetError::NotFound {
-                kind: "rollout",
-                name: msg.0.clone(),
-            })?;
+        let handle = self.rollout(&msg.0)?;
         handle.cancel()?;
         Ok(handle.snapshot())
     }
@@ -341,13 +336,7 @@ impl Message<ResumeRollout> for OrchestratorActor {
         msg: ResumeRollout,
         _: &mut Context<Self, Self::Reply>,
     ) -> Self::Reply {
-        let handle = self
-            .rollouts
-            .get(&msg.0)
-            .ok_or_else(|| FleetError::NotFound {
-                kind: "rollout",
-                name: msg.0.clone(),
-            })?;
+        let handle = self.rollout(&msg.0)?;
         let targets: Vec<HostEntry> = self.hosts.values().cloned().collect();
         let resumed = handle.resume(targets)?;
         let snapshot = resumed.snapshot();
@@ -380,11 +369,4 @@ impl Message<RolloutHandles> for OrchestratorActor {
     ) -> Self::Reply {
         self.rollouts.values().cloned().collect()
     }
-}
-
-/// Shared, lockable rollout state (used by `rollout`).
-pub type SharedRollout = Arc<Mutex<RolloutSnapshot>>;
-
-pub(crate) fn lock(rollout: &SharedRollout) -> std::sync::MutexGuard<'_, RolloutSnapshot> {
-    rollout.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -4,7 +4,7 @@
 //! counted against `max_failures`, and cancellation lets running hosts finish but starts no new
 //! ones.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use jiff::Timestamp;
 use kameo::actor::ActorRef;
@@ -12,15 +12,20 @@ use tokio::sync::watch;
 
 use crate::context::FleetContext;
 use crate::events::EventKind;
-use crate::host::{HostActor, StartJob};
-use crate::jobs::new_id;
+use crate::host::{HostActor, HostEntry, StartJob};
 use crate::model::{
     FleetError, JobState, RolloutBatch, RolloutHost, RolloutHostState, RolloutKind, RolloutRequest,
     RolloutSnapshot, RolloutState, UpdateOptions,
 };
-use crate::orchestrator::{HostEntry, SharedRollout, lock};
 use crate::spec::UpdatePolicy;
 use crate::state::{HostState, Request};
+
+/// A rollout's state, shared by its handle (which the orchestrator keeps) and its runner task.
+type SharedRollout = Arc<Mutex<RolloutSnapshot>>;
+
+fn lock(rollout: &SharedRollout) -> MutexGuard<'_, RolloutSnapshot> {
+    rollout.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Splits `targets` (names) into batches: the canary hosts first as their own batch, then the
 /// rest in order in batches of `batch_size`. Returns `(hosts, is_canary)` per batch.
@@ -95,11 +100,6 @@ impl RolloutHandle {
         Ok(())
     }
 
-    /// Whether the rollout still runs.
-    pub fn is_running(&self) -> bool {
-        lock(&self.shared).state == RolloutState::Running
-    }
-
     /// A rollout from a previous run (read from the store), not running.
     pub fn restored(ctx: Arc<FleetContext>, snapshot: RolloutSnapshot) -> RolloutHandle {
         let (cancel, _) = watch::channel(false);
@@ -114,7 +114,7 @@ impl RolloutHandle {
     /// when the daemon stopped), in their original batches; failures counted so far still
     /// count. Returns the handle that now runs it.
     pub fn resume(&self, targets: Vec<HostEntry>) -> Result<RolloutHandle, FleetError> {
-        let (kind, request, batches) = {
+        let batches = {
             let mut rollout = lock(&self.shared);
             if rollout.state != RolloutState::Interrupted {
                 return Err(FleetError::InvalidRollout {
@@ -144,34 +144,53 @@ impl RolloutHandle {
                     batch.state = "pending";
                 }
             }
-            (rollout.kind, rollout.request.clone(), batches)
+            batches
         };
-        let (cancel_tx, cancel_rx) = watch::channel(false);
-        let snapshot = lock(&self.shared).clone();
-        self.ctx.persist_rollout(&snapshot);
-        self.ctx.bus.publish(EventKind::RolloutStarted {
-            rollout_id: snapshot.id.clone(),
-            hosts: batches
-                .iter()
-                .flat_map(|(_, hosts)| hosts.clone())
-                .collect(),
-            n_batches: batches.len(),
-            dry_run: request.dry_run,
-        });
-        let runner = Runner {
-            ctx: Arc::clone(&self.ctx),
-            kind,
-            request,
-            shared: Arc::clone(&self.shared),
-            cancel: cancel_rx,
+        let hosts = batches
+            .iter()
+            .flat_map(|(_, hosts)| hosts.clone())
+            .collect();
+        Ok(launch(
+            Arc::clone(&self.ctx),
+            Arc::clone(&self.shared),
+            hosts,
+            batches,
             targets,
-        };
-        tokio::spawn(runner.run(batches));
-        Ok(RolloutHandle {
-            shared: Arc::clone(&self.shared),
-            cancel: cancel_tx,
-            ctx: Arc::clone(&self.ctx),
-        })
+        ))
+    }
+}
+
+/// Runs `shared` (persisted and announced first) over `batches` (original batch index, hosts)
+/// in a background task; `hosts` is what `rollout_started` names.
+fn launch(
+    ctx: Arc<FleetContext>,
+    shared: SharedRollout,
+    hosts: Vec<String>,
+    batches: Vec<(usize, Vec<String>)>,
+    targets: Vec<HostEntry>,
+) -> RolloutHandle {
+    let snapshot = lock(&shared).clone();
+    ctx.persist_rollout(&snapshot);
+    ctx.bus.publish(EventKind::RolloutStarted {
+        rollout_id: snapshot.id,
+        hosts,
+        n_batches: batches.len(),
+        dry_run: snapshot.request.dry_run,
+    });
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let runner = Runner {
+        ctx: Arc::clone(&ctx),
+        kind: snapshot.kind,
+        request: snapshot.request,
+        shared: Arc::clone(&shared),
+        cancel: cancel_rx,
+        targets,
+    };
+    tokio::spawn(runner.run(batches));
+    RolloutHandle {
+        shared,
+        cancel: cancel_tx,
+        ctx,
     }
 }
 
@@ -189,12 +208,11 @@ pub fn start(
         RolloutKind::Update => request.batch_size,
     };
     let batches = plan(&names, &request.canary, batch_size);
-    let id = new_id("rollout");
     let snapshot = RolloutSnapshot {
-        id: id.clone(),
+        id: ctx.ids.next("rollout"),
         kind,
         state: RolloutState::Running,
-        request: request.clone(),
+        request,
         created_at: Timestamp::now(),
         finished_at: None,
         batches: batches
@@ -222,37 +240,12 @@ pub fn start(
             .collect(),
         n_failed: 0,
     };
-    ctx.persist_rollout(&snapshot);
-    let shared: SharedRollout = Arc::new(Mutex::new(snapshot));
-    let (cancel_tx, cancel_rx) = watch::channel(false);
-    ctx.bus.publish(EventKind::RolloutStarted {
-        rollout_id: id,
-        hosts: names,
-        n_batches: batches.len(),
-        dry_run: request.dry_run,
-    });
-    let runner = Runner {
-        ctx: Arc::clone(&ctx),
-        kind,
-        request,
-        shared: Arc::clone(&shared),
-        cancel: cancel_rx,
-        targets,
-    };
-    tokio::spawn(
-        runner.run(
-            batches
-                .into_iter()
-                .enumerate()
-                .map(|(i, (hosts, _))| (i, hosts))
-                .collect(),
-        ),
-    );
-    RolloutHandle {
-        shared,
-        cancel: cancel_tx,
-        ctx,
-    }
+    let batches = batches
+        .into_iter()
+        .enumerate()
+        .map(|(index, (hosts, _))| (index, hosts))
+        .collect();
+    launch(ctx, Arc::new(Mutex::new(snapshot)), names, batches, targets)
 }
 
 struct Runner {
@@ -431,6 +424,13 @@ impl Runner {
             let (mut n_ok, mut n_failed) = (0, 0);
             for (name, job_id) in started {
                 let state = self.ctx.jobs.wait_finished(&job_id).await;
+                if state == Some(JobState::Interrupted) {
+                    // Only `Fleet::shutdown` interrupts a job of this run: the daemon is
+                    // stopping. The rollout is not over; leave it as stored (`running`) for
+                    // the next start to mark `interrupted`, as after a crash: no failure
+                    // counted, no new host started, nothing to resume lost.
+                    return;
+                }
                 if state == Some(JobState::Succeeded) {
                     n_ok += 1;
                     self.set_host(&name, RolloutHostState::Succeeded, None, None);

@@ -1,6 +1,6 @@
 //! The host state machine: the states a host can be in, the failure record, and which requests
 //! each state allows. Pure: the host actor asks `allows` before starting work and moves between
-//! states with `HostStatus::transition`, which validates every move.
+//! states with `HostShared::transition`, which validates every move.
 
 use std::fmt;
 

@@ -24,6 +24,7 @@ pub use crate::ops::host::{
 };
 pub use crate::ops::job::{collect, remove_job, upgrade};
 pub use crate::options::{AptUpgrade, JobId, ListRefresh, PkgOptions};
+pub use crate::parse::progress::progress_package;
 pub use crate::types::{
     BootIdentity, CheckReport, DryRun, Inventory, InventorySource, PackageManager, PendingUpdate,
     RebootState, Removal, UnknownPackageManager, UpgradeOutcome, UpgradeState, UpgradedPackage,

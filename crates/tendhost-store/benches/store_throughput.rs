@@ -57,6 +57,7 @@ fn output_event(job_id: &str, line_idx: u64) -> NewEvent {
         kind: "job_output".to_owned(),
         host: Some("bench-host".to_owned()),
         body: json!({"job_id": job_id, "stream": "stdout", "line": LINE, "n": line_idx}),
+        correlation: line_idx,
     }
 }
 

@@ -5,11 +5,17 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::Store;
 use crate::error::Result;
 use crate::records::{EventRecord, NewEvent};
 use crate::sql::{count, json_column, json_text};
-use crate::writer::{EventSink, Op};
+use crate::{Op, Store};
+
+/// Called on the writer thread with every committed event, in `seq` order, once each, with the
+/// correlation number it was submitted with ([`NewEvent::correlation`]).
+///
+/// It must not block nor panic (a panic stops the store): forward the event, e.g. with a
+/// `tokio::sync::broadcast::Sender::send`, and return.
+pub type EventSink = Box<dyn FnMut(&EventRecord, u64) + Send>;
 
 /// `store_meta` key: every `seq` up to this value has been used (kept when pruning).
 const SEQ_FLOOR: &str = "seq_floor";
@@ -137,6 +143,7 @@ mod tests {
             kind: kind.to_owned(),
             host: host.map(str::to_owned),
             body,
+            correlation: 0,
         }
     }
 
@@ -193,7 +200,7 @@ mod tests {
         let seen: Arc<Mutex<Vec<EventRecord>>> = Arc::default();
         let sink_seen = Arc::clone(&seen);
         store
-            .set_event_sink(Box::new(move |event| {
+            .set_event_sink(Box::new(move |event, _correlation| {
                 sink_seen.lock().unwrap().push(event.clone());
             }))
             .unwrap();

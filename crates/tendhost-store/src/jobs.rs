@@ -5,16 +5,65 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::Store;
 use crate::error::{Result, StoreError};
 use crate::records::{
     JobCompletion, JobFilter, JobRecord, Listed, OutputLineRecord, Page, job_state,
 };
 use crate::sql::{count, json_column, json_text, opt_json_column, opt_json_text, total};
-use crate::writer::{LineOp, Op};
+use crate::{Op, Store};
 
 const JOB_COLUMNS: &str = "id, host, kind, params, state, created_at_ms, started_at_ms, \
                            finished_at_ms, outcome, packages_changed";
+
+/// An output line queued for the writer, before it gets its `idx`.
+pub(crate) struct LineOp {
+    pub(crate) job_id: String,
+    pub(crate) stream: String,
+    pub(crate) time_ms: i64,
+    pub(crate) line: String,
+}
+
+/// What [`insert`] does when the job's id is already stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnConflict {
+    /// Keep the stored job (the caller reports a duplicate).
+    Ignore,
+    /// Replace every column with the given record.
+    Replace,
+}
+
+/// Inserts `job`; returns the rows written (0: the id existed and `on_conflict` is `Ignore`).
+pub(crate) fn insert(
+    conn: &Connection,
+    job: &JobRecord,
+    on_conflict: OnConflict,
+) -> rusqlite::Result<usize> {
+    let conflict = match on_conflict {
+        OnConflict::Ignore => "DO NOTHING",
+        OnConflict::Replace => {
+            "DO UPDATE SET host = excluded.host, kind = excluded.kind, params = excluded.params,
+                 state = excluded.state, created_at_ms = excluded.created_at_ms,
+                 started_at_ms = excluded.started_at_ms, finished_at_ms = excluded.finished_at_ms,
+                 outcome = excluded.outcome, packages_changed = excluded.packages_changed"
+        }
+    };
+    conn.prepare_cached(&format!(
+        "INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (id) {conflict}"
+    ))?
+    .execute(params![
+        job.id,
+        job.host,
+        job.kind,
+        json_text(&job.params),
+        job.state,
+        job.created_at_ms,
+        job.started_at_ms,
+        job.finished_at_ms,
+        opt_json_text(job.outcome.as_ref()),
+        json_text(&job.packages_changed),
+    ])
+}
 
 fn job_from_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
     Ok(JobRecord {
@@ -96,24 +145,7 @@ impl Store {
     /// Stores a new job; [`StoreError::Duplicate`] if its id exists.
     pub async fn insert_job(&self, job: JobRecord) -> Result<()> {
         self.call(move |writer| {
-            let n_inserted = writer
-                .conn
-                .prepare_cached(&format!(
-                    "INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                     ON CONFLICT (id) DO NOTHING"
-                ))?
-                .execute(params![
-                    job.id,
-                    job.host,
-                    job.kind,
-                    json_text(&job.params),
-                    job.state,
-                    job.created_at_ms,
-                    job.started_at_ms,
-                    job.finished_at_ms,
-                    opt_json_text(job.outcome.as_ref()),
-                    json_text(&job.packages_changed),
-                ])?;
+            let n_inserted = insert(&writer.conn, &job, OnConflict::Ignore)?;
             if n_inserted == 0 {
                 return Err(StoreError::Duplicate {
                     what: "job",

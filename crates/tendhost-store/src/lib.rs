@@ -7,8 +7,8 @@
 //! return only after their writes are committed. [`Store::log_line`] and [`Store::post_event`]
 //! only queue; [`Store::flush`] waits until everything queued before it is committed.
 //!
-//! Here: opening (data dir, OS lock, migrations, writer thread), the handle's plumbing, and
-//! retention. Table queries live in `hosts`, `jobs`, `events`, `rollouts`; record types in
+//! Here: opening (data dir, OS lock, migrations, writer thread), the handle's plumbing (the
+//! requests it queues for the writer), and retention. Table queries live in `hosts`, `jobs`, `events`, `rollouts`; record types in
 //! `records`. No wire types, no actors, no clocks: callers pass times (Unix epoch ms).
 
 mod audit;
@@ -34,6 +34,8 @@ use tokio::sync::oneshot;
 
 pub use crate::audit::{AuditFilter, AuditRecord, AuditUpdate};
 pub use crate::error::{Result, StoreError};
+pub use crate::events::EventSink;
+use crate::jobs::LineOp;
 pub use crate::lock::LOCK_FILE;
 pub use crate::records::{
     EventRecord, HostStatusRecord, JobCompletion, JobFilter, JobRecord, Listed, NewEvent,
@@ -41,11 +43,21 @@ pub use crate::records::{
     RuntimeHostRecord, job_state, rollout_state,
 };
 pub use crate::schema::SCHEMA_VERSION;
-pub use crate::writer::EventSink;
-use crate::writer::{Op, Writer};
+use crate::writer::{CallFn, Writer};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "tendhost.db";
+
+/// A request to the writer thread, in the order it was sent.
+pub(crate) enum Op {
+    /// An output line: no answer; a failure is logged.
+    Line(LineOp),
+    /// An event posted without waiting: no answer; a failure is logged.
+    Event(NewEvent),
+    Call(CallFn),
+    SetSink(EventSink),
+    Close(oneshot::Sender<()>),
+}
 
 /// Handle to the open store; clones share the one writer thread.
 ///
@@ -175,6 +187,7 @@ mod tests {
             kind: "host_connected".to_owned(),
             host: Some("web-1".to_owned()),
             body: json!({}),
+            correlation: 0,
         }
     }
 

@@ -4,12 +4,10 @@
 //! reaches the event sink: so an event announcing a job's outcome is never delivered before
 //! that outcome is on disk. A failure is logged (there is no one to answer).
 
-use rusqlite::params;
-
 use crate::Store;
 use crate::error::Result;
+use crate::jobs::{self, OnConflict};
 use crate::records::{HostStatusRecord, JobRecord, RolloutRecord};
-use crate::sql::{json_text, opt_json_text};
 use crate::writer::{Writer, call_op};
 
 impl Store {
@@ -30,31 +28,7 @@ impl Store {
     /// Queues an insert-or-replace of the whole job record.
     pub fn post_job(&self, job: JobRecord) -> Result<()> {
         self.post("job", job.id.clone(), move |writer| {
-            writer
-                .conn
-                .prepare_cached(
-                    "INSERT INTO jobs (id, host, kind, params, state, created_at_ms, started_at_ms,
-                                       finished_at_ms, outcome, packages_changed)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                     ON CONFLICT (id) DO UPDATE SET
-                         host = excluded.host, kind = excluded.kind, params = excluded.params,
-                         state = excluded.state, created_at_ms = excluded.created_at_ms,
-                         started_at_ms = excluded.started_at_ms,
-                         finished_at_ms = excluded.finished_at_ms, outcome = excluded.outcome,
-                         packages_changed = excluded.packages_changed",
-                )?
-                .execute(params![
-                    job.id,
-                    job.host,
-                    job.kind,
-                    json_text(&job.params),
-                    job.state,
-                    job.created_at_ms,
-                    job.started_at_ms,
-                    job.finished_at_ms,
-                    opt_json_text(job.outcome.as_ref()),
-                    json_text(&job.packages_changed),
-                ])?;
+            jobs::insert(&writer.conn, &job, OnConflict::Replace)?;
             Ok(())
         })
     }

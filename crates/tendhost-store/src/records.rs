@@ -98,6 +98,9 @@ pub struct NewEvent {
     pub host: Option<String>,
     /// The event's other fields, as the caller chose to encode them.
     pub body: Value,
+    /// The caller's own number for this event, handed back with the committed record to the
+    /// [`crate::EventSink`] (to match it with what was submitted); never stored.
+    pub correlation: u64,
 }
 
 /// A committed event.

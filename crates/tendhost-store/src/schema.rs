@@ -226,6 +226,7 @@ mod tests {
                 kind: "host_added".to_owned(),
                 host: Some("web-2".to_owned()),
                 body: json!({}),
+                correlation: 0,
             })
             .await
             .unwrap();

@@ -12,7 +12,10 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use crate::Op;
 use crate::error::{Result, StoreError};
+use crate::events::EventSink;
+use crate::jobs::LineOp;
 use crate::lock::DataDirLock;
 use crate::records::{EventRecord, NewEvent};
 use crate::{events, jobs};
@@ -20,28 +23,12 @@ use crate::{events, jobs};
 /// Most requests committed in one transaction; bounds the latency one group adds.
 pub(crate) const MAX_GROUP: usize = 8192;
 
-/// Called on the writer thread with every committed event, in `seq` order, once each.
-///
-/// It must not block nor panic (a panic stops the store): forward the event, e.g. with a
-/// `tokio::sync::broadcast::Sender::send`, and return.
-pub type EventSink = Box<dyn FnMut(&EventRecord) + Send>;
-
 /// Answers a caller once the group's commit result is known.
 pub(crate) type Deliver = Box<dyn FnOnce(Result<(), &str>) + Send>;
 
 /// A request with an answer. Given `None` when the group's transaction could not even begin:
 /// it must not run then, only answer with the error.
 pub(crate) type CallFn = Box<dyn FnOnce(Option<&mut Writer>) -> Deliver + Send>;
-
-pub(crate) enum Op {
-    /// An output line: no answer; a failure is logged.
-    Line(LineOp),
-    /// An event posted without waiting: no answer; a failure is logged.
-    Event(NewEvent),
-    Call(CallFn),
-    SetSink(EventSink),
-    Close(oneshot::Sender<()>),
-}
 
 /// Wraps `f` as a request: it runs inside a savepoint of its group, and the receiver gets its
 /// result once the group's commit is known (a failed commit turns success into an error).
@@ -66,13 +53,6 @@ where
     (Op::Call(call), answer)
 }
 
-pub(crate) struct LineOp {
-    pub(crate) job_id: String,
-    pub(crate) stream: String,
-    pub(crate) time_ms: i64,
-    pub(crate) line: String,
-}
-
 pub(crate) struct Writer {
     pub(crate) conn: Connection,
     /// The `seq` the next event gets; only ever increases, except back to the start of a group
@@ -80,8 +60,9 @@ pub(crate) struct Writer {
     next_seq: i64,
     /// Next output line index per job, learned from the table on a job's first line.
     next_line_idx: HashMap<String, i64>,
-    /// Events written in the open transaction, handed to the sink after the commit.
-    uncommitted_events: Vec<EventRecord>,
+    /// Events written in the open transaction with their correlation numbers, handed to the
+    /// sink after the commit.
+    uncommitted_events: Vec<(EventRecord, u64)>,
     sink: Option<EventSink>,
     db_path: PathBuf,
     /// Released only after the connection is closed.
@@ -162,8 +143,8 @@ impl Writer {
             Ok(()) => {
                 let events = std::mem::take(&mut self.uncommitted_events);
                 if let Some(sink) = &mut self.sink {
-                    for event in &events {
-                        sink(event);
+                    for (event, correlation) in &events {
+                        sink(event, *correlation);
                     }
                 }
             }
@@ -239,7 +220,8 @@ impl Writer {
         };
         events::insert(&self.conn, &record)?;
         self.next_seq += 1;
-        self.uncommitted_events.push(record.clone());
+        self.uncommitted_events
+            .push((record.clone(), event.correlation));
         Ok(record)
     }
 
@@ -277,10 +259,11 @@ mod tests {
     use serde_json::json;
 
     use crate::error::StoreError;
+    use crate::jobs::{self, LineOp, OnConflict};
     use crate::lock::DataDirLock;
     use crate::records::NewEvent;
-    use crate::writer::{LineOp, Op, Writer, call_op};
-    use crate::{DB_FILE, jobs, schema};
+    use crate::writer::{Writer, call_op};
+    use crate::{DB_FILE, Op, schema, testing};
 
     fn writer(dir: &std::path::Path) -> Writer {
         let lock = DataDirLock::acquire(dir).unwrap();
@@ -295,11 +278,8 @@ mod tests {
         move |writer| {
             // A write before the failing one, undone with it (its seq too).
             writer.append_event(event())?;
-            let n_inserted = writer.conn.execute(
-                "INSERT INTO jobs (id, host, kind, state, created_at_ms)
-                 VALUES (?1, 'h', 'check', 'running', 0) ON CONFLICT DO NOTHING",
-                [&id],
-            )?;
+            let job = testing::job(&id, "h", "running", 0);
+            let n_inserted = jobs::insert(&writer.conn, &job, OnConflict::Ignore)?;
             if n_inserted == 0 {
                 return Err(StoreError::Duplicate {
                     what: "job",
@@ -316,6 +296,7 @@ mod tests {
             kind: "job_started".to_owned(),
             host: None,
             body: json!({}),
+            correlation: 0,
         }
     }
 
@@ -331,7 +312,7 @@ mod tests {
     fn recording_sink(writer: &mut Writer) -> Arc<Mutex<Vec<i64>>> {
         let seen: Arc<Mutex<Vec<i64>>> = Arc::default();
         let sink_seen = Arc::clone(&seen);
-        writer.sink = Some(Box::new(move |event| {
+        writer.sink = Some(Box::new(move |event, _correlation| {
             sink_seen.lock().unwrap().push(event.seq);
         }));
         seen

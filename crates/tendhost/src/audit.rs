@@ -4,7 +4,8 @@
 
 use jiff::Timestamp;
 use serde_json::Value;
-use tendhost_store::{AuditFilter, AuditRecord, AuditUpdate, Page, Store, StoreError};
+pub use tendhost_store::{AuditFilter, AuditUpdate};
+use tendhost_store::{AuditRecord, Page, Store, StoreError};
 
 /// Object keys whose values are never stored: anything that names a secret.
 const SECRET_KEYS: &[&str] = &["token", "secret", "password", "passphrase", "private"];
@@ -83,12 +84,19 @@ impl AuditLog {
         self.store.finish_audit(id, update).await
     }
 
+    /// Rows matching `filter`, newest first: `limit` of them after skipping `offset`; and the
+    /// number of all matching rows.
     pub async fn list(
         &self,
         filter: AuditFilter,
-        page: Page,
-    ) -> Result<tendhost_store::Listed<AuditRow>, StoreError> {
-        self.store.list_audit(filter, page).await
+        offset: u32,
+        limit: u32,
+    ) -> Result<(Vec<AuditRow>, u64), StoreError> {
+        let listed = self
+            .store
+            .list_audit(filter, Page { offset, limit })
+            .await?;
+        Ok((listed.items, listed.total))
     }
 }
 

@@ -8,6 +8,8 @@ pub mod host_rules;
 pub mod http;
 pub mod persist;
 pub mod telemetry;
+#[cfg(test)]
+mod testing;
 
 use std::future::Future;
 use std::time::Duration;
@@ -75,6 +77,17 @@ pub async fn run(
             .wrap_err("cannot read the event log")?,
     )
     .unwrap_or(1);
+    // New ids sort after the newest job's even if the clock went back since it was made.
+    let newest_job = store
+        .list_jobs(
+            tendhost_store::JobFilter::default(),
+            tendhost_store::Page {
+                offset: 0,
+                limit: 1,
+            },
+        )
+        .await
+        .wrap_err("cannot read the jobs table")?;
     let fleet = Fleet::start_with(
         hosts,
         config.groups.clone(),
@@ -87,11 +100,12 @@ pub async fn run(
             first_seq,
         },
         &mut statuses,
-        Some(Arc::clone(&bridge) as Arc<dyn tendhost_core::context::Persistence>),
+        Some(Arc::clone(&bridge) as Arc<dyn tendhost_core::Persistence>),
         Restored {
             jobs: recovered.interrupted_jobs,
             rollouts: recovered.rollouts,
             transport: Some(Arc::clone(&bridge) as Arc<dyn tendhost_core::events::EventTransport>),
+            issued_ids: newest_job.items.into_iter().map(|job| job.id).collect(),
         },
     )
     .wrap_err("cannot start the fleet")?;
@@ -112,12 +126,13 @@ pub async fn run(
     ));
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let records = persist::Records::new(store.clone());
     let reload = tokio::spawn(reload_tokens(Arc::clone(&access.keyring)));
     let state = http::AppState::new(
         &config,
         fleet.clone(),
         stop_rx.clone(),
-        Some(store.clone()),
+        Some(records),
         access,
     );
     let app = http::router(state);

@@ -40,8 +40,8 @@ pub const REBOOT_TRIGGER_PKG: &str = "tendhost-reboot-trigger";
 pub const REBOOT_REQUIRED_PKG: &str = "tendhost-reboot-required";
 
 /// How long the harness waits for a host to come up or a fault to take hold before it
-/// gives up (a broken fleet, not a slow one).
-pub(crate) const SETUP_DEADLINE: Duration = Duration::from_secs(90);
+/// gives up (a broken fleet, not a slow one): the suite's one wait deadline.
+pub(crate) const SETUP_DEADLINE: Duration = crate::wait::WAIT_DEADLINE;
 
 /// Which package manager a host is managed with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -174,7 +174,7 @@ impl Host {
     /// or network restore).
     ///
     /// # Panics
-    /// When it does not within 90 s.
+    /// When it does not within [`SETUP_DEADLINE`] (the suite's `WAIT_DEADLINE`).
     pub async fn wait_ready(&self) {
         fail("waiting for sshd", self.try_wait_ready().await);
     }

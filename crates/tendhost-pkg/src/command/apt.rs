@@ -89,10 +89,11 @@ pub fn installed() -> Cmd {
 }
 
 /// Shell script printing sections `flag` (`required`/`not_required`) and `pkgs` from
-/// `/var/run/reboot-required(.pkgs)`.
+/// `/var/run/reboot-required(.pkgs)`. The flag alone (no `.pkgs`, as a plain `touch` leaves
+/// it) is a reboot required with no package named, not a failed probe.
 pub const REBOOT_PROBE: &str = "if [ -e /var/run/reboot-required ]; then \
 echo @@tendhost:flag@@; echo required; \
-echo @@tendhost:pkgs@@; cat /var/run/reboot-required.pkgs 2>/dev/null; \
+echo @@tendhost:pkgs@@; cat /var/run/reboot-required.pkgs 2>/dev/null || true; \
 else echo @@tendhost:flag@@; echo not_required; fi";
 
 /// The reboot-required probe as a command.

@@ -7,7 +7,8 @@ use crate::command::{apt as apt_cmd, dnf as dnf_cmd, job as job_cmd};
 use crate::error::PkgError;
 use crate::ops::{command_failed, run, run_ok};
 use crate::options::{JobId, ListRefresh, PkgOptions};
-use crate::parse::{apt, dnf, job};
+use crate::parse::installed::parse_installed;
+use crate::parse::{apt, dnf};
 use crate::types::{CheckReport, DryRun, PackageManager};
 
 /// What an upgrade would change on the host. Refreshes the package lists first when
@@ -66,8 +67,7 @@ async fn check_dnf(
     let mut pending = Vec::new();
     if !available.is_empty() {
         let installed = run_ok(exec, &dnf_cmd::installed()).await?;
-        let installed =
-            job::parse_installed(&installed.stdout).map_err(|e| PkgError::parse(host, e))?;
+        let installed = parse_installed(&installed.stdout).map_err(|e| PkgError::parse(host, e))?;
         // A repository without updateinfo simply lists no advisories.
         let advisories = run(exec, &dnf_cmd::security_advisories(manager)).await?;
         let security = if advisories.success() {

@@ -236,9 +236,14 @@ impl OutputSink for LogFollower<'_> {
 
 #[cfg(test)]
 mod tests {
-    //! The launch/stream/summary machinery on this machine through `LocalExecutor` (a real
-    //! shell, real files, a real detached process), with job scripts that stand in for the
-    //! package manager. The fleet tests run the real apt and dnf jobs over SSH.
+    //! Unit tests of the launch/follow/summary loop on this machine through `LocalExecutor` (a
+    //! real shell, real files, a real detached process). The job scripts here are stand-ins:
+    //! they print made-up lines and write the job files themselves; no package manager runs.
+    //! The real path, real apt on a test-fleet host over SSH, is tested by
+    //! `tests/it/pkg_job.rs` `apt_job_streams_while_running_and_a_second_launch_starts_nothing`
+    //! (streaming while it runs, short passes, quoting of the job root, a failed postinst,
+    //! collecting again from an offset, a second launch of the same id) and the upgrade tests
+    //! of `tests/it/pkg_apt.rs` and `tests/it/pkg_dnf.rs`.
 
     use std::sync::Mutex;
     use std::time::Duration;
@@ -287,7 +292,9 @@ mod tests {
         output.stdout.trim().to_owned()
     }
 
-    const FAILING_JOB: &str = "\
+    /// A stand-in job, not apt's output: made-up lines (one with non-ASCII bytes and a CR) and
+    /// hand-made snapshots in the job-file format, ending with exit code 1.
+    const STAND_IN_JOB: &str = "\
 echo 1000 > \"$d/started\"
 printf 'x\\tall\\t1\\tii \\n' > \"$d/before\"
 echo 'line 1'
@@ -301,11 +308,11 @@ echo 1 > \"$d/exit.tmp\"; mv \"$d/exit.tmp\" \"$d/exit\"
 ";
 
     #[tokio::test]
-    async fn streams_across_passes_and_collects_the_outcome() {
+    async fn follow_loop_streams_across_passes_and_collects_the_outcome() {
         let (exec, dir, opts) = setup();
         let job_id = JobId::new("job-1").unwrap();
         assert_eq!(
-            start(&exec, &opts, &job_id, FAILING_JOB).await,
+            start(&exec, &opts, &job_id, STAND_IN_JOB).await,
             "tendhost-launch setsid"
         );
         let lines = Mutex::new(Vec::new());

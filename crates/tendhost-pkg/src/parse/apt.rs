@@ -186,6 +186,9 @@ pub fn audit_reports_problems(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    //! Files read with `capture` are real output (`tests/data/README.md` says from where);
+    //! inline strings are hand-written in apt's formats, for shapes the captures lack.
+
     use crate::parse::apt::{
         audit_reports_problems, failed_packages, is_security_origin, lock_was_held, parse_showhold,
         parse_simulation,

@@ -3,7 +3,7 @@
 //! `needs-restarting -r`, and what an upgrade log says about failed scriptlets. Pure.
 
 use crate::parse::ParseError;
-use crate::parse::job::Installed;
+use crate::parse::installed::Installed;
 use crate::types::{PendingUpdate, RebootState};
 
 /// One line of `dnf check-update`: a package with a newer version available.
@@ -235,11 +235,14 @@ pub fn failed_scriptlets(log: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    //! Files read with `capture` are real output (`tests/data/README.md` says from where);
+    //! inline strings are hand-written in dnf's formats, for shapes the captures lack.
+
     use crate::parse::dnf::{
         Available, Nevra, failed_scriptlets, parse_check_update, parse_needs_restarting,
         parse_nevra, parse_updateinfo_security, parse_versionlock, pending_updates,
     };
-    use crate::parse::job::{Installed, parse_installed};
+    use crate::parse::installed::{Installed, parse_installed};
     use crate::parse::{capture, capture_with_exit};
     use crate::types::RebootState;
 
@@ -257,11 +260,16 @@ mod tests {
                     "1.1-1",
                     "tendhost"
                 ),
+                // 1.1 obsoletes cap-old: listed here and again under "Obsoleting Packages".
+                available("cap-conflict", "noarch", "1.1-1", "tendhost"),
                 available("cap-fail", "noarch", "1.1-1", "tendhost"),
+                // 1.1 requires the new cap-dep, which dnf installs without listing it here.
+                available("cap-newdep", "noarch", "1.1-1", "tendhost"),
                 available("cap-normal", "noarch", "1.1-1", "tendhost"),
                 available("cap-sec", "noarch", "1.1-1", "tendhost"),
             ]
         );
+        assert!(text.contains("Obsoleting Packages\n"), "{text}");
         let (code, text) = capture_with_exit("dnf-check-update-0.txt");
         assert_eq!(parse_check_update(code, &text, ""), Ok(vec![]));
 
@@ -291,7 +299,9 @@ mod tests {
                     Some("1.0-1"),
                     false
                 ),
+                ("cap-conflict", Some("1.0-1"), false),
                 ("cap-fail", Some("1.0-1"), false),
+                ("cap-newdep", Some("1.0-1"), false),
                 ("cap-normal", Some("1.0-1"), false),
                 ("cap-sec", Some("1.0-1"), true),
             ]
@@ -311,7 +321,7 @@ mod tests {
         assert_eq!(
             parse_needs_restarting(code, &out, ""),
             RebootState::Required {
-                packages: vec!["tendhost-reboot-trigger".into()]
+                packages: vec!["tendhost-reboot-required".into()]
             }
         );
         let (code, out) = capture_with_exit("dnf-needs-restarting-missing.stdout");
@@ -352,6 +362,8 @@ mod tests {
         assert!(err.contains("no package listed"), "{err}");
     }
 
+    /// Hand-written in dnf's layout: a name so long that dnf wraps it (the captured long name
+    /// fits), an epoch, and an obsoletes block (the captured one is in `check_update_captures`).
     #[test]
     fn check_update_wrapped_and_obsoletes() {
         let text = "\n\

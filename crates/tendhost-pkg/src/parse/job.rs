@@ -5,60 +5,12 @@
 
 use std::time::Duration;
 
+use crate::parse::installed::{Installed, parse_installed};
 use crate::parse::{ParseError, apt, dnf, section, sections};
 use crate::types::{PackageManager, UpgradeState, UpgradedPackage};
 
 /// The line the job script writes before it repairs an interrupted dpkg.
 pub const REPAIR_MARKER: &str = "tendhost: dpkg was interrupted";
-
-/// One installed package as printed by our `rpm -qa --qf` (or `dpkg-query -W -f`) format:
-/// `NAME<TAB>ARCH<TAB>VERSION<TAB>STATUS`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Installed {
-    pub name: String,
-    pub arch: String,
-    pub version: String,
-    /// dpkg's three-letter `db:Status-Abbrev` (`ii `, `iF `, `rc `...); rpm rows use `ii`.
-    pub status: String,
-}
-
-impl Installed {
-    /// Fully installed and configured (dpkg status letter `i`).
-    pub fn is_installed_ok(&self) -> bool {
-        self.status.as_bytes().get(1) == Some(&b'i')
-    }
-
-    /// dpkg knows the package as installed in some state, complete or not.
-    pub fn is_present(&self) -> bool {
-        !matches!(self.status.as_bytes().get(1), None | Some(b'n' | b'c'))
-    }
-}
-
-/// Parses our installed-package listing; blank lines are skipped, a malformed line is an error.
-pub fn parse_installed(text: &str) -> Result<Vec<Installed>, ParseError> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(idx, line)| {
-            let mut fields = line.split('\t');
-            match (fields.next(), fields.next(), fields.next(), fields.next()) {
-                (Some(name), Some(arch), Some(version), status) if !name.is_empty() => {
-                    Ok(Installed {
-                        name: name.to_owned(),
-                        arch: arch.to_owned(),
-                        version: version.to_owned(),
-                        status: status.unwrap_or("ii").to_owned(),
-                    })
-                }
-                _ => Err(ParseError::new(
-                    "installed package list",
-                    idx + 1,
-                    format!("expected NAME<TAB>ARCH<TAB>VERSION<TAB>STATUS, got {line:?}"),
-                )),
-            }
-        })
-        .collect()
-}
 
 /// What a job's directory holds, read by the summary command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,11 +215,15 @@ pub fn parse_stream_status(stderr: &str) -> Result<StreamStatus, ParseError> {
 
 #[cfg(test)]
 mod tests {
+    //! Files read with `capture` are real output (`tests/data/README.md` says from where);
+    //! inline summaries and snapshots are hand-written in the job script's section format.
+
     use std::time::Duration;
 
+    use crate::parse::installed::{Installed, parse_installed};
     use crate::parse::job::{
-        Installed, JobState, StreamStatus, classify, failed_packages, parse_installed,
-        parse_stream_status, parse_summary, repaired_dpkg, upgraded_packages,
+        JobState, StreamStatus, classify, failed_packages, parse_stream_status, parse_summary,
+        repaired_dpkg, unfinished_packages, upgraded_packages,
     };
     use crate::types::{PackageManager, UpgradeState, UpgradedPackage};
 
@@ -334,18 +290,79 @@ mod tests {
         assert!(failed_packages(PackageManager::Apt, "", &busy, &busy).is_empty());
     }
 
+    /// `(name, from, to)` of each upgraded package.
+    fn triples(upgraded: &[UpgradedPackage]) -> Vec<(&str, Option<&str>, &str)> {
+        upgraded
+            .iter()
+            .map(|u| (u.name.as_str(), u.from.as_deref(), u.to.as_str()))
+            .collect()
+    }
+
+    /// The job's view of that real upgrade: the snapshots before and after it and its log.
     #[test]
-    fn dpkg_query_capture() {
-        let installed =
-            parse_installed(&crate::parse::capture("dpkg-query-installed.txt")).unwrap();
-        assert_eq!(installed.len(), 121);
-        let held = installed.iter().find(|i| i.name == "cap-held").unwrap();
+    fn failed_apt_upgrade_from_captured_snapshots() {
+        let capture = crate::parse::capture;
+        let before = installed(&capture("dpkg-query-before-upgrade.txt"));
+        let after = installed(&capture("dpkg-query-installed.txt"));
+        let (code, log) = crate::parse::capture_with_exit("apt-upgrade-postinst-failure.log");
+        let upgraded = upgraded_packages(&before, &after);
         assert_eq!(
-            (held.version.as_str(), held.status.as_str()),
-            ("1.0", "hi ")
+            triples(&upgraded),
+            [
+                (
+                    "cap-a-rather-long-package-name-for-wrapping",
+                    Some("1.0"),
+                    "1.1"
+                ),
+                ("cap-conflict", Some("1.0"), "1.1"),
+                ("cap-dep", None, "1.0"),
+                ("cap-newdep", Some("1.0"), "1.1"),
+                ("cap-normal", Some("1.0"), "1.1"),
+                ("cap-sec", Some("1.0"), "1.1"),
+            ]
         );
-        assert!(held.is_installed_ok());
-        assert!(installed.iter().all(Installed::is_installed_ok));
+        assert_eq!(unfinished_packages(&before, &after), ["cap-fail"]);
+        let failed = failed_packages(PackageManager::Apt, &log, &before, &after);
+        assert_eq!(failed, ["cap-fail"]);
+        assert_eq!(
+            classify(PackageManager::Apt, code, &log, &upgraded, &failed),
+            UpgradeState::Failed
+        );
+    }
+
+    /// The same for the captured dnf upgrade whose %post failed: dnf exits 0, the obsoleted
+    /// package is gone and the new dependency is listed as new.
+    #[test]
+    fn failed_dnf_upgrade_from_captured_snapshots() {
+        let capture = crate::parse::capture;
+        let before = installed(&capture("rpm-qa-installed.txt"));
+        let after = installed(&capture("rpm-qa-after-upgrade.txt"));
+        let (code, log) = crate::parse::capture_with_exit("dnf-upgrade-scriptlet-failure.log");
+        assert_eq!(code, 0);
+        assert!(after.iter().all(|i| i.name != "cap-old"));
+        let upgraded = upgraded_packages(&before, &after);
+        assert_eq!(
+            triples(&upgraded),
+            [
+                (
+                    "cap-a-rather-long-package-name-for-wrapping",
+                    Some("1.0-1"),
+                    "1.1-1"
+                ),
+                ("cap-conflict", Some("1.0-1"), "1.1-1"),
+                ("cap-dep", None, "1.0-1"),
+                ("cap-fail", Some("1.0-1"), "1.1-1"),
+                ("cap-newdep", Some("1.0-1"), "1.1-1"),
+                ("cap-normal", Some("1.0-1"), "1.1-1"),
+                ("cap-sec", Some("1.0-1"), "1.1-1"),
+            ]
+        );
+        let failed = failed_packages(PackageManager::Dnf, &log, &before, &after);
+        assert_eq!(failed, ["cap-fail"]);
+        assert_eq!(
+            classify(PackageManager::Dnf, code, &log, &upgraded, &failed),
+            UpgradeState::Failed
+        );
     }
 
     #[test]

@@ -5,8 +5,10 @@
 
 pub mod apt;
 pub mod dnf;
+pub mod installed;
 pub mod job;
 pub mod osquery;
+pub mod progress;
 pub mod system;
 
 use std::fmt;

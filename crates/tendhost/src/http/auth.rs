@@ -360,7 +360,7 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
             .and_then(Value::as_str)
             .map(str::to_owned)
     };
-    let update = tendhost_store::AuditUpdate {
+    let update = crate::audit::AuditUpdate {
         status: parts.status.as_u16(),
         job_id: id_of("job_id"),
         rollout_id: id_of("rollout_id"),
@@ -457,7 +457,7 @@ pub async fn list_audit(
                 format!("must be an RFC 3339 time such as 2026-12-01T00:00:00Z, not {value:?}")
             })
     })?;
-    let filter = tendhost_store::AuditFilter {
+    let filter = crate::audit::AuditFilter {
         token: query.single("token")?.map(str::to_owned),
         host: query.single("host")?.map(str::to_owned),
         path_prefix: query.single("path_prefix")?.map(str::to_owned),
@@ -469,13 +469,11 @@ pub async fn list_audit(
             pagination: page.pagination(0),
         }));
     };
-    let listed = audit
+    let (rows, total) = audit
         .list(
             filter,
-            tendhost_store::Page {
-                offset: (page.page - 1).saturating_mul(page.per_page),
-                limit: page.per_page,
-            },
+            (page.page - 1).saturating_mul(page.per_page),
+            page.per_page,
         )
         .await
         .map_err(|err| {
@@ -486,8 +484,7 @@ pub async fn list_audit(
             )
         })?;
     Ok(Json(AuditList {
-        data: listed
-            .items
+        data: rows
             .into_iter()
             .map(|row| AuditEntry {
                 id: row.id,
@@ -507,7 +504,7 @@ pub async fn list_audit(
                 body: row.body.and_then(|text| serde_json::from_str(&text).ok()),
             })
             .collect(),
-        pagination: page.pagination(listed.total),
+        pagination: page.pagination(total),
     }))
 }
 

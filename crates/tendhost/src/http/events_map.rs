@@ -109,73 +109,11 @@ fn payload(kind: &EventKind) -> EventPayload {
 #[cfg(test)]
 mod tests {
     use jiff::Timestamp;
-    use tendhost_core::events::{EVENT_TYPES, Event, EventKind, OutputStream};
+    use tendhost_core::events::{EVENT_TYPES, Event, EventKind};
     use tendhost_core::state::{HostState, JobKind};
 
     use crate::http::events_map::event_message;
-
-    fn one_of_each() -> Vec<EventKind> {
-        let host = || "web-1".to_owned();
-        let job_id = || "j1".to_owned();
-        let rollout_id = || "r1".to_owned();
-        vec![
-            EventKind::HostStateChanged {
-                host: host(),
-                from: HostState::WaitingReboot,
-                to: HostState::PendingUpdates,
-            },
-            EventKind::JobStarted {
-                job_id: job_id(),
-                host: host(),
-                kind: JobKind::Update,
-            },
-            EventKind::JobOutput {
-                job_id: job_id(),
-                host: host(),
-                stream: OutputStream::Stderr,
-                line: "W: something".to_owned(),
-            },
-            EventKind::UpdateProgress {
-                host: host(),
-                package: "curl".to_owned(),
-                done: 1,
-                total: 3,
-            },
-            EventKind::JobFinished {
-                job_id: job_id(),
-                host: host(),
-                outcome: "succeeded".to_owned(),
-            },
-            EventKind::HostConnected { host: host() },
-            EventKind::HostDisconnected {
-                host: host(),
-                reason: "connection refused".to_owned(),
-            },
-            EventKind::RolloutStarted {
-                rollout_id: rollout_id(),
-                hosts: vec![host()],
-                n_batches: 1,
-                dry_run: false,
-            },
-            EventKind::BatchStarted {
-                rollout_id: rollout_id(),
-                batch: 0,
-                hosts: vec![host()],
-            },
-            EventKind::BatchFinished {
-                rollout_id: rollout_id(),
-                batch: 0,
-                succeeded: 1,
-                failed: 0,
-            },
-            EventKind::RolloutFinished {
-                rollout_id: rollout_id(),
-                state: "completed".to_owned(),
-            },
-            EventKind::HostAdded { host: host() },
-            EventKind::HostRemoved { host: host() },
-        ]
-    }
+    use crate::testing::one_of_each;
 
     #[test]
     fn every_event_type_keeps_its_wire_name_and_host() {
@@ -192,27 +130,6 @@ mod tests {
             assert_eq!(value["time"], "2025-06-15T15:06:40Z", "{value}");
             assert_eq!(value["type"], event.kind.type_name(), "{value}");
             assert_eq!(value["host"].as_str(), event.kind.host(), "{value}");
-        }
-    }
-
-    #[test]
-    fn outcome_and_rollout_state_strings_are_wire_enum_names() {
-        use tendhost_core::model::{JobState, RolloutState};
-        for state in JobState::ALL {
-            let wire: tendhost_api::jobs::JobState =
-                serde_json::from_value(state.as_str().into()).unwrap();
-            assert_eq!(wire, crate::http::mapping::job_state(state));
-        }
-        for state in [
-            RolloutState::Running,
-            RolloutState::Completed,
-            RolloutState::Stopped,
-            RolloutState::Cancelled,
-            RolloutState::Interrupted,
-        ] {
-            let wire: tendhost_api::rollouts::RolloutState =
-                serde_json::from_value(state.as_str().into()).unwrap();
-            assert_eq!(wire, crate::http::mapping::rollout_state(state));
         }
     }
 

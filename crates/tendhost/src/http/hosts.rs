@@ -117,8 +117,8 @@ pub async fn create(
     let record = crate::http::new_host::host_record(&new);
     let spec = host_spec(new, state.defaults())?;
     let host = state.fleet().add_host(spec).await?;
-    if let Some(store) = state.store()
-        && let Err(err) = store.add_runtime_host(record).await
+    if let Some(records) = state.records()
+        && let Err(err) = records.add_runtime_host(record).await
     {
         // Not durable means not registered: a host that vanishes at the next restart lies.
         let _ = state.fleet().remove_host(&host.name).await;
@@ -184,8 +184,8 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     match state.fleet().remove_host(&name).await {
         Ok(()) => {
-            if let Some(store) = state.store()
-                && let Err(err) = store.remove_runtime_host(&name).await
+            if let Some(records) = state.records()
+                && let Err(err) = records.remove_runtime_host(&name).await
             {
                 tracing::error!(host = %name, %err, "removed host is still in the state database");
             }

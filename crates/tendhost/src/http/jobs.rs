@@ -12,6 +12,7 @@ use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiPath, Query};
 use crate::http::mapping;
+use crate::persist::{JobQuery, RecordsError};
 
 /// The query parameters `GET /jobs` knows.
 const LIST_PARAMS: &[&str] = &["page", "per_page", "host", "state", "kind"];
@@ -41,29 +42,13 @@ pub async fn get(
         Ok(job) => Ok(Json(mapping::job(&job))),
         Err(not_found) => {
             // A job of an earlier run: from the state database.
-            let Some(store) = state.store() else {
+            let Some(records) = state.records() else {
                 return Err(not_found.into());
             };
-            let record = store.job(&id).await.map_err(|err| store_error(&err))?;
-            let Some(record) = record else {
-                return Err(not_found.into());
-            };
-            let mut lines = Vec::new();
-            loop {
-                let from = i64::try_from(lines.len()).unwrap_or(i64::MAX);
-                let page = store
-                    .job_output(&id, from, 10_000)
-                    .await
-                    .map_err(|err| store_error(&err))?;
-                let n = page.len();
-                lines.extend(page);
-                if n < 10_000 || lines.len() >= tendhost_core::jobs::MAX_LOG_LINES {
-                    break;
-                }
+            match records.job(&id).await.map_err(records_error)? {
+                Some(job) => Ok(Json(mapping::job(&job))),
+                None => Err(not_found.into()),
             }
-            crate::persist::job_from_record(&record, lines)
-                .map(Json)
-                .ok_or_else(|| ApiError::internal(format!("stored job {id} does not decode")))
         }
     }
 }
@@ -94,30 +79,21 @@ pub async fn list(
     let host = query.single("host")?;
     let job_state = query.parsed("state", parse_job_state)?;
     let kind = query.parsed("kind", parse_job_kind)?;
-    if let Some(store) = state.store() {
+    if let Some(records) = state.records() {
         // Every job, this run's and earlier ones', from the state database.
-        let filter = tendhost_store::JobFilter {
+        let query = JobQuery {
             host: host.map(str::to_owned),
-            state: job_state.map(|s| s.as_str().to_owned()),
-            kind: kind.map(|k| k.as_str().to_owned()),
+            state: job_state,
+            kind,
         };
-        let listed = store
-            .list_jobs(
-                filter,
-                tendhost_store::Page {
-                    offset: (page.page - 1).saturating_mul(page.per_page),
-                    limit: page.per_page,
-                },
-            )
+        let offset = (page.page - 1).saturating_mul(page.per_page);
+        let (jobs, total) = records
+            .jobs(query, offset, page.per_page)
             .await
-            .map_err(|err| store_error(&err))?;
+            .map_err(records_error)?;
         return Ok(Json(JobList {
-            data: listed
-                .items
-                .iter()
-                .filter_map(crate::persist::job_summary_from_record)
-                .collect(),
-            pagination: page.pagination(listed.total),
+            data: jobs.iter().map(mapping::job_summary).collect(),
+            pagination: page.pagination(total),
         }));
     }
     let jobs: Vec<_> = state
@@ -133,12 +109,15 @@ pub async fn list(
     }))
 }
 
-fn store_error(err: &tendhost_store::StoreError) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        "store_unavailable",
-        format!("the state database cannot answer: {err}"),
-    )
+fn records_error(err: RecordsError) -> ApiError {
+    match err {
+        RecordsError::Unavailable(message) => ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            format!("the state database cannot answer: {message}"),
+        ),
+        RecordsError::Corrupt(message) => ApiError::internal(message),
+    }
 }
 
 fn parse_job_state(value: &str) -> Result<JobState, String> {

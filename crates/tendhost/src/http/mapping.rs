@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use serde_json::json;
 use tendhost_api::hosts as wire;
 use tendhost_api::jobs as wire_jobs;
+use tendhost_api::packages as wire_packages;
 use tendhost_api::rollouts as wire_rollouts;
 use tendhost_core::events::OutputStream;
 use tendhost_core::model::{
@@ -179,8 +180,8 @@ pub fn failure(failure: &FailureRecord) -> wire::Failure {
     }
 }
 
-pub fn pending_update(update: &PendingUpdate) -> wire::PendingUpdate {
-    wire::PendingUpdate {
+pub fn pending_update(update: &PendingUpdate) -> wire_packages::PendingUpdate {
+    wire_packages::PendingUpdate {
         name: update.name.clone(),
         current_version: update.current_version.clone(),
         new_version: update.new_version.clone(),
@@ -323,22 +324,11 @@ pub fn job_summary(job: &JobSnapshot) -> wire_jobs::JobSummary {
 
 pub fn job(job: &JobSnapshot) -> wire_jobs::Job {
     wire_jobs::Job {
-        id: job.id.clone(),
-        host: job.host.clone(),
-        kind: job_kind(job.kind),
-        state: job_state(job.state),
-        dry_run: job.options.dry_run,
-        force: job.options.force,
-        rollout_id: job.rollout_id.clone(),
-        created_at: time(job.created_at),
-        started_at: opt_time(job.started_at),
-        finished_at: opt_time(job.finished_at),
-        summary: job.summary.clone(),
-        exit_code: job.exit_code,
+        summary: job_summary(job),
         packages_changed: job
             .packages_changed
             .iter()
-            .map(|package| wire_jobs::PackageChange {
+            .map(|package| wire_packages::PackageChange {
                 name: package.name.clone(),
                 from: package.from.clone(),
                 to: package.to.clone(),

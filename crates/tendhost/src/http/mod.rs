@@ -35,6 +35,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, HostDefaults};
 use crate::http::error::{ApiError, method_not_allowed, not_found_route};
+use crate::persist::Records;
 
 /// State shared by every handler.
 #[derive(Clone)]
@@ -50,7 +51,7 @@ struct Inner {
     /// WebSocket keepalive.
     ws: ws::WsSettings,
     /// Durable state (jobs of earlier runs, runtime hosts, the event log).
-    store: Option<tendhost_store::Store>,
+    records: Option<Records>,
     /// Tokens, roles, the limiter, tickets and the audit trail.
     access: Arc<auth::AccessControl>,
     /// Host, Origin and CSRF rules (`http::guard`).
@@ -62,12 +63,12 @@ impl AppState {
         config: &Config,
         fleet: Fleet,
         shutdown: watch::Receiver<bool>,
-        store: Option<tendhost_store::Store>,
+        records: Option<Records>,
         access: Arc<auth::AccessControl>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                store,
+                records,
                 access,
                 guard: guard::Guard::new(
                     config.daemon.bind,
@@ -89,8 +90,8 @@ impl AppState {
     }
 
     /// The state database, when the daemon has one.
-    pub fn store(&self) -> Option<&tendhost_store::Store> {
-        self.inner.store.as_ref()
+    pub fn records(&self) -> Option<&Records> {
+        self.inner.records.as_ref()
     }
 
     /// `[defaults]`, applied to hosts registered through the API.

@@ -16,11 +16,12 @@ use tendhost_core::spec::{self, HostOrigin, HostPolicy, HostSpec, HostTarget, Ti
 use crate::config::HostDefaults;
 use crate::host_rules::{self, Field, RuleError};
 use crate::http::error::ApiError;
+use crate::persist::RuntimeHost;
 
-/// A runtime host as stored: the request body it was registered with, kept whole in `extra`
+/// A runtime host as stored: the request body it was registered with, kept whole in `definition`
 /// so a restart rebuilds it with the same rules (and the `[defaults]` of that time).
-pub fn host_record(new: &NewHost) -> tendhost_store::RuntimeHostRecord {
-    tendhost_store::RuntimeHostRecord {
+pub fn host_record(new: &NewHost) -> RuntimeHost {
+    RuntimeHost {
         name: new.name.clone(),
         addr: new.addr.clone(),
         port: new.port.unwrap_or(0),
@@ -28,17 +29,17 @@ pub fn host_record(new: &NewHost) -> tendhost_store::RuntimeHostRecord {
         ssh_key: new.ssh_key.clone(),
         tags: new.tags.clone(),
         sudo: new.sudo,
-        extra: serde_json::to_value(new).unwrap_or_default(),
-        added_at_ms: jiff::Timestamp::now().as_millisecond(),
+        definition: serde_json::to_value(new).unwrap_or_default(),
+        added_at: jiff::Timestamp::now(),
     }
 }
 
 /// The spec of a stored runtime host (see [`host_record`]).
 pub fn host_spec_from_record(
-    record: &tendhost_store::RuntimeHostRecord,
+    record: &RuntimeHost,
     defaults: &HostDefaults,
 ) -> Result<HostSpec, String> {
-    let new: NewHost = serde_json::from_value(record.extra.clone())
+    let new: NewHost = serde_json::from_value(record.definition.clone())
         .map_err(|err| format!("stored host definition does not parse: {err}"))?;
     host_spec(new, defaults).map_err(|err| err.message)
 }

@@ -4,7 +4,9 @@
 //! (`EventBus::subscribe_since`) before answering 101. The session then sends `replay_gap` first
 //! when `?since=` is older than the buffer, then the buffered events after `since`, then live
 //! events, skipping any live event at or below the last seq handled (no gap, no duplicate at the
-//! seam). `?host=` and `?types=` filter both.
+//! seam). `?host=` and `?types=` filter both. A `since` older than the buffer is served from
+//! the state database first (`persist::Records`, which hands back domain events, sent through
+//! the same mapping as live ones).
 //! A client that falls behind the bus gets `lagged {missed}` and continues; one that stops
 //! reading long enough to block a send for two ping intervals, or that leaves a ping unanswered
 //! until the next, is dropped. On daemon shutdown every session sends a close frame (1001) and
@@ -33,6 +35,7 @@ use tokio::sync::{broadcast, watch};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::events_map::event_message;
+use crate::persist::Records;
 
 /// How long a closing session may take to send its close frame and read the client's reply.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -70,62 +73,32 @@ impl Filter {
         let type_ok = self.types.is_empty() || self.types.contains(&kind.type_name());
         host_ok && type_ok
     }
-
-    /// The same test on a stored event (type name and host).
-    fn matches_stored(&self, type_name: &str, host: Option<&str>) -> bool {
-        let host_ok = self.hosts.is_empty()
-            || host.is_some_and(|host| self.hosts.iter().any(|wanted| wanted == host));
-        let type_ok = self.types.is_empty() || self.types.contains(&type_name);
-        host_ok && type_ok
-    }
 }
 
 /// Most stored events one reconnecting client is replayed from disk.
 const MAX_DISK_REPLAY: usize = 200_000;
 
-/// Events older than the in-memory buffer, from the state database: `(messages, gap)` where
+/// Events older than the in-memory buffer, from the state database: `(events, gap)` where
 /// `gap` is the oldest seq still available when even the database no longer has `since + 1`
 /// (retention pruned it).
 async fn disk_replay(
-    store: &tendhost_store::Store,
+    records: &Records,
     since: u64,
     memory_oldest: u64,
     filter: &Filter,
-) -> (Vec<serde_json::Value>, Option<u64>) {
-    let stored_oldest = store
-        .oldest_event_seq()
-        .await
-        .ok()
-        .flatten()
-        .and_then(|seq| u64::try_from(seq).ok());
+) -> (Vec<Event>, Option<u64>) {
+    let stored_oldest = records.oldest_event_seq().await.ok().flatten();
     let gap = match stored_oldest {
         Some(oldest) if oldest <= since.saturating_add(1) => None,
         Some(oldest) => Some(oldest.min(memory_oldest)),
         None => Some(memory_oldest),
     };
-    let mut messages = Vec::new();
-    let mut after = i64::try_from(since).unwrap_or(i64::MAX);
-    'pages: loop {
-        let Ok(page) = store.events_after(after, 5_000).await else {
-            break;
-        };
-        let n = page.len();
-        for record in page {
-            if u64::try_from(record.seq).unwrap_or(u64::MAX) >= memory_oldest
-                || messages.len() >= MAX_DISK_REPLAY
-            {
-                break 'pages;
-            }
-            after = record.seq;
-            if filter.matches_stored(&record.kind, record.host.as_deref()) {
-                messages.push(crate::persist::event_json(&record));
-            }
-        }
-        if n < 5_000 {
-            break;
-        }
-    }
-    (messages, gap)
+    let events = records
+        .events_between(since, memory_oldest, MAX_DISK_REPLAY, |kind| {
+            filter.matches(kind)
+        })
+        .await;
+    (events, gap)
 }
 
 fn parse_query(pairs: &[(String, String)]) -> Result<StreamQuery, ApiError> {
@@ -250,11 +223,11 @@ pub async fn events(
     let (mut replay, live) = state.fleet().events().subscribe_since(stream_query.since);
     // Older than the memory buffer: replay from disk; a gap only for what retention pruned.
     let mut disk = Vec::new();
-    if let (Some(memory_oldest), Some(since), Some(store)) =
-        (replay.gap_oldest_seq, stream_query.since, state.store())
+    if let (Some(memory_oldest), Some(since), Some(records)) =
+        (replay.gap_oldest_seq, stream_query.since, state.records())
     {
-        let (messages, gap) = disk_replay(store, since, memory_oldest, &stream_query.filter).await;
-        disk = messages;
+        let (events, gap) = disk_replay(records, since, memory_oldest, &stream_query.filter).await;
+        disk = events;
         replay.gap_oldest_seq = gap;
     }
     Ok(upgrade
@@ -328,7 +301,7 @@ impl Outbox {
 async fn session(
     socket: WebSocket,
     replay: Replay,
-    disk: Vec<serde_json::Value>,
+    disk: Vec<Event>,
     live: broadcast::Receiver<Arc<Event>>,
     filter: &Filter,
     settings: Settings,
@@ -391,7 +364,7 @@ async fn stream_events(
     outbox: &mut Outbox,
     stream: &mut SplitStream<WebSocket>,
     replay: Replay,
-    disk: Vec<serde_json::Value>,
+    disk: Vec<Event>,
     mut live: broadcast::Receiver<Arc<Event>>,
     filter: &Filter,
     settings: &Settings,
@@ -401,8 +374,9 @@ async fn stream_events(
             .json(&ControlMessage::ReplayGap { oldest_seq })
             .await?;
     }
-    for message in &disk {
-        outbox.json(message).await?;
+    // Already filtered when read from disk.
+    for event in &disk {
+        outbox.json(&event_message(event)).await?;
     }
     // The highest seq handled (sent or filtered out); live events at or below it were replayed.
     let mut last_seq = 0;

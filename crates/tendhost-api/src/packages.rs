@@ -1,0 +1,37 @@
+//! Package wire types shared by hosts and jobs: an update a check found pending, and a package
+//! an upgrade changed. Leaf module: it names no other wire type.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// One package a check says would be upgraded (or newly installed, when `current_version`
+/// is null).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "name": "openssl",
+    "current_version": "3.0.11-1~deb12u2",
+    "new_version": "3.0.13-1~deb12u1",
+    "origin": "Debian-Security:12/stable-security",
+    "arch": "amd64",
+    "security": true
+}))]
+pub struct PendingUpdate {
+    pub name: String,
+    pub current_version: Option<String>,
+    pub new_version: String,
+    /// apt's release string(s) or dnf's repository id.
+    pub origin: String,
+    pub arch: String,
+    /// From a security suite (apt) or with a security advisory (dnf).
+    pub security: bool,
+}
+
+/// A package whose installed version an upgrade changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"name": "openssl", "from": "3.0.11-1~deb12u2", "to": "3.0.13-1~deb12u1"}))]
+pub struct PackageChange {
+    pub name: String,
+    /// Null for a package the upgrade newly installed.
+    pub from: Option<String>,
+    pub to: String,
+}

@@ -1,0 +1,68 @@
+//! Values the unit tests of several modules share (compiled for tests only).
+
+use tendhost_core::events::{EventKind, OutputStream};
+use tendhost_core::state::{HostState, JobKind};
+
+/// One event of every type, with every field set.
+pub fn one_of_each() -> Vec<EventKind> {
+    let host = || "web-1".to_owned();
+    let job_id = || "j1".to_owned();
+    let rollout_id = || "r1".to_owned();
+    vec![
+        EventKind::HostStateChanged {
+            host: host(),
+            from: HostState::WaitingReboot,
+            to: HostState::PendingUpdates,
+        },
+        EventKind::JobStarted {
+            job_id: job_id(),
+            host: host(),
+            kind: JobKind::Update,
+        },
+        EventKind::JobOutput {
+            job_id: job_id(),
+            host: host(),
+            stream: OutputStream::Stderr,
+            line: "W: something".to_owned(),
+        },
+        EventKind::UpdateProgress {
+            host: host(),
+            package: "curl".to_owned(),
+            done: 1,
+            total: 3,
+        },
+        EventKind::JobFinished {
+            job_id: job_id(),
+            host: host(),
+            outcome: "succeeded".to_owned(),
+        },
+        EventKind::HostConnected { host: host() },
+        EventKind::HostDisconnected {
+            host: host(),
+            reason: "connection refused".to_owned(),
+        },
+        EventKind::RolloutStarted {
+            rollout_id: rollout_id(),
+            hosts: vec![host()],
+            n_batches: 1,
+            dry_run: false,
+        },
+        EventKind::BatchStarted {
+            rollout_id: rollout_id(),
+            batch: 0,
+            hosts: vec![host()],
+        },
+        EventKind::BatchFinished {
+            rollout_id: rollout_id(),
+            batch: 0,
+            succeeded: 1,
+            failed: 0,
+        },
+        EventKind::RolloutFinished {
+            rollout_id: rollout_id(),
+            state: "completed".to_owned(),
+        },
+        EventKind::HostAdded { host: host() },
+        EventKind::HostRemoved { host: host() },
+    ]
+}
