@@ -212,6 +212,7 @@ async fn churn_hosts(client: &reqwest::Client, base_url: &str, prefix: &str, n: 
         assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
         let resp = client
             .delete(format!("{base_url}/hosts/{name}"))
+            .header("content-type", "application/json")
             .send()
             .await
             .unwrap();
