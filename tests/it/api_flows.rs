@@ -152,6 +152,7 @@ async fn api_check_and_dry_run_of_this_machine() {
     let response = app
         .client
         .post(app.url("/hosts/me/check"))
+        .header("content-type", "application/json")
         .send()
         .await
         .unwrap();

@@ -21,6 +21,7 @@ mod fleet_e2e;
 mod fleet_faults;
 mod fleet_hosts;
 mod fleet_smoke;
+mod guard;
 mod pkg_apt;
 mod pkg_dnf;
 mod pkg_job;

@@ -192,6 +192,7 @@ fn type_of(event: &EventMessage) -> String {
 async fn check(client: &reqwest::Client, base_url: &str, host: &str) -> String {
     let resp = client
         .post(format!("{base_url}/hosts/{host}/check"))
+        .header("content-type", "application/json")
         .send()
         .await
         .unwrap();
@@ -214,6 +215,7 @@ async fn churn_hosts(client: &reqwest::Client, base_url: &str, prefix: &str, n: 
         assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
         let resp = client
             .delete(format!("{base_url}/hosts/{name}"))
+            .header("content-type", "application/json")
             .send()
             .await
             .unwrap();

@@ -228,6 +228,7 @@ pub(crate) fn exit_master_blocking(control_path: &Path) {
 pub(crate) fn exit_master_command(control_path: &Path) -> Command {
     let mut command = Command::new("ssh");
     command
+        .env_remove(SSH_KEY_ENV)
         .args(["-F", "none", "-o", "BatchMode=yes", "-S"])
         .arg(control_path)
         .args(["-O", "exit", "tendhost-master"])

@@ -179,7 +179,9 @@ async fn launch_detailed(spec: &MasterSpec<'_>) -> Result<(), ExecError> {
     }
     remove_if_exists(spec.log_path).map_err(|err| io_err("removing an old master log", err))?;
 
+    // The key reaches ssh as a file (`-i`), never through the environment.
     let mut child = Command::new("ssh")
+        .env_remove(crate::ssh::SSH_KEY_ENV)
         .args(spec.args())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -372,7 +374,8 @@ async fn scan_fingerprint(target: &SshTarget, key_type: &str) -> Option<String> 
 async fn scan_keys(target: &SshTarget, key_type: Option<&str>) -> String {
     let timeout_secs = target.connect_timeout.as_secs().max(1);
     let mut scan = Command::new("ssh-keyscan");
-    scan.args(["-T", &timeout_secs.to_string()]);
+    scan.env_remove(crate::ssh::SSH_KEY_ENV)
+        .args(["-T", &timeout_secs.to_string()]);
     if let Some(key_type) = key_type {
         scan.args(["-t", key_type]);
     }
@@ -391,6 +394,7 @@ async fn scan_keys(target: &SshTarget, key_type: Option<&str>) -> String {
 /// `ssh-keygen -l` over known_hosts-style lines on stdin: `TYPE SHA256:...` for each key.
 async fn fingerprints(lines: &[u8]) -> Vec<String> {
     let Ok(mut child) = Command::new("ssh-keygen")
+        .env_remove(crate::ssh::SSH_KEY_ENV)
         .args(["-l", "-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

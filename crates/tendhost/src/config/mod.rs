@@ -61,6 +61,11 @@ pub struct DaemonConfig {
     pub ws_ping_interval: Duration,
     /// Reverse proxies whose `X-Forwarded-For` names the client (audit, rate limit).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// More names clients use for the daemon (the `Host` check), besides its bind address,
+    /// loopback names and the machine's hostname.
+    pub public_names: Vec<String>,
+    /// Foreign origins (`scheme://host[:port]`) whose pages may call the API (CORS).
+    pub cors_origins: Vec<String>,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
     pub api_hosts: ApiHostsConfig,
@@ -384,6 +389,8 @@ impl Validator<'_> {
         let auth = self.auth(raw.auth, bind);
         let api_hosts = self.api_hosts(raw.api_hosts);
         let trusted_proxies = self.trusted_proxies(&raw.trusted_proxies);
+        let public_names = self.public_names(&raw.public_names);
+        let cors_origins = self.cors_origins(&raw.cors_origins);
         DaemonConfig {
             bind,
             log_level,
@@ -396,6 +403,8 @@ impl Validator<'_> {
             event_channel: usize::try_from(event_channel).unwrap_or(4_096),
             ws_ping_interval,
             trusted_proxies,
+            public_names,
+            cors_origins,
             tls,
             auth,
             api_hosts,
@@ -528,6 +537,56 @@ impl Validator<'_> {
             tokens,
             tokens_file,
         }
+    }
+
+    fn public_names(&mut self, raw: &[toml::Spanned<String>]) -> Vec<String> {
+        let mut names = Vec::new();
+        for name in raw {
+            let text = name.get_ref();
+            let valid = !text.is_empty()
+                && text.len() <= 253
+                && (text.parse::<std::net::IpAddr>().is_ok()
+                    || text.split('.').all(|label| {
+                        !label.is_empty()
+                            && label.len() <= 63
+                            && label
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    }));
+            if valid {
+                names.push(text.clone());
+            } else {
+                self.error(
+                    &name.span(),
+                    format!("public_names entries must be DNS names or IP addresses, not {text:?}"),
+                );
+            }
+        }
+        names
+    }
+
+    fn cors_origins(&mut self, raw: &[toml::Spanned<String>]) -> Vec<String> {
+        let mut origins = Vec::new();
+        for origin in raw {
+            let text = origin.get_ref();
+            let valid = text.split_once("://").is_some_and(|(scheme, rest)| {
+                matches!(scheme, "http" | "https")
+                    && !rest.is_empty()
+                    && !rest.contains(['/', '?', '#', '@', ' '])
+            });
+            if valid {
+                origins.push(text.clone());
+            } else {
+                self.error(
+                    &origin.span(),
+                    format!(
+                        "cors_origins entries must be origins like \"https://dash.example:8443\" \
+                         (scheme, host, optional port; no path), not {text:?}"
+                    ),
+                );
+            }
+        }
+        origins
     }
 
     fn trusted_proxies(&mut self, raw: &[toml::Spanned<String>]) -> Vec<std::net::IpAddr> {

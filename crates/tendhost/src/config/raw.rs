@@ -35,6 +35,10 @@ pub(crate) struct RawDaemon {
     pub ws_ping_interval: Option<Spanned<String>>,
     #[serde(default)]
     pub trusted_proxies: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub public_names: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub cors_origins: Vec<Spanned<String>>,
     /// Spanned so a problem of the whole table points at it, however it is written
     /// (`[daemon.tls]`, `tls = { ... }`, `tls.enabled = true`).
     pub tls: Option<Spanned<RawTls>>,

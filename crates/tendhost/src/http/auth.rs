@@ -1,4 +1,5 @@
-//! Access control on the HTTP side: the middleware that authenticates every request on a
+//! Access control on the HTTP side: the middleware that refuses cross-site state changes
+//! (CSRF: no bearer token and not `application/json`: 415), authenticates every request on a
 //! matched route (bearer token, or a WebSocket ticket on `GET /ws/events`), checks the role
 //! the route needs (`tendhost_auth::required_access`, the one table), slows down wrong-token
 //! floods per source address, and writes the audit trail; plus `POST /ws/ticket` and
@@ -253,6 +254,25 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
         Access::Open => return next.run(request).await,
         Access::Role(role) => role,
     };
+    // CSRF: a state change not authenticated by a bearer token (auth off on loopback, or a
+    // cookie) must say it is JSON, which a cross-site form or `no-cors` fetch cannot; a
+    // bearer header cannot be added cross-site without a preflight, which the guard refuses.
+    let changes_state = !matches!(method, Method::GET | Method::HEAD);
+    let headers = request.headers();
+    let cookie_or_open = !access.enabled || headers.contains_key(header::COOKIE);
+    if changes_state
+        && cookie_or_open
+        && !crate::http::guard::has_bearer(headers)
+        && !crate::http::guard::is_json(headers)
+    {
+        return ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "a request that changes something must say `Content-Type: application/json` \
+             (an empty body included) unless it carries a bearer token",
+        )
+        .into_response();
+    }
     let source = client_addr(&request, &access.trusted_proxies);
     let path = request.uri().path().to_owned();
     let start = AuditStart {

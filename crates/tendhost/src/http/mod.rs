@@ -9,6 +9,7 @@ pub mod events_map;
 pub mod extract;
 pub mod fleet;
 pub mod groups;
+pub mod guard;
 pub mod hosts;
 pub mod jobs;
 pub mod mapping;
@@ -55,6 +56,8 @@ struct Inner {
     records: Option<Records>,
     /// Tokens, roles, the limiter, tickets and the audit trail.
     access: Arc<auth::AccessControl>,
+    /// Host, Origin and CSRF rules (`http::guard`).
+    guard: guard::Guard,
 }
 
 impl AppState {
@@ -69,6 +72,11 @@ impl AppState {
             inner: Arc::new(Inner {
                 records,
                 access,
+                guard: guard::Guard::new(
+                    config.daemon.bind,
+                    &config.daemon.public_names,
+                    &config.daemon.cors_origins,
+                ),
                 fleet,
                 defaults: config.defaults.clone(),
                 api_hosts: config.daemon.api_hosts.clone(),
@@ -102,6 +110,11 @@ impl AppState {
     /// A receiver that turns `true` when shutdown starts.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.inner.shutdown.clone()
+    }
+
+    /// Host, Origin and CSRF rules.
+    pub fn guard(&self) -> &guard::Guard {
+        &self.inner.guard
     }
 
     /// Access control (`http::auth`).
@@ -181,6 +194,10 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi_json)
         .fallback(not_found_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::check,
+        ))
         .with_state(state)
 }
 
