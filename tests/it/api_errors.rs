@@ -140,9 +140,15 @@ async fn api_retry_and_acknowledge_need_a_failed_host() {
 #[tokio::test]
 async fn api_update_on_a_check_only_host_is_409_updates_disabled() {
     let app = spawn_app(BASE_CONFIG).await;
-    // No body, an empty JSON body, `{}` and `{"force": true}` all reach the policy check.
+    // An empty JSON body, `{}` and `{"force": true}` all reach the policy check; with no
+    // token, a state change must say it is JSON (CSRF), so no content type at all is a 415.
+    let answer = call_raw(&app, Method::POST, "/hosts/me/update", None, "").await;
+    assert_error(
+        &answer,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
     for (content_type, body) in [
-        (None, ""),
         (Some("application/json"), ""),
         (Some("application/json"), "{}"),
         (Some("application/json"), "{\"force\": true}"),

@@ -12,11 +12,15 @@ use tendhost_tests::wait;
 
 /// A daemon that never checks on its own (`check_on_start = false`, and the default 6 h
 /// interval), with `me`: this machine as a `check-only` local host that never refreshes
-/// package lists (its checks run `apt-get -s` here, nothing else), in group `mine`.
+/// package lists (its checks run `apt-get -s` here, nothing else), in group `mine`. The API
+/// may register hosts at 127.0.0.1 only (listed explicitly, as loopback must be).
 pub const BASE_CONFIG: &str = r#"
 [daemon]
 log_level = "warn"
 check_on_start = false
+
+[daemon.api_hosts]
+allow = ["127.0.0.1/32"]
 
 [[host]]
 name = "me"
@@ -63,9 +67,13 @@ pub async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
+    let changes_state = method != Method::GET;
     let mut request = app.client.request(method, app.url(path));
     if let Some(body) = body {
         request = request.json(&body);
+    } else if changes_state {
+        // What a JSON client sends with no body (auth is off here, so the CSRF rule applies).
+        request = request.header("content-type", "application/json");
     }
     let response = request.send().await.expect("request reaches the daemon");
     read(response).await

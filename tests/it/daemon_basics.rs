@@ -10,14 +10,15 @@ use tendhost_tests::daemon::{DaemonProcess, EMPTY_CONFIG, daemon_binary, spawn_a
 const LOCAL_HOST: &str = "\n[[host]]\nname = \"me\"\naddr = \"local\"\n[host.policy]\nupdates = \"check-only\"\nrefresh_lists = false\n";
 
 #[tokio::test]
-async fn health_reports_version_and_host_count() {
+async fn health_reports_status_and_version_only() {
     let app = spawn_app(&format!("{EMPTY_CONFIG}{LOCAL_HOST}")).await;
     let resp = app.client.get(app.url("/health")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["status"], "ok");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(body["hosts"], 1);
+    // Open without a token, so it says nothing about the fleet (issue: tokens).
+    assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
     app.stop().await.unwrap();
 }
 

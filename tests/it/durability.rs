@@ -18,7 +18,7 @@ use tendhost_tests::http::{get_json, installed_version, post_json, wait_job, wai
 use tendhost_tests::wait;
 use tokio_tungstenite::tungstenite::Message;
 
-const LOCAL_HOST: &str = "[daemon]\ncheck_on_start = false\n\n[[host]]\nname = \"me\"\naddr = \"local\"\ntags = [\"local\"]\n[host.policy]\nupdates = \"check-only\"\nrefresh_lists = false\n";
+const LOCAL_HOST: &str = "[daemon]\ncheck_on_start = false\n[daemon.api_hosts]\nallow = [\"127.0.0.1/32\"]\n\n[[host]]\nname = \"me\"\naddr = \"local\"\ntags = [\"local\"]\n[host.policy]\nupdates = \"check-only\"\nrefresh_lists = false\n";
 
 /// The seq of the last event the daemon handed out, from its store: the daemon has stopped
 /// (gracefully or killed), so nothing else holds the data dir and every committed event is

@@ -111,9 +111,11 @@ async fn commands_share_one_connection() {
         "all commands must reuse one SSH connection; sshd log:\n{}",
         fixture.sshd.log()
     );
-    // accept-new recorded the host key in tendhost's own known_hosts.
-    let known_hosts = std::fs::read_to_string(fixture.env.known_hosts()).unwrap();
+    // accept-new recorded the host key in this host's own known_hosts, not the shared one.
+    let known_hosts = std::fs::read_to_string(fixture.env.host_known_hosts(HOST)).unwrap();
     assert_eq!(known_hosts, fixture.sshd.known_hosts_line());
+    let shared = std::fs::read_to_string(fixture.env.known_hosts()).unwrap();
+    assert_eq!(shared, "");
 }
 
 #[tokio::test]
@@ -316,6 +318,123 @@ async fn changed_host_key_is_refused_naming_both_fingerprints() {
         1,
         "the changed key must never be accepted"
     );
+}
+
+#[tokio::test]
+async fn a_key_accepted_for_one_host_never_passes_another_hosts_strict_check() {
+    let fixture = Fixture::new();
+    // `trusting` accepts the key at 127.0.0.1:PORT on first use.
+    let mut trusting = fixture.target();
+    trusting.host_name = "trusting".to_owned();
+    let trusting = SshExecutor::new(trusting, &fixture.env);
+    run_ok(&trusting, &Cmd::new("true")).await;
+    assert_eq!(
+        std::fs::read_to_string(fixture.env.host_known_hosts("trusting")).unwrap(),
+        fixture.sshd.known_hosts_line()
+    );
+    // `careful`, strict, at the same address and port: still unknown.
+    let mut careful = fixture.target();
+    careful.host_name = "careful".to_owned();
+    careful.known_hosts_policy = KnownHostsPolicy::Strict;
+    let careful = SshExecutor::new(careful, &fixture.env);
+    let err = careful.run(&Cmd::new("true"), &NoSink).await.unwrap_err();
+    assert!(
+        matches!(&err, ExecError::HostKeyUnknown { host, .. } if host == "careful"),
+        "{err:?}"
+    );
+    assert_eq!(fixture.sshd.accepted_logins(), 1);
+}
+
+#[tokio::test]
+async fn a_pinned_key_connects_and_any_other_key_is_refused_with_both_fingerprints() {
+    let mut fixture = Fixture::new();
+    let typed = fixture.sshd.host_key_fingerprint(); // "ED25519 SHA256:..."
+    let pin = typed.split_whitespace().nth(1).unwrap().to_owned();
+    let mut target = fixture.target();
+    target.known_hosts_policy = KnownHostsPolicy::Strict;
+    target.host_key_sha256 = Some(pin.clone());
+    let pinned = SshExecutor::new(target.clone(), &fixture.env);
+    run_ok(&pinned, &Cmd::new("true")).await;
+    // The pinned key is what the host's file holds, with its address.
+    assert_eq!(
+        std::fs::read_to_string(fixture.env.host_known_hosts(HOST)).unwrap(),
+        fixture.sshd.known_hosts_line()
+    );
+    pinned.close().await;
+
+    // A wrong pin: refused before authenticating, naming the pin and the offered key.
+    let wrong_pin = format!("SHA256:{}", "A".repeat(43));
+    let mut wrong = target.clone();
+    wrong.host_name = "wrong".to_owned();
+    wrong.host_key_sha256 = Some(wrong_pin.clone());
+    let err = SshExecutor::new(wrong, &fixture.env)
+        .run(&Cmd::new("true"), &NoSink)
+        .await
+        .unwrap_err();
+    match &err {
+        ExecError::HostKeyMismatch {
+            pinned, offered, ..
+        } => {
+            assert_eq!(pinned, &wrong_pin);
+            assert!(offered.contains(&typed), "{offered}");
+        }
+        other => panic!("expected HostKeyMismatch, got {other:?}"),
+    }
+    assert!(!err.is_connection_failure());
+
+    // The host changes its key: the pinned host refuses it, naming both.
+    fixture.sshd.restart_with_new_host_key();
+    let new_typed = fixture.sshd.host_key_fingerprint();
+    let err = SshExecutor::new(target, &fixture.env)
+        .run(&Cmd::new("true"), &NoSink)
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, ExecError::HostKeyMismatch { .. }), "{err:?}");
+    assert!(
+        message.contains(&pin) && message.contains(&new_typed),
+        "{message}"
+    );
+    assert_eq!(
+        fixture.sshd.accepted_logins(),
+        1,
+        "the changed key must never be accepted"
+    );
+}
+
+#[tokio::test]
+async fn uniform_connect_errors_do_not_tell_refused_from_timeout() {
+    let fixture = Fixture::new();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let mut messages = Vec::new();
+    for (port, detailed) in [(closed_port, "refused"), (silent_port, "timed out")] {
+        let mut target = fixture.target();
+        target.port = port;
+        target.connect_timeout = Duration::from_secs(2);
+        let err = SshExecutor::new(target.clone(), &fixture.env)
+            .run(&Cmd::new("true"), &NoSink)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(detailed), "{err}");
+        target.connect_errors = tendhost_exec::ConnectErrors::Uniform;
+        let err = SshExecutor::new(target, &fixture.env)
+            .run(&Cmd::new("true"), &NoSink)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ExecError::CannotConnect { .. }), "{err:?}");
+        assert!(err.is_connection_failure());
+        messages.push(err.to_string().replace(&port.to_string(), "PORT"));
+    }
+    assert_eq!(messages[0], messages[1]);
+    assert_eq!(
+        messages[0],
+        format!("cannot connect to {HOST} (127.0.0.1:PORT)")
+    );
+    drop(silent);
 }
 
 #[tokio::test]

@@ -25,6 +25,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 /// No checks at start: every event in these tests comes from what the test does.
 const BASE: &str = "[daemon]\nlog_level = \"warn\"\ncheck_on_start = false\n";
 
+/// The API may register hosts at 127.0.0.1 (`churn_hosts`).
+const API_HOSTS: &str = "[daemon.api_hosts]\nallow = [\"127.0.0.1/32\"]\n";
+
 /// This machine, checked without refreshing package lists, never upgraded.
 const LOCAL_HOST: &str = "\n[[host]]\nname = \"me\"\naddr = \"local\"\n[host.policy]\nupdates = \"check-only\"\nrefresh_lists = false\n";
 
@@ -32,7 +35,7 @@ const LOCAL_HOST: &str = "\n[[host]]\nname = \"me\"\naddr = \"local\"\n[host.pol
 const CLOSED_PORT_HOST: &str = "\n[[host]]\nname = \"gone\"\naddr = \"127.0.0.1\"\nport = 1\n";
 
 fn config(daemon_extra: &str, hosts: &[&str]) -> String {
-    format!("{BASE}{daemon_extra}{}", hosts.concat())
+    format!("{BASE}{daemon_extra}{API_HOSTS}{}", hosts.concat())
 }
 
 async fn connect(addr: SocketAddr, query: &str) -> WebSocketStream<TcpStream> {
@@ -191,6 +194,7 @@ fn type_of(event: &EventMessage) -> String {
 async fn check(client: &reqwest::Client, base_url: &str, host: &str) -> String {
     let resp = client
         .post(format!("{base_url}/hosts/{host}/check"))
+        .header("content-type", "application/json")
         .send()
         .await
         .unwrap();
@@ -213,6 +217,7 @@ async fn churn_hosts(client: &reqwest::Client, base_url: &str, prefix: &str, n: 
         assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
         let resp = client
             .delete(format!("{base_url}/hosts/{name}"))
+            .header("content-type", "application/json")
             .send()
             .await
             .unwrap();

@@ -41,11 +41,32 @@ pub async fn spawn_app(config_text: &str) -> TestApp {
     spawn_app_in(dir).await
 }
 
+/// Config text with `[daemon.auth] enabled = false` appended when it says nothing about auth.
+/// Tests bind loopback only, where the daemon allows auth to be off; the tests of auth itself
+/// (`it::auth`) write their own `[daemon.auth]` and get it as written.
+pub fn auth_off_unless_configured(config_text: &str) -> String {
+    if config_text.contains("[daemon.auth]") {
+        config_text.to_owned()
+    } else {
+        format!("{config_text}\n[daemon.auth]\nenabled = false\n")
+    }
+}
+
+/// Rewrites the config file at `path` with [`auth_off_unless_configured`].
+fn apply_auth_default(path: &Path) {
+    let text = std::fs::read_to_string(path).expect("read test config");
+    let text_with_auth = auth_off_unless_configured(&text);
+    if text_with_auth != text {
+        std::fs::write(path, text_with_auth).expect("write test config");
+    }
+}
+
 /// Starts the daemon in-process again on `dir` (from [`TestApp::into_dir`]): same config file,
 /// same data dir, a new port.
 pub async fn spawn_app_in(dir: TempDir) -> TestApp {
     crate::tls::install_provider();
     let path = dir.path().join("tendhost.toml");
+    apply_auth_default(&path);
     let data_dir = dir.path().join("data");
     let env = move |var: &str| match var {
         "TENDHOST_DATA_DIR" => Some(data_dir.display().to_string()),
@@ -167,6 +188,7 @@ impl DaemonProcess {
     /// "listening" line.
     pub fn start(config_path: &Path, data_dir: &Path) -> DaemonProcess {
         crate::tls::install_provider();
+        apply_auth_default(config_path);
         let mut child = Command::new(daemon_binary())
             .arg("--config")
             .arg(config_path)

@@ -3,6 +3,7 @@
 //! deadline every wait shares (`wait`). Only test code uses this crate.
 
 pub mod daemon;
+pub mod etc_hosts;
 pub mod fleet;
 pub mod http;
 pub mod sshd;

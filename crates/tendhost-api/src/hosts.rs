@@ -53,16 +53,6 @@ pub enum UpdatePolicy {
     CheckOnly,
 }
 
-/// Host-key trust policy for SSH. Spelled as in the config file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum KnownHostsPolicy {
-    /// An unknown or changed host key is an error.
-    Strict,
-    /// Trust on first use, strict afterwards.
-    AcceptNew,
-}
-
 /// apt's upgrade flavour. Spelled as in the config file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -410,8 +400,10 @@ pub struct NewHostPolicy {
     pub apt_upgrade: Option<AptUpgrade>,
 }
 
-/// `POST /hosts`: register an SSH host at runtime. Omitted settings come from the config
-/// file's `[defaults]`. `local` hosts and `reboot_command` can only be set in the config file.
+/// `POST /hosts`: register an SSH host at runtime, where `[daemon.api_hosts] allow` permits.
+/// Omitted settings come from the config file's `[defaults]`; the key and the host-key policy
+/// from `[daemon.api_hosts]` only (`ssh_key` and `known_hosts` are unknown fields here).
+/// `local` hosts and `reboot_command` can only be set in the config file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({
@@ -434,11 +426,12 @@ pub struct NewHost {
     pub port: Option<u16>,
     /// Login name.
     pub user: Option<String>,
-    /// Absolute path of the private key on the daemon's machine; must exist.
-    pub ssh_key: Option<String>,
     /// Run package commands through `sudo -n`.
     pub sudo: Option<bool>,
-    pub known_hosts: Option<KnownHostsPolicy>,
+    /// The expected host key fingerprint, as `ssh-keygen -l` prints it: only that key is
+    /// trusted. Without it, a `strict` host's first connection fails naming the fingerprint.
+    #[schema(example = "SHA256:fhPVowUHV9FNz47RWK4VrGZuDmlmuMoh9f1FF2C0Uqk")]
+    pub host_key_sha256: Option<String>,
     /// Tags, each 1 to 64 characters from `A-Z a-z 0-9 . _ -`.
     #[serde(default)]
     pub tags: Vec<String>,

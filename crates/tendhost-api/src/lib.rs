@@ -2,6 +2,7 @@
 //! with their OpenAPI schemas. This is the only crate that defines `Serialize + ToSchema` types;
 //! the daemon maps domain values into these. No logic lives here beyond (de)serialisation.
 
+pub mod auth;
 pub mod error;
 pub mod events;
 pub mod groups;

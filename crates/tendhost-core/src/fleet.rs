@@ -30,7 +30,7 @@ use crate::orchestrator::{
     ListRollouts, OrchestratorActor, OrchestratorArgs, RemoveHost, ResumeRollout, RolloutHandles,
     StartRollout,
 };
-use crate::spec::{HostSpec, HostTarget, KnownHostsPolicy};
+use crate::spec::{HostOrigin, HostSpec, HostTarget, KnownHostsPolicy};
 use crate::state::Request;
 
 /// How the fleet runs.
@@ -109,6 +109,14 @@ pub fn executor_for(spec: &HostSpec, env: &ExecEnv) -> Arc<dyn Executor> {
                 KnownHostsPolicy::Strict => tendhost_exec::KnownHostsPolicy::Strict,
                 KnownHostsPolicy::AcceptNew => tendhost_exec::KnownHostsPolicy::AcceptNew,
             };
+            target.host_key_sha256.clone_from(&spec.host_key_sha256);
+            // Hosts registered through the API do not tell why they cannot be reached, and
+            // never get the agent's or ssh's default keys (only the configured key).
+            target.connect_errors = match spec.origin {
+                HostOrigin::Config => tendhost_exec::ConnectErrors::Detailed,
+                HostOrigin::Runtime => tendhost_exec::ConnectErrors::Uniform,
+            };
+            target.default_identities = spec.origin == HostOrigin::Config;
             target.connect_timeout = spec.timing.connect_timeout;
             target.command_timeout = spec.timing.command_timeout;
             target.idle_timeout = spec.timing.ssh_idle_timeout;

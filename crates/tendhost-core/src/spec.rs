@@ -106,6 +106,8 @@ pub struct HostSpec {
     pub ssh_key: Option<PathBuf>,
     pub sudo: bool,
     pub known_hosts: KnownHostsPolicy,
+    /// The pinned host key fingerprint (`SHA256:...`): only that key is trusted.
+    pub host_key_sha256: Option<String>,
     pub timing: Timing,
     pub tags: Vec<String>,
     pub compose_paths: Vec<PathBuf>,

@@ -56,8 +56,8 @@ pub enum ExecError {
     /// The host's key is not in tendhost's known_hosts and the policy is `strict`.
     #[error(
         "the host key of {host} ({addr}) is not known{} and known_hosts policy is strict: \
-         add the host's key to {} (e.g. from ssh-keyscan, after checking it) or set the \
-         policy to accept-new",
+         after checking the fingerprint, pin it (host_key_sha256), add the host's key to {} \
+         or set the policy to accept-new",
         offered.as_ref().map(|fp| format!(" (it offers {fp})")).unwrap_or_default(),
         known_hosts.display()
     )]
@@ -85,6 +85,25 @@ pub enum ExecError {
         offered: String,
         known_hosts: PathBuf,
     },
+
+    /// The host offered no key with the pinned fingerprint (`host_key_sha256`).
+    #[error(
+        "the host key of {host} ({addr}) does not match its pinned host_key_sha256 {pinned}: the \
+         host offers {offered}. If the host was reinstalled, pin the new fingerprint after \
+         checking it; otherwise someone may be intercepting the connection"
+    )]
+    HostKeyMismatch {
+        host: String,
+        addr: String,
+        pinned: String,
+        /// Fingerprints of the keys the host offered (`ED25519 SHA256:...`, comma-separated).
+        offered: String,
+    },
+
+    /// Connecting failed, cause withheld: refused, timed out, unreachable and unresolvable all
+    /// read the same for hosts registered through the API (the cause is in the daemon's log).
+    #[error("cannot connect to {host} ({addr})")]
+    CannotConnect { host: String, addr: String },
 
     /// Connecting failed for another reason; `detail` is ssh's own message.
     #[error("cannot connect to {host} ({addr}): {detail}")]
@@ -197,6 +216,7 @@ impl ExecError {
                 | Self::Unreachable { .. }
                 | Self::ConnectTimeout { .. }
                 | Self::ConnectFailed { .. }
+                | Self::CannotConnect { .. }
                 | Self::ConnectionLost { .. }
         )
     }
@@ -211,6 +231,8 @@ impl ExecError {
             | Self::AuthFailed { host, .. }
             | Self::HostKeyUnknown { host, .. }
             | Self::HostKeyChanged { host, .. }
+            | Self::HostKeyMismatch { host, .. }
+            | Self::CannotConnect { host, .. }
             | Self::ConnectFailed { host, .. }
             | Self::ConnectionLost { host, .. }
             | Self::SudoPasswordRequired { host, .. }

@@ -39,4 +39,4 @@ pub use executor::{BoxFuture, DEFAULT_COMMAND_TIMEOUT, Executor};
 pub use local::{LocalExecutor, LocalTarget};
 pub use output::{MAX_CAPTURE, NoSink, Output, OutputSink, Stream};
 pub use quote::{quote, quote_line};
-pub use ssh::{ExecEnv, KnownHostsPolicy, SSH_KEY_ENV, SshExecutor, SshTarget};
+pub use ssh::{ConnectErrors, ExecEnv, KnownHostsPolicy, SSH_KEY_ENV, SshExecutor, SshTarget};

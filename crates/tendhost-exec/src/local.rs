@@ -142,6 +142,8 @@ impl Executor for LocalExecutor {
 fn spawn(argv: &[OsString]) -> std::io::Result<Child> {
     Command::new(&argv[0])
         .args(&argv[1..])
+        // Maintainer scripts run as root here: they never see the daemon's SSH key.
+        .env_remove(crate::ssh::SSH_KEY_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -11,6 +11,7 @@
 //! requests it queues for the writer), and retention. Table queries live in `hosts`, `jobs`, `events`, `rollouts`; record types in
 //! `records`. No wire types, no actors, no clocks: callers pass times (Unix epoch ms).
 
+mod audit;
 mod error;
 mod events;
 mod hosts;
@@ -31,6 +32,7 @@ use std::sync::{Arc, mpsc};
 
 use tokio::sync::oneshot;
 
+pub use crate::audit::{AuditFilter, AuditRecord, AuditUpdate};
 pub use crate::error::{Result, StoreError};
 pub use crate::events::EventSink;
 use crate::jobs::LineOp;
@@ -135,6 +137,7 @@ impl Store {
             writer.forget_line_idx(None);
             let events = events::prune(&writer.conn, older_than_ms, writer.last_seq())?;
             let rollouts = rollouts::prune(&writer.conn, older_than_ms)?;
+            audit::prune(&writer.conn, older_than_ms)?;
             Ok(Pruned {
                 jobs,
                 output_lines,

@@ -31,6 +31,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0003_rollouts",
         sql: include_str!("../migrations/0003_rollouts.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_audit",
+        sql: include_str!("../migrations/0004_audit.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands.

@@ -28,6 +28,7 @@ pub enum Field {
     User,
     SshKey,
     KnownHosts,
+    HostKeySha256,
     ConnectTimeout,
     CommandTimeout,
     CheckInterval,
@@ -147,6 +148,32 @@ pub fn ssh_key(path: &Path) -> Rule<()> {
             Field::SshKey,
             format!("{} does not exist or is not a file", path.display()),
         )
+    }
+}
+
+/// A pinned host key fingerprint as `ssh-keygen -l` prints it: `SHA256:` and 43 base64
+/// characters (a trailing `=` is dropped).
+pub fn host_key_sha256(value: &str) -> Rule<String> {
+    let digest = value
+        .strip_prefix("SHA256:")
+        .map(|d| d.trim_end_matches('='));
+    match digest {
+        Some(digest)
+            if digest.len() == 43
+                && digest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/')) =>
+        {
+            Ok(format!("SHA256:{digest}"))
+        }
+        _ => refuse(
+            Field::HostKeySha256,
+            format!(
+                "{value:?} is not a SHA256 fingerprint: write it as ssh-keygen -l prints it, \
+                 e.g. \"SHA256:{}\"",
+                "A".repeat(43)
+            ),
+        ),
     }
 }
 

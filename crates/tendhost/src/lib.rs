@@ -2,6 +2,8 @@
 //! `run`, the seam that `main` and the tests both drive. `main.rs` only parses the command line
 //! and calls in here.
 
+pub mod api_hosts;
+pub mod audit;
 pub mod config;
 pub mod host_rules;
 pub mod http;
@@ -41,12 +43,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    std::fs::create_dir_all(&config.daemon.data_dir).wrap_err_with(|| {
-        format!(
-            "cannot create data_dir {}",
-            config.daemon.data_dir.display()
-        )
-    })?;
+    create_private_dir(&config.daemon.data_dir)?;
     let addr = listener.local_addr().wrap_err("listener has no address")?;
 
     // The store first: it takes the data dir's lock, so a second daemon stops here, before
@@ -56,6 +53,8 @@ pub async fn run(
         .await
         .wrap_err("opening the store panicked")?
         .wrap_err("cannot open the state database")?;
+    restrict_db_files(store.db_path());
+    let access = Arc::new(access_control(&config, &store)?);
     // TLS after the store's lock, so a second daemon never rewrites the first one's
     // certificates. A bad certificate file comes back as `tendhost_tls::Error` (exit 2).
     let (tls, tls_events) = start_tls(&config, addr)?;
@@ -66,7 +65,11 @@ pub async fn run(
 
     let mut hosts = config.hosts.clone();
     for record in &recovered.runtime_hosts {
-        match http::new_host::host_spec_from_record(record, &config.defaults) {
+        match http::new_host::host_spec_from_record(
+            record,
+            &config.defaults,
+            &config.daemon.api_hosts,
+        ) {
             Ok(spec) if hosts.iter().any(|h| h.name == spec.name) => tracing::warn!(
                 host = %spec.name,
                 "a host registered through the API now also exists in the config file; the config wins"
@@ -135,7 +138,14 @@ pub async fn run(
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let records = persist::Records::new(store.clone());
-    let mut state = http::AppState::new(&config, fleet.clone(), stop_rx.clone(), Some(records));
+    let reload = tokio::spawn(reload_tokens(Arc::clone(&access.keyring)));
+    let mut state = http::AppState::new(
+        &config,
+        fleet.clone(),
+        stop_rx.clone(),
+        Some(records),
+        access,
+    );
     if let Some(tls) = &tls {
         state = state.with_tls(tls.clone());
     }
@@ -148,7 +158,7 @@ pub async fn run(
         ),
         _ => None,
     };
-    let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = http::router(state);
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -160,6 +170,7 @@ pub async fn run(
     // The graceful shutdown also waits for upgraded (WebSocket) connections; every session sees
     // the same stop signal and ends after its close frame (`http::ws::CLOSE_TIMEOUT`). With TLS
     // the same `axum::serve` runs over `tendhost_tls::TlsListener`, so this holds for both.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let graceful = async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
         tracing::info!("shutting down: no longer accepting connections");
@@ -197,6 +208,7 @@ pub async fn run(
     }
     fleet.shutdown(JOB_GRACE).await;
     retention.abort();
+    reload.abort();
     tls_forward.abort();
     if let Some(redirect) = redirect {
         redirect.abort();
@@ -291,6 +303,98 @@ async fn forward_tls_events(
         };
         if let Err(kind) = fleet.announce(kind) {
             tracing::error!(?kind, "not a daemon event; not published");
+        }
+    }
+}
+
+/// Creates `data_dir` (and parents) and makes it 0700: it holds the state database, SSH
+/// control sockets and known_hosts, and the bootstrap token.
+fn create_private_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)
+        .wrap_err_with(|| format!("cannot create data_dir {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .wrap_err_with(|| format!("cannot make data_dir {} private (0700)", dir.display()))
+}
+
+/// The database and its WAL files hold job logs and host inventories: 0600.
+fn restrict_db_files(db: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        let path = std::path::PathBuf::from(path);
+        if path.exists()
+            && let Err(err) =
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        {
+            tracing::warn!(path = %path.display(), %err, "cannot make the database file 0600");
+        }
+    }
+}
+
+/// Tokens (config, tokens file, or the bootstrap admin token), the limiter and the audit log.
+fn access_control(config: &Config, store: &Store) -> Result<http::auth::AccessControl> {
+    let auth = &config.daemon.auth;
+    let keyring = if !auth.enabled {
+        tracing::warn!(
+            bind = %config.daemon.bind,
+            "API authentication is disabled (daemon.auth.enabled = false): anyone who can reach this loopback port can act on every host"
+        );
+        tendhost_auth::Keyring::fixed(Vec::new())
+    } else if auth.tokens.is_empty() && auth.tokens_file.is_none() {
+        let bootstrap = tendhost_auth::load_or_create_bootstrap(&config.daemon.data_dir)
+            .map_err(|err| color_eyre::eyre::eyre!("cannot set up the bootstrap token: {err}"))?;
+        tracing::info!(
+            path = %bootstrap.path.display(),
+            created = bootstrap.created,
+            "no API tokens configured: the admin token named \"bootstrap\" is in this file (mode 0600)"
+        );
+        tendhost_auth::Keyring::fixed(vec![bootstrap.entry])
+    } else {
+        tendhost_auth::Keyring::new(auth.tokens.clone(), auth.tokens_file.clone())
+            .map_err(|errors| color_eyre::eyre::eyre!("bad tokens_file:\n{}", errors.join("\n")))?
+    };
+    Ok(http::auth::AccessControl {
+        enabled: auth.enabled,
+        keyring: Arc::new(keyring),
+        limiter: tendhost_auth::FailureLimiter::default(),
+        tickets: tendhost_auth::TicketBook::default(),
+        trusted_proxies: config.daemon.trusted_proxies.clone(),
+        audit: Some(audit::AuditLog::new(store.clone())),
+    })
+}
+
+/// How often the tokens file is looked at for changes.
+const TOKENS_FILE_POLL: Duration = Duration::from_secs(2);
+
+/// Re-reads the tokens file when it changes and on SIGHUP; a bad file keeps the last good set.
+async fn reload_tokens(keyring: Arc<tendhost_auth::Keyring>) {
+    let Some(path) = keyring.tokens_file().map(std::path::Path::to_path_buf) else {
+        return;
+    };
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut tick = tokio::time::interval(TOKENS_FILE_POLL);
+    loop {
+        let force = tokio::select! {
+            _ = tick.tick() => false,
+            Some(()) = async {
+                match hangup.as_mut() {
+                    Some(signal) => signal.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => true,
+        };
+        match keyring.reload(force) {
+            Ok(tendhost_auth::Reloaded::Unchanged) => {}
+            Ok(tendhost_auth::Reloaded::Applied { n_tokens }) => {
+                tracing::info!(path = %path.display(), n_tokens, "tokens reloaded");
+            }
+            Err(errors) => {
+                for error in &errors {
+                    tracing::error!(problem = %error, "tokens_file not applied; the previous tokens stay in force");
+                }
+            }
         }
     }
 }

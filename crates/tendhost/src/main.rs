@@ -26,6 +26,9 @@ enum Command {
     CheckConfig,
     /// Print the example configuration.
     DefaultConfig,
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// TLS helpers.
     #[command(subcommand)]
     Tls(TlsCommand),
@@ -38,6 +41,19 @@ enum TlsCommand {
     Ca,
 }
 
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Make a new token: prints the token alone on the first line, then the line to add to
+    /// `[daemon.auth] tokens` (or a tokens_file). Only the hash goes into the config.
+    New {
+        /// The token's name, shown in logs and the audit trail.
+        name: String,
+        /// What the token may do: read, operate or admin (see docs/security.md).
+        #[arg(long)]
+        role: String,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
@@ -45,6 +61,7 @@ fn main() -> ExitCode {
             print!("{}", tendhost::config::EXAMPLE);
             ExitCode::SUCCESS
         }
+        Command::Token(TokenCommand::New { name, role }) => new_token(&name, &role),
         Command::CheckConfig => match load(&cli.config) {
             Ok(config) => {
                 print!("{}", config.summary());
@@ -85,6 +102,26 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `tendhost token new`: the token (first line), then its config line.
+fn new_token(name: &str, role: &str) -> ExitCode {
+    let (token, hash) = match tendhost_auth::new_token() {
+        Ok(pair) => pair,
+        Err(err) => {
+            eprintln!("tendhost: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(errors) = tendhost_auth::tokens_file::entry(name, &hash.to_string(), role) {
+        for error in errors {
+            eprintln!("tendhost: {}: {}", error.field, error.message);
+        }
+        return ExitCode::from(2);
+    }
+    println!("{token}");
+    println!("{{ name = \"{name}\", token_hash = \"{hash}\", role = \"{role}\" }},");
+    ExitCode::SUCCESS
 }
 
 /// Loads the config; on failure prints every problem and returns exit code 2.

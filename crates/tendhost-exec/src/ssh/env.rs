@@ -1,9 +1,11 @@
 //! [`ExecEnv`]: tendhost's SSH state in the data directory, set up once per process: the control
-//! socket directory (with stale masters from a previous run stopped), tendhost's own
-//! `known_hosts`, and the key from `TENDHOST_SSH_KEY`.
+//! socket directory (with stale masters from a previous run stopped), the known_hosts files (one
+//! per host name for the keys tendhost accepts, one shared file that only the admin writes), and
+//! the key from `TENDHOST_SSH_KEY`.
 //!
 //! Connecting lives in `ssh/master.rs`; the executor in `ssh/mod.rs`.
 
+use std::fmt::Write as _;
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, FileTypeExt as _, OpenOptionsExt as _};
@@ -27,7 +29,11 @@ const MAX_CONTROL_DIR_LEN: usize = 107 - 17 - 1 - 7;
 /// Cheap to clone.
 ///
 /// Layout under `data_dir`:
-/// - `ssh/known_hosts`: tendhost's own known hosts (the user's `~/.ssh` is never read or written)
+/// - `ssh/known_hosts`: keys the admin trusts for every host (read, never written by tendhost;
+///   the user's `~/.ssh` is never read or written)
+/// - `ssh/hosts/<name>`: the keys accepted or pinned for one host name, each line with the
+///   address it was seen at; no other host reads it, so accepting a key for one host cannot
+///   make another host's strict check pass
 /// - `ssh/env_key`: the key from `TENDHOST_SSH_KEY`, mode 0600, when set
 /// - `ssh/c/`: master control sockets and master logs (one pair per executor)
 #[derive(Clone, Debug)]
@@ -40,6 +46,7 @@ struct EnvInner {
     data_dir: PathBuf,
     control_dir: PathBuf,
     known_hosts: PathBuf,
+    hosts_dir: PathBuf,
     env_key: Option<PathBuf>,
     next_socket: AtomicU32,
 }
@@ -56,7 +63,8 @@ impl ExecEnv {
     }
 
     /// Sets up SSH state under `data_dir`:
-    /// - creates `ssh/` and `ssh/c/` (mode 0700), and an empty `ssh/known_hosts` if missing;
+    /// - creates `ssh/`, `ssh/c/` and `ssh/hosts/` (mode 0700), and an empty `ssh/known_hosts`
+    ///   if missing;
     /// - stops masters left by a previous run (`ssh -O exit` on every socket in `ssh/c/`) and
     ///   removes their sockets and logs; do not open two `ExecEnv`s on one data directory at once;
     /// - writes `ssh_key_base64` (a base64-encoded private key file) to `ssh/env_key` (0600).
@@ -94,6 +102,13 @@ impl ExecEnv {
             .create(&control_dir)
             .map_err(|err| setup_err("cannot create", &control_dir, err))?;
 
+        let hosts_dir = ssh_dir.join("hosts");
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&hosts_dir)
+            .map_err(|err| setup_err("cannot create", &hosts_dir, err))?;
+
         stop_stale_masters(&control_dir)
             .map_err(|err| setup_err("cannot clean up", &control_dir, err))?;
 
@@ -119,6 +134,7 @@ impl ExecEnv {
                 data_dir,
                 control_dir,
                 known_hosts,
+                hosts_dir,
                 env_key,
                 next_socket: AtomicU32::new(0),
             }),
@@ -130,9 +146,16 @@ impl ExecEnv {
         &self.inner.data_dir
     }
 
-    /// tendhost's known_hosts file.
+    /// The shared known_hosts file: keys the admin trusts for any host. tendhost reads it for
+    /// hosts without a pinned key and never writes it.
     pub fn known_hosts(&self) -> &Path {
         &self.inner.known_hosts
+    }
+
+    /// The known_hosts file of one host name: the keys accepted (`accept-new`) or pinned for
+    /// it, each with its address. Only that host's connections read or write it.
+    pub fn host_known_hosts(&self, host_name: &str) -> PathBuf {
+        self.inner.hosts_dir.join(host_file_name(host_name))
     }
 
     /// The directory holding master control sockets and their logs.
@@ -160,6 +183,21 @@ impl ExecEnv {
         let name = String::from_utf8(name).expect("ASCII digits");
         self.inner.control_dir.join(format!("m{name}"))
     }
+}
+
+/// A file name for a host name: `h-` and the name, every byte outside `A-Z a-z 0-9 . _ -` as
+/// `=XX` (host names are validated elsewhere; this keeps any name inside the directory, and
+/// never writes `%`, which ssh would expand in `UserKnownHostsFile`).
+fn host_file_name(host_name: &str) -> String {
+    let mut name = String::from("h-");
+    for byte in host_name.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-') {
+            name.push(char::from(byte));
+        } else {
+            let _ = write!(name, "={byte:02X}");
+        }
+    }
+    name
 }
 
 /// Asks every master whose socket is in `control_dir` to exit, then empties the directory.
@@ -190,6 +228,7 @@ pub(crate) fn exit_master_blocking(control_path: &Path) {
 pub(crate) fn exit_master_command(control_path: &Path) -> Command {
     let mut command = Command::new("ssh");
     command
+        .env_remove(SSH_KEY_ENV)
         .args(["-F", "none", "-o", "BatchMode=yes", "-S"])
         .arg(control_path)
         .args(["-O", "exit", "tendhost-master"])
@@ -260,6 +299,14 @@ mod tests {
         let env = ExecEnv::open_with_key(dir.path(), Some(&encoded)).unwrap();
         assert!(env.known_hosts().is_file());
         assert!(env.control_dir().is_dir());
+        let web = env.host_known_hosts("web-1");
+        assert!(web.ends_with("ssh/hosts/h-web-1"), "{}", web.display());
+        assert!(web.parent().unwrap().is_dir());
+        assert!(env.host_known_hosts("..").ends_with("ssh/hosts/h-.."));
+        assert!(
+            env.host_known_hosts("a/b c")
+                .ends_with("ssh/hosts/h-a=2Fb=20c")
+        );
         let key = env.env_key().unwrap();
         assert_eq!(std::fs::read_to_string(key).unwrap(), FAKE_KEY);
         let mode = std::fs::metadata(key).unwrap().permissions().mode();

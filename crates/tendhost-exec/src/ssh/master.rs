@@ -1,5 +1,6 @@
 //! Starting one SSH master connection (`ssh -M -f -N` with tendhost's options) and turning its
-//! failures into [`ExecError`]s, including the fingerprints a host key error must name.
+//! failures into [`ExecError`]s, including the fingerprints a host key error must name; a pinned
+//! host key (`host_key_sha256`) is checked and written to the host's own known_hosts first.
 //!
 //! Deciding when to start or reuse a master lives in `ssh/mod.rs`; reading ssh's messages in
 //! `ssh/diagnose.rs`.
@@ -14,14 +15,17 @@ use tokio::process::Command;
 
 use crate::error::ExecError;
 use crate::ssh::diagnose::{Diagnosis, diagnose};
-use crate::ssh::{KnownHostsPolicy, SshTarget};
+use crate::ssh::{ConnectErrors, KnownHostsPolicy, SshTarget};
 
 /// Everything needed to start a master for one target.
 pub(crate) struct MasterSpec<'a> {
     pub(crate) target: &'a SshTarget,
     pub(crate) control_path: &'a Path,
     pub(crate) log_path: &'a Path,
-    pub(crate) known_hosts: &'a Path,
+    /// The host's own known_hosts file (`ssh/hosts/<name>`): ssh records accepted keys here.
+    pub(crate) host_known_hosts: &'a Path,
+    /// The admin's shared file, also read unless the key is pinned.
+    pub(crate) shared_known_hosts: &'a Path,
     /// The identity file to use, if any (else ssh's defaults and the agent).
     pub(crate) key: Option<&'a Path>,
 }
@@ -48,12 +52,25 @@ impl MasterSpec<'_> {
         for flag in ["-M", "-f", "-N", "-T"] {
             push(&flag);
         }
-        let strict = match target.known_hosts_policy {
-            KnownHostsPolicy::Strict => "yes",
-            KnownHostsPolicy::AcceptNew => "accept-new",
+        // A pinned key is the only one trusted: nothing is ever accepted beside it.
+        let strict = match (target.known_hosts_policy, &target.host_key_sha256) {
+            (KnownHostsPolicy::AcceptNew, None) => "accept-new",
+            _ => "yes",
         };
+        // ssh writes new keys to the first file; quoted, so spaces in the data dir are safe.
         let mut known_hosts_option = OsString::from("UserKnownHostsFile=");
-        known_hosts_option.push(self.known_hosts);
+        let mut files = vec![self.host_known_hosts];
+        if target.host_key_sha256.is_none() {
+            files.push(self.shared_known_hosts);
+        }
+        for (idx, file) in files.into_iter().enumerate() {
+            if idx > 0 {
+                known_hosts_option.push(" ");
+            }
+            known_hosts_option.push("\"");
+            known_hosts_option.push(file);
+            known_hosts_option.push("\"");
+        }
         let options: Vec<OsString> = vec![
             format!("ControlPersist={}s", secs(target.idle_timeout)).into(),
             "BatchMode=yes".into(),
@@ -85,6 +102,15 @@ impl MasterSpec<'_> {
             push(&"IdentitiesOnly=yes");
             push(&"-i");
             push(&key);
+        } else if !target.default_identities {
+            for option in ["IdentitiesOnly=yes", "IdentityFile=none"] {
+                push(&"-o");
+                push(&option);
+            }
+        }
+        if !target.default_identities {
+            push(&"-o");
+            push(&"IdentityAgent=none");
         }
         push(&"-p");
         push(&target.port.to_string());
@@ -105,9 +131,40 @@ pub(crate) fn display_addr(addr: &str, port: u16) -> String {
 }
 
 /// Starts the master and waits until it is authenticated and listening on `control_path`, or
-/// fails with the reason. The whole attempt is bounded by the target's connect timeout.
+/// fails with the reason. The whole attempt is bounded by the target's connect timeout (a
+/// pinned key's scan by one more).
+///
+/// With [`ConnectErrors::Uniform`], every connection failure is [`ExecError::CannotConnect`]
+/// and its cause goes to the log only.
 pub(crate) async fn launch(spec: &MasterSpec<'_>) -> Result<(), ExecError> {
+    let result = launch_detailed(spec).await;
+    match result {
+        Err(err)
+            if spec.target.connect_errors == ConnectErrors::Uniform
+                && matches!(
+                    err,
+                    ExecError::CannotResolve { .. }
+                        | ExecError::ConnectionRefused { .. }
+                        | ExecError::Unreachable { .. }
+                        | ExecError::ConnectTimeout { .. }
+                        | ExecError::ConnectFailed { .. }
+                ) =>
+        {
+            tracing::warn!(host = %spec.target.host_name, error = %err, "cannot connect");
+            Err(ExecError::CannotConnect {
+                host: spec.target.host_name.clone(),
+                addr: spec.display_addr(),
+            })
+        }
+        other => other,
+    }
+}
+
+async fn launch_detailed(spec: &MasterSpec<'_>) -> Result<(), ExecError> {
     let target = spec.target;
+    if let Some(pin) = &target.host_key_sha256 {
+        pin_host_key(spec, pin).await?;
+    }
     let io_err = |context: &str, source: std::io::Error| ExecError::Io {
         host: target.host_name.clone(),
         context: context.to_owned(),
@@ -122,7 +179,9 @@ pub(crate) async fn launch(spec: &MasterSpec<'_>) -> Result<(), ExecError> {
     }
     remove_if_exists(spec.log_path).map_err(|err| io_err("removing an old master log", err))?;
 
+    // The key reaches ssh as a file (`-i`), never through the environment.
     let mut child = Command::new("ssh")
+        .env_remove(crate::ssh::SSH_KEY_ENV)
         .args(spec.args())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -174,7 +233,10 @@ async fn connect_error(spec: &MasterSpec<'_>, diagnosis: Diagnosis) -> ExecError
         Diagnosis::AuthFailed(detail) => {
             let keys = match spec.key {
                 Some(key) => format!("key {}", key.display()),
-                None => "ssh's default keys and the agent, if any".to_owned(),
+                None if target.default_identities => {
+                    "ssh's default keys and the agent, if any".to_owned()
+                }
+                None => "no key: none is configured for this host".to_owned(),
             };
             ExecError::AuthFailed {
                 host,
@@ -187,7 +249,7 @@ async fn connect_error(spec: &MasterSpec<'_>, diagnosis: Diagnosis) -> ExecError
             offered: scan_fingerprint(target, &key_type).await,
             host,
             addr,
-            known_hosts: spec.known_hosts.to_owned(),
+            known_hosts: spec.host_known_hosts.to_owned(),
         },
         Diagnosis::HostKeyChanged {
             key_type,
@@ -201,18 +263,80 @@ async fn connect_error(spec: &MasterSpec<'_>, diagnosis: Diagnosis) -> ExecError
             ExecError::HostKeyChanged {
                 host,
                 addr,
-                known: known.unwrap_or_else(|| match offending {
+                known: known.unwrap_or_else(|| match &offending {
                     Some((file, line_no)) => {
                         format!("the key on line {line_no} of {}", file.display())
                     }
                     None => "another key".to_owned(),
                 }),
                 offered: format!("{key_type} {offered}"),
-                known_hosts: spec.known_hosts.to_owned(),
+                known_hosts: offending
+                    .map_or_else(|| spec.host_known_hosts.to_owned(), |(file, _)| file),
             }
         }
         Diagnosis::Other(detail) => ExecError::ConnectFailed { host, addr, detail },
     }
+}
+
+/// Makes the host's known_hosts hold exactly the scanned key whose fingerprint is `pin`, or
+/// fails with [`ExecError::HostKeyMismatch`] naming what the host offers. When the host cannot
+/// be scanned, the file is emptied and connecting reports why (or that the key is unknown).
+async fn pin_host_key(spec: &MasterSpec<'_>, pin: &str) -> Result<(), ExecError> {
+    let target = spec.target;
+    let lines = scan_keys(target, None).await;
+    let mut offered = Vec::new();
+    let mut pinned_line = None;
+    for line in lines.lines().filter(|line| !line.starts_with('#')) {
+        let Some(fingerprint) = fingerprints(format!("{line}\n").as_bytes())
+            .await
+            .into_iter()
+            .next()
+        else {
+            continue;
+        };
+        if fingerprint.split_whitespace().nth(1) == Some(pin) {
+            pinned_line = Some(line.to_owned());
+            break;
+        }
+        offered.push(fingerprint);
+    }
+    if pinned_line.is_none() && !offered.is_empty() {
+        return Err(ExecError::HostKeyMismatch {
+            host: target.host_name.clone(),
+            addr: spec.display_addr(),
+            pinned: pin.to_owned(),
+            offered: offered.join(", "),
+        });
+    }
+    let mut contents = pinned_line.unwrap_or_default();
+    if !contents.is_empty() {
+        contents.push('\n');
+    }
+    write_private(spec.host_known_hosts, contents.as_bytes())
+        .await
+        .map_err(|source| ExecError::Io {
+            host: target.host_name.clone(),
+            context: format!("writing {}", spec.host_known_hosts.display()),
+            source,
+        })
+}
+
+/// Replaces `path` with `contents` (mode 0600) through a temporary file and a rename.
+async fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .await?;
+    file.write_all(contents).await?;
+    file.sync_all().await?;
+    drop(file);
+    tokio::fs::rename(&tmp, path).await
 }
 
 /// The fingerprint (`ED25519 SHA256:...`) of the key on `line_no` of a known_hosts file.
@@ -241,24 +365,36 @@ async fn scan_fingerprint(target: &SshTarget, key_type: &str) -> Option<String> 
         "RSA" => "rsa",
         _ => return None,
     };
+    let scanned = scan_keys(target, Some(scan_type)).await;
+    fingerprints(scanned.as_bytes()).await.into_iter().next()
+}
+
+/// The host's keys as known_hosts lines (`ssh-keyscan`, of one type or of every type), empty
+/// when it cannot be read within the connect timeout.
+async fn scan_keys(target: &SshTarget, key_type: Option<&str>) -> String {
     let timeout_secs = target.connect_timeout.as_secs().max(1);
-    let scan = Command::new("ssh-keyscan")
-        .args(["-T", &timeout_secs.to_string(), "-t", scan_type])
+    let mut scan = Command::new("ssh-keyscan");
+    scan.env_remove(crate::ssh::SSH_KEY_ENV)
+        .args(["-T", &timeout_secs.to_string()]);
+    if let Some(key_type) = key_type {
+        scan.args(["-t", key_type]);
+    }
+    let scan = scan
         .args(["-p", &target.port.to_string(), "--", &target.addr])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .output();
-    let scanned = tokio::time::timeout(target.connect_timeout + Duration::from_secs(1), scan)
-        .await
-        .ok()?
-        .ok()?;
-    fingerprints(&scanned.stdout).await.into_iter().next()
+    match tokio::time::timeout(target.connect_timeout + Duration::from_secs(1), scan).await {
+        Ok(Ok(scanned)) => String::from_utf8_lossy(&scanned.stdout).into_owned(),
+        _ => String::new(),
+    }
 }
 
 /// `ssh-keygen -l` over known_hosts-style lines on stdin: `TYPE SHA256:...` for each key.
 async fn fingerprints(lines: &[u8]) -> Vec<String> {
     let Ok(mut child) = Command::new("ssh-keygen")
+        .env_remove(crate::ssh::SSH_KEY_ENV)
         .args(["-l", "-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -307,7 +443,8 @@ mod tests {
             target: &target,
             control_path: Path::new("/d/c/m0"),
             log_path: Path::new("/d/c/m0.log"),
-            known_hosts: Path::new("/d/known_hosts"),
+            host_known_hosts: Path::new("/d/hosts/h-evil"),
+            shared_known_hosts: Path::new("/d/known_hosts"),
             key: Some(Path::new("/k")),
         };
         let args: Vec<String> = spec
@@ -323,7 +460,46 @@ mod tests {
         assert_eq!(args[n_args - 4..n_args - 2], ["-l", "-oX=y"]);
         assert!(args.contains(&"ControlPersist=1s".to_owned()));
         assert!(args.contains(&"StrictHostKeyChecking=accept-new".to_owned()));
-        assert!(args.contains(&"UserKnownHostsFile=/d/known_hosts".to_owned()));
+        assert!(
+            args.contains(&"UserKnownHostsFile=\"/d/hosts/h-evil\" \"/d/known_hosts\"".to_owned())
+        );
+
+        // A pinned key: strict whatever the policy, and only the host's own file.
+        let mut pinned = target.clone();
+        pinned.host_key_sha256 = Some("SHA256:abc".into());
+        let spec = MasterSpec {
+            target: &pinned,
+            ..spec
+        };
+        let args: Vec<String> = spec
+            .args()
+            .iter()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect();
+        assert!(args.contains(&"StrictHostKeyChecking=yes".to_owned()));
+        assert!(!args.contains(&"IdentityAgent=none".to_owned()));
+        assert!(args.contains(&"UserKnownHostsFile=\"/d/hosts/h-evil\"".to_owned()));
+
+        // No default keys and no agent: only the given key, or none at all.
+        let mut keyless = target.clone();
+        keyless.default_identities = false;
+        let spec = MasterSpec {
+            target: &keyless,
+            key: None,
+            ..spec
+        };
+        let args: Vec<String> = spec
+            .args()
+            .iter()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect();
+        for option in [
+            "IdentitiesOnly=yes",
+            "IdentityFile=none",
+            "IdentityAgent=none",
+        ] {
+            assert!(args.contains(&option.to_owned()), "{option}: {args:?}");
+        }
     }
 
     #[test]

@@ -35,6 +35,17 @@ pub enum KnownHostsPolicy {
     AcceptNew,
 }
 
+/// How connection failures (refused, timed out, unreachable, unresolvable) read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ConnectErrors {
+    /// Each cause its own [`ExecError`] variant, with ssh's words.
+    #[default]
+    Detailed,
+    /// All of them [`ExecError::CannotConnect`], the cause only in the log: for hosts that
+    /// API clients register, so the daemon cannot be used to scan ports.
+    Uniform,
+}
+
 /// One host to reach over SSH. Build with [`SshTarget::new`] and set fields as configured.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SshTarget {
@@ -53,6 +64,15 @@ pub struct SshTarget {
     pub sudo: bool,
     /// Host key policy (default strict).
     pub known_hosts_policy: KnownHostsPolicy,
+    /// The expected host key fingerprint (`SHA256:...`, as `ssh-keygen -l` prints it). When
+    /// set, the host's key is read (`ssh-keyscan`) before connecting, the key with this
+    /// fingerprint becomes the only one trusted for the host, and any other key is refused.
+    pub host_key_sha256: Option<String>,
+    /// How connection failures read (default detailed).
+    pub connect_errors: ConnectErrors,
+    /// Whether ssh's default key files and the agent may be tried when no key is given
+    /// (default true). When false, only `key` (or `TENDHOST_SSH_KEY`) is ever offered.
+    pub default_identities: bool,
     /// Deadline for connecting: TCP, handshake and authentication together (default 10 s).
     pub connect_timeout: Duration,
     /// Default per-command timeout (default 30 min); [`Cmd::timeout`] overrides it.
@@ -78,6 +98,9 @@ impl SshTarget {
             key: None,
             sudo: true,
             known_hosts_policy: KnownHostsPolicy::Strict,
+            host_key_sha256: None,
+            connect_errors: ConnectErrors::Detailed,
+            default_identities: true,
             connect_timeout: Duration::from_secs(10),
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             idle_timeout: Duration::from_secs(5 * 60),
@@ -146,11 +169,13 @@ impl SshExecutor {
             *master = None;
         }
         let key = self.target.key.as_deref().or(self.env.env_key());
+        let host_known_hosts = self.env.host_known_hosts(&self.target.host_name);
         let spec = master::MasterSpec {
             target: &self.target,
             control_path: &self.control_path,
             log_path: &self.log_path,
-            known_hosts: self.env.known_hosts(),
+            host_known_hosts: &host_known_hosts,
+            shared_known_hosts: self.env.known_hosts(),
             key,
         };
         let started = Instant::now();

@@ -56,11 +56,13 @@ mod tests {
         assert_eq!(
             progress_of(&log),
             [
+                "cap-newdep-1.1-1.noarch",
                 "cap-sec-1.1-1.noarch",
                 "cap-normal-1.1-1.noarch",
                 "cap-fail-1.1-1.noarch",
-                // dnf cuts the name to its column; progress reports what dnf printed.
-                "cap-a-rather-long-package-name-for-wrapping-1.1-1.no",
+                "cap-conflict-1.1-1.noarch",
+                // dnf cuts the long name to its column width in the captured log.
+                "cap-a-rather-long-package-name-for-wrapping-1.1-1.",
             ]
         );
     }

@@ -8,7 +8,6 @@
 mod raw;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -60,8 +59,16 @@ pub struct DaemonConfig {
     /// How often each WebSocket is pinged; a client that has not answered the previous ping
     /// by the next one is closed.
     pub ws_ping_interval: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (audit, rate limit).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// More names clients use for the daemon (the `Host` check), besides its bind address,
+    /// loopback names and the machine's hostname.
+    pub public_names: Vec<String>,
+    /// Foreign origins (`scheme://host[:port]`) whose pages may call the API (CORS).
+    pub cors_origins: Vec<String>,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
+    pub api_hosts: ApiHostsConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,26 +86,55 @@ pub struct TlsConfig {
     pub redirect_http: Option<SocketAddr>,
 }
 
-/// `[daemon.auth]` (enforced by a later issue; parsed and checked now).
-#[derive(Debug, Clone, Default)]
+/// `[daemon.api_hosts]`: registering hosts through `POST /hosts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiHostsConfig {
+    /// Where API hosts may point; empty (the default) refuses every registration.
+    pub allow: Vec<crate::api_hosts::AllowRule>,
+    /// The key API hosts log in with (else `[defaults]`'s).
+    pub ssh_key: Option<PathBuf>,
+    /// Host-key policy of API hosts (default strict; a body may pin `host_key_sha256`).
+    pub known_hosts: KnownHostsPolicy,
+    /// Deadline for resolving a registered name (default 5 s).
+    pub resolve_timeout: Duration,
+}
+
+impl Default for ApiHostsConfig {
+    fn default() -> Self {
+        Self {
+            allow: Vec::new(),
+            ssh_key: None,
+            known_hosts: KnownHostsPolicy::Strict,
+            resolve_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ApiHostsConfig {
+    /// Whether `POST /hosts` may register anything.
+    pub fn enabled(&self) -> bool {
+        !self.allow.is_empty()
+    }
+}
+
+/// `[daemon.auth]`.
+#[derive(Debug, Clone)]
 pub struct AuthConfig {
+    /// On by default; off only with a loopback bind.
     pub enabled: bool,
-    pub tokens: Vec<ApiToken>,
+    /// Tokens written in the config file (hashes only; `Debug` redacts them).
+    pub tokens: Vec<tendhost_auth::TokenEntry>,
+    /// More tokens, in a file re-read when it changes and on SIGHUP.
+    pub tokens_file: Option<PathBuf>,
 }
 
-/// A named API token, stored only as its SHA-256.
-#[derive(Clone)]
-pub struct ApiToken {
-    pub name: String,
-    pub sha256: [u8; 32],
-}
-
-impl fmt::Debug for ApiToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiToken")
-            .field("name", &self.name)
-            .field("sha256", &"<redacted>")
-            .finish()
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            tokens: Vec::new(),
+            tokens_file: None,
+        }
     }
 }
 
@@ -351,7 +387,11 @@ impl Validator<'_> {
         };
 
         let tls = self.tls(raw.tls, bind, &data_dir);
-        let auth = self.auth(raw.auth);
+        let auth = self.auth(raw.auth, bind);
+        let api_hosts = self.api_hosts(raw.api_hosts);
+        let trusted_proxies = self.trusted_proxies(&raw.trusted_proxies);
+        let public_names = self.public_names(&raw.public_names);
+        let cors_origins = self.cors_origins(&raw.cors_origins);
         DaemonConfig {
             bind,
             log_level,
@@ -363,8 +403,50 @@ impl Validator<'_> {
             event_buffer: usize::try_from(event_buffer).unwrap_or(10_000),
             event_channel: usize::try_from(event_channel).unwrap_or(4_096),
             ws_ping_interval,
+            trusted_proxies,
+            public_names,
+            cors_origins,
             tls,
             auth,
+            api_hosts,
+        }
+    }
+
+    fn api_hosts(&mut self, raw: Option<Spanned<raw::RawApiHosts>>) -> ApiHostsConfig {
+        let base = ApiHostsConfig::default();
+        let Some(raw) = raw else {
+            return base;
+        };
+        let raw = raw.into_inner();
+        let allow = raw
+            .allow
+            .iter()
+            .filter_map(|rule| {
+                crate::api_hosts::AllowRule::parse(rule.get_ref())
+                    .map_err(|reason| {
+                        self.error(
+                            &rule.span(),
+                            format!("daemon.api_hosts.allow entry {reason}"),
+                        );
+                    })
+                    .ok()
+            })
+            .collect();
+        let resolve_timeout = match &raw.resolve_timeout {
+            None => base.resolve_timeout,
+            Some(value) => host_rules::duration_reason(value.get_ref()).unwrap_or_else(|reason| {
+                self.error(&value.span(), format!("resolve_timeout {reason}"));
+                base.resolve_timeout
+            }),
+        };
+        ApiHostsConfig {
+            allow,
+            ssh_key: raw.ssh_key.as_ref().and_then(|key| self.ssh_key(key)),
+            known_hosts: raw
+                .known_hosts
+                .as_ref()
+                .map_or(base.known_hosts, |policy| self.known_hosts(policy)),
+            resolve_timeout,
         }
     }
 
@@ -541,51 +623,140 @@ impl Validator<'_> {
         })
     }
 
-    fn auth(&mut self, raw: Option<Spanned<raw::RawAuth>>) -> AuthConfig {
+    fn auth(&mut self, raw: Option<Spanned<raw::RawAuth>>, bind: SocketAddr) -> AuthConfig {
         let Some(raw) = raw else {
             return AuthConfig::default();
         };
-        let table = raw.span();
         let raw = raw.into_inner();
-        let mut tokens = Vec::new();
+        let mut tokens: Vec<tendhost_auth::TokenEntry> = Vec::new();
         let mut seen: HashMap<String, usize> = HashMap::new();
         for token in raw.tokens {
-            let name = token.name.get_ref();
-            if name.is_empty() {
-                self.error(
-                    &token.name.span(),
-                    "token name must not be empty".to_owned(),
-                );
-            }
-            if let Some(line) = seen.insert(name.clone(), self.line_of(&token.name.span())) {
-                self.error(
-                    &token.name.span(),
-                    format!("duplicate token name {name:?} (first defined on line {line})"),
-                );
-            }
-            match parse_sha256(token.token_hash.get_ref()) {
-                Some(sha256) => tokens.push(ApiToken {
-                    name: name.clone(),
-                    sha256,
-                }),
-                None => self.error(
-                    &token.token_hash.span(),
-                    "token_hash must be \"sha256:\" followed by 64 hex digits \
-                     (e.g. `printf %s \"$TOKEN\" | sha256sum`)"
-                        .to_owned(),
-                ),
+            let spans = [
+                ("name", token.name.span()),
+                ("token_hash", token.token_hash.span()),
+                ("role", token.role.span()),
+            ];
+            match tendhost_auth::tokens_file::entry(
+                token.name.get_ref(),
+                token.token_hash.get_ref(),
+                token.role.get_ref(),
+            ) {
+                Ok(entry) => {
+                    let line = self.line_of(&token.name.span());
+                    if let Some(first) = seen.insert(entry.name.clone(), line) {
+                        self.error(
+                            &token.name.span(),
+                            format!(
+                                "duplicate token name {:?} (first defined on line {first})",
+                                entry.name
+                            ),
+                        );
+                    } else {
+                        tokens.push(entry);
+                    }
+                }
+                Err(field_errors) => {
+                    for field_error in field_errors {
+                        let span = spans
+                            .iter()
+                            .find(|(field, _)| *field == field_error.field)
+                            .map_or(token.name.span(), |(_, span)| span.clone());
+                        self.error(&span, field_error.message);
+                    }
+                }
             }
         }
-        if raw.enabled && tokens.is_empty() {
+        let tokens_file = raw.tokens_file.map(|path| {
+            if path.get_ref().is_empty() {
+                self.error(&path.span(), "tokens_file must not be empty".to_owned());
+            }
+            self.expand_path(path.get_ref())
+        });
+        let enabled = raw.enabled.as_ref().is_none_or(|e| *e.get_ref());
+        if let Some(flag) = &raw.enabled
+            && !enabled
+            && !bind.ip().is_loopback()
+        {
             self.error(
-                &table,
-                "auth is enabled but no tokens are configured".to_owned(),
+                &flag.span(),
+                format!(
+                    "daemon.auth.enabled = false is allowed only with a loopback bind, not \
+                     {bind}: anyone who reaches the port could update and reboot every host"
+                ),
             );
         }
         AuthConfig {
-            enabled: raw.enabled,
+            enabled,
             tokens,
+            tokens_file,
         }
+    }
+
+    fn public_names(&mut self, raw: &[toml::Spanned<String>]) -> Vec<String> {
+        let mut names = Vec::new();
+        for name in raw {
+            let text = name.get_ref();
+            let valid = !text.is_empty()
+                && text.len() <= 253
+                && (text.parse::<std::net::IpAddr>().is_ok()
+                    || text.split('.').all(|label| {
+                        !label.is_empty()
+                            && label.len() <= 63
+                            && label
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    }));
+            if valid {
+                names.push(text.clone());
+            } else {
+                self.error(
+                    &name.span(),
+                    format!("public_names entries must be DNS names or IP addresses, not {text:?}"),
+                );
+            }
+        }
+        names
+    }
+
+    fn cors_origins(&mut self, raw: &[toml::Spanned<String>]) -> Vec<String> {
+        let mut origins = Vec::new();
+        for origin in raw {
+            let text = origin.get_ref();
+            let valid = text.split_once("://").is_some_and(|(scheme, rest)| {
+                matches!(scheme, "http" | "https")
+                    && !rest.is_empty()
+                    && !rest.contains(['/', '?', '#', '@', ' '])
+            });
+            if valid {
+                origins.push(text.clone());
+            } else {
+                self.error(
+                    &origin.span(),
+                    format!(
+                        "cors_origins entries must be origins like \"https://dash.example:8443\" \
+                         (scheme, host, optional port; no path), not {text:?}"
+                    ),
+                );
+            }
+        }
+        origins
+    }
+
+    fn trusted_proxies(&mut self, raw: &[toml::Spanned<String>]) -> Vec<std::net::IpAddr> {
+        let mut proxies = Vec::new();
+        for addr in raw {
+            match addr.get_ref().parse::<std::net::IpAddr>() {
+                Ok(ip) => proxies.push(ip),
+                Err(_) => self.error(
+                    &addr.span(),
+                    format!(
+                        "trusted_proxies entries must be IP addresses, not {:?}",
+                        addr.get_ref()
+                    ),
+                ),
+            }
+        }
+        proxies
     }
 
     fn defaults(&mut self, raw: &RawDefaults) -> HostDefaults {
@@ -697,6 +868,8 @@ impl Validator<'_> {
                 .known_hosts
                 .as_ref()
                 .map_or(defaults.known_hosts, |policy| self.known_hosts(policy)),
+            host_key_sha256: self
+                .checked(raw.host_key_sha256.as_ref(), host_rules::host_key_sha256),
             timing,
             tags,
             compose_paths: raw
@@ -926,18 +1099,6 @@ fn check_log_level(value: &str) -> Result<(), String> {
         })
 }
 
-fn parse_sha256(value: &str) -> Option<[u8; 32]> {
-    let hex = value.strip_prefix("sha256:")?;
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (idx, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(idx * 2..idx * 2 + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 /// How the config file's messages name a host field: `{subject} {reason}`.
 fn subject(field: Field) -> &'static str {
     match field {
@@ -947,6 +1108,7 @@ fn subject(field: Field) -> &'static str {
         Field::User => "user",
         Field::SshKey => "ssh_key",
         Field::KnownHosts => "known_hosts",
+        Field::HostKeySha256 => "host_key_sha256",
         Field::ConnectTimeout => "connect_timeout",
         Field::CommandTimeout => "command_timeout",
         Field::CheckInterval => "check_interval",
@@ -980,6 +1142,29 @@ impl Config {
             self.daemon.max_parallel,
             self.hosts.len(),
         );
+        let auth = &self.daemon.auth;
+        if auth.enabled {
+            out.push_str(&format!(
+                "  auth: on, {} token(s) in the config",
+                auth.tokens.len()
+            ));
+            if let Some(file) = &auth.tokens_file {
+                out.push_str(&format!(", tokens_file {}", file.display()));
+            }
+            out.push('\n');
+        } else {
+            out.push_str("  auth: OFF (loopback only)\n");
+        }
+        let api_hosts = &self.daemon.api_hosts;
+        if api_hosts.enabled() {
+            let rules: Vec<&str> = api_hosts.allow.iter().map(|r| r.text.as_str()).collect();
+            out.push_str(&format!(
+                "  POST /hosts: allowed for {}\n",
+                rules.join(", ")
+            ));
+        } else {
+            out.push_str("  POST /hosts: disabled (no [daemon.api_hosts] allow)\n");
+        }
         for host in &self.hosts {
             let target = match &host.target {
                 HostTarget::Local => "local".to_owned(),

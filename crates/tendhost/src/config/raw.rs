@@ -33,10 +33,27 @@ pub(crate) struct RawDaemon {
     pub event_buffer: Option<Spanned<i64>>,
     pub event_channel: Option<Spanned<i64>>,
     pub ws_ping_interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub public_names: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub cors_origins: Vec<Spanned<String>>,
     /// Spanned so a problem of the whole table points at it, however it is written
     /// (`[daemon.tls]`, `tls = { ... }`, `tls.mode = "files"`).
     pub tls: Option<Spanned<RawTls>>,
     pub auth: Option<Spanned<RawAuth>>,
+    pub api_hosts: Option<Spanned<RawApiHosts>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApiHosts {
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
+    pub ssh_key: Option<Spanned<String>>,
+    pub known_hosts: Option<Spanned<String>>,
+    pub resolve_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -56,10 +73,10 @@ pub(crate) struct RawTls {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAuth {
-    #[serde(default)]
-    pub enabled: bool,
+    pub enabled: Option<Spanned<bool>>,
     #[serde(default)]
     pub tokens: Vec<RawToken>,
+    pub tokens_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +84,7 @@ pub(crate) struct RawAuth {
 pub(crate) struct RawToken {
     pub name: Spanned<String>,
     pub token_hash: Spanned<String>,
+    pub role: Spanned<String>,
 }
 
 /// Settings shared by `[defaults]` and `[[host]]`.
@@ -98,6 +116,7 @@ pub(crate) struct RawHost {
     pub ssh_key: Option<Spanned<String>>,
     pub sudo: Option<bool>,
     pub known_hosts: Option<Spanned<String>>,
+    pub host_key_sha256: Option<Spanned<String>>,
     pub connect_timeout: Option<Spanned<String>>,
     pub command_timeout: Option<Spanned<String>>,
     pub check_interval: Option<Spanned<String>>,

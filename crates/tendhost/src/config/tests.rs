@@ -336,18 +336,37 @@ fn bad_durations_and_enums() {
 #[test]
 fn auth_and_tls_are_checked() {
     check_err(
-        "[daemon.auth]\nenabled = true\ntokens = [{ name = \"ci\", token_hash = \"md5:abc\" }]\n",
+        "[daemon.auth]\nenabled = true\ntokens = [{ name = \"ci\", token_hash = \"md5:abc\", role = \"read\" }]\n",
         3,
         39,
         "token_hash must be \"sha256:\"",
     );
     let hash = format!("sha256:{}", "ab".repeat(32));
+    check_err(
+        &format!(
+            "[daemon.auth]\ntokens = [{{ name = \"ci\", token_hash = \"{hash}\", role = \"root\" }}]\n"
+        ),
+        2,
+        121,
+        "unknown role \"root\"",
+    );
+    check_err(
+        &format!("[daemon.auth]\ntokens = [{{ name = \"ci\", token_hash = \"{hash}\" }}]\n"),
+        2,
+        11,
+        "missing field `role`",
+    );
     let config = parse_ok(&format!(
-        "[daemon.auth]\nenabled = true\ntokens = [{{ name = \"ci\", token_hash = \"{hash}\" }}]\n"
+        "[daemon.auth]\ntokens = [{{ name = \"ci\", token_hash = \"{hash}\", role = \"operate\" }}]\n"
     ));
-    assert_eq!(config.daemon.auth.tokens[0].sha256, [0xab; 32]);
+    assert!(config.daemon.auth.enabled, "auth is on by default");
+    assert_eq!(config.daemon.auth.tokens[0].hash.as_bytes(), &[0xab; 32]);
+    assert_eq!(
+        config.daemon.auth.tokens[0].role,
+        tendhost_auth::Role::Operate
+    );
     assert!(
-        !format!("{:?}", config.daemon.auth).contains("171"),
+        !format!("{:?}", config.daemon.auth).contains("abab"),
         "token hash must be redacted in Debug"
     );
 }
@@ -453,7 +472,9 @@ fn tls_modes_are_checked() {
 #[test]
 fn table_problems_point_at_the_table_as_written() {
     let tls = "mode = \"files\" needs cert_path and key_path";
-    let auth = "no tokens are configured";
+    // Auth has no whole-table problem any more (no tokens means a bootstrap token); its
+    // loopback rule points at the key, however the table is written.
+    let auth = "daemon.auth.enabled = false is allowed only with a loopback bind";
     check_err(
         "[daemon]\nbind = \"127.0.0.1:1\"\n\n[daemon.tls]\nmode = \"files\"\n",
         4,
@@ -479,16 +500,34 @@ fn table_problems_point_at_the_table_as_written() {
         tls,
     );
     check_err(
-        "[daemon]\nlog_level = \"info\" # not [daemon.auth]\nauth.enabled = true\n",
+        "[daemon]\nbind = \"0.0.0.0:1\" # not [daemon.auth]\nauth.enabled = false\n",
         3,
-        1,
+        16,
         auth,
     );
     check_err(
-        "[daemon]\nauth = { enabled = true, tokens = [] }\n",
-        2,
-        8,
+        "[daemon]\nbind = \"0.0.0.0:1\"\nauth = { enabled = false, tokens = [] }\n",
+        3,
+        20,
         auth,
+    );
+}
+
+#[test]
+fn auth_can_be_off_only_on_a_loopback_bind() {
+    let config = parse_ok("[daemon]\nbind = \"127.0.0.1:8080\"\n[daemon.auth]\nenabled = false\n");
+    assert!(!config.daemon.auth.enabled);
+    check_err(
+        "[daemon]\nbind = \"0.0.0.0:8080\"\n[daemon.auth]\nenabled = false\n",
+        4,
+        11,
+        "daemon.auth.enabled = false is allowed only with a loopback bind",
+    );
+    check_err(
+        "[daemon]\ntrusted_proxies = [\"10.0.0.1\", \"proxy\"]\n",
+        2,
+        32,
+        "trusted_proxies entries must be IP addresses",
     );
 }
 
@@ -588,5 +627,38 @@ fn event_stream_settings_have_defaults_and_bounds() {
         2,
         20,
         "is not a duration",
+    );
+}
+
+#[test]
+fn api_hosts_table() {
+    let config = parse_ok("");
+    assert!(!config.daemon.api_hosts.enabled());
+    let config = parse_ok(
+        "[daemon.api_hosts]\nallow = [\"10.0.0.0/8\", \"*.lan\"]\nknown_hosts = \"accept-new\"\n\
+         resolve_timeout = \"2s\"\n\n[[host]]\nname = \"p\"\naddr = \"10.0.0.1\"\n\
+         host_key_sha256 = \"SHA256:fhPVowUHV9FNz47RWK4VrGZuDmlmuMoh9f1FF2C0Uqk\"\n",
+    );
+    let api_hosts = &config.daemon.api_hosts;
+    assert!(api_hosts.enabled());
+    let rules: Vec<String> = api_hosts.allow.iter().map(ToString::to_string).collect();
+    assert_eq!(rules, ["10.0.0.0/8", "*.lan"]);
+    assert_eq!(api_hosts.known_hosts, KnownHostsPolicy::AcceptNew);
+    assert_eq!(api_hosts.resolve_timeout, Duration::from_secs(2));
+    assert_eq!(
+        config.hosts[0].host_key_sha256.as_deref(),
+        Some("SHA256:fhPVowUHV9FNz47RWK4VrGZuDmlmuMoh9f1FF2C0Uqk")
+    );
+    check_err(
+        "[daemon.api_hosts]\nallow = [\"10.0.0.0/33\"]\n",
+        2,
+        10,
+        "daemon.api_hosts.allow entry \"10.0.0.0/33\" is not a CIDR",
+    );
+    check_err(
+        "[[host]]\nname = \"p\"\naddr = \"10.0.0.1\"\nhost_key_sha256 = \"md5\"\n",
+        4,
+        19,
+        "host_key_sha256 \"md5\" is not a SHA256 fingerprint",
     );
 }

@@ -16,6 +16,7 @@ use tendhost_api::hosts::{
 use tendhost_core::model::{FleetError, UpdateOptions};
 use tendhost_core::state::{HostState, JobKind};
 
+use crate::api_hosts;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiJson};
 use crate::http::extract::{ApiPath, OptionalJson, Query};
@@ -95,14 +96,22 @@ fn parse_host_state(value: &str) -> Result<HostState, String> {
     tag = "hosts",
     summary = "Register a host",
     description = "Adds an SSH host while the daemon runs, with `[defaults]` from the config file \
-        for what the body leaves out. Validated like a `[[host]]` table. A host registered here \
-        cannot be `local` and has no `reboot_command` (both only in the config file). It is \
-        checked on its `check_interval`, or at once with `POST /hosts/{name}/check`.",
+        for what the body leaves out. Refused (403 `api_hosts_disabled`) unless the config file \
+        has `[daemon.api_hosts] allow`; the address, or every address a name resolves to, must \
+        be allowed there (403 `address_not_allowed` names the rule; loopback and link-local \
+        only when listed explicitly). Validated like a `[[host]]` table. The key and the \
+        host-key policy come from `[daemon.api_hosts]` (default `strict`); `host_key_sha256` \
+        pins the expected key. A host registered here cannot be `local` and has no \
+        `reboot_command` (both only in the config file), and its connection failures all read \
+        `cannot connect` (the cause is in the daemon's log). It is checked on its \
+        `check_interval`, or at once with `POST /hosts/{name}/check`.",
     request_body(content = NewHost, content_type = "application/json"),
     responses(
         (status = 201, description = "Registered; `Location` is its URL", body = HostDetail,
             headers(("Location" = String, description = "`/hosts/{name}`"))),
         (status = 400, description = "The body is not valid JSON", body = ErrorResponse),
+        (status = 403, description = "Registration is disabled (`api_hosts_disabled`) or the address is not allowed (`address_not_allowed`)", body = ErrorResponse,
+            example = json!({"error": {"code": "address_not_allowed", "message": "192.168.1.9 is not allowed by daemon.api_hosts.allow = [\"10.0.0.0/8\"]", "details": {"field": "addr", "rule": "daemon.api_hosts.allow"}}})),
         (status = 409, description = "A host with this name exists (`duplicate`)", body = ErrorResponse,
             example = json!({"error": {"code": "duplicate", "message": "host \"web-03\" already exists", "details": {"field": "name"}}})),
         (status = 415, description = "The body is not `application/json`", body = ErrorResponse),
@@ -114,8 +123,42 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(new): ApiJson<NewHost>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let api_hosts = state.api_hosts();
+    if !api_hosts.enabled() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "api_hosts_disabled",
+            format!(
+                "registering hosts through the API is disabled: list the addresses it may \
+                 register in {} (e.g. allow = [\"10.0.0.0/8\", \"*.lan\"] under \
+                 [daemon.api_hosts]) in the config file",
+                api_hosts::ALLOW_KEY
+            ),
+        )
+        .with_details(serde_json::json!({"config_key": api_hosts::ALLOW_KEY})));
+    }
     let record = crate::http::new_host::host_record(&new);
-    let spec = host_spec(new, state.defaults())?;
+    let spec = host_spec(new, state.defaults(), api_hosts)?;
+    if let tendhost_core::spec::HostTarget::Ssh { addr, port } = &spec.target {
+        match api_hosts::check(&api_hosts.allow, addr, *port, api_hosts.resolve_timeout).await {
+            Ok(Ok(())) => {}
+            Ok(Err(refusal)) => {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "address_not_allowed",
+                    refusal.message,
+                )
+                .with_details(serde_json::json!({
+                    "field": "addr",
+                    "rule": api_hosts::ALLOW_KEY,
+                    "addr": refusal.addr.map(|ip| ip.to_string()),
+                })));
+            }
+            Err(api_hosts::ResolveError(reason)) => {
+                return Err(ApiError::invalid_value("addr", reason));
+            }
+        }
+    }
     let host = state.fleet().add_host(spec).await?;
     if let Some(records) = state.records()
         && let Err(err) = records.add_runtime_host(record).await

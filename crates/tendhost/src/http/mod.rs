@@ -2,12 +2,14 @@
 //! the handlers (utoipa). Handlers live one module per resource; wire types come from
 //! `tendhost-api`; errors leave through `http::error::ApiError`.
 
+pub mod auth;
 pub mod docs;
 pub mod error;
 pub mod events_map;
 pub mod extract;
 pub mod fleet;
 pub mod groups;
+pub mod guard;
 pub mod hosts;
 pub mod jobs;
 pub mod mapping;
@@ -33,7 +35,7 @@ use utoipa_axum::routes;
 use tendhost_core::Fleet;
 use tokio::sync::watch;
 
-use crate::config::{Config, HostDefaults};
+use crate::config::{ApiHostsConfig, Config, HostDefaults};
 use crate::http::error::{ApiError, method_not_allowed, not_found_route};
 use crate::persist::Records;
 
@@ -46,12 +48,18 @@ pub struct AppState {
 struct Inner {
     fleet: Fleet,
     defaults: HostDefaults,
+    /// `[daemon.api_hosts]`: whether and where `POST /hosts` may register hosts.
+    api_hosts: ApiHostsConfig,
     /// Flips to `true` when the daemon starts shutting down (WebSockets close on it).
     shutdown: watch::Receiver<bool>,
     /// WebSocket keepalive.
     ws: ws::WsSettings,
     /// Durable state (jobs of earlier runs, runtime hosts, the event log).
     records: Option<Records>,
+    /// Tokens, roles, the limiter, tickets and the audit trail.
+    access: Arc<auth::AccessControl>,
+    /// Host, Origin and CSRF rules (`http::guard`).
+    guard: guard::Guard,
     /// The certificate service when TLS is on.
     tls: Option<tendhost_tls::Tls>,
 }
@@ -62,12 +70,20 @@ impl AppState {
         fleet: Fleet,
         shutdown: watch::Receiver<bool>,
         records: Option<Records>,
+        access: Arc<auth::AccessControl>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 records,
+                access,
+                guard: guard::Guard::new(
+                    config.daemon.bind,
+                    &config.daemon.public_names,
+                    &config.daemon.cors_origins,
+                ),
                 fleet,
                 defaults: config.defaults.clone(),
+                api_hosts: config.daemon.api_hosts.clone(),
                 shutdown,
                 ws: ws::WsSettings {
                     ping_interval: config.daemon.ws_ping_interval,
@@ -108,9 +124,24 @@ impl AppState {
         &self.inner.defaults
     }
 
+    /// `[daemon.api_hosts]`.
+    pub fn api_hosts(&self) -> &ApiHostsConfig {
+        &self.inner.api_hosts
+    }
+
     /// A receiver that turns `true` when shutdown starts.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.inner.shutdown.clone()
+    }
+
+    /// Host, Origin and CSRF rules.
+    pub fn guard(&self) -> &guard::Guard {
+        &self.inner.guard
+    }
+
+    /// Access control (`http::auth`).
+    pub fn access(&self) -> &auth::AccessControl {
+        &self.inner.access
     }
 
     /// Settings of the WebSocket sessions (`GET /ws/events`).
@@ -131,7 +162,8 @@ impl AppState {
         (name = "jobs", description = "Checks, updates and reboots of single hosts, with their outcome and log"),
         (name = "fleet", description = "Fleet-wide checks and rolling updates"),
         (name = "rollouts", description = "Progress and cancellation of fleet operations"),
-        (name = "groups", description = "Groups and tags of hosts")
+        (name = "groups", description = "Groups and tags of hosts"),
+        (name = "access", description = "WebSocket tickets for browsers and the audit trail of changes and refusals")
     )
 )]
 struct ApiDoc;
@@ -143,6 +175,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tls::get))
         .routes(routes!(tls::renew))
         .routes(routes!(ws::events))
+        .routes(routes!(auth::ws_ticket))
+        .routes(routes!(auth::list_audit))
         .routes(routes!(hosts::list, hosts::create))
         .routes(routes!(hosts::get, hosts::delete))
         .routes(routes!(hosts::inventory))
@@ -166,12 +200,19 @@ fn api_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document (generated from the handlers).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().into_openapi()
+    let mut doc = api_routes().into_openapi();
+    auth::document_access(&mut doc);
+    doc
 }
 
 /// The whole HTTP application; with TLS on, every answer carries HSTS.
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = api_routes().split_for_parts();
+    let (api, mut openapi) = api_routes().split_for_parts();
+    auth::document_access(&mut openapi);
+    let api = api.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::enforce,
+    ));
     let openapi_json = openapi_json(&openapi);
     let hsts = state.tls().is_some();
     let router = api
@@ -179,6 +220,10 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi_json)
         .fallback(not_found_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::check,
+        ))
         .with_state(state);
     if hsts {
         router.layer(axum::middleware::map_response(tls::hsts))

@@ -1,19 +1,20 @@
 //! `POST /hosts` validation: turns a `NewHost` body into a `HostSpec` with the rules of a
-//! `[[host]]` table in the config file (`host_rules`: name, address, port, user, key, durations,
-//! window), `[defaults]` filling what the body leaves out. Every problem is a 422 naming the
-//! field's JSON path.
-//! A host registered here is never `local` and never has a `reboot_command` (the body has no
-//! such field; `deny_unknown_fields` refuses it).
+//! `[[host]]` table in the config file (`host_rules`: name, address, port, user, pinned key
+//! fingerprint, durations, window), `[defaults]` filling what the body leaves out. Every problem
+//! is a 422 naming the field's JSON path.
+//! A host registered here is never `local` and never has a `reboot_command`; its key and
+//! host-key policy come from `[daemon.api_hosts]` (else `[defaults]`'s key), never from the body
+//! (`deny_unknown_fields` refuses `reboot_command`, `ssh_key` and `known_hosts`). Where it may
+//! point is decided by `api_hosts`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use tendhost_api::hosts::{
-    AptUpgrade, KnownHostsPolicy, MaintenanceWindow, NewHost, PackageManager, UpdatePolicy, Weekday,
+    AptUpgrade, MaintenanceWindow, NewHost, PackageManager, UpdatePolicy, Weekday,
 };
 use tendhost_core::spec::{self, HostOrigin, HostPolicy, HostSpec, HostTarget, Timing};
 
-use crate::config::HostDefaults;
+use crate::config::{ApiHostsConfig, HostDefaults};
 use crate::host_rules::{self, Field, RuleError};
 use crate::http::error::ApiError;
 use crate::persist::RuntimeHost;
@@ -26,7 +27,7 @@ pub fn host_record(new: &NewHost) -> RuntimeHost {
         addr: new.addr.clone(),
         port: new.port.unwrap_or(0),
         user: new.user.clone(),
-        ssh_key: new.ssh_key.clone(),
+        ssh_key: None,
         tags: new.tags.clone(),
         sudo: new.sudo,
         definition: serde_json::to_value(new).unwrap_or_default(),
@@ -34,18 +35,41 @@ pub fn host_record(new: &NewHost) -> RuntimeHost {
     }
 }
 
-/// The spec of a stored runtime host (see [`host_record`]).
+/// Fields stored bodies had before `[daemon.api_hosts]` took them over: dropped on reading.
+const RETIRED_FIELDS: [&str; 2] = ["ssh_key", "known_hosts"];
+
+/// The spec of a stored runtime host (see [`host_record`]). A body stored with a retired
+/// field (`ssh_key`, `known_hosts`) gets `[daemon.api_hosts]`'s instead, with a warning.
 pub fn host_spec_from_record(
     record: &RuntimeHost,
     defaults: &HostDefaults,
+    api_hosts: &ApiHostsConfig,
 ) -> Result<HostSpec, String> {
-    let new: NewHost = serde_json::from_value(record.definition.clone())
+    let mut extra = record.definition.clone();
+    if let Some(body) = extra.as_object_mut() {
+        for field in RETIRED_FIELDS {
+            if let Some(value) = body.remove(field)
+                && !value.is_null()
+            {
+                tracing::warn!(
+                    host = %record.name,
+                    field,
+                    "stored host sets a field the API no longer takes; [daemon.api_hosts] applies"
+                );
+            }
+        }
+    }
+    let new: NewHost = serde_json::from_value(extra)
         .map_err(|err| format!("stored host definition does not parse: {err}"))?;
-    host_spec(new, defaults).map_err(|err| err.message)
+    host_spec(new, defaults, api_hosts).map_err(|err| err.message)
 }
 
 /// The validated spec of a runtime host.
-pub fn host_spec(new: NewHost, defaults: &HostDefaults) -> Result<HostSpec, ApiError> {
+pub fn host_spec(
+    new: NewHost,
+    defaults: &HostDefaults,
+    api_hosts: &ApiHostsConfig,
+) -> Result<HostSpec, ApiError> {
     host_rules::host_name(&new.name).map_err(invalid)?;
     let addr = new.addr.trim().to_owned();
     if addr.eq_ignore_ascii_case("local") {
@@ -66,10 +90,12 @@ pub fn host_spec(new: NewHost, defaults: &HostDefaults) -> Result<HostSpec, ApiE
         }
         None => defaults.user.clone(),
     };
-    let ssh_key = match new.ssh_key {
-        Some(key) => Some(ssh_key(&key)?),
-        None => defaults.ssh_key.clone(),
-    };
+    let host_key_sha256 = new
+        .host_key_sha256
+        .as_deref()
+        .map(host_rules::host_key_sha256)
+        .transpose()
+        .map_err(invalid)?;
     for tag in &new.tags {
         host_rules::tag(tag).map_err(invalid)?;
     }
@@ -107,11 +133,13 @@ pub fn host_spec(new: NewHost, defaults: &HostDefaults) -> Result<HostSpec, ApiE
         name: new.name,
         target: HostTarget::Ssh { addr, port },
         user,
-        ssh_key,
+        ssh_key: api_hosts
+            .ssh_key
+            .clone()
+            .or_else(|| defaults.ssh_key.clone()),
         sudo: new.sudo.unwrap_or(defaults.sudo),
-        known_hosts: new
-            .known_hosts
-            .map_or(defaults.known_hosts, spec_known_hosts),
+        known_hosts: api_hosts.known_hosts,
+        host_key_sha256,
         timing,
         tags: new.tags,
         compose_paths: Vec::new(),
@@ -145,6 +173,7 @@ fn json_path(field: Field) -> &'static str {
         Field::User => "user",
         Field::SshKey => "ssh_key",
         Field::KnownHosts => "known_hosts",
+        Field::HostKeySha256 => "host_key_sha256",
         Field::ConnectTimeout => "connect_timeout",
         Field::CommandTimeout => "command_timeout",
         Field::CheckInterval => "check_interval",
@@ -162,19 +191,6 @@ fn json_path(field: Field) -> &'static str {
     }
 }
 
-/// An existing key file, by absolute path (there is no config file to be relative to).
-fn ssh_key(key: &str) -> Result<PathBuf, ApiError> {
-    let path = PathBuf::from(key);
-    if !path.is_absolute() {
-        return Err(ApiError::invalid_value(
-            "ssh_key",
-            format!("{key:?} is not an absolute path"),
-        ));
-    }
-    host_rules::ssh_key(&path).map_err(invalid)?;
-    Ok(path)
-}
-
 fn maintenance_window(window: &MaintenanceWindow) -> Result<spec::MaintenanceWindow, ApiError> {
     Ok(spec::MaintenanceWindow {
         start_minute: host_rules::window_time(Field::WindowStart, &window.start)
@@ -186,13 +202,6 @@ fn maintenance_window(window: &MaintenanceWindow) -> Result<spec::MaintenanceWin
 
 // The wire enums below carry the words `host_rules` parses from the config file
 // (`host_rules::tests` checks each wire name means the same there).
-
-pub(crate) fn spec_known_hosts(policy: KnownHostsPolicy) -> spec::KnownHostsPolicy {
-    match policy {
-        KnownHostsPolicy::Strict => spec::KnownHostsPolicy::Strict,
-        KnownHostsPolicy::AcceptNew => spec::KnownHostsPolicy::AcceptNew,
-    }
-}
 
 pub(crate) fn spec_package_manager(manager: PackageManager) -> spec::PinnedManager {
     match manager {
@@ -237,8 +246,12 @@ mod tests {
     use tendhost_api::hosts::NewHost;
     use tendhost_core::spec::{HostOrigin, HostTarget, UpdatePolicy, Weekday};
 
-    use crate::config::HostDefaults;
-    use crate::http::new_host::host_spec;
+    use std::path::PathBuf;
+
+    use tendhost_core::spec::KnownHostsPolicy;
+
+    use crate::config::{ApiHostsConfig, HostDefaults};
+    use crate::http::new_host::{host_spec, host_spec_from_record};
 
     fn defaults() -> HostDefaults {
         HostDefaults {
@@ -250,7 +263,7 @@ mod tests {
 
     fn spec_of(body: Value) -> Result<tendhost_core::spec::HostSpec, (StatusCode, String)> {
         let new: NewHost = serde_json::from_value(body).unwrap();
-        host_spec(new, &defaults()).map_err(|err| {
+        host_spec(new, &defaults(), &ApiHostsConfig::default()).map_err(|err| {
             let field = err
                 .details
                 .as_ref()
@@ -322,12 +335,12 @@ mod tests {
                 "user",
             ),
             (
-                json!({"name": "a", "addr": "10.0.0.1", "ssh_key": "relative/key"}),
-                "ssh_key",
+                json!({"name": "a", "addr": "10.0.0.1", "host_key_sha256": "abc"}),
+                "host_key_sha256",
             ),
             (
-                json!({"name": "a", "addr": "10.0.0.1", "ssh_key": "/nonexistent/key"}),
-                "ssh_key",
+                json!({"name": "a", "addr": "10.0.0.1", "host_key_sha256": "SHA256:short"}),
+                "host_key_sha256",
             ),
             (
                 json!({"name": "a", "addr": "10.0.0.1", "tags": ["ok", "not ok"]}),
@@ -359,5 +372,58 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[test]
+    fn key_and_policy_come_from_api_hosts_and_the_pin_from_the_body() {
+        let pin = format!("SHA256:{}", "a".repeat(43));
+        let new: NewHost = serde_json::from_value(
+            json!({"name": "p", "addr": "10.0.0.1", "host_key_sha256": pin}),
+        )
+        .unwrap();
+        let mut base = defaults();
+        base.ssh_key = Some(PathBuf::from("/defaults/key"));
+        base.known_hosts = KnownHostsPolicy::AcceptNew;
+        let spec = host_spec(new.clone(), &base, &ApiHostsConfig::default()).unwrap();
+        assert_eq!(spec.ssh_key, Some(PathBuf::from("/defaults/key")));
+        assert_eq!(spec.known_hosts, KnownHostsPolicy::Strict);
+        assert_eq!(spec.host_key_sha256.as_deref(), Some(pin.as_str()));
+        let api_hosts = ApiHostsConfig {
+            ssh_key: Some(PathBuf::from("/api/key")),
+            known_hosts: KnownHostsPolicy::AcceptNew,
+            ..ApiHostsConfig::default()
+        };
+        let spec = host_spec(new, &base, &api_hosts).unwrap();
+        assert_eq!(spec.ssh_key, Some(PathBuf::from("/api/key")));
+        assert_eq!(spec.known_hosts, KnownHostsPolicy::AcceptNew);
+    }
+
+    #[test]
+    fn the_body_cannot_name_a_key_or_a_policy() {
+        for field in ["ssh_key", "known_hosts"] {
+            let mut body = json!({"name": "a", "addr": "10.0.0.1"});
+            body[field] = json!("x");
+            let err = serde_json::from_value::<NewHost>(body).unwrap_err();
+            assert!(err.to_string().contains(field), "{err}");
+        }
+    }
+
+    #[test]
+    fn stored_bodies_with_retired_fields_still_load() {
+        let record = crate::persist::RuntimeHost {
+            name: "old".into(),
+            addr: "10.0.0.1".into(),
+            port: 0,
+            user: None,
+            ssh_key: None,
+            tags: Vec::new(),
+            sudo: None,
+            definition: json!({"name": "old", "addr": "10.0.0.1", "ssh_key": "/root/.ssh/id",
+                               "known_hosts": "accept-new", "tags": [], "policy": {}}),
+            added_at: jiff::Timestamp::UNIX_EPOCH,
+        };
+        let spec = host_spec_from_record(&record, &defaults(), &ApiHostsConfig::default()).unwrap();
+        assert_eq!(spec.ssh_key, None);
+        assert_eq!(spec.known_hosts, KnownHostsPolicy::Strict);
     }
 }

@@ -145,10 +145,12 @@ fn parse_query(pairs: &[(String, String)]) -> Result<StreamQuery, ApiError> {
                     filter.types.push(type_name);
                 }
             }
+            // Redeemed by `http::auth` before the handler runs.
+            "ticket" => {}
             other => {
                 return Err(ApiError::invalid_value(
                     other,
-                    "unknown query parameter (known: since, host, types)",
+                    "unknown query parameter (known: since, host, types, ticket)",
                 ));
             }
         }
@@ -174,6 +176,7 @@ next ping; on daemon shutdown every socket gets a close frame (1001).",
     params(
         ("since" = Option<u64>, Query, description = "Replay buffered events with a seq greater than this first (0: everything buffered). Without it the stream is live only.", example = 1200),
         ("host" = Option<String>, Query, description = "Only events about this host (comma list or repeated: any of them). Rollout and batch events name no single host and are left out.", example = "web-1"),
+        ("ticket" = Option<String>, Query, description = "A single-use ticket from `POST /ws/ticket`, for browsers, which cannot send an `Authorization` header on a WebSocket. Other clients send the header.", example = "tht_3q2-7wY"),
         ("types" = Option<String>, Query, description = "Only these event types (comma list or repeated): host_state_changed, job_started, job_output, update_progress, job_finished, host_connected, host_disconnected, rollout_started, batch_started, batch_finished, rollout_finished, host_added, host_removed. Control messages are always sent.", example = "host_state_changed,job_finished"),
     ),
     responses(
@@ -540,7 +543,7 @@ mod tests {
             .iter()
             .map(|p| p["name"].as_str().unwrap())
             .collect();
-        assert_eq!(params, ["since", "host", "types"]);
+        assert_eq!(params, ["since", "host", "ticket", "types"]);
         for status in ["422", "426"] {
             assert!(get["responses"][status].is_object(), "{get:#}");
         }
