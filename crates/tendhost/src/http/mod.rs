@@ -78,7 +78,7 @@ impl AppState {
                 access,
                 guard: guard::Guard::new(
                     config.daemon.bind,
-                    &config.daemon.public_names,
+                    &own_names(config),
                     &config.daemon.cors_origins,
                 ),
                 fleet,
@@ -148,6 +148,19 @@ impl AppState {
     pub fn ws(&self) -> &ws::WsSettings {
         &self.inner.ws
     }
+}
+
+/// `public_names` and, in `self-signed` mode, the names the certificate is issued for: a
+/// client that verifies the certificate by a name reaches the daemon by it.
+fn own_names(config: &Config) -> Vec<String> {
+    let mut names = config.daemon.public_names.clone();
+    if let Some(tendhost_tls::Mode::SelfSigned(settings)) = &config.daemon.tls.mode {
+        names.extend(settings.names.iter().map(|name| match name {
+            tendhost_tls::San::Ip(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+            other => other.to_string(),
+        }));
+    }
+    names
 }
 
 #[derive(OpenApi)]
