@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use jiff::Timestamp;
+
 use tokio::sync::Semaphore;
 
 use crate::events::{EventBus, EventKind, OutputStream};
@@ -23,8 +25,9 @@ pub trait Persistence: Send + Sync {
     fn job_changed(&self, job: &JobSnapshot);
     /// A rollout was created or changed.
     fn rollout_changed(&self, rollout: &RolloutSnapshot);
-    /// An output line of a job.
-    fn job_output(&self, job_id: &str, stream: OutputStream, line: &str);
+    /// An output line of a job, with the time the registry gave it (so the stored log and the
+    /// live one agree to the millisecond).
+    fn job_output(&self, job_id: &str, stream: OutputStream, time: Timestamp, line: &str);
 }
 
 /// Shared by the whole fleet.
@@ -60,9 +63,10 @@ impl FleetContext {
 
     /// Records an output line of a job: in memory, in the store, and on the bus.
     pub fn job_output(&self, host: &str, job_id: &str, stream: OutputStream, line: &str) {
-        self.jobs.log(job_id, stream, line);
+        let time = Timestamp::now();
+        self.jobs.log(job_id, stream, time, line);
         if let Some(persistence) = &self.persistence {
-            persistence.job_output(job_id, stream, line);
+            persistence.job_output(job_id, stream, time, line);
         }
         self.bus.publish(EventKind::JobOutput {
             job_id: job_id.to_owned(),

@@ -119,8 +119,8 @@ impl Jobs {
         });
     }
 
-    /// Appends an output line.
-    pub fn log(&self, id: &str, stream: OutputStream, line: &str) {
+    /// Appends an output line logged at `time`.
+    pub fn log(&self, id: &str, stream: OutputStream, time: Timestamp, line: &str) {
         let mut inner = self.lock();
         if let Some(entry) = inner.by_id.get_mut(id) {
             if entry.log.len() >= MAX_LOG_LINES {
@@ -128,7 +128,7 @@ impl Jobs {
                 entry.dropped_lines += 1;
             }
             entry.log.push_back(LogLine {
-                time: Timestamp::now(),
+                time,
                 stream,
                 line: line.to_owned(),
             });
@@ -214,7 +214,12 @@ mod tests {
             None,
         );
         for n in 0..=MAX_LOG_LINES {
-            jobs.log("job-1", OutputStream::Stdout, &n.to_string());
+            jobs.log(
+                "job-1",
+                OutputStream::Stdout,
+                jiff::Timestamp::now(),
+                &n.to_string(),
+            );
         }
         let job = jobs.get("job-1").unwrap();
         assert_eq!(job.log.len(), MAX_LOG_LINES);

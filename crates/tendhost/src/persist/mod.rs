@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
+use jiff::Timestamp;
 use tendhost_core::Persistence;
 use tendhost_core::events::{Event, EventBus, EventKind, EventTransport, OutputStream};
 use tendhost_core::model::{HostStatus, LostJob};
@@ -123,10 +124,13 @@ impl Persistence for StoreBridge {
         }
     }
 
-    fn job_output(&self, job_id: &str, stream: OutputStream, line: &str) {
-        let _ = self
-            .store
-            .log_line(job_id, codec::stream_name(stream), now_ms(), line);
+    fn job_output(&self, job_id: &str, stream: OutputStream, time: Timestamp, line: &str) {
+        let _ = self.store.log_line(
+            job_id,
+            codec::stream_name(stream),
+            time.as_millisecond(),
+            line,
+        );
     }
 }
 
