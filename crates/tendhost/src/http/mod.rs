@@ -170,13 +170,14 @@ fn own_names(config: &Config) -> Vec<String> {
         description = "Keeps a fleet of Linux hosts up to date: hosts, jobs, rolling fleet updates and a live event stream."
     ),
     tags(
-        (name = "system", description = "Daemon health, documentation and the served TLS certificate"),
+        (name = "system", description = "Daemon health and documentation"),
         (name = "hosts", description = "Managed hosts: list, register, inspect, and check, update, reboot, retry or acknowledge one host"),
         (name = "jobs", description = "Checks, updates and reboots of single hosts, with their outcome and log"),
         (name = "fleet", description = "Fleet-wide checks and rolling updates"),
         (name = "rollouts", description = "Progress and cancellation of fleet operations"),
         (name = "groups", description = "Groups and tags of hosts"),
-        (name = "access", description = "WebSocket tickets for browsers and the audit trail of changes and refusals")
+        (name = "access", description = "WebSocket tickets for browsers and the audit trail of changes and refusals"),
+        (name = "tls", description = "The TLS certificate the daemon serves: status, and renewal in self-signed mode")
     )
 )]
 struct ApiDoc;

@@ -22,7 +22,7 @@ const HSTS: &str = "max-age=31536000";
     get,
     path = "/tls",
     operation_id = "get_tls",
-    tag = "system",
+    tag = "tls",
     summary = "Show the served TLS certificate",
     description = "The mode (`off`, `files`, `self-signed`) and, when TLS is on, the served \
         certificate: subject, names, issuer, serial, validity, the next renewal (`self-signed`) \
@@ -38,7 +38,7 @@ pub async fn get(State(state): State<AppState>) -> Json<TlsStatus> {
     post,
     path = "/tls/renew",
     operation_id = "renew_tls",
-    tag = "system",
+    tag = "tls",
     summary = "Renew the TLS certificate now",
     description = "In `self-signed` mode, issues a new server certificate from the daemon's CA \
         and serves it from the next handshake on; open connections stay up. Answers the new \
