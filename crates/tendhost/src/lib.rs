@@ -131,6 +131,8 @@ pub async fn run(
     ));
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let metrics = Arc::new(tendhost_metrics::Metrics::new());
+    let metrics_follower = metrics.follow(&fleet);
     let records = persist::Records::new(store.clone());
     let reload = tokio::spawn(reload_tokens(Arc::clone(&access.keyring)));
     let state = http::AppState::new(
@@ -139,6 +141,7 @@ pub async fn run(
         stop_rx.clone(),
         Some(records),
         access,
+        metrics,
     );
     let app = http::router(state);
     tokio::spawn(async move {
@@ -168,6 +171,7 @@ pub async fn run(
     fleet.shutdown(JOB_GRACE).await;
     retention.abort();
     reload.abort();
+    metrics_follower.abort();
     store
         .flush()
         .await

@@ -13,6 +13,7 @@ pub mod guard;
 pub mod hosts;
 pub mod jobs;
 pub mod mapping;
+pub mod metrics;
 pub mod new_host;
 pub mod rollouts;
 pub mod system;
@@ -58,6 +59,8 @@ struct Inner {
     access: Arc<auth::AccessControl>,
     /// Host, Origin and CSRF rules (`http::guard`).
     guard: guard::Guard,
+    /// The Prometheus registry (`GET /metrics`, WebSocket clients).
+    metrics: Arc<tendhost_metrics::Metrics>,
 }
 
 impl AppState {
@@ -67,11 +70,13 @@ impl AppState {
         shutdown: watch::Receiver<bool>,
         records: Option<Records>,
         access: Arc<auth::AccessControl>,
+        metrics: Arc<tendhost_metrics::Metrics>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 records,
                 access,
+                metrics,
                 guard: guard::Guard::new(
                     config.daemon.bind,
                     &config.daemon.public_names,
@@ -122,6 +127,11 @@ impl AppState {
         &self.inner.access
     }
 
+    /// The Prometheus registry.
+    pub fn metrics(&self) -> &tendhost_metrics::Metrics {
+        &self.inner.metrics
+    }
+
     /// Settings of the WebSocket sessions (`GET /ws/events`).
     pub fn ws(&self) -> &ws::WsSettings {
         &self.inner.ws
@@ -150,6 +160,7 @@ struct ApiDoc;
 fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(system::health))
+        .routes(routes!(metrics::metrics))
         .routes(routes!(ws::events))
         .routes(routes!(auth::ws_ticket))
         .routes(routes!(auth::list_audit))
