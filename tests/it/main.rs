@@ -22,6 +22,7 @@ mod fleet_faults;
 mod fleet_hosts;
 mod fleet_smoke;
 mod guard;
+mod metrics;
 mod pkg_apt;
 mod pkg_dnf;
 mod pkg_job;

@@ -209,7 +209,10 @@ impl Metrics {
         );
 
         for kind in JOB_KINDS {
-            for outcome in JobState::ALL.into_iter().filter(|state| state.is_finished()) {
+            for outcome in JobState::ALL
+                .into_iter()
+                .filter(|state| state.is_finished())
+            {
                 let _ = jobs.get_or_create(&JobLabels {
                     kind: kind.as_str(),
                     outcome: outcome.as_str().to_owned(),

@@ -45,7 +45,10 @@ fn a_finished_job_is_counted_by_kind_and_outcome_without_its_id() {
     );
     let text = metrics.render(&[]);
     assert_eq!(
-        line(&text, r#"tendhost_jobs_total{kind="update",outcome="succeeded"}"#),
+        line(
+            &text,
+            r#"tendhost_jobs_total{kind="update",outcome="succeeded"}"#
+        ),
         Some(r#"tendhost_jobs_total{kind="update",outcome="succeeded"} 1"#),
         "{text}"
     );
@@ -54,7 +57,10 @@ fn a_finished_job_is_counted_by_kind_and_outcome_without_its_id() {
         Some(r#"tendhost_job_duration_seconds_sum{kind="update"} 3.0"#),
         "{text}"
     );
-    assert!(!text.contains("job-0001"), "a job id leaked into a label: {text}");
+    assert!(
+        !text.contains("job-0001"),
+        "a job id leaked into a label: {text}"
+    );
     // Counters that did not move are there at 0, so increase() sees their first step.
     assert!(
         text.contains(r#"tendhost_jobs_total{kind="check",outcome="failed"} 0"#),
@@ -98,9 +104,18 @@ fn rollout_outcomes_are_a_closed_set() {
         );
     }
     let text = metrics.render(&[]);
-    assert!(text.contains(r#"tendhost_rollouts_total{outcome="stopped"} 2"#), "{text}");
-    assert!(text.contains(r#"tendhost_rollouts_total{outcome="other"} 1"#), "{text}");
-    assert!(text.contains(r#"tendhost_rollouts_total{outcome="completed"} 0"#), "{text}");
+    assert!(
+        text.contains(r#"tendhost_rollouts_total{outcome="stopped"} 2"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"tendhost_rollouts_total{outcome="other"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"tendhost_rollouts_total{outcome="completed"} 0"#),
+        "{text}"
+    );
     assert!(!text.contains("no-such-state"), "{text}");
 }
 
@@ -109,17 +124,34 @@ fn websocket_clients_count_open_streams() {
     let metrics = Metrics::new();
     let first = metrics.websocket_opened();
     let second = metrics.websocket_opened();
-    assert!(metrics.render(&[]).contains("tendhost_websocket_clients 2\n"));
+    assert!(
+        metrics
+            .render(&[])
+            .contains("tendhost_websocket_clients 2\n")
+    );
     drop(first);
     drop(second);
-    assert!(metrics.render(&[]).contains("tendhost_websocket_clients 0\n"));
+    assert!(
+        metrics
+            .render(&[])
+            .contains("tendhost_websocket_clients 0\n")
+    );
 }
 
 #[test]
 fn the_prometheus_text_names_counter_families_with_total_and_has_no_eof() {
     let text = crate::to_prometheus_text(&Metrics::new().render(&[]));
-    assert!(text.contains("# TYPE tendhost_jobs_total counter\n"), "{text}");
-    assert!(text.contains("# HELP tendhost_rollouts_total Finished"), "{text}");
-    assert!(text.contains("# TYPE tendhost_websocket_clients gauge\n"), "{text}");
+    assert!(
+        text.contains("# TYPE tendhost_jobs_total counter\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# HELP tendhost_rollouts_total Finished"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE tendhost_websocket_clients gauge\n"),
+        "{text}"
+    );
     assert!(!text.contains("# EOF"), "{text}");
 }

@@ -27,7 +27,11 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         .filter_map(|value| value.to_str().ok())
         .any(|accept| accept.contains("application/openmetrics-text"));
     if wants_openmetrics {
-        ([(header::CONTENT_TYPE, tendhost_metrics::OPENMETRICS)], openmetrics).into_response()
+        (
+            [(header::CONTENT_TYPE, tendhost_metrics::OPENMETRICS)],
+            openmetrics,
+        )
+            .into_response()
     } else {
         (
             [(header::CONTENT_TYPE, tendhost_metrics::PROMETHEUS_TEXT)],
