@@ -12,7 +12,7 @@ use crate::http::AppState;
 #[utoipa::path(
     get,
     path = "/metrics",
-    tag = "system",
+    tag = "monitoring",
     summary = "Prometheus metrics",
     description = "The Prometheus text exposition: per-host pending and security updates, reboot need, state and last check; job and rollout counters; WebSocket clients; build info. Host names are labels, job ids never are. Answers `application/openmetrics-text` when the Accept header asks for it (Prometheus does), `text/plain; version=0.0.4` otherwise. Metric names and alert rules: docs/monitoring.md.",
     responses(
@@ -38,5 +38,24 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
             tendhost_metrics::to_prometheus_text(&openmetrics),
         )
             .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The document names `/metrics` as a `text/plain` answer that takes a token.
+    #[test]
+    fn openapi_documents_metrics_as_text_behind_a_token() {
+        let doc = serde_json::to_value(crate::http::openapi()).unwrap();
+        let get = &doc["paths"]["/metrics"]["get"];
+        assert!(
+            get["responses"]["200"]["content"]["text/plain"].is_object(),
+            "{get:#}"
+        );
+        assert_eq!(
+            get["security"],
+            serde_json::json!([{"bearer": []}]),
+            "{get:#}"
+        );
     }
 }

@@ -151,7 +151,8 @@ impl AppState {
         (name = "fleet", description = "Fleet-wide checks and rolling updates"),
         (name = "rollouts", description = "Progress and cancellation of fleet operations"),
         (name = "groups", description = "Groups and tags of hosts"),
-        (name = "access", description = "WebSocket tickets for browsers and the audit trail of changes and refusals")
+        (name = "access", description = "WebSocket tickets for browsers and the audit trail of changes and refusals"),
+        (name = "monitoring", description = "Prometheus metrics of the daemon and its fleet")
     )
 )]
 struct ApiDoc;
