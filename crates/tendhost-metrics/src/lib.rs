@@ -16,7 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tendhost_core::Fleet;
-use tendhost_core::events::{Event, EventBus, EventKind};
+use tendhost_core::events::{Event, EventKind};
 use tendhost_core::model::{HostSnapshot, JobState, RolloutState};
 use tendhost_core::state::{HostState, JobKind};
 use tendhost_pkg::RebootState;
@@ -258,12 +258,6 @@ impl Metrics {
         let metrics = Arc::clone(self);
         let lookup = fleet.clone();
         tokio::spawn(metrics.run(receiver, move |id| lookup.job(id).ok().map(|job| job.kind)))
-    }
-
-    /// Follows a bare event bus (no job lookup: a job whose start was not seen is not counted).
-    pub fn follow_bus(self: &Arc<Self>, bus: &EventBus) -> tokio::task::JoinHandle<()> {
-        let (_, receiver) = bus.subscribe_since(None);
-        tokio::spawn(Arc::clone(self).run(receiver, |_| None))
     }
 
     async fn run(
