@@ -23,6 +23,7 @@ mod fleet_hosts;
 mod fleet_smoke;
 mod guard;
 mod layering;
+mod metrics;
 mod pkg_apt;
 mod pkg_dnf;
 mod pkg_job;

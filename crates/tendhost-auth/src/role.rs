@@ -143,6 +143,7 @@ mod tests {
         check("GET", "/hosts", R(Role::Read));
         check("GET", "/hosts/{name}", R(Role::Read));
         check("GET", "/ws/events", R(Role::Read));
+        check("GET", "/metrics", R(Role::Read));
         check("POST", "/ws/ticket", R(Role::Read));
         check("POST", "/hosts/{name}/check", R(Role::Operate));
         check("post", "/hosts/{name}/update", R(Role::Operate));

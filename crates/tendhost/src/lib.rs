@@ -137,6 +137,8 @@ pub async fn run(
     ));
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let metrics = Arc::new(tendhost_metrics::Metrics::new());
+    let metrics_follower = metrics.follow(&fleet);
     let records = persist::Records::new(store.clone());
     let reload = tokio::spawn(reload_tokens(Arc::clone(&access.keyring)));
     let mut state = http::AppState::new(
@@ -145,6 +147,7 @@ pub async fn run(
         stop_rx.clone(),
         Some(records),
         access,
+        metrics,
     );
     if let Some(tls) = &tls {
         state = state.with_tls(tls.clone());
@@ -214,6 +217,7 @@ pub async fn run(
         redirect.abort();
     }
     drop(tls);
+    metrics_follower.abort();
     store
         .flush()
         .await

@@ -13,6 +13,7 @@ pub mod guard;
 pub mod hosts;
 pub mod jobs;
 pub mod mapping;
+pub mod metrics;
 pub mod new_host;
 pub mod redirect;
 pub mod rollouts;
@@ -62,6 +63,8 @@ struct Inner {
     guard: guard::Guard,
     /// The certificate service when TLS is on.
     tls: Option<tendhost_tls::Tls>,
+    /// The Prometheus registry (`GET /metrics`, WebSocket clients).
+    metrics: Arc<tendhost_metrics::Metrics>,
 }
 
 impl AppState {
@@ -71,11 +74,13 @@ impl AppState {
         shutdown: watch::Receiver<bool>,
         records: Option<Records>,
         access: Arc<auth::AccessControl>,
+        metrics: Arc<tendhost_metrics::Metrics>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 records,
                 access,
+                metrics,
                 guard: guard::Guard::new(
                     config.daemon.bind,
                     &own_names(config),
@@ -144,6 +149,11 @@ impl AppState {
         &self.inner.access
     }
 
+    /// The Prometheus registry.
+    pub fn metrics(&self) -> &tendhost_metrics::Metrics {
+        &self.inner.metrics
+    }
+
     /// Settings of the WebSocket sessions (`GET /ws/events`).
     pub fn ws(&self) -> &ws::WsSettings {
         &self.inner.ws
@@ -177,7 +187,8 @@ fn own_names(config: &Config) -> Vec<String> {
         (name = "rollouts", description = "Progress and cancellation of fleet operations"),
         (name = "groups", description = "Groups and tags of hosts"),
         (name = "access", description = "WebSocket tickets for browsers and the audit trail of changes and refusals"),
-        (name = "tls", description = "The TLS certificate the daemon serves: status, and renewal in self-signed mode")
+        (name = "tls", description = "The TLS certificate the daemon serves: status, and renewal in self-signed mode"),
+        (name = "monitoring", description = "Prometheus metrics of the daemon and its fleet")
     )
 )]
 struct ApiDoc;
@@ -188,6 +199,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(system::health))
         .routes(routes!(tls::get))
         .routes(routes!(tls::renew))
+        .routes(routes!(metrics::metrics))
         .routes(routes!(ws::events))
         .routes(routes!(auth::ws_ticket))
         .routes(routes!(auth::list_audit))

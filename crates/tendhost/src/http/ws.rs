@@ -234,6 +234,7 @@ pub async fn events(
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| async move {
+            let _client = state.metrics().websocket_opened();
             let settings = Settings {
                 ping_interval,
                 shutdown,
