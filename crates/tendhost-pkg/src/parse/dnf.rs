@@ -2,6 +2,8 @@
 //! list --security`, `rpm -qa` in our tab-separated format, `dnf versionlock list`,
 //! `needs-restarting -r`, and what an upgrade log says about failed scriptlets. Pure.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::parse::ParseError;
 use crate::parse::installed::Installed;
 use crate::types::{PendingUpdate, RebootState};
@@ -140,23 +142,34 @@ pub fn pending_updates(
     installed: &[Installed],
     security: &[Nevra],
 ) -> Vec<PendingUpdate> {
+    // The last installed row per (name, arch) and per name (a `noarch` update replaces any
+    // arch), as a linear scan from the end would find them; security keys as a set.
+    let mut by_name_arch: HashMap<(&str, &str), &str> = HashMap::with_capacity(installed.len());
+    let mut by_name: HashMap<&str, &str> = HashMap::with_capacity(installed.len());
+    for i in installed {
+        by_name_arch.insert((i.name.as_str(), i.arch.as_str()), i.version.as_str());
+        by_name.insert(i.name.as_str(), i.version.as_str());
+    }
+    let security: HashSet<(&str, &str)> = security
+        .iter()
+        .map(|s| (s.name.as_str(), s.arch.as_str()))
+        .collect();
     available
         .iter()
         .map(|a| {
-            let current_version = installed
-                .iter()
-                .filter(|i| i.name == a.name && (i.arch == a.arch || a.arch == "noarch"))
-                .map(|i| i.version.clone())
-                .next_back();
+            let current_version = if a.arch == "noarch" {
+                by_name.get(a.name.as_str())
+            } else {
+                by_name_arch.get(&(a.name.as_str(), a.arch.as_str()))
+            }
+            .map(|v| (*v).to_owned());
             PendingUpdate {
                 name: a.name.clone(),
                 current_version,
                 new_version: a.version.clone(),
                 origin: a.repo.clone(),
                 arch: a.arch.clone(),
-                security: security
-                    .iter()
-                    .any(|s| s.name == a.name && s.arch == a.arch),
+                security: security.contains(&(a.name.as_str(), a.arch.as_str())),
             }
         })
         .collect()
