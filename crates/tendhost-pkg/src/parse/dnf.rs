@@ -220,6 +220,17 @@ pub fn parse_needs_restarting(exit_code: i32, stdout: &str, stderr: &str) -> Reb
     }
 }
 
+/// Whether a dnf/yum log shows the rpm database was locked by another process, so the
+/// transaction did not run. rpm does not wait for its transaction lock: dnf stops with
+/// `RPM: error: can't create transaction lock on …` and `Error: Could not run transaction.`
+/// (exit 1). With `exit_on_lock` dnf reports its own lock as `… already locked by PID`.
+pub fn lock_was_held(log: &str) -> bool {
+    log.lines().map(str::trim).any(|line| {
+        line.contains("can't create transaction lock on ")
+            || (line.starts_with("Error: ") && line.contains(" already locked by "))
+    })
+}
+
 /// Packages whose scriptlets failed in a dnf/yum transaction log. dnf finishes the transaction
 /// (often with exit code 0) and only reports `Error in POSTIN scriptlet in rpm package NAME` and
 /// `warning: %post(NEVRA) scriptlet failed, exit status N`. Sorted, without duplicates.
@@ -253,7 +264,7 @@ mod tests {
 
     use crate::parse::dnf::{
         Available, Nevra, failed_scriptlets, parse_check_update, parse_needs_restarting,
-        parse_nevra, parse_updateinfo_security, parse_versionlock, pending_updates,
+        lock_was_held, parse_nevra, parse_updateinfo_security, parse_versionlock, pending_updates,
     };
     use crate::parse::installed::{Installed, parse_installed};
     use crate::parse::{capture, capture_with_exit};
@@ -459,6 +470,20 @@ new.noarch  2-1  updates\n    old.noarch  1-1  @System\n";
         assert!(pending[0].security);
         assert_eq!(pending[1].current_version, None);
         assert!(!pending[1].security);
+    }
+
+    #[test]
+    fn lock_detection() {
+        // Captured on a dnf fleet host (dnf 4.14, rpm 4.18) while another process held
+        // rpm's transaction lock with fcntl; dnf exited 1.
+        let captured = "Running transaction\n\
+            RPM: error: can't create transaction lock on /root/.rpmdb/.rpm.lock \
+            (Resource temporarily unavailable)\n\
+            Error: Could not run transaction.\n";
+        assert!(lock_was_held(captured));
+        assert!(lock_was_held("Error: RPMDB already locked by 812\n"));
+        assert!(!lock_was_held("Error: Could not run transaction.\n"));
+        assert!(!lock_was_held(""));
     }
 
     #[test]

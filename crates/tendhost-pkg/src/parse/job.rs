@@ -147,7 +147,7 @@ pub fn classify(
 ) -> UpgradeState {
     let lock_held = match manager {
         PackageManager::Apt => apt::lock_was_held(log),
-        PackageManager::Dnf | PackageManager::Yum => false,
+        PackageManager::Dnf | PackageManager::Yum => dnf::lock_was_held(log),
     };
     if exit_code != 0 && lock_held && upgraded.is_empty() && failed.is_empty() {
         UpgradeState::Busy
@@ -376,6 +376,8 @@ mod tests {
     fn classification() {
         let lock =
             "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 9 (sleep)\n";
+        let rpm_lock = "RPM: error: can't create transaction lock on /root/.rpmdb/.rpm.lock \
+            (Resource temporarily unavailable)\nError: Could not run transaction.\n";
         let some = [UpgradedPackage {
             name: "x".into(),
             from: None,
@@ -417,6 +419,7 @@ mod tests {
                 UpgradeState::Failed,
             ),
             (PackageManager::Dnf, 1, lock, &[], &[], UpgradeState::Failed),
+            (PackageManager::Dnf, 1, rpm_lock, &[], &[], UpgradeState::Busy),
         ] {
             assert_eq!(
                 classify(manager, code, log, upgraded, failed),
