@@ -263,8 +263,9 @@ mod tests {
     //! inline strings are hand-written in dnf's formats, for shapes the captures lack.
 
     use crate::parse::dnf::{
-        Available, Nevra, failed_scriptlets, parse_check_update, parse_needs_restarting,
-        lock_was_held, parse_nevra, parse_updateinfo_security, parse_versionlock, pending_updates,
+        Available, Nevra, failed_scriptlets, lock_was_held, parse_check_update,
+        parse_needs_restarting, parse_nevra, parse_updateinfo_security, parse_versionlock,
+        pending_updates,
     };
     use crate::parse::installed::{Installed, parse_installed};
     use crate::parse::{capture, capture_with_exit};

@@ -88,7 +88,9 @@ pub fn upgraded_packages(before: &[Installed], after: &[Installed]) -> Vec<Upgra
         .iter()
         .filter(|a| a.is_installed_ok())
         .filter_map(|a| {
-            let previous = previous_of.get(&(a.name.as_str(), a.arch.as_str())).copied();
+            let previous = previous_of
+                .get(&(a.name.as_str(), a.arch.as_str()))
+                .copied();
             match previous {
                 Some(b) if b.version == a.version => None,
                 previous => Some(UpgradedPackage {
@@ -419,7 +421,14 @@ mod tests {
                 UpgradeState::Failed,
             ),
             (PackageManager::Dnf, 1, lock, &[], &[], UpgradeState::Failed),
-            (PackageManager::Dnf, 1, rpm_lock, &[], &[], UpgradeState::Busy),
+            (
+                PackageManager::Dnf,
+                1,
+                rpm_lock,
+                &[],
+                &[],
+                UpgradeState::Busy,
+            ),
         ] {
             assert_eq!(
                 classify(manager, code, log, upgraded, failed),
