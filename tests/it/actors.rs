@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
-use tendhost_core::model::JobState;
+use tendhost_core::model::{FleetError, JobState};
 use tendhost_core::spec::{HostOrigin, HostPolicy, HostSpec, HostTarget, KnownHostsPolicy, Timing};
 use tendhost_core::state::HostState;
 use tendhost_core::{Fleet, FleetOptions};
@@ -118,8 +118,14 @@ async fn panicking_host_actor_is_restarted_with_its_state_and_job() {
     // The other host did not notice.
     let other = fleet.check("two").await.unwrap();
     assert_eq!(fleet.wait_job(&other).await, Some(JobState::Succeeded));
-    assert_eq!(fleet.hosts().await.len(), 2);
+    assert_eq!(fleet.hosts().await.unwrap().len(), 2);
     fleet.shutdown(Duration::from_secs(5)).await;
+    // With the orchestrator gone the fleet cannot be listed: an error (503 `shutting_down`
+    // through the API), not an empty fleet.
+    assert!(
+        matches!(fleet.hosts().await, Err(FleetError::ShuttingDown)),
+        "hosts() after shutdown"
+    );
 }
 
 #[tokio::test]

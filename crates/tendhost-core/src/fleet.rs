@@ -218,8 +218,12 @@ impl Fleet {
         &self.ctx.bus
     }
 
-    pub async fn hosts(&self) -> Vec<HostSnapshot> {
-        self.orchestrator.ask(ListHosts).await.unwrap_or_default()
+    /// Every host; [`FleetError::ShuttingDown`] once the orchestrator is gone.
+    pub async fn hosts(&self) -> Result<Vec<HostSnapshot>, FleetError> {
+        self.orchestrator
+            .ask(ListHosts)
+            .await
+            .map_err(|_| FleetError::ShuttingDown)
     }
 
     async fn entry(&self, name: &str) -> Result<(HostEntry, Vec<String>), FleetError> {
@@ -395,7 +399,7 @@ impl Fleet {
     /// Tags with the number of hosts carrying each.
     pub async fn tags(&self) -> BTreeMap<String, usize> {
         let mut tags = BTreeMap::new();
-        for host in self.hosts().await {
+        for host in self.hosts().await.unwrap_or_default() {
             for tag in host.tags {
                 *tags.entry(tag).or_insert(0) += 1;
             }

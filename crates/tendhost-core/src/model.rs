@@ -402,6 +402,10 @@ pub enum FleetError {
     /// 503: the daemon is shutting down or an actor is gone.
     #[error("{0}")]
     Unavailable(String),
+    /// 503: the orchestrator has stopped (the daemon is shutting down), so the fleet cannot be
+    /// listed; never an empty list in its place.
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
 }
 
 impl FleetError {

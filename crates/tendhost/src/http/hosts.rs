@@ -41,6 +41,7 @@ const LIST_PARAMS: &[&str] = &["page", "per_page", "tag", "state", "group", "sea
         (status = 200, description = "One page of hosts", body = HostList),
         (status = 422, description = "A bad or unknown query parameter (`details.field` names it)", body = ErrorResponse,
             example = json!({"error": {"code": "invalid_value", "message": "state: unknown host state \"sleeping\"; use one of idle, querying, pending_updates, updating, waiting_reboot, rebooting, verifying, failed, unreachable", "details": {"field": "state"}}})),
+        (status = 503, description = "The daemon is shutting down (`shutting_down`)", body = ErrorResponse),
     )
 )]
 pub async fn list(
@@ -64,7 +65,7 @@ pub async fn list(
     let hosts: Vec<_> = state
         .fleet()
         .hosts()
-        .await
+        .await?
         .into_iter()
         .filter(|host| tags.iter().all(|tag| host.tags.contains(tag)))
         .filter(|host| host_state.is_none_or(|wanted| host.state == wanted))
