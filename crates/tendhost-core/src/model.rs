@@ -371,7 +371,7 @@ pub enum FleetError {
     },
     /// 409 `updates_disabled`.
     #[error(
-        "updates are disabled for host {host} (policy updates = \"check-only\"); set \
+        "updates and reboots are disabled for host {host} (policy updates = \"check-only\"); set \
          `updates = \"allowed\"` in its [host.policy] to allow them"
     )]
     UpdatesDisabled { host: String },
