@@ -415,6 +415,12 @@ impl Fleet {
         Ok(())
     }
 
+    /// Test hook: the next job task of `name` panics once it runs.
+    #[cfg(feature = "testing")]
+    pub fn panic_next_job(&self, name: &str) {
+        crate::testing::arm_job_panic(name);
+    }
+
     /// Stops the scheduler, lets running jobs finish for up to `grace`, marks the rest
     /// `interrupted`, closes SSH connections and stops the actors.
     pub async fn shutdown(&self, grace: Duration) {

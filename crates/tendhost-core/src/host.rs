@@ -251,7 +251,7 @@ impl HostShared {
         let host = Arc::clone(self);
         let id = job_id.clone();
         let task = tokio::spawn(async move {
-            driver::run_job(&host, &id, kind, options).await;
+            driver::run_job_contained(&host, &id, kind, options).await;
             host.status().current_job = None;
             host.persist();
         });
