@@ -2,13 +2,14 @@
 //! this machine (checks run `apt-get -s` here, never `apt-get update`) and a test-fleet host
 //! over SSH. A host actor that panics is restarted with its last known state, the job it had
 //! started keeps running and is re-adopted (the host refuses a second one meanwhile), and the
-//! other hosts and the orchestrator do not notice.
+//! other hosts and the orchestrator do not notice. A job task that panics (a test hook) ends
+//! `failed` with an internal-error reason, frees its host, and a rollout waiting on it goes on.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
-use tendhost_core::model::JobState;
+use tendhost_core::model::{FleetError, HostFilter, JobState, RolloutState};
 use tendhost_core::spec::{HostOrigin, HostPolicy, HostSpec, HostTarget, KnownHostsPolicy, Timing};
 use tendhost_core::state::HostState;
 use tendhost_core::{Fleet, FleetOptions};
@@ -118,8 +119,14 @@ async fn panicking_host_actor_is_restarted_with_its_state_and_job() {
     // The other host did not notice.
     let other = fleet.check("two").await.unwrap();
     assert_eq!(fleet.wait_job(&other).await, Some(JobState::Succeeded));
-    assert_eq!(fleet.hosts().await.len(), 2);
+    assert_eq!(fleet.hosts().await.unwrap().len(), 2);
     fleet.shutdown(Duration::from_secs(5)).await;
+    // With the orchestrator gone the fleet cannot be listed: an error (503 `shutting_down`
+    // through the API), not an empty fleet.
+    assert!(
+        matches!(fleet.hosts().await, Err(FleetError::ShuttingDown)),
+        "hosts() after shutdown"
+    );
 }
 
 #[tokio::test]
@@ -158,5 +165,66 @@ async fn periodic_checks_follow_each_hosts_check_interval() {
     })
     .await;
     assert!(fleet.jobs(Some("rare"), None).is_empty());
+    fleet.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_panicking_job_task_fails_the_job_frees_the_host_and_the_rollout_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(
+        vec![local_host("p1"), local_host("p2")],
+        BTreeMap::new(),
+        &FleetOptions {
+            data_dir: dir.path().to_owned(),
+            check_on_start: false,
+            ..FleetOptions::default()
+        },
+        HashMap::new(),
+        None,
+    )
+    .unwrap();
+
+    // A single job: failed with the reason, the host free for the next one.
+    fleet.panic_next_job("p1");
+    let job = fleet.check("p1").await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(120), fleet.wait_job(&job))
+        .await
+        .expect("the job whose task panicked did not end within 120 s");
+    assert_eq!(ended, Some(JobState::Failed));
+    let summary = fleet.job(&job).unwrap().summary.unwrap_or_default();
+    assert!(summary.starts_with("internal error"), "{summary}");
+    assert!(summary.contains("deliberate panic"), "{summary}");
+    let host = fleet.host("p1").await.unwrap();
+    assert_eq!(host.current_job, None, "the host is freed");
+    assert_eq!(host.state, HostState::Failed);
+    assert_eq!(
+        host.failure.as_ref().map(|f| f.error.as_str()),
+        Some(summary.as_str())
+    );
+    let next = fleet.check("p1").await.expect("a new job, not host_busy");
+    assert_eq!(fleet.wait_job(&next).await, Some(JobState::Succeeded));
+
+    // A rollout over both: p1's job panics, the rollout still finishes and p2 is checked.
+    fleet.panic_next_job("p1");
+    let rollout = fleet.fleet_check(HostFilter::default()).await.unwrap();
+    let mut finished = None;
+    for _ in 0..1200 {
+        let now = fleet.rollout(&rollout.id).await.unwrap();
+        if now.state != RolloutState::Running {
+            finished = Some(now);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let finished = finished.expect("the rollout did not finish within 120 s after a job panicked");
+    assert_eq!(finished.state, RolloutState::Completed, "{finished:?}");
+    let jobs = fleet.jobs(Some("p2"), None);
+    assert!(
+        jobs.iter()
+            .any(|j| j.rollout_id.as_deref() == Some(rollout.id.as_str())
+                && j.state == JobState::Succeeded),
+        "{jobs:?}"
+    );
+    assert_eq!(fleet.host("p1").await.unwrap().current_job, None);
     fleet.shutdown(Duration::from_secs(5)).await;
 }

@@ -109,6 +109,31 @@ async fn api_hosts_every_resolved_address_must_be_allowed() {
 }
 
 #[tokio::test]
+async fn api_hosts_durations_beyond_their_bounds_are_422() {
+    let app = spawn_app(&format!(
+        "{DAEMON}[daemon.api_hosts]\nallow = [\"10.0.0.0/8\"]\n"
+    ))
+    .await;
+    // `u64::MAX` seconds overflowed the periodic-check scheduler's `Instant` once stored.
+    for (field, value, bound) in [
+        ("check_interval", "18446744073709551615s", "at most 30days"),
+        ("check_interval", "31d", "at most 30days"),
+        ("connect_timeout", "1h", "at most 10m"),
+        ("command_timeout", "2d", "at most 1day"),
+    ] {
+        let mut body = json!({"name": "t", "addr": "10.0.0.9"});
+        body[field] = json!(value);
+        let answer = register(&app, body).await;
+        let details = assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid_value");
+        assert_eq!(details["field"], field, "{answer:?}");
+        let message = answer.1["error"]["message"].as_str().unwrap();
+        assert!(message.contains(bound), "{field}={value}: {message}");
+    }
+    assert!(host_names(&app).await.is_empty());
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn api_hosts_body_cannot_set_a_key_or_a_policy() {
     let app = spawn_app(&format!(
         "{DAEMON}[daemon.api_hosts]\nallow = [\"10.0.0.0/8\"]\n"

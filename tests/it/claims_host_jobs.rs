@@ -5,6 +5,7 @@
 //! - a real upgrade of two packages streams `update_progress` (`done` of `total`);
 //! - a graceful shutdown with an upgrade still running leaves the job `interrupted`, and the
 //!   next start collects its real outcome from the host;
+//! - a `check-only` host refuses a reboot (409 `updates_disabled`) and is not touched;
 //! - a reboot after which the host still requires one fails the job and the host;
 //!   `RebootTimedOut` when no new boot comes (through `tendhost-pkg`: the daemon's own wait is
 //!   a fixed 10 minutes, `driver::REBOOT_TIMEOUT`).
@@ -168,6 +169,36 @@ async fn claims_busy_progress_and_shutdown_interrupted_on_one_host() {
     assert_eq!(installed_version(host, "th-alpha").await, "1.2");
     let view = host_settled(&app.base_url, name).await;
     assert_eq!(view["state"], "idle", "{view:#}");
+}
+
+#[tokio::test]
+async fn claims_a_check_only_host_refuses_a_reboot_409_updates_disabled() {
+    let Some(fleet) = Fleet::builder().apt(1).start().await else {
+        return;
+    };
+    let host = &fleet.hosts()[0];
+    let name = host.name();
+    // The start time of the container's pid 1: a reboot (a restart) changes it.
+    let pid1_start = ["sh", "-c", "cut -d' ' -f22 /proc/1/stat"];
+    let boot_before = host.exec(&pid1_start).await;
+    let config = fleet_config(&fleet, &[host], |_| {
+        "[host.policy]\nupdates = \"check-only\"\n".to_owned()
+    });
+    let app = spawn_app(&config).await;
+    let (status, body) =
+        post_json(&app.base_url, &format!("/hosts/{name}/reboot"), json!({})).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "updates_disabled", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("reboots are disabled"), "{message}");
+    // Nothing ran and nothing changed on the host.
+    let jobs = get_json(&app.base_url, "/jobs").await;
+    assert_eq!(jobs["pagination"]["total_items"], 0, "{jobs:#}");
+    let view = host_view(&app.base_url, name).await;
+    assert!(view["current_job"].is_null(), "{view:#}");
+    let boot_after = host.exec(&pid1_start).await;
+    assert_eq!(boot_before.stdout, boot_after.stdout);
+    app.stop().await.unwrap();
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! tendhost-pkg against real dnf hosts of the Docker test fleet (Debian's dnf 4 over rpm,
 //! the manager pinned as config would, since the host's os-release says Debian), over the real
 //! `SshExecutor`: check with security advisories and version locks, upgrade, reboot state
-//! from `needs-restarting -r` and reboot, a failing `%post`, a network cut mid-scriptlet, and
+//! from `needs-restarting -r` and reboot, a failing `%post`, a held rpm lock (busy), a network cut mid-scriptlet, and
 //! sudo. Results are verified out of band. The fixture lives in `pkg_apt.rs`.
 
 use std::time::Duration;
@@ -196,6 +196,43 @@ async fn dnf_failing_post_scriptlet_is_a_failed_upgrade_with_the_log() {
             .contains("Error in POSTIN scriptlet in rpm package tendhost-breaks")
     );
     assert_eq!(installed_version(host, "tendhost-fine").await, "1.1");
+}
+
+#[tokio::test]
+async fn dnf_held_rpm_lock_is_busy_then_upgrades_once_released() {
+    let Some(fleet) = Fleet::builder()
+        .dnf(1)
+        .install(Pkg::new("tendhost-locked", "1.0"))
+        .start()
+        .await
+    else {
+        return;
+    };
+    let host = &fleet.hosts()[0];
+    let conn = Conn::new(&fleet).await;
+    let exec = conn.executor(host, "root");
+    let opts = options();
+    fleet.publish(&Pkg::new("tendhost-locked", "1.1")).await;
+
+    let lock = host.hold_rpm_lock().await;
+    let busy = tendhost_pkg::upgrade(&exec, DNF, &job("dnf-busy-1"), &opts, &NoSink)
+        .await
+        .unwrap();
+    assert_eq!(busy.state, UpgradeState::Busy, "{}", busy.log);
+    assert_eq!(busy.exit_code, Some(1));
+    assert!(
+        busy.upgraded.is_empty() && busy.failed.is_empty(),
+        "{busy:?}"
+    );
+    assert!(busy.log.contains("transaction lock"), "{}", busy.log);
+    assert_eq!(installed_version(host, "tendhost-locked").await, "1.0");
+
+    lock.release().await;
+    let retry = tendhost_pkg::upgrade(&exec, DNF, &job("dnf-busy-2"), &opts, &NoSink)
+        .await
+        .unwrap();
+    assert_eq!(retry.state, UpgradeState::Succeeded, "{}", retry.log);
+    assert_eq!(installed_version(host, "tendhost-locked").await, "1.1");
 }
 
 #[tokio::test]

@@ -47,7 +47,7 @@ use tokio::task::JoinSet;
 
 pub use crate::fleet::host::{
     DpkgLockGuard, FAILING_DEB, FAILING_RPM, Flavour, Host, INTERRUPTED_PKG, Output,
-    REBOOT_REQUIRED_PKG, REBOOT_TRIGGER_PKG,
+    REBOOT_REQUIRED_PKG, REBOOT_TRIGGER_PKG, RpmLockGuard,
 };
 pub use crate::fleet::repo::{APT_SECURITY_SUITE, APT_SUITE, Pkg, VERSION_FILE};
 

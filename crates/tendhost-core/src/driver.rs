@@ -4,9 +4,11 @@
 //! error. Runs inside the task the host actor started; holds one fleet-wide remote slot. Which
 //! state a job leaves its host in is decided in one place, `settle`.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use jiff::Timestamp;
 use tendhost_exec::{OutputSink, Stream};
 use tendhost_pkg::{
@@ -168,6 +170,8 @@ pub async fn run_job(host: &Arc<HostShared>, job_id: &str, kind: JobKind, option
         kind,
     });
     let previous = host.status().state;
+    #[cfg(feature = "testing")]
+    crate::testing::job_panic_hook(host.name());
     let result = match kind {
         JobKind::Check => run_check(host, job_id, true).await,
         JobKind::Update if options.dry_run => run_dry_run(host, job_id).await,
@@ -211,6 +215,37 @@ pub async fn run_job(host: &Arc<HostShared>, job_id: &str, kind: JobKind, option
     // Committed before the event that announces it.
     host.persist();
     finish_job(host, job_id, state, summary);
+}
+
+/// [`run_job`] with a panic contained: the job ends `failed` with an internal-error reason, the
+/// panic is logged, and the host fails from the state it was in, so the caller frees it and a
+/// rollout waiting on the job goes on.
+pub async fn run_job_contained(
+    host: &Arc<HostShared>,
+    job_id: &str,
+    kind: JobKind,
+    options: UpdateOptions,
+) {
+    let previous = host.status().state;
+    let run = AssertUnwindSafe(run_job(host, job_id, kind, options)).catch_unwind();
+    let Err(payload) = run.await else {
+        return;
+    };
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned());
+    tracing::error!(
+        host = host.name(),
+        job_id,
+        panic = %message,
+        "job task panicked; the job is failed and the host freed"
+    );
+    let summary = format!("internal error: the job task panicked ({message})");
+    host.fail(kind, previous, summary.clone(), job_id);
+    host.persist();
+    finish_job(host, job_id, JobState::Failed, summary);
 }
 
 /// Ends job `job_id` with `state`: in the registry, in the store, then the `job_finished`

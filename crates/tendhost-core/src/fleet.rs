@@ -125,6 +125,12 @@ pub fn executor_for(spec: &HostSpec, env: &ExecEnv) -> Arc<dyn Executor> {
     }
 }
 
+/// A due time no check reaches: about a century after `now` (or as far as `Instant` goes).
+fn far_future(now: tokio::time::Instant) -> tokio::time::Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(CENTURY).unwrap_or(now)
+}
+
 fn spread(name: &str, window: Duration) -> Duration {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     name.hash(&mut hasher);
@@ -231,8 +237,12 @@ impl Fleet {
         }
     }
 
-    pub async fn hosts(&self) -> Vec<HostSnapshot> {
-        self.orchestrator.ask(ListHosts).await.unwrap_or_default()
+    /// Every host; [`FleetError::ShuttingDown`] once the orchestrator is gone.
+    pub async fn hosts(&self) -> Result<Vec<HostSnapshot>, FleetError> {
+        self.orchestrator
+            .ask(ListHosts)
+            .await
+            .map_err(|_| FleetError::ShuttingDown)
     }
 
     async fn entry(&self, name: &str) -> Result<(HostEntry, Vec<String>), FleetError> {
@@ -408,7 +418,7 @@ impl Fleet {
     /// Tags with the number of hosts carrying each.
     pub async fn tags(&self) -> BTreeMap<String, usize> {
         let mut tags = BTreeMap::new();
-        for host in self.hosts().await {
+        for host in self.hosts().await.unwrap_or_default() {
             for tag in host.tags {
                 *tags.entry(tag).or_insert(0) += 1;
             }
@@ -422,6 +432,12 @@ impl Fleet {
         let (entry, _) = self.entry(name).await?;
         let _ = entry.actor.tell(Panic).await;
         Ok(())
+    }
+
+    /// Test hook: the next job task of `name` panics once it runs.
+    #[cfg(feature = "testing")]
+    pub fn panic_next_job(&self, name: &str) {
+        crate::testing::arm_job_panic(name);
     }
 
     /// Stops the scheduler, lets running jobs finish for up to `grace`, marks the rest
@@ -479,21 +495,32 @@ async fn schedule_checks(orchestrator: ActorRef<OrchestratorActor>, check_on_sta
         // First checks are spread over half a second per host, at most 30 s: a single host
         // is checked at once, a big fleet is not hit all at once.
         let n_hosts = u32::try_from(hosts.len()).unwrap_or(u32::MAX);
-        let start_window = (Duration::from_millis(500) * n_hosts).min(Duration::from_secs(30));
+        let start_window = Duration::from_millis(500)
+            .checked_mul(n_hosts)
+            .unwrap_or(Duration::MAX)
+            .min(Duration::from_secs(30));
         for host in hosts {
             let interval = host.spec.timing.check_interval;
             let name = host.name().to_owned();
+            // Checked: an interval beyond what an `Instant` holds (refused by the config and
+            // the API, yet possible from a store written before the bounds) means "never".
             let next = *due.entry(name.clone()).or_insert_with(|| {
-                if check_on_start {
-                    started + spread(&name, interval.min(start_window))
+                let first = if check_on_start {
+                    Some(spread(&name, interval.min(start_window)))
                 } else {
-                    started + interval + spread(&name, interval.min(Duration::from_secs(300)))
-                }
+                    interval.checked_add(spread(&name, interval.min(Duration::from_secs(300))))
+                };
+                first
+                    .and_then(|offset| started.checked_add(offset))
+                    .unwrap_or_else(|| far_future(now))
             });
             if now < next {
                 continue;
             }
-            due.insert(name.clone(), now + interval);
+            due.insert(
+                name.clone(),
+                now.checked_add(interval).unwrap_or_else(|| far_future(now)),
+            );
             if host.status().current_job.is_some() {
                 continue;
             }

@@ -176,7 +176,8 @@ impl HostShared {
         options: UpdateOptions,
         rollout_id: Option<String>,
     ) -> Result<String, FleetError> {
-        if request == Request::Update
+        // `check-only` promises the host is not changed: no update and no reboot.
+        if matches!(request, Request::Update | Request::Reboot)
             && !options.dry_run
             && self.spec.policy.updates == UpdatePolicy::CheckOnly
         {
@@ -250,7 +251,7 @@ impl HostShared {
         let host = Arc::clone(self);
         let id = job_id.clone();
         let task = tokio::spawn(async move {
-            driver::run_job(&host, &id, kind, options).await;
+            driver::run_job_contained(&host, &id, kind, options).await;
             host.status().current_job = None;
             host.persist();
         });
@@ -259,7 +260,9 @@ impl HostShared {
     }
 
     fn check_policy(&self, kind: JobKind, options: UpdateOptions) -> Result<(), FleetError> {
-        if kind == JobKind::Update && self.spec.policy.updates == UpdatePolicy::CheckOnly {
+        if matches!(kind, JobKind::Update | JobKind::Reboot)
+            && self.spec.policy.updates == UpdatePolicy::CheckOnly
+        {
             return Err(FleetError::UpdatesDisabled {
                 host: self.spec.name.clone(),
             });

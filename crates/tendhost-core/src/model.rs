@@ -371,7 +371,7 @@ pub enum FleetError {
     },
     /// 409 `updates_disabled`.
     #[error(
-        "updates are disabled for host {host} (policy updates = \"check-only\"); set \
+        "updates and reboots are disabled for host {host} (policy updates = \"check-only\"); set \
          `updates = \"allowed\"` in its [host.policy] to allow them"
     )]
     UpdatesDisabled { host: String },
@@ -402,6 +402,10 @@ pub enum FleetError {
     /// 503: the daemon is shutting down or an actor is gone.
     #[error("{0}")]
     Unavailable(String),
+    /// 503: the orchestrator has stopped (the daemon is shutting down), so the fleet cannot be
+    /// listed; never an empty list in its place.
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
 }
 
 impl FleetError {

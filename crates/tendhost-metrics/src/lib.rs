@@ -339,10 +339,10 @@ impl Metrics {
         }
     }
 
-    /// The exposition for the fleet as it is now.
-    pub async fn scrape(&self, fleet: &Fleet) -> String {
-        let hosts = fleet.hosts().await;
-        self.render(&hosts)
+    /// The exposition for the fleet as it is now; an error once the fleet is shutting down.
+    pub async fn scrape(&self, fleet: &Fleet) -> Result<String, tendhost_core::model::FleetError> {
+        let hosts = fleet.hosts().await?;
+        Ok(self.render(&hosts))
     }
 
     /// The exposition with the host gauges set from `hosts` (hosts not in it disappear).

@@ -177,10 +177,37 @@ pub fn host_key_sha256(value: &str) -> Rule<String> {
     }
 }
 
-/// A humantime duration greater than zero; the reason alone, for durations outside a host.
-pub fn duration_reason(value: &str) -> Result<Duration, String> {
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// Upper bounds of the durations outside a host (listed in docs/configuration.md).
+pub const MAX_WS_PING_INTERVAL: Duration = HOUR;
+pub const MAX_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// The upper bound of one of the host's timing settings (listed in docs/configuration.md).
+/// Beyond these a value is a typo, and it would overflow time arithmetic somewhere.
+pub fn max_duration(field: Field) -> Duration {
+    match field {
+        Field::ConnectTimeout => Duration::from_secs(10 * 60),
+        Field::CheckInterval => Duration::from_secs(30 * 24 * 3600),
+        Field::CommandTimeout
+        | Field::SshIdleTimeout
+        | Field::ReconnectWindow
+        | Field::DpkgLockTimeout => DAY,
+        _ => MINUTE,
+    }
+}
+
+/// A humantime duration greater than zero and at most `max`; the reason alone, for durations
+/// outside a host.
+pub fn duration_reason(value: &str, max: Duration) -> Result<Duration, String> {
     match humantime::parse_duration(value) {
         Ok(duration) if duration.is_zero() => Err("must be greater than zero".to_owned()),
+        Ok(duration) if duration > max => Err(format!(
+            "{value:?} is too long: at most {}",
+            humantime::format_duration(max)
+        )),
         Ok(duration) => Ok(duration),
         Err(err) => Err(format!(
             "{value:?} is not a duration ({err}); write e.g. \"30s\", \"5m\", \"1h 30m\""
@@ -188,9 +215,9 @@ pub fn duration_reason(value: &str) -> Result<Duration, String> {
     }
 }
 
-/// One of the host's timing settings (`field` says which).
+/// One of the host's timing settings (`field` says which), within [`max_duration`].
 pub fn duration(field: Field, value: &str) -> Rule<Duration> {
-    duration_reason(value).or_else(|reason| refuse(field, reason))
+    duration_reason(value, max_duration(field)).or_else(|reason| refuse(field, reason))
 }
 
 /// `reboot_command`: an argv whose program is named.

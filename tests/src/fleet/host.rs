@@ -19,6 +19,15 @@ use crate::fleet::docker::{docker, docker_blocking, run_raw};
 const EXTRAS: &str = "/usr/local/share/tendhost";
 const LOCK_HOLDER_DEB: &str = "/usr/local/share/tendhost/tendhost-lock-holder_1_all.deb";
 const LOCK_HOLDER_PID: &str = "/run/tendhost-lock-holder.pid";
+const RPM_LOCK_HOLDER_PID: &str = "/run/tendhost-rpm-lock-holder.pid";
+/// Holds rpm's transaction lock (`%_rpmlock_path`, an fcntl lock, as rpm takes it) until
+/// killed; writes its pid once it holds it.
+const RPM_LOCK_HOLDER: &str = "import fcntl, os, subprocess, time\n\
+path = subprocess.check_output(['rpm', '--eval', '%_rpmlock_path']).decode().strip()\n\
+lock = open(path, 'a+')\n\
+fcntl.lockf(lock, fcntl.LOCK_EX)\n\
+open('/run/tendhost-rpm-lock-holder.pid', 'w').write(str(os.getpid()))\n\
+time.sleep(3600)\n";
 const INTERRUPTED_DEB: &str = "/usr/local/share/tendhost/tendhost-interrupted_1_all.deb";
 const INTERRUPTED_PIDS: &str = "/run/tendhost-interrupted.pids";
 const REBOOT_REQUIRED_RPM: &str =
@@ -392,6 +401,27 @@ impl Host {
         guard
     }
 
+    /// Holds rpm's transaction lock on a dnf host (a python process taking the same fcntl
+    /// lock rpm takes) until the guard drops or [`RpmLockGuard::release`] is called.
+    pub async fn hold_rpm_lock(&self) -> RpmLockGuard<'_> {
+        self.exec(&["rm", "-f", RPM_LOCK_HOLDER_PID]).await;
+        let child = Command::new("docker")
+            .args(["exec", self.name.as_str(), "python3", "-c", RPM_LOCK_HOLDER])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|error| panic!("test fleet: spawning docker exec: {error}"));
+        let guard = RpmLockGuard {
+            host: self,
+            child: Some(child),
+        };
+        self.wait_for_file(RPM_LOCK_HOLDER_PID, "the rpm lock holder")
+            .await;
+        guard
+    }
+
     /// Installs a package whose maintainer script fails and returns the failed install's
     /// output. Apt hosts: `dpkg -i` of [`FAILING_DEB`], whose postinst exits 1, leaving it
     /// half-configured (`dpkg --audit` lists it; later apt runs try to configure it again
@@ -497,6 +527,41 @@ impl DpkgLockGuard<'_> {
         }
         host.exec_ok(&["dpkg", "--purge", "tendhost-lock-holder"])
             .await;
+    }
+}
+
+/// rpm's transaction lock held on a dnf host by [`Host::hold_rpm_lock`].
+#[must_use = "the rpm lock is released when the guard drops"]
+pub struct RpmLockGuard<'host> {
+    host: &'host Host,
+    child: Option<Child>,
+}
+
+impl RpmLockGuard<'_> {
+    /// Kills the holder and waits until it is gone, so the lock is free.
+    pub async fn release(mut self) {
+        let host = self.host;
+        host.sh_ok(&format!(
+            "kill $(cat {RPM_LOCK_HOLDER_PID}) 2>/dev/null || true"
+        ))
+        .await;
+        if let Some(mut child) = self.child.take() {
+            timeout(SETUP_DEADLINE, child.wait())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("test fleet: the rpm lock holder on {} lives on", host.name)
+                })
+                .unwrap_or_else(|error| panic!("test fleet: waiting for docker exec: {error}"));
+        }
+    }
+}
+
+impl Drop for RpmLockGuard<'_> {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let script = format!("kill $(cat {RPM_LOCK_HOLDER_PID}) 2>/dev/null || true");
+            docker_blocking(&["exec", self.host.name.as_str(), "sh", "-c", &script]);
+        }
     }
 }
 

@@ -385,7 +385,14 @@ async fn scan_keys(target: &SshTarget, key_type: Option<&str>) -> String {
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .output();
-    match tokio::time::timeout(target.connect_timeout + Duration::from_secs(1), scan).await {
+    match tokio::time::timeout(
+        target
+            .connect_timeout
+            .saturating_add(Duration::from_secs(1)),
+        scan,
+    )
+    .await
+    {
         Ok(Ok(scanned)) => String::from_utf8_lossy(&scanned.stdout).into_owned(),
         _ => String::new(),
     }

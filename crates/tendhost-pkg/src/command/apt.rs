@@ -32,7 +32,10 @@ pub fn refresh(opts: &PkgOptions) -> Cmd {
     with_env(Cmd::new("apt-get"))
         .args(["-q", "-o", &lock_timeout(opts), "update"])
         .privileged()
-        .timeout(opts.lock_timeout + Duration::from_secs(10 * 60))
+        .timeout(
+            opts.lock_timeout
+                .saturating_add(Duration::from_secs(10 * 60)),
+        )
 }
 
 /// `LC_ALL=C apt-get -s dist-upgrade` (or `upgrade`): prints `Inst`/`Conf`/`Remv` lines and

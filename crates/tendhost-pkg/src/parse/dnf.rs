@@ -2,6 +2,8 @@
 //! list --security`, `rpm -qa` in our tab-separated format, `dnf versionlock list`,
 //! `needs-restarting -r`, and what an upgrade log says about failed scriptlets. Pure.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::parse::ParseError;
 use crate::parse::installed::Installed;
 use crate::types::{PendingUpdate, RebootState};
@@ -140,23 +142,34 @@ pub fn pending_updates(
     installed: &[Installed],
     security: &[Nevra],
 ) -> Vec<PendingUpdate> {
+    // The last installed row per (name, arch) and per name (a `noarch` update replaces any
+    // arch), as a linear scan from the end would find them; security keys as a set.
+    let mut by_name_arch: HashMap<(&str, &str), &str> = HashMap::with_capacity(installed.len());
+    let mut by_name: HashMap<&str, &str> = HashMap::with_capacity(installed.len());
+    for i in installed {
+        by_name_arch.insert((i.name.as_str(), i.arch.as_str()), i.version.as_str());
+        by_name.insert(i.name.as_str(), i.version.as_str());
+    }
+    let security: HashSet<(&str, &str)> = security
+        .iter()
+        .map(|s| (s.name.as_str(), s.arch.as_str()))
+        .collect();
     available
         .iter()
         .map(|a| {
-            let current_version = installed
-                .iter()
-                .filter(|i| i.name == a.name && (i.arch == a.arch || a.arch == "noarch"))
-                .map(|i| i.version.clone())
-                .next_back();
+            let current_version = if a.arch == "noarch" {
+                by_name.get(a.name.as_str())
+            } else {
+                by_name_arch.get(&(a.name.as_str(), a.arch.as_str()))
+            }
+            .map(|v| (*v).to_owned());
             PendingUpdate {
                 name: a.name.clone(),
                 current_version,
                 new_version: a.version.clone(),
                 origin: a.repo.clone(),
                 arch: a.arch.clone(),
-                security: security
-                    .iter()
-                    .any(|s| s.name == a.name && s.arch == a.arch),
+                security: security.contains(&(a.name.as_str(), a.arch.as_str())),
             }
         })
         .collect()
@@ -207,6 +220,17 @@ pub fn parse_needs_restarting(exit_code: i32, stdout: &str, stderr: &str) -> Reb
     }
 }
 
+/// Whether a dnf/yum log shows the rpm database was locked by another process, so the
+/// transaction did not run. rpm does not wait for its transaction lock: dnf stops with
+/// `RPM: error: can't create transaction lock on …` and `Error: Could not run transaction.`
+/// (exit 1). With `exit_on_lock` dnf reports its own lock as `… already locked by PID`.
+pub fn lock_was_held(log: &str) -> bool {
+    log.lines().map(str::trim).any(|line| {
+        line.contains("can't create transaction lock on ")
+            || (line.starts_with("Error: ") && line.contains(" already locked by "))
+    })
+}
+
 /// Packages whose scriptlets failed in a dnf/yum transaction log. dnf finishes the transaction
 /// (often with exit code 0) and only reports `Error in POSTIN scriptlet in rpm package NAME` and
 /// `warning: %post(NEVRA) scriptlet failed, exit status N`. Sorted, without duplicates.
@@ -239,8 +263,9 @@ mod tests {
     //! inline strings are hand-written in dnf's formats, for shapes the captures lack.
 
     use crate::parse::dnf::{
-        Available, Nevra, failed_scriptlets, parse_check_update, parse_needs_restarting,
-        parse_nevra, parse_updateinfo_security, parse_versionlock, pending_updates,
+        Available, Nevra, failed_scriptlets, lock_was_held, parse_check_update,
+        parse_needs_restarting, parse_nevra, parse_updateinfo_security, parse_versionlock,
+        pending_updates,
     };
     use crate::parse::installed::{Installed, parse_installed};
     use crate::parse::{capture, capture_with_exit};
@@ -446,6 +471,20 @@ new.noarch  2-1  updates\n    old.noarch  1-1  @System\n";
         assert!(pending[0].security);
         assert_eq!(pending[1].current_version, None);
         assert!(!pending[1].security);
+    }
+
+    #[test]
+    fn lock_detection() {
+        // Captured on a dnf fleet host (dnf 4.14, rpm 4.18) while another process held
+        // rpm's transaction lock with fcntl; dnf exited 1.
+        let captured = "Running transaction\n\
+            RPM: error: can't create transaction lock on /root/.rpmdb/.rpm.lock \
+            (Resource temporarily unavailable)\n\
+            Error: Could not run transaction.\n";
+        assert!(lock_was_held(captured));
+        assert!(lock_was_held("Error: RPMDB already locked by 812\n"));
+        assert!(!lock_was_held("Error: Could not run transaction.\n"));
+        assert!(!lock_was_held(""));
     }
 
     #[test]

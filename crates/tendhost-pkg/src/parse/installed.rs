@@ -7,7 +7,7 @@ use crate::parse::ParseError;
 
 /// One installed package as printed by our `rpm -qa --qf` (or `dpkg-query -W -f`) format:
 /// `NAME<TAB>ARCH<TAB>VERSION<TAB>STATUS`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Installed {
     pub name: String,
     pub arch: String,

@@ -3,6 +3,7 @@
 //! status line of a streaming pass, and the judgement of how the job ended. Manager-specific
 //! log reading comes from `parse::apt` and `parse::dnf`. Pure.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::parse::installed::{Installed, parse_installed};
@@ -76,13 +77,20 @@ pub fn parse_summary(text: &str) -> Result<JobSummary, ParseError> {
 /// Packages whose installed version changed between the snapshots and that ended fully
 /// installed, sorted by name.
 pub fn upgraded_packages(before: &[Installed], after: &[Installed]) -> Vec<UpgradedPackage> {
+    // The first present row per (name, arch), as a linear scan would find it.
+    let mut previous_of: HashMap<(&str, &str), &Installed> = HashMap::with_capacity(before.len());
+    for b in before.iter().filter(|b| b.is_present()) {
+        previous_of
+            .entry((b.name.as_str(), b.arch.as_str()))
+            .or_insert(b);
+    }
     let mut upgraded: Vec<UpgradedPackage> = after
         .iter()
         .filter(|a| a.is_installed_ok())
         .filter_map(|a| {
-            let previous = before
-                .iter()
-                .find(|b| b.name == a.name && b.arch == a.arch && b.is_present());
+            let previous = previous_of
+                .get(&(a.name.as_str(), a.arch.as_str()))
+                .copied();
             match previous {
                 Some(b) if b.version == a.version => None,
                 previous => Some(UpgradedPackage {
@@ -101,6 +109,7 @@ pub fn upgraded_packages(before: &[Installed], after: &[Installed]) -> Vec<Upgra
 /// unfinished after it, and not in that same state before it (a package some other dpkg run is
 /// configuring right now is not this job's failure). Sorted by name.
 pub fn unfinished_packages(before: &[Installed], after: &[Installed]) -> Vec<String> {
+    let before: HashSet<&Installed> = before.iter().collect();
     let mut names: Vec<String> = after
         .iter()
         .filter(|a| a.is_present() && !a.is_installed_ok())
@@ -140,7 +149,7 @@ pub fn classify(
 ) -> UpgradeState {
     let lock_held = match manager {
         PackageManager::Apt => apt::lock_was_held(log),
-        PackageManager::Dnf | PackageManager::Yum => false,
+        PackageManager::Dnf | PackageManager::Yum => dnf::lock_was_held(log),
     };
     if exit_code != 0 && lock_held && upgraded.is_empty() && failed.is_empty() {
         UpgradeState::Busy
@@ -369,6 +378,8 @@ mod tests {
     fn classification() {
         let lock =
             "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 9 (sleep)\n";
+        let rpm_lock = "RPM: error: can't create transaction lock on /root/.rpmdb/.rpm.lock \
+            (Resource temporarily unavailable)\nError: Could not run transaction.\n";
         let some = [UpgradedPackage {
             name: "x".into(),
             from: None,
@@ -410,6 +421,14 @@ mod tests {
                 UpgradeState::Failed,
             ),
             (PackageManager::Dnf, 1, lock, &[], &[], UpgradeState::Failed),
+            (
+                PackageManager::Dnf,
+                1,
+                rpm_lock,
+                &[],
+                &[],
+                UpgradeState::Busy,
+            ),
         ] {
             assert_eq!(
                 classify(manager, code, log, upgraded, failed),

@@ -5,11 +5,15 @@
 
 pub mod apt;
 pub mod dnf;
+pub mod every;
 pub mod installed;
 pub mod job;
 pub mod osquery;
 pub mod progress;
 pub mod system;
+
+#[cfg(test)]
+mod props;
 
 use std::fmt;
 

@@ -167,8 +167,7 @@ pub fn parse_uptime(text: &str) -> Result<Duration, ParseError> {
     first
         .parse::<f64>()
         .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
         .ok_or_else(|| {
             ParseError::new(
                 "/proc/uptime",
@@ -197,11 +196,18 @@ pub fn parse_df_available(text: &str) -> Result<u64, ParseError> {
         ));
     }
     let available = fields[fields.len() - 3];
-    available.parse::<u64>().map(|kib| kib * 1024).map_err(|_| {
+    let kib = available.parse::<u64>().map_err(|_| {
         ParseError::new(
             WHAT,
             idx + 1,
             format!("available {available:?} is not a number"),
+        )
+    })?;
+    kib.checked_mul(1024).ok_or_else(|| {
+        ParseError::new(
+            WHAT,
+            idx + 1,
+            format!("available {available:?} KiB is more bytes than fit in 64 bits"),
         )
     })
 }
@@ -393,6 +399,12 @@ VERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\nVERSION_CODENAME=bookworm\nID=debi
         // Captured `df -Pk /` of a test-fleet host (tests/data/README.md).
         let df = crate::parse::capture("df-root.txt");
         assert_eq!(parse_df_available(&df), Ok(79_977_084 * 1024));
+        // Hostile values: an uptime beyond `Duration`, KiB beyond u64 bytes.
+        assert!(parse_uptime("1e300 1.0").is_err());
+        assert!(parse_uptime("-1 1.0").is_err());
+        assert!(parse_uptime("NaN 1.0").is_err());
+        let huge = format!("h\n/dev/sda1 1 1 {} 1% /", u64::MAX);
+        assert!(parse_df_available(&huge).is_err());
         // Hand-written broken shapes.
         assert!(parse_df_available("Filesystem\n").is_err());
         assert!(parse_df_available("h\nx 1 2 three 4% /\n").is_err());

@@ -380,10 +380,13 @@ impl Validator<'_> {
         });
         let ws_ping_interval = match &raw.ws_ping_interval {
             None => Duration::from_secs(20),
-            Some(value) => host_rules::duration_reason(value.get_ref()).unwrap_or_else(|reason| {
-                self.error(&value.span(), format!("ws_ping_interval {reason}"));
-                Duration::from_secs(20)
-            }),
+            Some(value) => {
+                host_rules::duration_reason(value.get_ref(), host_rules::MAX_WS_PING_INTERVAL)
+                    .unwrap_or_else(|reason| {
+                        self.error(&value.span(), format!("ws_ping_interval {reason}"));
+                        Duration::from_secs(20)
+                    })
+            }
         };
 
         let tls = self.tls(raw.tls, bind, &data_dir);
@@ -434,10 +437,13 @@ impl Validator<'_> {
             .collect();
         let resolve_timeout = match &raw.resolve_timeout {
             None => base.resolve_timeout,
-            Some(value) => host_rules::duration_reason(value.get_ref()).unwrap_or_else(|reason| {
-                self.error(&value.span(), format!("resolve_timeout {reason}"));
-                base.resolve_timeout
-            }),
+            Some(value) => {
+                host_rules::duration_reason(value.get_ref(), host_rules::MAX_RESOLVE_TIMEOUT)
+                    .unwrap_or_else(|reason| {
+                        self.error(&value.span(), format!("resolve_timeout {reason}"));
+                        base.resolve_timeout
+                    })
+            }
         };
         ApiHostsConfig {
             allow,
@@ -583,8 +589,10 @@ impl Validator<'_> {
                 names
             }
         };
+        // A server certificate cannot outlive the CA that signs it (10 years).
+        let max_lifetime = Duration::from_secs(10 * 365 * 24 * 60 * 60);
         let duration = |this: &mut Self, key: &str, value: &Spanned<String>| {
-            host_rules::duration_reason(value.get_ref())
+            host_rules::duration_reason(value.get_ref(), max_lifetime)
                 .map_err(|reason| this.error(&value.span(), format!("{key} {reason}")))
                 .ok()
         };

@@ -308,6 +308,24 @@ fn bad_durations_and_enums() {
         "greater than zero",
     );
     check_err(
+        "[defaults]\ncheck_interval = \"18446744073709551615s\"\n",
+        2,
+        18,
+        "check_interval \"18446744073709551615s\" is too long: at most 30days",
+    );
+    check_err(
+        "[defaults]\nconnect_timeout = \"11m\"\n",
+        2,
+        19,
+        "is too long: at most 10m",
+    );
+    check_err(
+        "[daemon]\nws_ping_interval = \"2h\"\n",
+        2,
+        20,
+        "ws_ping_interval \"2h\" is too long: at most 1h",
+    );
+    check_err(
         "[defaults]\nknown_hosts = \"yes\"\n",
         2,
         15,

@@ -57,7 +57,7 @@ pub async fn get(
     let hosts = state
         .fleet()
         .hosts()
-        .await
+        .await?
         .iter()
         .filter(|host| members.contains(&host.name))
         .map(mapping::host_summary)

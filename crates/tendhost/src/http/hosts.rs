@@ -41,6 +41,7 @@ const LIST_PARAMS: &[&str] = &["page", "per_page", "tag", "state", "group", "sea
         (status = 200, description = "One page of hosts", body = HostList),
         (status = 422, description = "A bad or unknown query parameter (`details.field` names it)", body = ErrorResponse,
             example = json!({"error": {"code": "invalid_value", "message": "state: unknown host state \"sleeping\"; use one of idle, querying, pending_updates, updating, waiting_reboot, rebooting, verifying, failed, unreachable", "details": {"field": "state"}}})),
+        (status = 503, description = "The daemon is shutting down (`shutting_down`)", body = ErrorResponse),
     )
 )]
 pub async fn list(
@@ -64,7 +65,7 @@ pub async fn list(
     let hosts: Vec<_> = state
         .fleet()
         .hosts()
-        .await
+        .await?
         .into_iter()
         .filter(|host| tags.iter().all(|tag| host.tags.contains(tag)))
         .filter(|host| host_state.is_none_or(|wanted| host.state == wanted))
@@ -338,8 +339,8 @@ pub async fn update(
     summary = "Reboot a host",
     description = "Reboots the host (its `reboot_command`, or the system's), waits for a new boot \
         identity, then checks it again (`rebooting` -> `verifying` -> `idle`). Answers at once \
-        with the job id. Refused outside the maintenance window unless `force`. The body is \
-        optional (no body means `{}`).",
+        with the job id. Refused on a `check-only` host (`updates_disabled`) and outside the \
+        maintenance window unless `force`. The body is optional (no body means `{}`).",
     params(("name" = String, Path, description = "Host name", example = "web-01")),
     request_body(content = Option<RebootRequest>, content_type = "application/json",
         description = "Optional"),
@@ -348,7 +349,7 @@ pub async fn update(
             headers(("Location" = String, description = "`/jobs/{id}`"))),
         (status = 400, description = "The body is not valid JSON", body = ErrorResponse),
         (status = 404, description = "No such host", body = ErrorResponse),
-        (status = 409, description = "`host_busy` or `outside_maintenance_window`", body = ErrorResponse),
+        (status = 409, description = "`host_busy`, `updates_disabled` or `outside_maintenance_window`", body = ErrorResponse),
         (status = 415, description = "A body that is not `application/json`", body = ErrorResponse),
         (status = 422, description = "A bad or unknown field", body = ErrorResponse),
     )

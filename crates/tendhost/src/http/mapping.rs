@@ -61,6 +61,9 @@ impl From<FleetError> for ApiError {
             FleetError::Unavailable(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
             }
+            FleetError::ShuttingDown => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
+            }
         }
     }
 }
@@ -572,6 +575,11 @@ mod tests {
                 FleetError::Unavailable("gone".into()),
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
+            ),
+            (
+                FleetError::ShuttingDown,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
             ),
         ];
         for (err, status, code) in cases {

@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::http::AppState;
+use crate::http::error::ApiError;
 
 /// The fleet's metrics for Prometheus.
 #[utoipa::path(
@@ -17,27 +18,31 @@ use crate::http::AppState;
     description = "The Prometheus text exposition: per-host pending and security updates, reboot need, state and last check; job and rollout counters; WebSocket clients; build info. Host names are labels, job ids never are. Answers `application/openmetrics-text` when the Accept header asks for it (Prometheus does), `text/plain; version=0.0.4` otherwise. Metric names and alert rules: docs/monitoring.md.",
     responses(
         (status = 200, description = "The exposition", body = String, content_type = "text/plain"),
+        (status = 503, description = "The daemon is shutting down", body = tendhost_api::ErrorResponse),
     )
 )]
-pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let openmetrics = state.metrics().scrape(state.fleet()).await;
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let openmetrics = state.metrics().scrape(state.fleet()).await?;
     let wants_openmetrics = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .any(|accept| accept.contains("application/openmetrics-text"));
     if wants_openmetrics {
-        (
+        Ok((
             [(header::CONTENT_TYPE, tendhost_metrics::OPENMETRICS)],
             openmetrics,
         )
-            .into_response()
+            .into_response())
     } else {
-        (
+        Ok((
             [(header::CONTENT_TYPE, tendhost_metrics::PROMETHEUS_TEXT)],
             tendhost_metrics::to_prometheus_text(&openmetrics),
         )
-            .into_response()
+            .into_response())
     }
 }
 

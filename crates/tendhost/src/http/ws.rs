@@ -311,7 +311,7 @@ async fn session(
     let mut outbox = Outbox {
         sink,
         shutdown: settings.shutdown.clone(),
-        send_timeout: settings.ping_interval * 2,
+        send_timeout: settings.ping_interval.saturating_mul(2),
     };
     let end = match stream_events(
         &mut outbox,
@@ -388,7 +388,9 @@ async fn stream_events(
         }
     }
 
-    let start = tokio::time::Instant::now() + settings.ping_interval;
+    let start = tokio::time::Instant::now()
+        .checked_add(settings.ping_interval)
+        .unwrap_or_else(tokio::time::Instant::now);
     let mut ping = tokio::time::interval_at(start, settings.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut awaiting_pong = false;
