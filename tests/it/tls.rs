@@ -123,6 +123,24 @@ async fn tls_self_signed_chain_and_names_verify_against_the_daemon_ca_only() {
     );
     assert!(status["next_renewal"].is_string(), "{status}");
     assert!(status["last_error"].is_null(), "{status}");
+    // Prometheus sees the same expiry.
+    let not_after: jiff::Timestamp = status["not_after"].as_str().unwrap().parse().unwrap();
+    let exposition = client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let expected = format!(
+        "tendhost_certificate_not_after_timestamp_seconds {}",
+        not_after.as_second()
+    );
+    assert!(
+        exposition.lines().any(|line| line == expected),
+        "{expected} not in:\n{exposition}"
+    );
 
     // Plain HTTP on the TLS port gets no answer that a client could take for the API.
     let plain = reqwest::Client::builder()
@@ -416,6 +434,19 @@ async fn tls_files_are_reloaded_when_replaced_and_a_broken_pair_is_refused() {
     assert_eq!(response.status(), 409);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "renew_not_supported");
+    let exposition = client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(exposition.contains("tendhost_build_info"), "{exposition}");
+    assert!(
+        !exposition.contains("tendhost_certificate_not_after"),
+        "no certificate metric without TLS"
+    );
     app.stop().await.unwrap();
 }
 

@@ -110,6 +110,8 @@ pub struct Metrics {
     job_duration: Family<KindLabel, Histogram, fn() -> Histogram>,
     rollouts: Family<OutcomeLabel, Counter>,
     websocket_clients: Gauge,
+    /// Registered only when TLS is on ([`Metrics::with_certificate`]).
+    certificate_not_after: Option<Gauge>,
     memory: Mutex<Memory>,
     /// Serialises scrapes: each sets the host gauges from its snapshot, then encodes.
     scrape: Mutex<()>,
@@ -238,6 +240,7 @@ impl Metrics {
             job_duration,
             rollouts,
             websocket_clients,
+            certificate_not_after: None,
             memory: Mutex::new(Memory::default()),
             scrape: Mutex::new(()),
         }
@@ -336,6 +339,26 @@ impl Metrics {
                 self.memory().last_update.remove(host);
             }
             _ => {}
+        }
+    }
+
+    /// Adds `tendhost_certificate_not_after_timestamp_seconds` (the daemon serves TLS).
+    #[must_use]
+    pub fn with_certificate(mut self) -> Self {
+        let gauge = Gauge::default();
+        self.registry.register(
+            "tendhost_certificate_not_after_timestamp_seconds",
+            "When the served TLS certificate expires (Unix seconds)",
+            gauge.clone(),
+        );
+        self.certificate_not_after = Some(gauge);
+        self
+    }
+
+    /// Records when the served certificate expires (no-op without [`Metrics::with_certificate`]).
+    pub fn set_certificate_not_after(&self, unix_seconds: i64) {
+        if let Some(gauge) = &self.certificate_not_after {
+            gauge.set(unix_seconds);
         }
     }
 

@@ -137,7 +137,12 @@ pub async fn run(
     ));
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let metrics = Arc::new(tendhost_metrics::Metrics::new());
+    let metrics = tendhost_metrics::Metrics::new();
+    let metrics = Arc::new(if tls.is_some() {
+        metrics.with_certificate()
+    } else {
+        metrics
+    });
     let metrics_follower = metrics.follow(&fleet);
     let records = persist::Records::new(store.clone());
     let reload = tokio::spawn(reload_tokens(Arc::clone(&access.keyring)));

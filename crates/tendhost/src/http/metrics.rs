@@ -25,6 +25,15 @@ pub async fn metrics(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    if let Some(tls) = state.tls() {
+        let not_after = tls.status().cert.not_after;
+        let secs = not_after
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| {
+                i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+            });
+        state.metrics().set_certificate_not_after(secs);
+    }
     let openmetrics = state.metrics().scrape(state.fleet()).await?;
     let wants_openmetrics = headers
         .get_all(header::ACCEPT)
