@@ -419,6 +419,18 @@ async fn prometheus_scrapes_the_fleet_with_a_read_token() {
         )),
         "{text}"
     );
+    // The fleet's SSH masters and the store's commits were timed.
+    let count = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}_count ")))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name}_count in:\n{text}"))
+    };
+    assert!(
+        count("tendhost_ssh_connect_duration_seconds") >= 2,
+        "one master per fleet host"
+    );
+    assert!(count("tendhost_store_commit_duration_seconds") > 0);
     let exposed = families(&text);
     let used = dashboard_metrics();
     assert!(used.len() >= 10, "the dashboard uses {used:?}");

@@ -32,6 +32,7 @@ mod output;
 mod quote;
 mod ssh;
 mod sudo;
+mod timing;
 
 pub use cmd::{Cmd, CmdProblem, Privilege};
 pub use error::ExecError;
@@ -40,3 +41,4 @@ pub use local::{LocalExecutor, LocalTarget};
 pub use output::{MAX_CAPTURE, NoSink, Output, OutputSink, Stream};
 pub use quote::{quote, quote_line};
 pub use ssh::{ConnectErrors, ExecEnv, KnownHostsPolicy, SSH_KEY_ENV, SshExecutor, SshTarget};
+pub use timing::set_connect_observer;

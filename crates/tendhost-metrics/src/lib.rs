@@ -110,6 +110,8 @@ pub struct Metrics {
     job_duration: Family<KindLabel, Histogram, fn() -> Histogram>,
     rollouts: Family<OutcomeLabel, Counter>,
     websocket_clients: Gauge,
+    ssh_connect: Histogram,
+    store_commit: Histogram,
     /// Registered only when TLS is on ([`Metrics::with_certificate`]).
     certificate_not_after: Option<Gauge>,
     memory: Mutex<Memory>,
@@ -204,6 +206,18 @@ impl Metrics {
             "Open WebSocket event streams",
             websocket_clients.clone(),
         );
+        let ssh_connect = Histogram::new(exponential_buckets(0.01, 2.0, 12));
+        registry.register(
+            "tendhost_ssh_connect_duration_seconds",
+            "Time to open an SSH master connection (TCP, key exchange, authentication)",
+            ssh_connect.clone(),
+        );
+        let store_commit = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        registry.register(
+            "tendhost_store_commit_duration_seconds",
+            "Time of one group commit of the state database, fsync included",
+            store_commit.clone(),
+        );
         registry.register(
             "tendhost_build_info",
             "The daemon's version (always 1)",
@@ -240,6 +254,8 @@ impl Metrics {
             job_duration,
             rollouts,
             websocket_clients,
+            ssh_connect,
+            store_commit,
             certificate_not_after: None,
             memory: Mutex::new(Memory::default()),
             scrape: Mutex::new(()),
@@ -340,6 +356,16 @@ impl Metrics {
             }
             _ => {}
         }
+    }
+
+    /// Counts one SSH master connection that took `elapsed`.
+    pub fn observe_ssh_connect(&self, elapsed: std::time::Duration) {
+        self.ssh_connect.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one store group commit that took `elapsed`.
+    pub fn observe_store_commit(&self, elapsed: std::time::Duration) {
+        self.store_commit.observe(elapsed.as_secs_f64());
     }
 
     /// Adds `tendhost_certificate_not_after_timestamp_seconds` (the daemon serves TLS).

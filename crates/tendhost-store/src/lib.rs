@@ -24,6 +24,7 @@ mod schema;
 mod sql;
 #[cfg(test)]
 mod testing;
+mod timing;
 mod writer;
 
 use std::fmt;
@@ -43,6 +44,7 @@ pub use crate::records::{
     RuntimeHostRecord, job_state, rollout_state,
 };
 pub use crate::schema::SCHEMA_VERSION;
+pub use crate::timing::set_commit_observer;
 use crate::writer::{CallFn, Writer};
 
 /// File name of the database inside the data directory.

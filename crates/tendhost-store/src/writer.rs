@@ -136,11 +136,13 @@ impl Writer {
                 Op::Line(_) | Op::Event(_) => {}
             }
         }
+        let commit_started = std::time::Instant::now();
         let committed = began
             .and_then(|()| self.conn.execute_batch("COMMIT"))
             .map_err(|error| format!("{}: {error}", self.db_path.display()));
         match &committed {
             Ok(()) => {
+                crate::timing::committed(commit_started.elapsed());
                 let events = std::mem::take(&mut self.uncommitted_events);
                 if let Some(sink) = &mut self.sink {
                     for (event, correlation) in &events {

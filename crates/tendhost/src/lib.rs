@@ -143,6 +143,10 @@ pub async fn run(
     } else {
         metrics
     });
+    let observed = Arc::clone(&metrics);
+    tendhost_exec::set_connect_observer(move |elapsed| observed.observe_ssh_connect(elapsed));
+    let observed = Arc::clone(&metrics);
+    tendhost_store::set_commit_observer(move |elapsed| observed.observe_store_commit(elapsed));
     let metrics_follower = metrics.follow(&fleet);
     let records = persist::Records::new(store.clone());
     let reload = tokio::spawn(reload_tokens(Arc::clone(&access.keyring)));

@@ -180,6 +180,7 @@ impl SshExecutor {
         };
         let started = Instant::now();
         master::launch(&spec).await?;
+        crate::timing::connected(started.elapsed());
         tracing::debug!(
             host = %self.target.host_name,
             elapsed_ms = started.elapsed().as_millis(),
