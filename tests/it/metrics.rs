@@ -410,15 +410,20 @@ async fn prometheus_scrapes_the_fleet_with_a_read_token() {
     let job = post_json(&app, &format!("/hosts/{host}/update"), &tokens.operate).await;
     let job = wait_job(&app, job["job_id"].as_str().expect("job_id"), &tokens.read).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
-    let text = exposition(&app, &tokens.read).await;
+    // The metrics follow the event bus, which may deliver `job_finished` to them a moment
+    // after the API already shows the job finished: wait for the series.
+    let last_update = format!("tendhost_host_last_update_timestamp_seconds{{host=\"{host}\"}} ");
+    let text = tendhost_tests::wait::until("the update's last_update series", || async {
+        let text = exposition(&app, &tokens.read).await;
+        if text.contains(&last_update) {
+            Ok(text)
+        } else {
+            Err(format!("no {last_update:?} in the exposition"))
+        }
+    })
+    .await;
     let lint = promtool(&["check", "metrics"], &text);
     assert!(lint.trim().is_empty(), "promtool check metrics: {lint}");
-    assert!(
-        text.contains(&format!(
-            "tendhost_host_last_update_timestamp_seconds{{host=\"{host}\"}} "
-        )),
-        "{text}"
-    );
     // The fleet's SSH masters and the store's commits were timed.
     let count = |name: &str| -> u64 {
         text.lines()

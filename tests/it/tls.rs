@@ -434,19 +434,6 @@ async fn tls_files_are_reloaded_when_replaced_and_a_broken_pair_is_refused() {
     assert_eq!(response.status(), 409);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "renew_not_supported");
-    let exposition = client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(exposition.contains("tendhost_build_info"), "{exposition}");
-    assert!(
-        !exposition.contains("tendhost_certificate_not_after"),
-        "no certificate metric without TLS"
-    );
     app.stop().await.unwrap();
 }
 
@@ -468,6 +455,19 @@ async fn tls_off_answers_plain_http_and_refuses_renew() {
     assert_eq!(response.status(), 409);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "renew_not_supported");
+    let exposition = client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(exposition.contains("tendhost_build_info"), "{exposition}");
+    assert!(
+        !exposition.contains("tendhost_certificate_not_after"),
+        "no certificate metric without TLS"
+    );
     app.stop().await.unwrap();
 }
 
