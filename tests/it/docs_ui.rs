@@ -104,16 +104,16 @@ async fn docs_page_renders_the_routes_offline() {
     app.stop().await.unwrap();
 }
 
-struct Rendered {
+pub(crate) struct Rendered {
     /// `document.documentElement.outerHTML` after the page's scripts ran.
-    dom: String,
+    pub(crate) dom: String,
     /// The page's console messages, as Chromium logged them.
-    console: Vec<String>,
+    pub(crate) console: Vec<String>,
 }
 
 /// Loads `url` in headless Chromium that can resolve nothing but 127.0.0.1 and dumps the DOM
 /// once the page is idle (virtual time stands still while requests are in flight).
-async fn render(url: &str) -> Rendered {
+pub(crate) async fn render(url: &str) -> Rendered {
     let chromium = chromium();
     let profile = tempfile::tempdir().unwrap();
     let mut command = Command::new(&chromium);

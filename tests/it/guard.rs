@@ -4,10 +4,6 @@
 //! headless Chromium loading an attacking page from another loopback port. Also: child
 //! processes never inherit `TENDHOST_SSH_KEY`.
 
-use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::Value;
 use tendhost_exec::{Cmd, Executor, LocalExecutor, LocalTarget, NoSink};
@@ -276,7 +272,7 @@ ws.onclose = (e) => log("ws closed " + e.code);
 </script></body></html>"#
     );
     let (page_url, server) = serve_page(page).await;
-    let dom = chromium_dump(&page_url).await;
+    let dom = crate::docs_ui::render(&page_url).await.dom;
     server.abort();
     // Only what the script logged, not the page source (which holds the same words).
     let dom = dom
@@ -304,52 +300,6 @@ ws.onclose = (e) => log("ws closed " + e.code);
     );
     assert_eq!(n_jobs(&app).await, 0, "a foreign page started a job");
     app.stop().await.unwrap();
-}
-
-/// Loads `url` in headless Chromium and returns the DOM after the page's work is done.
-async fn chromium_dump(url: &str) -> String {
-    let chromium = std::env::var_os("TENDHOST_CHROMIUM")
-        .map_or_else(|| Path::new("/usr/bin/chromium").to_path_buf(), Into::into);
-    assert!(
-        chromium.exists(),
-        "{} not found: this browser test needs Chromium; scripts/test installs it",
-        chromium.display()
-    );
-    let profile = tempfile::tempdir().unwrap();
-    let child = tokio::process::Command::new(&chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-proxy-server",
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    // A guard against a wedged browser, not a speed check.
-    let output = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
-        .await
-        .expect("chromium did not exit within 180 s")
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Set in the environment of the copy of this test binary that checks a child's environment.
