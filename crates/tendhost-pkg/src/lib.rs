@@ -15,16 +15,18 @@ pub mod error;
 pub mod ops;
 pub mod options;
 pub mod parse;
+pub mod selection;
 pub mod types;
 
 pub use crate::error::PkgError;
-pub use crate::ops::check::{check, dry_run};
+pub use crate::ops::check::{check, dry_run, dry_run_selected};
 pub use crate::ops::host::{
     boot_identity, detect, inventory, reboot, reboot_state, wait_for_new_boot,
 };
-pub use crate::ops::job::{collect, remove_job, upgrade};
+pub use crate::ops::job::{collect, remove_job, upgrade, upgrade_selected};
 pub use crate::options::{AptUpgrade, JobId, ListRefresh, PkgOptions};
 pub use crate::parse::progress::progress_package;
+pub use crate::selection::{ExcludeGlob, Packages, Target, TargetKind};
 pub use crate::types::{
     BootIdentity, CheckReport, DryRun, Inventory, InventorySource, PackageManager, PendingUpdate,
     RebootState, Removal, UnknownPackageManager, UpgradeOutcome, UpgradeState, UpgradedPackage,
