@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod packages;
 pub mod pagination;
 pub mod rollouts;
+pub mod schedules;
 pub mod system;
 pub mod tls;
 

@@ -353,6 +353,8 @@ impl Runner {
                 options: UpdateOptions {
                     dry_run: self.request.dry_run,
                     force: self.request.force,
+                    packages: self.request.packages.clone(),
+                    reboot: self.request.reboot,
                 },
                 rollout_id: Some(rollout_id.to_owned()),
             })

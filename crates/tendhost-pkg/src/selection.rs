@@ -47,7 +47,7 @@ impl Packages {
         match self {
             Packages::All => true,
             Packages::Security => update.security,
-            Packages::Names(names) => names.iter().any(|name| *name == update.name),
+            Packages::Names(names) => names.contains(&update.name),
         }
     }
 }

@@ -17,6 +17,7 @@ use tendhost_core::spec::{
     AptUpgrade, DockerSettings, HostOrigin, HostPolicy, HostSpec, HostTarget, KnownHostsPolicy,
     MaintenanceWindow, Timing, UpdatePolicy,
 };
+use tendhost_pkg::ExcludeGlob;
 use toml::Spanned;
 
 use crate::config::raw::{RawConfig, RawDefaults, RawHost, RawWindow};
@@ -147,6 +148,8 @@ pub struct HostDefaults {
     pub sudo: bool,
     pub known_hosts: KnownHostsPolicy,
     pub timing: Timing,
+    /// Packages never upgraded on any host (a host's own `exclude` adds to these).
+    pub exclude: Vec<ExcludeGlob>,
 }
 
 impl Default for HostDefaults {
@@ -158,6 +161,7 @@ impl Default for HostDefaults {
             sudo: false,
             known_hosts: KnownHostsPolicy::Strict,
             timing: Timing::default(),
+            exclude: Vec::new(),
         }
     }
 }
@@ -790,7 +794,21 @@ impl Validator<'_> {
                 .as_ref()
                 .map_or(base.known_hosts, |policy| self.known_hosts(policy)),
             timing,
+            exclude: self.exclude(&raw.exclude, &[]),
         }
+    }
+
+    /// `exclude` globs, after `inherited` ones (each checked; a repeat is dropped).
+    fn exclude(&mut self, raw: &[Spanned<String>], inherited: &[ExcludeGlob]) -> Vec<ExcludeGlob> {
+        let mut globs = inherited.to_vec();
+        for pattern in raw {
+            match ExcludeGlob::new(pattern.get_ref()) {
+                Ok(glob) if !globs.contains(&glob) => globs.push(glob),
+                Ok(_) => {}
+                Err(message) => self.error(&pattern.span(), format!("exclude: {message}")),
+            }
+        }
+        globs
     }
 
     fn hosts(&mut self, raw_hosts: Vec<RawHost>, defaults: &HostDefaults) -> Vec<HostSpec> {
@@ -887,7 +905,10 @@ impl Validator<'_> {
                 .collect(),
             reboot_command,
             package_manager,
-            policy: self.policy(&raw.policy),
+            policy: HostPolicy {
+                exclude: self.exclude(&raw.exclude, &defaults.exclude),
+                ..self.policy(&raw.policy)
+            },
             docker: DockerSettings {
                 compose_version: raw.docker.compose_version,
                 pull_before_update: raw.docker.pull_before_update,
@@ -912,6 +933,7 @@ impl Validator<'_> {
                 .and_then(|window| self.window(window)),
             refresh_lists: raw.refresh_lists.unwrap_or(true),
             apt_upgrade,
+            exclude: Vec::new(),
         }
     }
 

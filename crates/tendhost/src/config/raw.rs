@@ -102,6 +102,8 @@ pub(crate) struct RawDefaults {
     pub ssh_idle_timeout: Option<Spanned<String>>,
     pub reconnect_window: Option<Spanned<String>>,
     pub dpkg_lock_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,6 +131,8 @@ pub(crate) struct RawHost {
     pub compose_paths: Vec<Spanned<String>>,
     pub reboot_command: Option<Spanned<Vec<String>>>,
     pub package_manager: Option<Spanned<String>>,
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
     #[serde(default)]
     pub policy: RawPolicy,
     #[serde(default)]

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod new_host;
 pub mod redirect;
 pub mod rollouts;
+pub mod selection;
 pub mod system;
 pub mod tags;
 pub mod tls;
