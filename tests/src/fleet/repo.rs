@@ -363,8 +363,10 @@ impl Repos {
                 requires = pkg
                     .depends
                     .iter()
-                    .map(|(name, version)| format!("Requires: {name} >= {version}-1\n"))
-                    .collect::<String>(),
+                    .fold(String::new(), |mut out, (name, version)| {
+                        let _ = writeln!(out, "Requires: {name} >= {version}-1");
+                        out
+                    }),
             );
             if let Some(body) = &pkg.preinst {
                 let _ = write!(spec, "%pre\n{}\n\n", rpm_escape(body));
