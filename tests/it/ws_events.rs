@@ -173,8 +173,10 @@ fn host_of(event: &EventMessage) -> Option<&str> {
         | EventPayload::HostConnected { host }
         | EventPayload::HostDisconnected { host, .. }
         | EventPayload::HostAdded { host }
-        | EventPayload::HostRemoved { host } => Some(host),
+        | EventPayload::HostRemoved { host }
+        | EventPayload::HostDeferred { host, .. } => Some(host),
         EventPayload::RolloutStarted { .. }
+        | EventPayload::ScheduleTriggered { .. }
         | EventPayload::BatchStarted { .. }
         | EventPayload::BatchFinished { .. }
         | EventPayload::RolloutFinished { .. }

@@ -123,6 +123,19 @@ pub enum EventPayload {
         /// Why it was refused.
         error: String,
     },
+    /// A `[[schedule]]` started its rollout (the usual rollout events follow).
+    ScheduleTriggered {
+        schedule: String,
+        rollout_id: String,
+    },
+    /// A host of a rollout is outside its maintenance window: it waits as `deferred` until
+    /// the window opens (RFC 3339 `opens_at`), or is skipped past the run's `window_grace`.
+    HostDeferred {
+        rollout_id: String,
+        host: String,
+        #[schema(format = DateTime)]
+        opens_at: String,
+    },
 }
 
 /// A message about the stream itself (carries no `seq`).

@@ -105,6 +105,17 @@ pub enum EventKind {
         path: String,
         error: String,
     },
+    /// A `[[schedule]]` started its rollout.
+    ScheduleTriggered {
+        schedule: String,
+        rollout_id: String,
+    },
+    /// A host of a rollout is outside its maintenance window and waits for it to open.
+    HostDeferred {
+        rollout_id: String,
+        host: String,
+        opens_at: Timestamp,
+    },
 }
 
 impl EventKind {
@@ -126,6 +137,8 @@ impl EventKind {
             EventKind::HostRemoved { .. } => "host_removed",
             EventKind::CertificateRenewed { .. } => "certificate_renewed",
             EventKind::CertificateReloadFailed { .. } => "certificate_reload_failed",
+            EventKind::ScheduleTriggered { .. } => "schedule_triggered",
+            EventKind::HostDeferred { .. } => "host_deferred",
         }
     }
 
@@ -140,19 +153,21 @@ impl EventKind {
             | EventKind::HostConnected { host }
             | EventKind::HostDisconnected { host, .. }
             | EventKind::HostAdded { host }
-            | EventKind::HostRemoved { host } => Some(host),
+            | EventKind::HostRemoved { host }
+            | EventKind::HostDeferred { host, .. } => Some(host),
             EventKind::RolloutStarted { .. }
             | EventKind::BatchStarted { .. }
             | EventKind::BatchFinished { .. }
             | EventKind::RolloutFinished { .. }
             | EventKind::CertificateRenewed { .. }
-            | EventKind::CertificateReloadFailed { .. } => None,
+            | EventKind::CertificateReloadFailed { .. }
+            | EventKind::ScheduleTriggered { .. } => None,
         }
     }
 }
 
 /// All event type wire names (for validating `?types=`).
-pub const EVENT_TYPES: [&str; 15] = [
+pub const EVENT_TYPES: [&str; 17] = [
     "host_state_changed",
     "job_started",
     "job_output",
@@ -168,6 +183,8 @@ pub const EVENT_TYPES: [&str; 15] = [
     "host_removed",
     "certificate_renewed",
     "certificate_reload_failed",
+    "schedule_triggered",
+    "host_deferred",
 ];
 
 /// Durable path for events: takes each published event, stores it, and hands it back with

@@ -72,5 +72,14 @@ pub fn one_of_each() -> Vec<EventKind> {
             path: "/etc/tendhost/cert.pem".to_owned(),
             error: "no CERTIFICATE block in the file".to_owned(),
         },
+        EventKind::ScheduleTriggered {
+            schedule: "nightly".to_owned(),
+            rollout_id: rollout_id(),
+        },
+        EventKind::HostDeferred {
+            rollout_id: rollout_id(),
+            host: host(),
+            opens_at: jiff::Timestamp::from_millisecond(1_767_225_600_000).unwrap(),
+        },
     ]
 }

@@ -110,6 +110,22 @@ fn payload(kind: &EventKind) -> EventPayload {
         EventKind::CertificateReloadFailed { path, error } => {
             EventPayload::CertificateReloadFailed { path, error }
         }
+        EventKind::ScheduleTriggered {
+            schedule,
+            rollout_id,
+        } => EventPayload::ScheduleTriggered {
+            schedule,
+            rollout_id,
+        },
+        EventKind::HostDeferred {
+            rollout_id,
+            host,
+            opens_at,
+        } => EventPayload::HostDeferred {
+            rollout_id,
+            host,
+            opens_at: time(opens_at),
+        },
     }
 }
 

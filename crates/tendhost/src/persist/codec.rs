@@ -213,6 +213,16 @@ enum StoredEvent {
         path: String,
         error: String,
     },
+    ScheduleTriggered {
+        schedule: String,
+        rollout_id: String,
+    },
+    HostDeferred {
+        rollout_id: String,
+        host: String,
+        #[serde(with = "by_time")]
+        opens_at: Timestamp,
+    },
 }
 
 /// `#[serde(with = "by_time")]`: a time as RFC 3339 text with milliseconds.
