@@ -273,7 +273,7 @@ impl HostShared {
         }
         if !options.force
             && let Some(window) = &self.spec.policy.maintenance_window
-            && !crate::window::is_open(window, &jiff::Zoned::now())
+            && !crate::window::is_open(window, &crate::clock::zoned_now())
         {
             return Err(FleetError::OutsideMaintenanceWindow {
                 host: self.spec.name.clone(),
