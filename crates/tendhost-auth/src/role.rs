@@ -78,6 +78,9 @@ const OPERATE: &[(&str, &str)] = &[
     ("POST", "/fleet/update"),
     ("POST", "/rollouts/{id}/cancel"),
     ("POST", "/rollouts/{id}/resume"),
+    ("POST", "/schedules/{name}/run"),
+    ("POST", "/schedules/{name}/pause"),
+    ("POST", "/schedules/{name}/resume"),
 ];
 
 /// Read-only routes that are not GETs: asking for a WebSocket ticket changes nothing.
@@ -148,6 +151,8 @@ mod tests {
         check("POST", "/hosts/{name}/check", R(Role::Operate));
         check("post", "/hosts/{name}/update", R(Role::Operate));
         check("POST", "/rollouts/{id}/resume", R(Role::Operate));
+        check("POST", "/schedules/{name}/pause", R(Role::Operate));
+        check("GET", "/schedules", R(Role::Read));
         check("POST", "/hosts", R(Role::Admin));
         check("DELETE", "/hosts/{name}", R(Role::Admin));
         check("GET", "/audit", R(Role::Admin));

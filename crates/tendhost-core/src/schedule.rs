@@ -136,10 +136,11 @@ impl Schedules {
         store: Arc<dyn ScheduleStore>,
     ) -> Schedules {
         let now = clock::now();
+        let mut saved = saved;
         let states = specs
             .iter()
             .map(|spec| {
-                let state = saved.get(&spec.name).cloned().unwrap_or_default();
+                let state = saved.remove(&spec.name).unwrap_or_default();
                 (spec.name.clone(), state)
             })
             .collect();

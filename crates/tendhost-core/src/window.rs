@@ -34,21 +34,19 @@ pub fn next_open(window: &MaintenanceWindow, now: &Zoned) -> Option<Zoned> {
         0,
     )
     .ok()?;
-    (0..=8)
-        .filter_map(|n_days| {
-            let date = now
-                .date()
-                .checked_add(jiff::Span::new().days(n_days))
-                .ok()?;
-            let opens = date
-                .to_datetime(start)
-                .to_zoned(now.time_zone().clone())
-                .ok()?;
-            let day = weekday(opens.weekday());
-            let starts = window.days.is_empty() || window.days.contains(&day);
-            (starts && opens > *now).then_some(opens)
-        })
-        .next()
+    (0..=8).find_map(|n_days| {
+        let date = now
+            .date()
+            .checked_add(jiff::Span::new().days(n_days))
+            .ok()?;
+        let opens = date
+            .to_datetime(start)
+            .to_zoned(now.time_zone().clone())
+            .ok()?;
+        let day = weekday(opens.weekday());
+        let starts = window.days.is_empty() || window.days.contains(&day);
+        (starts && opens > *now).then_some(opens)
+    })
 }
 
 /// `HH:MM-HH:MM on mon,tue` for messages.

@@ -131,6 +131,15 @@ pub async fn run(
             }
         }
     }
+    let schedule_store =
+        persist::schedules::FileScheduleStore::new(&config.daemon.data_dir, Some(store.clone()));
+    let saved_schedules = schedule_store.load();
+    let schedules = tendhost_core::schedule::Schedules::start(
+        fleet.clone(),
+        config.schedules.clone(),
+        saved_schedules,
+        Arc::new(schedule_store),
+    );
     let retention = tokio::spawn(persist::retention(
         store.clone(),
         config.daemon.retention_days,
@@ -161,6 +170,7 @@ pub async fn run(
     if let Some(tls) = &tls {
         state = state.with_tls(tls.clone());
     }
+    state = state.with_schedules(schedules.clone());
     let tls_forward = tokio::spawn(forward_tls_events(tls_events, fleet.clone()));
     let redirect = match (config.daemon.tls.redirect_http, &tls) {
         (Some(redirect_addr), Some(_)) => Some(
@@ -218,6 +228,7 @@ pub async fn run(
             tracing::warn!(timeout = ?DRAIN_TIMEOUT, "in-flight requests did not finish in time; closing them");
         }
     }
+    schedules.stop();
     fleet.shutdown(JOB_GRACE).await;
     retention.abort();
     reload.abort();

@@ -6,6 +6,7 @@
 //! module takes a lookup function so tests can pin the precedence without mutating globals.
 
 mod raw;
+mod schedule;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -39,6 +40,8 @@ pub struct Config {
     pub defaults: HostDefaults,
     pub groups: BTreeMap<String, Vec<String>>,
     pub hosts: Vec<HostSpec>,
+    /// `[[schedule]]`, in file order.
+    pub schedules: Vec<tendhost_core::schedule::ScheduleSpec>,
 }
 
 /// `[daemon]`.
@@ -292,7 +295,9 @@ impl Validator<'_> {
         let defaults = self.defaults(&raw.defaults);
         let hosts = self.hosts(raw.host, &defaults);
         let groups = self.groups(raw.groups, &hosts);
+        let schedules = self.schedules(raw.schedule, &hosts, &groups);
         Config {
+            schedules,
             source: path.to_owned(),
             daemon,
             defaults,

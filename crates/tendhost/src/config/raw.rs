@@ -18,6 +18,8 @@ pub(crate) struct RawConfig {
     pub groups: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
     #[serde(default)]
     pub host: Vec<RawHost>,
+    #[serde(default)]
+    pub schedule: Vec<crate::config::schedule::RawSchedule>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -80,7 +80,7 @@ pub fn time(timestamp: Timestamp) -> String {
     millis.to_string()
 }
 
-fn opt_time(timestamp: Option<Timestamp>) -> Option<String> {
+pub fn opt_time(timestamp: Option<Timestamp>) -> Option<String> {
     timestamp.map(time)
 }
 

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod new_host;
 pub mod redirect;
 pub mod rollouts;
+pub mod schedules;
 pub mod selection;
 pub mod system;
 pub mod tags;
@@ -66,6 +67,8 @@ struct Inner {
     tls: Option<tendhost_tls::Tls>,
     /// The Prometheus registry (`GET /metrics`, WebSocket clients).
     metrics: Arc<tendhost_metrics::Metrics>,
+    /// `[[schedule]]` and their runner (`/schedules`).
+    schedules: Option<tendhost_core::schedule::Schedules>,
 }
 
 impl AppState {
@@ -95,8 +98,26 @@ impl AppState {
                     ping_interval: config.daemon.ws_ping_interval,
                 },
                 tls: None,
+                schedules: None,
             }),
         }
+    }
+
+    /// The same state with the schedules.
+    #[must_use]
+    pub fn with_schedules(self, schedules: tendhost_core::schedule::Schedules) -> Self {
+        let Ok(mut inner) = Arc::try_unwrap(self.inner) else {
+            panic!("with_schedules is called before the state is shared");
+        };
+        inner.schedules = Some(schedules);
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The schedules, when the daemon runs them.
+    pub fn schedules(&self) -> Option<&tendhost_core::schedule::Schedules> {
+        self.inner.schedules.as_ref()
     }
 
     /// The same state with the certificate service (TLS on).
@@ -186,6 +207,7 @@ fn own_names(config: &Config) -> Vec<String> {
         (name = "jobs", description = "Checks, updates and reboots of single hosts, with their outcome and log"),
         (name = "fleet", description = "Fleet-wide checks and rolling updates"),
         (name = "rollouts", description = "Progress and cancellation of fleet operations"),
+        (name = "schedules", description = "Schedules from the config: when they run next, run one now, pause and resume"),
         (name = "groups", description = "Groups and tags of hosts"),
         (name = "access", description = "WebSocket tickets for browsers and the audit trail of changes and refusals"),
         (name = "tls", description = "The TLS certificate the daemon serves: status, and renewal in self-signed mode"),
@@ -220,6 +242,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rollouts::get))
         .routes(routes!(rollouts::cancel))
         .routes(routes!(rollouts::resume))
+        .routes(routes!(schedules::list))
+        .routes(routes!(schedules::get))
+        .routes(routes!(schedules::run))
+        .routes(routes!(schedules::pause))
+        .routes(routes!(schedules::resume))
         .routes(routes!(groups::list))
         .routes(routes!(groups::get))
         .routes(routes!(tags::list))

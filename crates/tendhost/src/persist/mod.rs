@@ -10,6 +10,7 @@
 
 mod codec;
 mod records;
+pub mod schedules;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
