@@ -29,25 +29,29 @@ pub fn zoned_now() -> Zoned {
 
 /// Sleeps until the wall clock reaches `at` (returns at once when it has).
 pub async fn sleep_until(at: Timestamp) {
-    loop {
-        // Registered before the clock is read, so a change in between is not missed.
-        #[cfg(feature = "testing")]
-        let changed = testing::changed();
-        let left = at.duration_since(now());
-        if left.is_negative() || left.is_zero() {
-            return;
-        }
-        let nap = Duration::try_from(left).unwrap_or(MAX_NAP).min(MAX_NAP);
-        #[cfg(feature = "testing")]
-        {
-            tokio::select! {
-                () = tokio::time::sleep(nap) => {}
-                () = changed => {}
-            }
-        }
-        #[cfg(not(feature = "testing"))]
-        tokio::time::sleep(nap).await;
+    while !nap_until(at).await {}
+}
+
+/// Sleeps until the wall clock reaches `at`, or less: at most [`MAX_NAP`], and in tests until
+/// the clock is set. Returns whether `at` was reached; a caller that plans by the clock plans
+/// again when it was not.
+pub async fn nap_until(at: Timestamp) -> bool {
+    // Registered before the clock is read, so a change in between is not missed.
+    #[cfg(feature = "testing")]
+    let changed = testing::changed();
+    let left = at.duration_since(now());
+    if left.is_negative() || left.is_zero() {
+        return true;
     }
+    let nap = Duration::try_from(left).unwrap_or(MAX_NAP).min(MAX_NAP);
+    #[cfg(feature = "testing")]
+    tokio::select! {
+        () = tokio::time::sleep(nap) => {}
+        () = changed => {}
+    }
+    #[cfg(not(feature = "testing"))]
+    tokio::time::sleep(nap).await;
+    now() >= at
 }
 
 #[cfg(feature = "testing")]

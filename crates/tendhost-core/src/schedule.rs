@@ -312,7 +312,9 @@ impl Inner {
                 continue;
             };
             tokio::select! {
-                () = clock::sleep_until(next) => {}
+                reached = clock::nap_until(next) => if !reached {
+                    continue;
+                },
                 () = wake => continue,
             }
             let now = clock::now();
