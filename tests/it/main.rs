@@ -27,6 +27,7 @@ mod metrics;
 mod pkg_apt;
 mod pkg_dnf;
 mod pkg_job;
+mod recipes;
 mod schedules;
 mod selection;
 mod store_compat;
