@@ -680,3 +680,117 @@ fn api_hosts_table() {
         "host_key_sha256 \"md5\" is not a SHA256 fingerprint",
     );
 }
+
+#[test]
+fn schedules_and_excludes() {
+    let config = parse_ok(
+        "[defaults]\nexclude = [\"linux-image-*\"]\n\n\
+         [[host]]\nname = \"a\"\naddr = \"10.0.0.1\"\nexclude = [\"docker-ce\", \"linux-image-*\"]\n\n\
+         [[schedule]]\nname = \"nightly\"\ncron = \"0 3 * * *\"\ntimezone = \"Europe/Berlin\"\n\
+         packages = \"security\"\nreboot = \"if_required\"\nwindow_grace = \"6h\"\n\
+         max_failures = \"10%\"\ncanary = [\"a\"]\nfilter = { hosts = [\"a\"] }\n\n\
+         [[schedule]]\nname = \"named\"\ncron = \"@weekly\"\naction = \"check\"\n\
+         packages = [\"openssl\"]\nenabled = false\ncatch_up = true\n",
+    );
+    let globs: Vec<&str> = config.hosts[0]
+        .policy
+        .exclude
+        .iter()
+        .map(tendhost_pkg::ExcludeGlob::as_str)
+        .collect();
+    assert_eq!(globs, ["linux-image-*", "docker-ce"]);
+    let [nightly, named] = config.schedules.as_slice() else {
+        panic!("two schedules");
+    };
+    assert_eq!(nightly.timezone_name, "Europe/Berlin");
+    assert_eq!(
+        nightly.request.packages,
+        tendhost_core::model::Packages::Security
+    );
+    assert_eq!(
+        nightly.request.reboot,
+        Some(tendhost_core::model::RebootChoice::IfRequired)
+    );
+    assert_eq!(nightly.request.window_grace, Duration::from_secs(6 * 3600));
+    assert!(nightly.request.defer_outside_window);
+    assert_eq!(
+        nightly.request.trigger,
+        tendhost_core::model::Trigger::Schedule("nightly".to_owned())
+    );
+    assert!(!named.enabled && named.catch_up);
+    assert_eq!(named.action, tendhost_core::model::RolloutKind::Check);
+
+    let base = "[[host]]\nname = \"a\"\naddr = \"10.0.0.1\"\n\n[[schedule]]\nname = \"s\"\n";
+    for (extra, line, col, needle) in [
+        ("cron = \"0 3 * *\"\n", 7, 8, "must have 5 fields"),
+        ("cron = \"99 * * * *\"\n", 7, 8, "is not valid"),
+        (
+            "cron = \"@daily\"\ntimezone = \"Mars/Base\"\n",
+            8,
+            12,
+            "not an IANA time zone",
+        ),
+        (
+            "cron = \"@daily\"\naction = \"reboot\"\n",
+            8,
+            10,
+            "must be \"check\" or \"update\"",
+        ),
+        (
+            "cron = \"@daily\"\npackages = \"some\"\n",
+            8,
+            12,
+            "must be \"all\", \"security\"",
+        ),
+        (
+            "cron = \"@daily\"\npackages = [\"-rf\"]\n",
+            8,
+            12,
+            "must start with a letter",
+        ),
+        (
+            "cron = \"@daily\"\nreboot = \"maybe\"\n",
+            8,
+            10,
+            "\"never\", \"if_required\" or \"always\"",
+        ),
+        (
+            "cron = \"@daily\"\nwindow_grace = \"30d\"\n",
+            8,
+            16,
+            "window_grace",
+        ),
+        (
+            "cron = \"@daily\"\nfilter = { hosts = [\"zz\"] }\n",
+            8,
+            21,
+            "unknown host \"zz\"",
+        ),
+        (
+            "cron = \"@daily\"\ncanary = [\"zz\"]\n",
+            8,
+            11,
+            "canary names unknown host",
+        ),
+        (
+            "cron = \"@daily\"\nbatch_size = 0\n",
+            8,
+            14,
+            "batch_size must be between",
+        ),
+    ] {
+        check_err(&format!("{base}{extra}"), line, col, needle);
+    }
+    check_err(
+        "[defaults]\nexclude = [\"a b\"]\n",
+        2,
+        12,
+        "exclude: exclude pattern",
+    );
+    check_err(
+        &format!("{base}cron = \"@daily\"\n\n[[schedule]]\nname = \"s\"\ncron = \"@daily\"\n"),
+        10,
+        8,
+        "schedule \"s\" is defined twice",
+    );
+}
