@@ -3,7 +3,8 @@
 //! security-only selection on the hosts a filter matches with `reboot = "if_required"`
 //! (verified by the host's boot identity), hosts deferred until their maintenance window
 //! opens or skipped past `window_grace`, two schedules in the same minute (one job per host),
-//! a pause kept across a restart, `run` at once, and one schedule on the real clock.
+//! a pause kept across a restart, a missed run made up once (`catch_up`), `run` at once, and
+//! one schedule on the real clock.
 //! Versions are read out of band (`docker exec`).
 
 use jiff::civil::DateTime;
@@ -257,11 +258,15 @@ async fn same_minute_schedules_one_job_pause_survives_restart_and_run_starts_at_
         .await;
     let host = &fleet.hosts()[0];
     let schedules = "[[schedule]]\nname = \"first\"\ncron = \"0 3 * * *\"\n\n\
-                     [[schedule]]\nname = \"second\"\ncron = \"0 3 * * *\"\n";
+                     [[schedule]]\nname = \"second\"\ncron = \"0 3 * * *\"\n\n\
+                     [[schedule]]\nname = \"nightly-check\"\ncron = \"0 3 * * *\"\n\
+                     action = \"check\"\ncatch_up = true\n";
     let app = spawn_app(&config_for(&fleet, &[(host, "")], schedules)).await;
     set_clock("2026-11-21T02:59:58");
     let first = next_rollout_of(&app, "first", None).await;
     let second = next_rollout_of(&app, "second", None).await;
+    let check_before = next_rollout_of(&app, "nightly-check", None).await;
+    wait_rollout(&app.base_url, &check_before).await;
     let first = wait_rollout(&app.base_url, &first).await;
     let second = wait_rollout(&app.base_url, &second).await;
     let entries = [
