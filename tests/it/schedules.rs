@@ -349,3 +349,62 @@ async fn every_minute_schedule_fires_on_the_real_clock() {
     assert_eq!(rollout["trigger"], json!({"schedule": "every-minute"}));
     app.stop().await.unwrap();
 }
+
+/// Manual rollouts carry the caller's token name; schedule routes need `operate` to act and
+/// `read` to look. A check of a `check-only` local host changes nothing.
+#[tokio::test]
+async fn manual_rollouts_carry_the_token_name_and_schedules_need_operate() {
+    let (reader, reader_hash) = tendhost_auth::new_token().unwrap();
+    let (operator, operator_hash) = tendhost_auth::new_token().unwrap();
+    let config = format!(
+        "[daemon]\nlog_level = \"warn\"\ncheck_on_start = false\n\n[daemon.auth]\ntokens = [\n\
+         {{ name = \"reader\", token_hash = \"{reader_hash}\", role = \"read\" }},\n\
+         {{ name = \"ops-bot\", token_hash = \"{operator_hash}\", role = \"operate\" }}\n]\n\n\
+         [[host]]\nname = \"me\"\naddr = \"local\"\n[host.policy]\nupdates = \"check-only\"\n\
+         refresh_lists = false\n\n\
+         [[schedule]]\nname = \"hourly\"\ncron = \"@hourly\"\naction = \"check\"\n"
+    );
+    let app = spawn_app(&config).await;
+    let client = wait::http_client();
+    let post = |path: &str, token: &str| {
+        client
+            .post(app.url(path))
+            .bearer_auth(token)
+            .json(&json!({}))
+            .send()
+    };
+    let resp = post("/fleet/check", &operator).await.unwrap();
+    assert_eq!(resp.status(), 202);
+    let accepted: Value = resp.json().await.unwrap();
+    let rollout_id = accepted["rollout_id"].as_str().unwrap();
+    let rollout: Value = client
+        .get(app.url(&format!("/rollouts/{rollout_id}")))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rollout["trigger"], json!({"api": "ops-bot"}), "{rollout:#}");
+
+    assert_eq!(
+        post("/schedules/hourly/pause", &reader)
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let listed = client
+        .get(app.url("/schedules"))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    let resp = post("/schedules/hourly/run", &operator).await.unwrap();
+    assert_eq!(resp.status(), 202);
+    let run: Value = resp.json().await.unwrap();
+    assert_eq!(run["schedule"], "hourly", "{run}");
+    app.stop().await.unwrap();
+}
