@@ -54,6 +54,10 @@ fn every_recipe_passes_check_config() {
         );
         assert!(stdout.contains(": OK"), "recipe {block_idx}: {stdout}");
         assert!(block.contains("[[schedule]]"), "recipe {block_idx}");
+        assert!(
+            stdout.contains("  schedules: 1\n"),
+            "recipe {block_idx}: {stdout}"
+        );
     }
     // A broken schedule in the same shape is refused at its line and column.
     let broken = blocks[0].replace("cron = \"0 3 * * *\"", "cron = \"0 3 * *\"");

@@ -1220,6 +1220,20 @@ impl Config {
         for (name, members) in &self.groups {
             out.push_str(&format!("    {name}: {}\n", members.join(", ")));
         }
+        if !self.schedules.is_empty() {
+            out.push_str(&format!("  schedules: {}\n", self.schedules.len()));
+        }
+        for schedule in &self.schedules {
+            out.push_str(&format!(
+                "    {} ({} {}, {}, packages {}{})\n",
+                schedule.name,
+                schedule.cron_text,
+                schedule.timezone_name,
+                schedule.action.as_str(),
+                schedule.request.packages.describe(),
+                if schedule.enabled { "" } else { ", disabled" },
+            ));
+        }
         out
     }
 }
