@@ -123,6 +123,15 @@ pub enum EventPayload {
         /// Why it was refused.
         error: String,
     },
+    /// `acme`: the CA did not issue a certificate (unreachable, refused, a failed validation);
+    /// the current certificate keeps serving.
+    CertificateRenewalFailed {
+        /// What failed.
+        error: String,
+        /// When the daemon tries again (RFC 3339, UTC); the pause grows with each failure.
+        #[schema(format = DateTime)]
+        next_attempt: String,
+    },
 }
 
 /// A message about the stream itself (carries no `seq`).

@@ -105,6 +105,11 @@ pub enum EventKind {
         path: String,
         error: String,
     },
+    /// The ACME CA did not issue a certificate; the current one keeps serving.
+    CertificateRenewalFailed {
+        error: String,
+        next_attempt: Timestamp,
+    },
 }
 
 impl EventKind {
@@ -126,6 +131,7 @@ impl EventKind {
             EventKind::HostRemoved { .. } => "host_removed",
             EventKind::CertificateRenewed { .. } => "certificate_renewed",
             EventKind::CertificateReloadFailed { .. } => "certificate_reload_failed",
+            EventKind::CertificateRenewalFailed { .. } => "certificate_renewal_failed",
         }
     }
 
@@ -146,13 +152,14 @@ impl EventKind {
             | EventKind::BatchFinished { .. }
             | EventKind::RolloutFinished { .. }
             | EventKind::CertificateRenewed { .. }
-            | EventKind::CertificateReloadFailed { .. } => None,
+            | EventKind::CertificateReloadFailed { .. }
+            | EventKind::CertificateRenewalFailed { .. } => None,
         }
     }
 }
 
 /// All event type wire names (for validating `?types=`).
-pub const EVENT_TYPES: [&str; 15] = [
+pub const EVENT_TYPES: [&str; 16] = [
     "host_state_changed",
     "job_started",
     "job_output",
@@ -168,6 +175,7 @@ pub const EVENT_TYPES: [&str; 15] = [
     "host_removed",
     "certificate_renewed",
     "certificate_reload_failed",
+    "certificate_renewal_failed",
 ];
 
 /// Durable path for events: takes each published event, stores it, and hands it back with

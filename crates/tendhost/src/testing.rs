@@ -72,5 +72,10 @@ pub fn one_of_each() -> Vec<EventKind> {
             path: "/etc/tendhost/cert.pem".to_owned(),
             error: "no CERTIFICATE block in the file".to_owned(),
         },
+        EventKind::CertificateRenewalFailed {
+            error: "cannot use the ACME directory https://acme.example/dir: connection refused"
+                .to_owned(),
+            next_attempt: jiff::Timestamp::from_millisecond(1_767_225_600_456).unwrap(),
+        },
     ]
 }

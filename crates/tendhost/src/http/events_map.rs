@@ -110,6 +110,13 @@ fn payload(kind: &EventKind) -> EventPayload {
         EventKind::CertificateReloadFailed { path, error } => {
             EventPayload::CertificateReloadFailed { path, error }
         }
+        EventKind::CertificateRenewalFailed {
+            error,
+            next_attempt,
+        } => EventPayload::CertificateRenewalFailed {
+            error,
+            next_attempt: time(next_attempt),
+        },
     }
 }
 

@@ -212,6 +212,11 @@ enum StoredEvent {
         path: String,
         error: String,
     },
+    CertificateRenewalFailed {
+        error: String,
+        #[serde(with = "by_time")]
+        next_attempt: Timestamp,
+    },
 }
 
 /// `#[serde(with = "by_time")]`: a time as RFC 3339 text with milliseconds.
