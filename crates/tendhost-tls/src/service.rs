@@ -71,9 +71,7 @@ pub struct TlsStatus {
 /// Why `renew` did not renew.
 #[derive(Debug, thiserror::Error)]
 pub enum RenewError {
-    #[error(
-        "renewal is only possible in self-signed and acme mode; this daemon runs in {0} mode"
-    )]
+    #[error("renewal is only possible in self-signed and acme mode; this daemon runs in {0} mode")]
     NotSupported(&'static str),
     #[error("{0}")]
     Failed(Error),
@@ -475,7 +473,12 @@ fn start_acme(
     settings: &Acme,
     provider: &Arc<CryptoProvider>,
 ) -> Result<(Issuer, Option<Loaded>), Error> {
-    for dir in settings.dir.parent().into_iter().chain([settings.dir.as_path()]) {
+    for dir in settings
+        .dir
+        .parent()
+        .into_iter()
+        .chain([settings.dir.as_path()])
+    {
         fsio::private_dir(dir).map_err(|err| Error::file(dir, format!("cannot create: {err}")))?;
     }
     let issuer = Issuer::new(settings, Arc::clone(provider))?;

@@ -25,10 +25,10 @@ use instant_acme::{
 use rustls::crypto::CryptoProvider;
 use std::path::PathBuf;
 
+use crate::Error;
 pub(crate) use crate::acme::answers::Answers;
 pub(crate) use crate::acme::selfmade::temporary;
 pub(crate) use crate::acme::store::Paths;
-use crate::Error;
 
 /// The ALPN protocol of TLS-ALPN-01 validation handshakes (RFC 8737); such connections carry
 /// no HTTP and are closed after the handshake.
@@ -306,7 +306,9 @@ impl Issuer {
         }
         match order.poll_ready(&POLL).await {
             Ok(OrderStatus::Ready) => {}
-            Ok(status) => return Err(why_invalid(&mut order, challenge, &format!("{status:?}")).await),
+            Ok(status) => {
+                return Err(why_invalid(&mut order, challenge, &format!("{status:?}")).await);
+            }
             Err(instant_acme::Error::Api(problem)) => {
                 return Err(why_invalid(&mut order, challenge, &problem_text(&problem)).await);
             }
@@ -397,10 +399,12 @@ fn client_config(
 ) -> Result<rustls::ClientConfig, Error> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
-    let pem = std::fs::read(path).map_err(|err| Error::file(path, format!("cannot read: {err}")))?;
+    let pem =
+        std::fs::read(path).map_err(|err| Error::file(path, format!("cannot read: {err}")))?;
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|err| Error::file(path, format!("not a PEM certificate: {err}")))?;
+        let cert =
+            cert.map_err(|err| Error::file(path, format!("not a PEM certificate: {err}")))?;
         roots
             .add(cert)
             .map_err(|err| Error::file(path, format!("not a usable CA certificate: {err}")))?;
@@ -424,9 +428,7 @@ mod tests {
     #[test]
     fn retry_pauses_double_up_to_the_bound() {
         let retry = Duration::from_secs(10);
-        let pauses: Vec<u64> = (1..=8)
-            .map(|n| retry_pause(retry, n).as_secs())
-            .collect();
+        let pauses: Vec<u64> = (1..=8).map(|n| retry_pause(retry, n).as_secs()).collect();
         assert_eq!(pauses, [10, 20, 40, 80, 160, 160, 160, 160]);
         assert_eq!(retry_pause(retry, u32::MAX).as_secs(), 160);
     }
@@ -436,7 +438,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("roots.pem");
         let err = client_config(&path, &crate::provider()).unwrap_err();
-        assert!(err.to_string().starts_with(&format!("{}: cannot read", path.display())), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{}: cannot read", path.display())),
+            "{err}"
+        );
         std::fs::write(&path, "nothing here").unwrap();
         let err = client_config(&path, &crate::provider()).unwrap_err();
         assert!(err.to_string().contains("no CERTIFICATE block"), "{err}");

@@ -38,8 +38,12 @@ pub(crate) fn temporary(domains: &[String], provider: &CryptoProvider) -> Result
     params.not_before = (now - Duration::from_secs(60)).into();
     params.not_after = (now + TEMPORARY_VALIDITY).into();
     let cert = params.self_signed(&key).map_err(issue)?;
-    pair_from_pem_text(cert.pem().as_bytes(), key.serialize_pem().as_bytes(), provider)
-        .map_err(Error::Issue)
+    pair_from_pem_text(
+        cert.pem().as_bytes(),
+        key.serialize_pem().as_bytes(),
+        provider,
+    )
+    .map_err(Error::Issue)
 }
 
 /// The TLS-ALPN-01 certificate proving control of `name` for `digest` (SHA-256 of the key
@@ -78,7 +82,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(loaded.info.sans, ["a.example.org", "b.example.org"]);
-        assert!(loaded.info.issuer.contains(TEMPORARY_ORGANIZATION), "{}", loaded.info.issuer);
+        assert!(
+            loaded.info.issuer.contains(TEMPORARY_ORGANIZATION),
+            "{}",
+            loaded.info.issuer
+        );
         assert_eq!(loaded.info.issuer, loaded.info.subject, "self-signed");
     }
 
@@ -88,8 +96,11 @@ mod tests {
         let cert = alpn_challenge("a.example.org", &digest, &crate::provider()).unwrap();
         let der = cert.end_entity_cert().unwrap();
         let (_, parsed) =
-            <x509_parser::certificate::X509Certificate<'_> as x509_parser::prelude::FromDer<'_, _>>::from_der(der)
-                .unwrap();
+            <x509_parser::certificate::X509Certificate<'_> as x509_parser::prelude::FromDer<
+                '_,
+                _,
+            >>::from_der(der)
+            .unwrap();
         let ext = parsed
             .extensions()
             .iter()

@@ -46,7 +46,10 @@ impl Paths {
     }
 
     /// The stored account when it belongs to `directory`.
-    pub(crate) fn load_account(&self, directory: &str) -> Result<Option<AccountCredentials>, Error> {
+    pub(crate) fn load_account(
+        &self,
+        directory: &str,
+    ) -> Result<Option<AccountCredentials>, Error> {
         let text = match std::fs::read_to_string(&self.account) {
             Ok(text) => text,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),

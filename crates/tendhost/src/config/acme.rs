@@ -72,7 +72,11 @@ impl Validator<'_> {
             None | Some("http-01") => Some(tendhost_tls::Challenge::Http01),
             Some("tls-alpn-01") => Some(tendhost_tls::Challenge::TlsAlpn01),
             Some(other) => {
-                let span = raw.challenge.as_ref().map(Spanned::span).unwrap_or(table.clone());
+                let span = raw
+                    .challenge
+                    .as_ref()
+                    .map(Spanned::span)
+                    .unwrap_or(table.clone());
                 self.error(
                     &span,
                     format!("challenge must be \"http-01\" or \"tls-alpn-01\", not {other:?}"),
@@ -203,9 +207,8 @@ impl Validator<'_> {
             }
             (Some(redirect), _) => Some(redirect),
             (None, port) => {
-                let (port, span) = port.map_or((DEFAULT_HTTP_PORT, None), |(port, span)| {
-                    (port, Some(span))
-                });
+                let (port, span) =
+                    port.map_or((DEFAULT_HTTP_PORT, None), |(port, span)| (port, Some(span)));
                 if port == bind.port() {
                     let message = format!(
                         "http_port {port} is the bind port; HTTP-01 needs a plain HTTP port of its own"

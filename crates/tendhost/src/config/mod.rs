@@ -564,12 +564,13 @@ impl Validator<'_> {
                 .self_signed(&raw, bind, data_dir)
                 .map(tendhost_tls::Mode::SelfSigned),
             "acme" => match &raw.acme {
-                Some(acme) => self.acme(acme, bind, redirect_http, data_dir).map(
-                    |(settings, http)| {
-                        acme_http = http;
-                        tendhost_tls::Mode::Acme(settings)
-                    },
-                ),
+                Some(acme) => {
+                    self.acme(acme, bind, redirect_http, data_dir)
+                        .map(|(settings, http)| {
+                            acme_http = http;
+                            tendhost_tls::Mode::Acme(settings)
+                        })
+                }
                 None => {
                     self.error(
                         &table,

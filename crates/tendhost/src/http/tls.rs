@@ -60,11 +60,15 @@ pub async fn renew(State(state): State<AppState>) -> Result<Json<TlsStatus>, Api
     match tls.renew().await {
         Ok(status) => Ok(Json(self::status(&status))),
         Err(tendhost_tls::RenewError::NotSupported(mode)) => Err(not_supported(mode)),
-        Err(tendhost_tls::RenewError::Failed(tendhost_tls::Error::Acme(err))) => Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "renew_failed",
-            format!("the ACME CA did not issue a certificate, the old one keeps serving: {err}"),
-        )),
+        Err(tendhost_tls::RenewError::Failed(tendhost_tls::Error::Acme(err))) => {
+            Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "renew_failed",
+                format!(
+                    "the ACME CA did not issue a certificate, the old one keeps serving: {err}"
+                ),
+            ))
+        }
         Err(tendhost_tls::RenewError::Failed(err)) => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "renew_failed",
