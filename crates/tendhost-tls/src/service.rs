@@ -701,6 +701,95 @@ mod tests {
         }
     }
 
+    fn acme_settings(dir: &Path) -> Acme {
+        Acme {
+            dir: dir.join("tls/acme"),
+            // Nothing listens there; no order is placed before `listeners_ready` anyway.
+            directory: "https://127.0.0.1:9/dir".to_owned(),
+            email: None,
+            domains: vec!["a.example.org".to_owned()],
+            challenge: Challenge::Http01,
+            renew_before: Duration::from_secs(1200),
+            ca_roots: None,
+            retry: Duration::from_secs(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn acme_serves_a_temporary_certificate_until_one_is_stored_for_its_domains() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = acme_settings(dir.path());
+        let tls = Tls::start(Mode::Acme(settings.clone()), |_| {}).unwrap();
+        let status = tls.status();
+        assert!(status.temporary);
+        assert_eq!(status.mode, "acme");
+        assert_eq!(status.cert.sans, ["a.example.org"]);
+        assert!(
+            status.next_renewal.unwrap() <= SystemTime::now(),
+            "ordered at once"
+        );
+        assert!(settings.dir.is_dir());
+        drop(tls);
+
+        // A stored pair for the domains (as an issued one would be) is served, not due yet.
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(settings.domains.clone()).unwrap();
+        let now = SystemTime::now();
+        params.not_before = now.into();
+        params.not_after = (now + Duration::from_secs(3600)).into();
+        let cert = params.self_signed(&key).unwrap();
+        let paths = crate::acme::Paths::new(&settings.dir);
+        paths.store_pair(&cert.pem(), &key.serialize_pem()).unwrap();
+        let tls = Tls::start(Mode::Acme(settings.clone()), |_| {}).unwrap();
+        let status = tls.status();
+        assert!(!status.temporary);
+        let next = status.next_renewal.unwrap();
+        assert_eq!(
+            status.cert.not_after.duration_since(next).unwrap(),
+            settings.renew_before
+        );
+        drop(tls);
+
+        // Other domains: the stored certificate does not fit, a temporary one serves.
+        let other = Acme {
+            domains: vec!["b.example.org".to_owned()],
+            ..settings.clone()
+        };
+        let tls = Tls::start(Mode::Acme(other), |_| {}).unwrap();
+        assert!(tls.status().temporary);
+        assert_eq!(tls.status().cert.sans, ["b.example.org"]);
+        drop(tls);
+
+        // A renew_before longer than the validity: half-way through instead.
+        let long = Acme {
+            renew_before: Duration::from_secs(7200),
+            ..settings.clone()
+        };
+        let info = load_pair(&paths.cert, &paths.key, &crate::provider())
+            .unwrap()
+            .info;
+        assert_eq!(
+            acme_due(&info, &long),
+            info.not_before + Duration::from_secs(1800)
+        );
+
+        // ca_roots that cannot be read stop the start, naming the file.
+        let roots = dir.path().join("missing-roots.pem");
+        let err = Tls::start(
+            Mode::Acme(Acme {
+                ca_roots: Some(roots.clone()),
+                ..settings
+            }),
+            |_| {},
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{}: cannot read", roots.display())),
+            "{err}"
+        );
+    }
+
     #[tokio::test]
     async fn a_ca_half_gone_is_an_error_not_a_new_ca() {
         let dir = tempfile::tempdir().unwrap();
