@@ -146,16 +146,13 @@ impl Tls {
             Mode::Acme(settings) => {
                 let (issuer, stored) = start_acme(settings, &provider)?;
                 acme = Some(issuer);
-                match stored {
-                    Some(loaded) => {
-                        let next = acme_due(&loaded.info, settings);
-                        (loaded, Some(next))
-                    }
-                    None => {
-                        temporary = true;
-                        let loaded = crate::acme::temporary(&settings.domains, &provider)?;
-                        (loaded, Some(SystemTime::now()))
-                    }
+                if let Some(loaded) = stored {
+                    let next = acme_due(&loaded.info, settings);
+                    (loaded, Some(next))
+                } else {
+                    temporary = true;
+                    let loaded = crate::acme::temporary(&settings.domains, &provider)?;
+                    (loaded, Some(SystemTime::now()))
                 }
             }
         };

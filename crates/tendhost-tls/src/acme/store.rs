@@ -83,17 +83,17 @@ impl Paths {
             credentials,
         })
         .map_err(|err| Error::file(&self.account, format!("cannot encode: {err}")))?;
-        self.write(&self.account, json.as_bytes())
+        Self::write(&self.account, json.as_bytes())
     }
 
     /// Stores an issued pair: the key first, so a crash in between leaves a pair that does
     /// not match, which the next start refuses (and orders again) rather than serving.
     pub(crate) fn store_pair(&self, chain_pem: &str, key_pem: &str) -> Result<(), Error> {
-        self.write(&self.key, key_pem.as_bytes())?;
-        self.write(&self.cert, chain_pem.as_bytes())
+        Self::write(&self.key, key_pem.as_bytes())?;
+        Self::write(&self.cert, chain_pem.as_bytes())
     }
 
-    fn write(&self, path: &Path, contents: &[u8]) -> Result<(), Error> {
+    fn write(path: &Path, contents: &[u8]) -> Result<(), Error> {
         fsio::write_atomic(path, contents, KEY_MODE)
             .map_err(|err| Error::file(path, format!("cannot write: {err}")))
     }

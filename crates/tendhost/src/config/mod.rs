@@ -563,15 +563,14 @@ impl Validator<'_> {
             "self-signed" => self
                 .self_signed(&raw, bind, data_dir)
                 .map(tendhost_tls::Mode::SelfSigned),
-            "acme" => match &raw.acme {
-                Some(acme) => {
+            "acme" => {
+                if let Some(acme) = &raw.acme {
                     self.acme(acme, bind, redirect_http, data_dir)
                         .map(|(settings, http)| {
                             acme_http = http;
                             tendhost_tls::Mode::Acme(settings)
                         })
-                }
-                None => {
+                } else {
                     self.error(
                         &table,
                         "mode = \"acme\" needs a [daemon.tls.acme] table with directory and domains"
@@ -579,7 +578,7 @@ impl Validator<'_> {
                     );
                     None
                 }
-            },
+            }
             _ => None,
         };
         TlsConfig {
