@@ -1,6 +1,7 @@
 //! The end-to-end suite: one integration binary, one module per area. Tests that need the
 //! Docker fleet ask `tendhost_tests::require_fleet()` first.
 
+mod acme;
 mod actors;
 mod api_errors;
 mod api_flows;

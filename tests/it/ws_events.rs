@@ -181,7 +181,8 @@ fn host_of(event: &EventMessage) -> Option<&str> {
         | EventPayload::BatchFinished { .. }
         | EventPayload::RolloutFinished { .. }
         | EventPayload::CertificateRenewed { .. }
-        | EventPayload::CertificateReloadFailed { .. } => None,
+        | EventPayload::CertificateReloadFailed { .. }
+        | EventPayload::CertificateRenewalFailed { .. } => None,
     }
 }
 

@@ -136,6 +136,15 @@ pub enum EventPayload {
         #[schema(format = DateTime)]
         opens_at: String,
     },
+    /// `acme`: the CA did not issue a certificate (unreachable, refused, a failed validation);
+    /// the current certificate keeps serving.
+    CertificateRenewalFailed {
+        /// What failed.
+        error: String,
+        /// When the daemon tries again (RFC 3339, UTC); the pause grows with each failure.
+        #[schema(format = DateTime)]
+        next_attempt: String,
+    },
 }
 
 /// A message about the stream itself (carries no `seq`).

@@ -116,6 +116,11 @@ pub enum EventKind {
         host: String,
         opens_at: Timestamp,
     },
+    /// The ACME CA did not issue a certificate; the current one keeps serving.
+    CertificateRenewalFailed {
+        error: String,
+        next_attempt: Timestamp,
+    },
 }
 
 impl EventKind {
@@ -139,6 +144,7 @@ impl EventKind {
             EventKind::CertificateReloadFailed { .. } => "certificate_reload_failed",
             EventKind::ScheduleTriggered { .. } => "schedule_triggered",
             EventKind::HostDeferred { .. } => "host_deferred",
+            EventKind::CertificateRenewalFailed { .. } => "certificate_renewal_failed",
         }
     }
 
@@ -161,13 +167,14 @@ impl EventKind {
             | EventKind::RolloutFinished { .. }
             | EventKind::CertificateRenewed { .. }
             | EventKind::CertificateReloadFailed { .. }
-            | EventKind::ScheduleTriggered { .. } => None,
+            | EventKind::ScheduleTriggered { .. }
+            | EventKind::CertificateRenewalFailed { .. } => None,
         }
     }
 }
 
 /// All event type wire names (for validating `?types=`).
-pub const EVENT_TYPES: [&str; 17] = [
+pub const EVENT_TYPES: [&str; 18] = [
     "host_state_changed",
     "job_started",
     "job_output",
@@ -185,6 +192,7 @@ pub const EVENT_TYPES: [&str; 17] = [
     "certificate_reload_failed",
     "schedule_triggered",
     "host_deferred",
+    "certificate_renewal_failed",
 ];
 
 /// Durable path for events: takes each published event, stores it, and hands it back with

@@ -229,7 +229,9 @@ impl Fleet {
     /// those handed in here is refused and returned.
     pub fn announce(&self, kind: EventKind) -> Result<(), EventKind> {
         match kind {
-            EventKind::CertificateRenewed { .. } | EventKind::CertificateReloadFailed { .. } => {
+            EventKind::CertificateRenewed { .. }
+            | EventKind::CertificateReloadFailed { .. }
+            | EventKind::CertificateRenewalFailed { .. } => {
                 self.ctx.bus.publish(kind);
                 Ok(())
             }

@@ -172,12 +172,25 @@ pub async fn run(
     }
     state = state.with_schedules(schedules.clone());
     let tls_forward = tokio::spawn(forward_tls_events(tls_events, fleet.clone()));
-    let redirect = match (config.daemon.tls.redirect_http, &tls) {
-        (Some(redirect_addr), Some(_)) => Some(
-            http::redirect::spawn(redirect_addr, addr.port(), stop_rx.clone())
-                .await
-                .wrap_err_with(|| format!("cannot listen on redirect_http {redirect_addr}"))?,
-        ),
+    // The plain listener: redirects to https, and/or the ACME HTTP-01 answers.
+    let tls_config = &config.daemon.tls;
+    let redirect = match (tls_config.acme_http.or(tls_config.redirect_http), &tls) {
+        (Some(plain_addr), Some(tls)) => {
+            let plain = http::redirect::Plain {
+                redirect: tls_config.redirect_http == Some(plain_addr),
+                acme: tls_config.acme_http.map(|_| tls.clone()),
+            };
+            let what = if plain.redirect {
+                "redirect_http"
+            } else {
+                "the ACME HTTP-01 address"
+            };
+            Some(
+                http::redirect::spawn(plain_addr, addr.port(), plain, stop_rx.clone())
+                    .await
+                    .wrap_err_with(|| format!("cannot listen on {what} {plain_addr}"))?,
+            )
+        }
         _ => None,
     };
     let app = http::router(state);
@@ -206,6 +219,8 @@ pub async fn run(
                 .tap_io(|stream| {
                     let _ = stream.get_ref().0.set_nodelay(true);
                 });
+            // Both listeners are up (the plain one is bound above): ACME may order now.
+            tls.listeners_ready();
             Box::pin(
                 axum::serve(listener, app)
                     .with_graceful_shutdown(graceful)
@@ -279,6 +294,7 @@ fn start_tls(
         serial = %status.cert.serial,
         sans = ?status.cert.sans,
         not_after = %http::tls::time(status.cert.not_after),
+        temporary = status.temporary,
         "TLS certificate loaded"
     );
     Ok((Some(tls), rx))
@@ -303,7 +319,7 @@ pub fn tls_ca_pem(config: &Config) -> Result<String, String> {
 }
 
 /// Publishes the certificate service's events on the event bus (`certificate_renewed`,
-/// `certificate_reload_failed`).
+/// `certificate_reload_failed`, `certificate_renewal_failed`).
 async fn forward_tls_events(
     mut events: tokio::sync::mpsc::UnboundedReceiver<tendhost_tls::TlsEvent>,
     fleet: Fleet,
@@ -324,6 +340,14 @@ async fn forward_tls_events(
                     error,
                 }
             }
+            tendhost_tls::TlsEvent::RenewalFailed {
+                error,
+                next_attempt,
+            } => EventKind::CertificateRenewalFailed {
+                error,
+                next_attempt: jiff::Timestamp::try_from(next_attempt)
+                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+            },
         };
         if let Err(kind) = fleet.announce(kind) {
             tracing::error!(?kind, "not a daemon event; not published");

@@ -81,5 +81,10 @@ pub fn one_of_each() -> Vec<EventKind> {
             host: host(),
             opens_at: jiff::Timestamp::from_millisecond(1_767_225_600_000).unwrap(),
         },
+        EventKind::CertificateRenewalFailed {
+            error: "cannot use the ACME directory https://acme.example/dir: connection refused"
+                .to_owned(),
+            next_attempt: jiff::Timestamp::from_millisecond(1_767_225_600_456).unwrap(),
+        },
     ]
 }

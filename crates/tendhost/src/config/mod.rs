@@ -5,6 +5,7 @@
 //! the file, which wins over defaults. Reading the process environment happens in `main`; this
 //! module takes a lookup function so tests can pin the precedence without mutating globals.
 
+mod acme;
 mod raw;
 mod schedule;
 
@@ -88,6 +89,9 @@ pub struct TlsConfig {
     pub mode: Option<tendhost_tls::Mode>,
     /// A plain listener that redirects to https.
     pub redirect_http: Option<SocketAddr>,
+    /// `mode = "acme"` with `challenge = "http-01"`: where the HTTP-01 answers are served (the
+    /// `redirect_http` listener when there is one).
+    pub acme_http: Option<SocketAddr>,
 }
 
 /// `[daemon.api_hosts]`: registering hosts through `POST /hosts`.
@@ -488,12 +492,14 @@ impl Validator<'_> {
             .mode
             .as_ref()
             .map_or("off", |mode| mode.get_ref().as_str());
-        if !matches!(mode_name, "off" | "files" | "self-signed")
+        if !matches!(mode_name, "off" | "files" | "self-signed" | "acme")
             && let Some(mode) = &raw.mode
         {
             self.error(
                 &mode.span(),
-                format!("mode must be \"off\", \"files\" or \"self-signed\", not {mode_name:?}"),
+                format!(
+                    "mode must be \"off\", \"files\", \"self-signed\" or \"acme\", not {mode_name:?}"
+                ),
             );
             return TlsConfig::default();
         }
@@ -516,11 +522,15 @@ impl Validator<'_> {
                 self.error(&span, only_in(key, "self-signed"));
             }
         }
+        if let Some(acme) = raw.acme.as_ref().filter(|_| mode_name != "acme") {
+            self.error(&acme.span(), only_in("[daemon.tls.acme]", "acme"));
+        }
         let redirect_http = raw.redirect_http.as_ref().and_then(|value| {
             if mode_name == "off" {
                 self.error(
                     &value.span(),
-                    "redirect_http needs TLS: set mode = \"files\" or \"self-signed\"".to_owned(),
+                    "redirect_http needs TLS: set mode = \"files\", \"self-signed\" or \"acme\""
+                        .to_owned(),
                 );
                 return None;
             }
@@ -542,6 +552,7 @@ impl Validator<'_> {
                 }
             }
         });
+        let mut acme_http = None;
         let mode = match mode_name {
             "files" => match (&raw.cert_path, &raw.key_path) {
                 (Some(cert), Some(key)) => Some(tendhost_tls::Mode::Files {
@@ -561,11 +572,28 @@ impl Validator<'_> {
             "self-signed" => self
                 .self_signed(&raw, bind, data_dir)
                 .map(tendhost_tls::Mode::SelfSigned),
+            "acme" => {
+                if let Some(acme) = &raw.acme {
+                    self.acme(acme, bind, redirect_http, data_dir)
+                        .map(|(settings, http)| {
+                            acme_http = http;
+                            tendhost_tls::Mode::Acme(settings)
+                        })
+                } else {
+                    self.error(
+                        &table,
+                        "mode = \"acme\" needs a [daemon.tls.acme] table with directory and domains"
+                            .to_owned(),
+                    );
+                    None
+                }
+            }
             _ => None,
         };
         TlsConfig {
             mode,
             redirect_http,
+            acme_http,
         }
     }
 

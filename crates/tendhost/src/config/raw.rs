@@ -70,6 +70,21 @@ pub(crate) struct RawTls {
     pub lifetime: Option<Spanned<String>>,
     pub renew_before: Option<Spanned<String>>,
     pub redirect_http: Option<Spanned<String>>,
+    /// `[daemon.tls.acme]` (`mode = "acme"`).
+    pub acme: Option<Spanned<RawAcme>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAcme {
+    pub directory: Option<Spanned<String>>,
+    pub email: Option<Spanned<String>>,
+    pub domains: Option<Spanned<Vec<Spanned<String>>>>,
+    pub challenge: Option<Spanned<String>>,
+    pub http_port: Option<Spanned<i64>>,
+    pub renew_before: Option<Spanned<String>>,
+    pub ca_roots: Option<Spanned<String>>,
+    pub retry: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

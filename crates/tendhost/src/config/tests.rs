@@ -399,10 +399,10 @@ fn tls_modes_are_checked() {
         "`enabled` is replaced by `mode`",
     );
     check_err(
-        "[daemon.tls]\nmode = \"acme\"\n",
+        "[daemon.tls]\nmode = \"letsencrypt\"\n",
         2,
         8,
-        "mode must be \"off\", \"files\" or \"self-signed\"",
+        "mode must be \"off\", \"files\", \"self-signed\" or \"acme\"",
     );
     check_err(
         "[daemon.tls]\nmode = \"files\"\ncert_path = \"c.pem\"\n",
@@ -483,6 +483,142 @@ fn tls_modes_are_checked() {
             .mode
             .is_none()
     );
+}
+
+#[test]
+fn acme_settings_are_checked() {
+    use tendhost_tls::{Challenge, Mode};
+    const HEAD: &str = "[daemon.tls]\nmode = \"acme\"\n[daemon.tls.acme]\n";
+    let acme = |lines: &str| format!("{HEAD}{lines}");
+    let good = "directory = \"https://acme.example/dir\"\ndomains = [\"a.example.org\"]\n";
+    check_err(
+        "[daemon.tls]\nmode = \"acme\"\n",
+        1,
+        1,
+        "mode = \"acme\" needs a [daemon.tls.acme] table",
+    );
+    check_err(
+        &acme("domains = [\"a.example.org\"]\n"),
+        3,
+        1,
+        "needs directory",
+    );
+    check_err(
+        &acme("directory = \"http://acme.example/dir\"\ndomains = [\"a.example.org\"]\n"),
+        4,
+        13,
+        "directory \"http://acme.example/dir\" is not an https:// URL",
+    );
+    check_err(
+        &acme("directory = \"https://acme.example/dir\"\n"),
+        3,
+        1,
+        "needs domains",
+    );
+    check_err(
+        &acme(
+            "directory = \"https://a.example/d\"\ndomains = [\"ok.example.org\", \"*.example.org\", \"10.0.0.1\"]\n",
+        ),
+        5,
+        30,
+        "*.example.org is a wildcard, which needs the dns-01 challenge",
+    );
+    check_err(
+        &acme(
+            "directory = \"https://a.example/d\"\ndomains = [\"ok.example.org\", \"*.example.org\", \"10.0.0.1\"]\n",
+        ),
+        5,
+        47,
+        "10.0.0.1 is an IP address",
+    );
+    check_err(
+        &acme(&format!("{good}email = \"mailto:ops@example.org\"\n")),
+        6,
+        9,
+        "starts with mailto:",
+    );
+    check_err(
+        &acme(&format!("{good}challenge = \"dns-01\"\n")),
+        6,
+        13,
+        "challenge must be \"http-01\" or \"tls-alpn-01\", not \"dns-01\"",
+    );
+    check_err(
+        &acme(&format!(
+            "{good}challenge = \"tls-alpn-01\"\nhttp_port = 8080\n"
+        )),
+        7,
+        13,
+        "http_port is only used with challenge = \"http-01\"",
+    );
+    check_err(
+        &acme(&format!("{good}http_port = 70000\n")),
+        6,
+        13,
+        "http_port must be between 1 and 65535",
+    );
+    check_err(
+        &format!("[daemon]\nbind = \"0.0.0.0:8443\"\n{HEAD}{good}http_port = 8443\n"),
+        8,
+        13,
+        "http_port 8443 is the bind port",
+    );
+    check_err(
+        &format!(
+            "[daemon.tls]\nmode = \"acme\"\nredirect_http = \"0.0.0.0:80\"\n[daemon.tls.acme]\n{good}http_port = 8080\n"
+        ),
+        7,
+        13,
+        "http_port 8080 differs from the port of redirect_http 0.0.0.0:80",
+    );
+    check_err(
+        &acme(&format!("{good}renew_before = \"soon\"\nretry = \"0s\"\n")),
+        6,
+        16,
+        "renew_before \"soon\" is not a duration",
+    );
+    check_err(
+        &acme(&format!("{good}retry = \"0s\"\n")),
+        6,
+        9,
+        "retry must be greater than zero",
+    );
+    check_err(
+        &format!("[daemon.tls]\nmode = \"self-signed\"\n[daemon.tls.acme]\n{good}"),
+        3,
+        1,
+        "[daemon.tls.acme] is only used with mode = \"acme\"",
+    );
+
+    // Defaults: http-01 on port 80 of the bind address, 30 days ahead, 10 minutes' retry.
+    let config = parse_ok(&format!("[daemon]\nbind = \"10.9.8.7:443\"\n{HEAD}{good}"));
+    let Some(Mode::Acme(settings)) = &config.daemon.tls.mode else {
+        panic!("acme mode expected");
+    };
+    assert_eq!(settings.challenge, Challenge::Http01);
+    assert_eq!(settings.domains, ["a.example.org"]);
+    assert_eq!(settings.renew_before, Duration::from_secs(30 * 24 * 3600));
+    assert_eq!(settings.retry, Duration::from_secs(600));
+    assert!(settings.dir.ends_with("tls/acme"));
+    assert_eq!(
+        config.daemon.tls.acme_http,
+        Some("10.9.8.7:80".parse().unwrap())
+    );
+    // With redirect_http, one listener answers the challenges and redirects the rest.
+    let config = parse_ok(&format!(
+        "[daemon.tls]\nmode = \"acme\"\nredirect_http = \"0.0.0.0:80\"\n[daemon.tls.acme]\n{good}ca_roots = \"roots.pem\"\n"
+    ));
+    assert_eq!(config.daemon.tls.acme_http, config.daemon.tls.redirect_http);
+    let Some(Mode::Acme(settings)) = &config.daemon.tls.mode else {
+        panic!("acme mode expected");
+    };
+    assert_eq!(
+        settings.ca_roots.as_deref(),
+        Some(std::path::Path::new("/etc/tendhost/roots.pem"))
+    );
+    // TLS-ALPN-01 needs no plain listener.
+    let config = parse_ok(&acme(&format!("{good}challenge = \"tls-alpn-01\"\n")));
+    assert_eq!(config.daemon.tls.acme_http, None);
 }
 
 /// A whole-table problem points at the table however it is written; a header in a comment or

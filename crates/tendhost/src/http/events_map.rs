@@ -126,6 +126,13 @@ fn payload(kind: &EventKind) -> EventPayload {
             host,
             opens_at: time(opens_at),
         },
+        EventKind::CertificateRenewalFailed {
+            error,
+            next_attempt,
+        } => EventPayload::CertificateRenewalFailed {
+            error,
+            next_attempt: time(next_attempt),
+        },
     }
 }
 

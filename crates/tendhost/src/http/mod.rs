@@ -182,15 +182,19 @@ impl AppState {
     }
 }
 
-/// `public_names` and, in `self-signed` mode, the names the certificate is issued for: a
-/// client that verifies the certificate by a name reaches the daemon by it.
+/// `public_names` and, in `self-signed` and `acme` mode, the names the certificate is issued
+/// for: a client that verifies the certificate by a name reaches the daemon by it.
 fn own_names(config: &Config) -> Vec<String> {
     let mut names = config.daemon.public_names.clone();
-    if let Some(tendhost_tls::Mode::SelfSigned(settings)) = &config.daemon.tls.mode {
-        names.extend(settings.names.iter().map(|name| match name {
-            tendhost_tls::San::Ip(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
-            other => other.to_string(),
-        }));
+    match &config.daemon.tls.mode {
+        Some(tendhost_tls::Mode::SelfSigned(settings)) => {
+            names.extend(settings.names.iter().map(|name| match name {
+                tendhost_tls::San::Ip(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+                other => other.to_string(),
+            }));
+        }
+        Some(tendhost_tls::Mode::Acme(settings)) => names.extend(settings.domains.clone()),
+        _ => {}
     }
     names
 }
@@ -210,7 +214,7 @@ fn own_names(config: &Config) -> Vec<String> {
         (name = "schedules", description = "Schedules from the config: when they run next, run one now, pause and resume"),
         (name = "groups", description = "Groups and tags of hosts"),
         (name = "access", description = "WebSocket tickets for browsers and the audit trail of changes and refusals"),
-        (name = "tls", description = "The TLS certificate the daemon serves: status, and renewal in self-signed mode"),
+        (name = "tls", description = "The TLS certificate the daemon serves: status, and renewal in self-signed and acme mode"),
         (name = "monitoring", description = "Prometheus metrics of the daemon and its fleet")
     )
 )]

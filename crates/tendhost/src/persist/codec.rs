@@ -223,6 +223,11 @@ enum StoredEvent {
         #[serde(with = "by_time")]
         opens_at: Timestamp,
     },
+    CertificateRenewalFailed {
+        error: String,
+        #[serde(with = "by_time")]
+        next_attempt: Timestamp,
+    },
 }
 
 /// `#[serde(with = "by_time")]`: a time as RFC 3339 text with milliseconds.
