@@ -67,9 +67,7 @@ impl Sender {
         timeout: Duration,
     ) -> Result<(), String> {
         match &self.channel {
-            Channel::Webhook(webhook) => {
-                self.webhook(webhook, notifier, notice, timeout).await
-            }
+            Channel::Webhook(webhook) => self.webhook(webhook, notifier, notice, timeout).await,
             Channel::Ntfy(ntfy) => self.ntfy(ntfy, notice, timeout).await,
             Channel::Email(email) => {
                 let smtp = self.smtp.as_ref().expect("built for email");
@@ -108,9 +106,7 @@ impl Sender {
         timeout: Duration,
     ) -> Result<(), String> {
         let url = format!("{}/{}", ntfy.url.trim_end_matches('/'), ntfy.topic);
-        let priority = ntfy
-            .priority
-            .unwrap_or(if notice.urgent { 4 } else { 3 });
+        let priority = ntfy.priority.unwrap_or(if notice.urgent { 4 } else { 3 });
         let tags = if notice.urgent {
             format!("warning,{}", notice.event)
         } else {
@@ -137,7 +133,13 @@ impl Sender {
 /// Header values are visible ASCII: anything else becomes `?`.
 fn header_text(text: &str) -> String {
     text.chars()
-        .map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '?' })
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect()
 }
 
@@ -190,10 +192,7 @@ fn smtp_transport(
         .tls(tls)
         .timeout(Some(timeout));
     if let Some((user, password)) = &email.credentials {
-        builder = builder.credentials(Credentials::new(
-            user.clone(),
-            password.expose().to_owned(),
-        ));
+        builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
     }
     Ok(builder.build())
 }

@@ -112,7 +112,12 @@ impl Notifier {
     }
 
     /// Makes up to `attempts` attempts of `queued`, recording each.
-    pub(crate) async fn deliver(&self, log: &dyn DeliveryLog, queued: &Queued, attempts: u32) -> Outcome {
+    pub(crate) async fn deliver(
+        &self,
+        log: &dyn DeliveryLog,
+        queued: &Queued,
+        attempts: u32,
+    ) -> Outcome {
         let mut outcome = Outcome {
             id: queued.id,
             attempts: 0,
@@ -129,10 +134,7 @@ impl Notifier {
             .await
             {
                 Ok(result) => result,
-                Err(_) => Err(format!(
-                    "no answer within {} (timeout)",
-                    humanize(timeout)
-                )),
+                Err(_) => Err(format!("no answer within {} (timeout)", humanize(timeout))),
             };
             outcome.attempts = attempt;
             outcome.updated_at = Timestamp::now();

@@ -132,7 +132,11 @@ pub fn host_list(hosts: &[String]) -> String {
     if hosts.len() <= SHOWN {
         return hosts.join(", ");
     }
-    format!("{} and {} more", hosts[..SHOWN].join(", "), hosts.len() - SHOWN)
+    format!(
+        "{} and {} more",
+        hosts[..SHOWN].join(", "),
+        hosts.len() - SHOWN
+    )
 }
 
 #[cfg(test)]

@@ -74,11 +74,12 @@ impl Service {
         let mut notifiers = Vec::new();
         let mut tasks = Vec::new();
         for spec in specs {
-            let sender = Sender::new(spec.channel.clone(), http.clone(), spec.timeout)
-                .map_err(|reason| StartError {
+            let sender = Sender::new(spec.channel.clone(), http.clone(), spec.timeout).map_err(
+                |reason| StartError {
                     name: spec.name.clone(),
                     reason,
-                })?;
+                },
+            )?;
             let (queue, queued) = mpsc::unbounded_channel();
             let notifier = Arc::new(Notifier {
                 spec,
@@ -134,9 +135,10 @@ impl Service {
             Timestamp::now(),
             format!("tendhost test notification ({name})"),
         );
-        notice
-            .lines
-            .push(format!("The {} notifier {name:?} works.", notifier.sender.kind()));
+        notice.lines.push(format!(
+            "The {} notifier {name:?} works.",
+            notifier.sender.kind()
+        ));
         let new = delivery::NewDelivery {
             notifier: name.to_owned(),
             kind: notifier.sender.kind(),
@@ -254,8 +256,7 @@ impl Follower {
         match trigger {
             Trigger::RolloutEnded { rollout_id } => {
                 self.active.remove(&rollout_id);
-                if self.hears(EventName::RolloutFinished) || self.hears(EventName::RolloutStopped)
-                {
+                if self.hears(EventName::RolloutFinished) || self.hears(EventName::RolloutStopped) {
                     match self.fleet.rollout(&rollout_id).await {
                         Ok(rollout) => self.rollout_ended(&rollout).await,
                         Err(err) => {
@@ -407,7 +408,10 @@ impl Follower {
             .map(|failure| format!("{} failed: {}", failure.action.as_str(), failure.error));
         for (idx, notifier) in self.notifiers.iter().enumerate() {
             if !notifier.spec.hears(EventName::HostFailed)
-                || !notifier.spec.filter.matches(&snapshot.tags, &snapshot.groups)
+                || !notifier
+                    .spec
+                    .filter
+                    .matches(&snapshot.tags, &snapshot.groups)
             {
                 continue;
             }

@@ -64,7 +64,9 @@ impl EventName {
     }
 
     pub fn parse(name: &str) -> Option<EventName> {
-        EventName::ALL.into_iter().find(|event| event.as_str() == name)
+        EventName::ALL
+            .into_iter()
+            .find(|event| event.as_str() == name)
     }
 }
 
@@ -195,7 +197,9 @@ pub const DEFAULT_ATTEMPTS: u32 = 5;
 pub fn check_http_url(text: &str) -> Result<(), String> {
     let url = reqwest::Url::parse(text).map_err(|err| format!("{text:?} is not a URL: {err}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!("{text:?} must be an http:// or https:// URL with a host"));
+        return Err(format!(
+            "{text:?} must be an http:// or https:// URL with a host"
+        ));
     }
     Ok(())
 }
@@ -209,9 +213,17 @@ pub fn check_mailbox(text: &str) -> Result<(), String> {
 
 /// PEM text holding at least one certificate.
 pub fn check_ca_pem(pem: &[u8]) -> Result<(), String> {
-    lettre::transport::smtp::client::Certificate::from_pem(pem)
-        .map(|_| ())
-        .map_err(|err| format!("not a PEM certificate: {err}"))
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut n_certs = 0;
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        cert.map_err(|err| format!("not a PEM certificate: {err}"))?;
+        n_certs += 1;
+    }
+    if n_certs == 0 {
+        return Err("no CERTIFICATE block in the file".to_owned());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -248,7 +260,11 @@ mod tests {
     fn checks_name_the_problem() {
         assert!(check_http_url("https://ntfy.sh").is_ok());
         assert!(check_http_url("ftp://x").unwrap_err().contains("http"));
-        assert!(check_http_url("not a url").unwrap_err().contains("not a URL"));
+        assert!(
+            check_http_url("not a url")
+                .unwrap_err()
+                .contains("not a URL")
+        );
         assert!(check_mailbox("Ops <ops@example.org>").is_ok());
         assert!(check_mailbox("ops").is_err());
         assert!(check_ca_pem(b"nothing").is_err());

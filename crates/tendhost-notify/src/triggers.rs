@@ -39,12 +39,20 @@ pub const FROM_CORE: &[(&str, &[EventName])] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
     /// A rollout ended: `rollout_finished`, or `rollout_stopped` when its state says so.
-    RolloutEnded { rollout_id: String },
-    HostFailed { host: String },
+    RolloutEnded {
+        rollout_id: String,
+    },
+    HostFailed {
+        host: String,
+    },
     /// The host became unreachable: reported once it stays so for `unreachable_after`.
-    HostUnreachable { host: String },
+    HostUnreachable {
+        host: String,
+    },
     /// The host is reachable again.
-    HostReachable { host: String },
+    HostReachable {
+        host: String,
+    },
     /// An event reported as it is: its name, the host it is about, what went wrong.
     Plain {
         event: EventName,

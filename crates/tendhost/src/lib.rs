@@ -161,6 +161,10 @@ pub async fn run(
     if let Some(tls) = &tls {
         state = state.with_tls(tls.clone());
     }
+    let notify = start_notify(&config, &fleet, &store)?;
+    if let Some(notify) = &notify {
+        state = state.with_notify(Arc::clone(notify));
+    }
     let tls_forward = tokio::spawn(forward_tls_events(tls_events, fleet.clone()));
     let redirect = match (config.daemon.tls.redirect_http, &tls) {
         (Some(redirect_addr), Some(_)) => Some(
@@ -227,6 +231,7 @@ pub async fn run(
     }
     drop(tls);
     metrics_follower.abort();
+    drop(notify);
     store
         .flush()
         .await
@@ -238,6 +243,30 @@ pub async fn run(
         .wrap_err("cannot close the state database")?;
     tracing::info!("tendhost stopped");
     Ok(())
+}
+
+/// Starts the notifiers of `[[notify]]` (none: no service). Deliveries are recorded in the
+/// store; their tasks stop when the service is dropped at shutdown.
+fn start_notify(
+    config: &Config,
+    fleet: &Fleet,
+    store: &Store,
+) -> Result<Option<Arc<tendhost_notify::Service>>> {
+    if config.notify.is_empty() {
+        return Ok(None);
+    }
+    let log = Arc::new(persist::DeliveryLogStore::new(store.clone()));
+    let service = tendhost_notify::Service::start(
+        fleet,
+        config.notify.clone(),
+        log,
+        config.daemon.public_url.clone(),
+    )
+    .wrap_err("cannot start the notifiers")?;
+    for (name, kind) in service.notifiers() {
+        tracing::info!(notifier = name, kind, "notifier ready");
+    }
+    Ok(Some(Arc::new(service)))
 }
 
 /// Starts the certificate service when TLS is on; with it off, warns when the bind address is

@@ -5,6 +5,7 @@
 //! the file, which wins over defaults. Reading the process environment happens in `main`; this
 //! module takes a lookup function so tests can pin the precedence without mutating globals.
 
+mod notify;
 mod raw;
 
 use std::collections::{BTreeMap, HashMap};
@@ -38,6 +39,8 @@ pub struct Config {
     pub defaults: HostDefaults,
     pub groups: BTreeMap<String, Vec<String>>,
     pub hosts: Vec<HostSpec>,
+    /// `[[notify]]`, in file order.
+    pub notify: Vec<tendhost_notify::NotifierSpec>,
 }
 
 /// `[daemon]`.
@@ -66,6 +69,9 @@ pub struct DaemonConfig {
     pub public_names: Vec<String>,
     /// Foreign origins (`scheme://host[:port]`) whose pages may call the API (CORS).
     pub cors_origins: Vec<String>,
+    /// The daemon's address as its users reach it (`https://tendhost.lan:8443`), without a
+    /// trailing `/`: notifications link rollouts and hosts under it.
+    pub public_url: Option<String>,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
     pub api_hosts: ApiHostsConfig,
@@ -288,12 +294,14 @@ impl Validator<'_> {
         let defaults = self.defaults(&raw.defaults);
         let hosts = self.hosts(raw.host, &defaults);
         let groups = self.groups(raw.groups, &hosts);
+        let notify = self.notifiers(raw.notify, &groups);
         Config {
             source: path.to_owned(),
             daemon,
             defaults,
             groups,
             hosts,
+            notify,
         }
     }
 
@@ -395,6 +403,7 @@ impl Validator<'_> {
         let trusted_proxies = self.trusted_proxies(&raw.trusted_proxies);
         let public_names = self.public_names(&raw.public_names);
         let cors_origins = self.cors_origins(&raw.cors_origins);
+        let public_url = self.public_url(raw.public_url.as_ref());
         DaemonConfig {
             bind,
             log_level,
@@ -409,6 +418,7 @@ impl Validator<'_> {
             trusted_proxies,
             public_names,
             cors_origins,
+            public_url,
             tls,
             auth,
             api_hosts,
@@ -1192,6 +1202,16 @@ impl Config {
         out.push_str(&format!("  groups: {}\n", self.groups.len()));
         for (name, members) in &self.groups {
             out.push_str(&format!("    {name}: {}\n", members.join(", ")));
+        }
+        out.push_str(&format!("  notifiers: {}\n", self.notify.len()));
+        for notifier in &self.notify {
+            let events: Vec<&str> = notifier.events.iter().map(|e| e.as_str()).collect();
+            out.push_str(&format!(
+                "    {} ({}): {}\n",
+                notifier.name,
+                notifier.channel.kind(),
+                events.join(", ")
+            ));
         }
         out
     }
