@@ -53,7 +53,7 @@ def authenticator(server, session, envelope, mechanism, auth_data):
         and auth_data.login == user.encode()
         and auth_data.password == password.encode()
     )
-    return AuthResult(success=ok, handled=False)
+    return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
 
 context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -123,14 +123,17 @@ impl Receiver {
 
     /// Waits until `n` requests reached `path`.
     async fn wait_for(&self, path: &str, n: usize) -> Vec<Seen> {
-        wait::until(&format!("{n} request(s) at {path} of {}", self.url), || async {
-            let seen = self.seen_at(path);
-            if seen.len() >= n {
-                Ok(seen)
-            } else {
-                Err(format!("{} so far: {:?}", seen.len(), self.seen()))
-            }
-        })
+        wait::until(
+            &format!("{n} request(s) at {path} of {}", self.url),
+            || async {
+                let seen = self.seen_at(path);
+                if seen.len() >= n {
+                    Ok(seen)
+                } else {
+                    Err(format!("{} so far: {:?}", seen.len(), self.seen()))
+                }
+            },
+        )
         .await
     }
 
@@ -170,7 +173,9 @@ async fn until_deliveries(
 }
 
 fn rows_of<'a>(rows: &'a [Value], notifier: &str) -> Vec<&'a Value> {
-    rows.iter().filter(|row| row["notifier"] == notifier).collect()
+    rows.iter()
+        .filter(|row| row["notifier"] == notifier)
+        .collect()
 }
 
 /// HMAC-SHA256 of `body` under `secret`, by Python's `hmac` (not the daemon's code).
@@ -233,11 +238,24 @@ async fn webhook_is_signed_and_ntfy_request_has_its_path_headers_and_body() {
     assert_eq!(body["version"], 1, "{body}");
     assert_eq!(body["event"], "test");
     assert_eq!(body["notifier"], "hook");
-    assert!(body["title"].as_str().unwrap().contains("test notification"));
+    assert!(
+        body["title"]
+            .as_str()
+            .unwrap()
+            .contains("test notification")
+    );
 
     let (status, answer) = send_test(&app, "push").await;
-    assert_eq!((status, answer["status"].as_str()), (200, Some("delivered")), "{answer}");
-    let [push] = receiver.wait_for("/fleet-alerts", 1).await.try_into().unwrap();
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("delivered")),
+        "{answer}"
+    );
+    let [push] = receiver
+        .wait_for("/fleet-alerts", 1)
+        .await
+        .try_into()
+        .unwrap();
     assert_eq!(push.header("title"), "tendhost test notification (push)");
     assert_eq!(push.header("priority"), "3");
     assert_eq!(push.header("tags"), "tendhost,test");
@@ -394,7 +412,10 @@ async fn email_goes_through_starttls_and_auth_and_parses_as_mail() {
     assert_eq!(mail["tls"], true, "sent after STARTTLS: {mail}");
     assert_eq!(mail["login"], "tendhost", "{mail}");
     assert_eq!(mail["mail_from"], "tendhost@example.org");
-    assert_eq!(mail["rcpt_tos"], json!(["ops@example.org", "oncall@example.org"]));
+    assert_eq!(
+        mail["rcpt_tos"],
+        json!(["ops@example.org", "oncall@example.org"])
+    );
     assert_eq!(mail["subject"], "tendhost test notification (mail)");
     assert_eq!(mail["from"], "tendhost <tendhost@example.org>");
     assert_eq!(mail["to"], "ops@example.org, oncall@example.org");
@@ -408,7 +429,10 @@ async fn email_goes_through_starttls_and_auth_and_parses_as_mail() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["status"], "failed", "{answer}");
     let error = answer["last_error"].as_str().unwrap();
-    assert!(error.contains("535") || error.to_lowercase().contains("auth"), "{error}");
+    assert!(
+        error.contains("535") || error.to_lowercase().contains("auth"),
+        "{error}"
+    );
     assert!(!error.contains("not-the-password"), "{error}");
     assert_eq!(smtp.messages().len(), 1, "nothing accepted without AUTH");
     let listed = get_json(&app.base_url, "/notifications").await.to_string();
@@ -476,14 +500,17 @@ async fn six_host_rollout_gives_one_rollout_finished_per_notifier() {
     let check_id = body["rollout_id"].as_str().unwrap().to_owned();
     wait_rollout(&app.base_url, &check_id).await;
     for path in ["/hook", "/web", "/push"] {
-        wait::until(&format!("the check rollout's message at {path}"), || async {
-            let seen = receiver.seen_at(path);
-            if seen.iter().any(|s| s.text().contains(&check_id)) {
-                Ok(())
-            } else {
-                Err(format!("{} request(s)", seen.len()))
-            }
-        })
+        wait::until(
+            &format!("the check rollout's message at {path}"),
+            || async {
+                let seen = receiver.seen_at(path);
+                if seen.iter().any(|s| s.text().contains(&check_id)) {
+                    Ok(())
+                } else {
+                    Err(format!("{} request(s)", seen.len()))
+                }
+            },
+        )
         .await;
     }
 
@@ -495,7 +522,9 @@ async fn six_host_rollout_gives_one_rollout_finished_per_notifier() {
             .collect()
     };
     let names: Vec<String> = fleet.hosts().iter().map(|h| h.name().to_owned()).collect();
-    let [hook] = about_update("/hook").try_into().expect("one message to hook");
+    let [hook] = about_update("/hook")
+        .try_into()
+        .expect("one message to hook");
     let hook = hook.json();
     assert_eq!(hook["event"], "rollout_finished", "{hook:#}");
     assert_eq!(hook["rollout_id"], update_id.as_str());
@@ -512,15 +541,23 @@ async fn six_host_rollout_gives_one_rollout_finished_per_notifier() {
         hook["url"],
         format!("https://tendhost.example:8443/rollouts/{update_id}")
     );
-    let [web] = about_update("/web").try_into().expect("one message to web-only");
+    let [web] = about_update("/web")
+        .try_into()
+        .expect("one message to web-only");
     let web = web.json();
-    assert_eq!(web["counts"]["total"], 3, "the filter keeps the web hosts: {web:#}");
+    assert_eq!(
+        web["counts"]["total"], 3,
+        "the filter keeps the web hosts: {web:#}"
+    );
     let mut web_hosts: Vec<String> = serde_json::from_value(web["hosts"].clone()).unwrap();
     web_hosts.sort();
     assert_eq!(web_hosts, names[..3]);
-    let [push] = about_update("/push").try_into().expect("one message to push");
+    let [push] = about_update("/push")
+        .try_into()
+        .expect("one message to push");
     assert!(
-        push.header("title").starts_with("Update rollout finished: 6 succeeded"),
+        push.header("title")
+            .starts_with("Update rollout finished: 6 succeeded"),
         "{:?}",
         push.header("title")
     );
@@ -531,7 +568,11 @@ async fn six_host_rollout_gives_one_rollout_finished_per_notifier() {
         .filter(|row| row["rollout_id"] == update_id.as_str())
         .collect();
     assert_eq!(finished.len(), 3, "one row per notifier: {finished:#?}");
-    assert!(finished.iter().all(|row| row["event"] == "rollout_finished"));
+    assert!(
+        finished
+            .iter()
+            .all(|row| row["event"] == "rollout_finished")
+    );
     app.stop().await.unwrap();
 }
 
@@ -546,7 +587,11 @@ fn local(date: jiff::civil::Date, hour: i8, minute: i8) -> Timestamp {
 /// Moves the notifier's clock and waits until the service has acted on it.
 async fn set_clock(time: Timestamp) {
     testing::set_now(time);
-    wait::within("the notifier acting on the new time", testing::settled(time)).await;
+    wait::within(
+        "the notifier acting on the new time",
+        testing::settled(time),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -592,7 +637,10 @@ async fn digests_are_sent_at_digest_at_and_only_with_something_to_report() {
     // 08:00, nothing pending, no reboot needed: nothing is sent.
     set_clock(local(day1, 8, 0)).await;
     let rows = deliveries(&app).await;
-    assert!(rows.is_empty(), "nothing to report, nothing sent: {rows:#?}");
+    assert!(
+        rows.is_empty(),
+        "nothing to report, nothing sent: {rows:#?}"
+    );
 
     let needy = &fleet.hosts()[0];
     fleet
@@ -617,10 +665,23 @@ async fn digests_are_sent_at_digest_at_and_only_with_something_to_report() {
         .collect();
     by_event.sort_by(|a, b| a.0.cmp(&b.0));
     let events: Vec<&str> = by_event.iter().map(|(e, _)| e.as_str()).collect();
-    assert_eq!(events, ["reboot_required_digest", "security_updates_digest"]);
+    assert_eq!(
+        events,
+        ["reboot_required_digest", "security_updates_digest"]
+    );
     let needy_name = needy.name();
-    assert_eq!(by_event[0].1["hosts"], json!([needy_name]), "{:#}", by_event[0].1);
-    assert_eq!(by_event[1].1["hosts"], json!([needy_name]), "{:#}", by_event[1].1);
+    assert_eq!(
+        by_event[0].1["hosts"],
+        json!([needy_name]),
+        "{:#}",
+        by_event[0].1
+    );
+    assert_eq!(
+        by_event[1].1["hosts"],
+        json!([needy_name]),
+        "{:#}",
+        by_event[1].1
+    );
     assert_eq!(by_event[1].1["items"][0]["count"], 1);
     assert_eq!(
         by_event[1].1["title"],
@@ -667,14 +728,22 @@ async fn host_unreachable_is_told_once_after_unreachable_after_by_the_clock() {
     let [told] = receiver.wait_for("/down", 1).await.try_into().unwrap();
     let told = told.json();
     assert_eq!(told["event"], "host_unreachable", "{told:#}");
-    assert_eq!(told["hosts"], json!(["gone-1", "gone-2"]), "one message for both");
+    assert_eq!(
+        told["hosts"],
+        json!(["gone-1", "gone-2"]),
+        "one message for both"
+    );
     assert_eq!(told["title"], "2 hosts unreachable");
     set_clock(start + Duration::from_secs(90 * 60)).await;
     let rows = until_deliveries(&app, "the report delivered", |rows| {
         rows.first().is_some_and(|row| row["status"] == "delivered")
     })
     .await;
-    assert_eq!(rows.len(), 1, "told once while they stay unreachable: {rows:#?}");
+    assert_eq!(
+        rows.len(),
+        1,
+        "told once while they stay unreachable: {rows:#?}"
+    );
     app.stop().await.unwrap();
 }
 
@@ -718,7 +787,10 @@ async fn down_and_hanging_receivers_are_retried_and_recorded_and_the_rollout_doe
     let rows = deliveries(&app).await;
     let held_row = rows_of(&rows, "held")[0].clone();
     assert_eq!(held_row["status"], "pending", "{held_row:#}");
-    assert_eq!(held_row["attempts"], 0, "the first attempt has not completed");
+    assert_eq!(
+        held_row["attempts"], 0,
+        "the first attempt has not completed"
+    );
     held.release();
 
     let rows = until_deliveries(&app, "every delivery ending", |rows| {
@@ -735,12 +807,22 @@ async fn down_and_hanging_receivers_are_retried_and_recorded_and_the_rollout_doe
     assert_eq!(down["status"], "failed", "{down:#}");
     assert_eq!(down["attempts"], 3, "{down:#}");
     let error = down["last_error"].as_str().unwrap().to_lowercase();
-    assert!(error.contains("connect") || error.contains("refused"), "{error}");
+    assert!(
+        error.contains("connect") || error.contains("refused"),
+        "{error}"
+    );
     let hang = rows_of(&rows, "hanging")[0];
     assert_eq!(hang["status"], "failed", "{hang:#}");
     assert_eq!(hang["attempts"], 2, "{hang:#}");
-    assert!(hang["last_error"].as_str().unwrap().contains("timeout"), "{hang:#}");
-    assert_eq!(hanging.seen_at("/hang").len(), 2, "each attempt reached the receiver");
+    assert!(
+        hang["last_error"].as_str().unwrap().contains("timeout"),
+        "{hang:#}"
+    );
+    assert_eq!(
+        hanging.seen_at("/hang").len(),
+        2,
+        "each attempt reached the receiver"
+    );
     for row in &rows {
         assert_eq!(row["event"], "rollout_finished");
         assert_eq!(row["rollout_id"], rollout_id.as_str());
@@ -768,7 +850,11 @@ fn the_configs_of_docs_notifications_md_pass_check_config() {
             (None, _) => {}
         }
     }
-    assert!(blocks.len() >= 3, "a config per kind: {} blocks", blocks.len());
+    assert!(
+        blocks.len() >= 3,
+        "a config per kind: {} blocks",
+        blocks.len()
+    );
     let dir = tempfile::tempdir().unwrap();
     let mut kinds = Vec::new();
     for (idx, block) in blocks.iter().enumerate() {
@@ -785,7 +871,11 @@ fn the_configs_of_docs_notifications_md_pass_check_config() {
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "block {idx}:\n{block}\n{stderr}");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "block {idx}:\n{block}\n{stderr}"
+        );
         for kind in ["webhook", "ntfy", "email"] {
             if stdout.contains(&format!("({kind}):")) {
                 kinds.push(kind);

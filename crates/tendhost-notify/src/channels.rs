@@ -59,16 +59,11 @@ impl Sender {
         self.channel.kind()
     }
 
-    /// One attempt.
-    pub(crate) async fn send(
-        &self,
-        notifier: &str,
-        notice: &Notice,
-        timeout: Duration,
-    ) -> Result<(), String> {
+    /// One attempt (its deadline is the caller's: the future is dropped at the timeout).
+    pub(crate) async fn send(&self, notifier: &str, notice: &Notice) -> Result<(), String> {
         match &self.channel {
-            Channel::Webhook(webhook) => self.webhook(webhook, notifier, notice, timeout).await,
-            Channel::Ntfy(ntfy) => self.ntfy(ntfy, notice, timeout).await,
+            Channel::Webhook(webhook) => self.webhook(webhook, notifier, notice).await,
+            Channel::Ntfy(ntfy) => self.ntfy(ntfy, notice).await,
             Channel::Email(email) => {
                 let smtp = self.smtp.as_ref().expect("built for email");
                 send_email(smtp, email, notice).await
@@ -81,14 +76,12 @@ impl Sender {
         webhook: &WebhookSpec,
         notifier: &str,
         notice: &Notice,
-        timeout: Duration,
     ) -> Result<(), String> {
         let body = serde_json::to_vec(&notice.to_wire(notifier))
             .map_err(|err| format!("cannot encode the message: {err}"))?;
         let request = self
             .http
             .post(&webhook.url)
-            .timeout(timeout)
             .header("Content-Type", "application/json")
             .header("X-Tendhost-Event", notice.event)
             .header(
@@ -99,12 +92,7 @@ impl Sender {
         answer(request.send().await).await
     }
 
-    async fn ntfy(
-        &self,
-        ntfy: &NtfySpec,
-        notice: &Notice,
-        timeout: Duration,
-    ) -> Result<(), String> {
+    async fn ntfy(&self, ntfy: &NtfySpec, notice: &Notice) -> Result<(), String> {
         let url = format!("{}/{}", ntfy.url.trim_end_matches('/'), ntfy.topic);
         let priority = ntfy.priority.unwrap_or(if notice.urgent { 4 } else { 3 });
         let tags = if notice.urgent {
@@ -115,7 +103,6 @@ impl Sender {
         let mut request = self
             .http
             .post(url)
-            .timeout(timeout)
             .header("Content-Type", "text/plain; charset=utf-8")
             .header("Title", header_text(&notice.title))
             .header("Priority", priority.to_string())

@@ -129,7 +129,7 @@ impl Notifier {
         for attempt in 1..=attempts.max(1) {
             let result = match tokio::time::timeout(
                 timeout,
-                self.sender.send(&self.spec.name, &queued.notice, timeout),
+                self.sender.send(&self.spec.name, &queued.notice),
             )
             .await
             {
