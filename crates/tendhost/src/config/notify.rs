@@ -584,3 +584,146 @@ impl Validator<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use tendhost_notify::{Channel, EventName, SmtpTls};
+
+    use crate::config::parse;
+
+    const PATH: &str = "/etc/tendhost/t.toml";
+
+    fn env(var: &str) -> Option<String> {
+        (var == "HOOK_SECRET").then(|| "from-env".to_owned())
+    }
+
+    /// The rendered errors of `text`.
+    fn errors(text: &str) -> String {
+        parse(text, Path::new(PATH), &env)
+            .expect_err("config should be rejected")
+            .to_string()
+    }
+
+    #[track_caller]
+    fn has(rendered: &str, line: usize, col: usize, needle: &str) {
+        let prefix = format!("{PATH}:{line}:{col}: ");
+        assert!(
+            rendered
+                .lines()
+                .any(|l| l.starts_with(&prefix) && l.contains(needle)),
+            "expected {prefix:?} with {needle:?} in:\n{rendered}"
+        );
+    }
+
+    #[test]
+    fn every_kind_with_its_defaults() {
+        let text = "[daemon]\npublic_url = \"https://t.example:8443/\"\n\
+            [[notify]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"https://h.example/x\"\nsecret_env = \"HOOK_SECRET\"\n\
+            [[notify]]\nname = \"push\"\nkind = \"ntfy\"\nurl = \"https://ntfy.sh\"\ntopic = \"t_1\"\npriority = 5\n\
+            events = [\"host_failed\", \"host_failed\"]\nfilter = { tags = [\"web\"] }\n\
+            [[notify]]\nname = \"mail\"\nkind = \"email\"\nsmtp_host = \"smtp.example\"\ntls = \"tls\"\n\
+            from = \"t@example.org\"\nto = [\"a@example.org\"]\nunreachable_after = \"2h\"\ndigest_at = \"07:15\"\n";
+        let config = parse(text, Path::new(PATH), &env).unwrap();
+        assert_eq!(
+            config.daemon.public_url.as_deref(),
+            Some("https://t.example:8443")
+        );
+        let [hook, push, mail] = config.notify.as_slice() else {
+            panic!("{:?}", config.notify)
+        };
+        assert_eq!(hook.events, EventName::ALL);
+        assert_eq!(hook.unreachable_after, Duration::from_secs(1800));
+        assert_eq!(hook.digest_at, 8 * 60);
+        assert_eq!((hook.attempts, hook.timeout), (5, Duration::from_secs(10)));
+        let Channel::Webhook(webhook) = &hook.channel else {
+            panic!()
+        };
+        assert_eq!(webhook.secret.expose(), "from-env");
+        assert_eq!(push.events, [EventName::HostFailed]);
+        assert_eq!(push.filter.tags, ["web"]);
+        let Channel::Ntfy(ntfy) = &push.channel else {
+            panic!()
+        };
+        assert_eq!((ntfy.priority, ntfy.token.is_none()), (Some(5), true));
+        let Channel::Email(email) = &mail.channel else {
+            panic!()
+        };
+        assert_eq!((email.tls, email.smtp_port), (SmtpTls::Tls, 465));
+        assert_eq!(email.credentials, None);
+        assert_eq!(mail.digest_at, 7 * 60 + 15);
+        assert_eq!(mail.unreachable_after, Duration::from_secs(7200));
+        let summary = config.summary();
+        assert!(summary.contains("notifiers: 3"), "{summary}");
+        assert!(summary.contains("push (ntfy): host_failed"), "{summary}");
+        assert!(!format!("{config:?}").contains("from-env"));
+    }
+
+    #[test]
+    fn problems_are_reported_at_their_place() {
+        let rendered = errors(
+            "[daemon]\npublic_url = \"ftp://x\"\n\
+             [[notify]]\nname = \"a\"\nkind = \"webhook\"\nurl = \"not a url\"\nsecret_env = \"UNSET\"\ntopic = \"t\"\n\
+             events = [\"rollout_finished\", \"rollout_started\"]\ndigest_at = \"25:00\"\nattempts = 0\n\
+             [[notify]]\nname = \"a\"\nkind = \"pager\"\n\
+             [[notify]]\nname = \"m\"\nkind = \"email\"\nsmtp_host = \"s\"\nusername = \"u\"\nfrom = \"nobody\"\nto = []\n\
+             filter = { groups = [\"nope\"] }\ntimeout = \"1h\"\n\
+             [[notify]]\nname = \"n\"\nkind = \"ntfy\"\nurl = \"https://ntfy.sh\"\ntopic = \"a/b\"\ntoken = \"x\"\ntoken_env = \"Y\"\n",
+        );
+        has(&rendered, 2, 14, "public_url \"ftp://x\" must be an http");
+        has(&rendered, 6, 7, "url \"not a url\" is not a URL");
+        has(
+            &rendered,
+            7,
+            14,
+            "secret_env names \"UNSET\", which is not set",
+        );
+        has(
+            &rendered,
+            8,
+            9,
+            "topic is not a setting of kind \"webhook\" (it belongs to ntfy)",
+        );
+        has(&rendered, 9, 31, "unknown event \"rollout_started\"");
+        has(&rendered, 10, 13, "digest_at \"25:00\" is not a time");
+        has(&rendered, 11, 12, "attempts must be between 1 and 20");
+        has(
+            &rendered,
+            14,
+            8,
+            "kind must be \"webhook\", \"ntfy\" or \"email\", not \"pager\"",
+        );
+        has(&rendered, 19, 12, "username needs password or password_env");
+        has(&rendered, 20, 8, "from \"nobody\" is not an email address");
+        has(&rendered, 21, 6, "to must name at least one address");
+        has(&rendered, 22, 22, "filter names unknown group \"nope\"");
+        has(&rendered, 23, 11, "timeout \"1h\" is too long");
+        has(&rendered, 28, 9, "topic \"a/b\" is invalid");
+        has(&rendered, 30, 13, "set token or token_env, not both");
+        assert!(!rendered.contains("panicked"));
+    }
+
+    #[test]
+    fn names_are_required_valid_and_unique_and_secrets_stay_out_of_messages() {
+        let rendered = errors(
+            "[[notify]]\nkind = \"webhook\"\nurl = \"http://h\"\nsecret = \"s3cr3t-value\"\n\
+             [[notify]]\nname = \"x\"\nkind = \"webhook\"\nurl = \"http://h\"\nsecret = \"s3cr3t-value\"\n\
+             [[notify]]\nname = \"x\"\nkind = \"webhook\"\nurl = \"http://h\"\n",
+        );
+        has(&rendered, 1, 1, "[[notify]] needs a name");
+        has(
+            &rendered,
+            10,
+            1,
+            "notifier \"x\" needs secret or secret_env",
+        );
+        assert!(!rendered.contains("s3cr3t-value"), "{rendered}");
+        let rendered = errors(
+            "[[notify]]\nname = \"x\"\nkind = \"ntfy\"\nurl = \"http://h\"\ntopic = \"t\"\n\
+             [[notify]]\nname = \"x\"\nkind = \"ntfy\"\nurl = \"http://h\"\ntopic = \"t\"\n",
+        );
+        has(&rendered, 7, 8, "notifier name \"x\" is used twice");
+    }
+}
