@@ -440,6 +440,14 @@ async fn email_goes_through_starttls_and_auth_and_parses_as_mail() {
     app.stop().await.unwrap();
 }
 
+/// Starts `action` (`check`, `update`) on `host` and waits for the job's end.
+async fn run_job(app: &TestApp, host: &str, action: &str) -> Value {
+    let (status, body) =
+        post_json(&app.base_url, &format!("/hosts/{host}/{action}"), json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    wait_job(&app.base_url, body["job_id"].as_str().unwrap()).await
+}
+
 /// A daemon config managing the fleet's hosts as root by its key; `tagged` hosts get tag `web`.
 fn fleet_config(fleet: &Fleet, tagged: usize) -> String {
     let mut config = format!(
@@ -573,6 +581,34 @@ async fn six_host_rollout_gives_one_rollout_finished_per_notifier() {
             .iter()
             .all(|row| row["event"] == "rollout_finished")
     );
+
+    // A host failing on its own (not in a rollout) is told by itself, to the notifiers whose
+    // filter lets it through.
+    let failing = &fleet.hosts()[0];
+    fleet
+        .publish(&Pkg::new("th-notify", "1.2").postinst("exit 1"))
+        .await;
+    let job = run_job(&app, failing.name(), "update").await;
+    assert_eq!(job["state"], "failed", "{job:#}");
+    let failed = wait::until("a host_failed message to hook", || async {
+        let failed: Vec<Value> = receiver
+            .seen_at("/hook")
+            .iter()
+            .map(Seen::json)
+            .filter(|body| body["event"] == "host_failed")
+            .collect();
+        match failed.as_slice() {
+            [one] => Ok(one.clone()),
+            _ => Err(format!("{failed:?}")),
+        }
+    })
+    .await;
+    assert_eq!(failed["hosts"], json!([failing.name()]), "{failed:#}");
+    assert_eq!(
+        failed["url"],
+        format!("https://tendhost.example:8443/hosts/{}", failing.name())
+    );
+    receiver.wait_for("/web", 3).await;
     app.stop().await.unwrap();
 }
 
@@ -621,14 +657,7 @@ async fn digests_are_sent_at_digest_at_and_only_with_something_to_report() {
     let app = spawn_app(&config).await;
     let check_all = || async {
         for host in fleet.hosts() {
-            let (status, body) = post_json(
-                &app.base_url,
-                &format!("/hosts/{}/check", host.name()),
-                json!({}),
-            )
-            .await;
-            assert_eq!(status, 202, "{body}");
-            let job = wait_job(&app.base_url, body["job_id"].as_str().unwrap()).await;
+            let job = run_job(&app, host.name(), "check").await;
             assert_eq!(job["state"], "succeeded", "{job:#}");
         }
     };
@@ -714,10 +743,7 @@ async fn host_unreachable_is_told_once_after_unreachable_after_by_the_clock() {
     );
     let app = spawn_app(&config).await;
     for host in ["gone-1", "gone-2"] {
-        let (status, body) =
-            post_json(&app.base_url, &format!("/hosts/{host}/check"), json!({})).await;
-        assert_eq!(status, 202, "{body}");
-        wait_job(&app.base_url, body["job_id"].as_str().unwrap()).await;
+        run_job(&app, host, "check").await;
         let view = get_json(&app.base_url, &format!("/hosts/{host}")).await;
         assert_eq!(view["state"], "unreachable", "{view:#}");
     }

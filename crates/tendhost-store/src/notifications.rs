@@ -110,6 +110,21 @@ impl Store {
         .await
     }
 
+    /// Ends every `pending` delivery as `failed` with `reason` (a restart: their queue is gone);
+    /// answers how many.
+    pub async fn fail_pending_deliveries(&self, now_ms: i64, reason: String) -> Result<u64> {
+        self.call(move |writer| {
+            let n_failed = writer.conn.execute(
+                "UPDATE notifications SET status = 'failed', updated_ms = ?1,
+                                          last_error = ?2
+                 WHERE status = 'pending'",
+                params![now_ms, reason],
+            )?;
+            Ok(count(n_failed))
+        })
+        .await
+    }
+
     /// The `limit` most recent deliveries, newest first.
     pub async fn list_deliveries(&self, limit: u32) -> Result<Vec<DeliveryRecord>> {
         self.call(move |writer| {
@@ -181,6 +196,16 @@ mod tests {
         store.prune(25).await.unwrap();
         let left = store.list_deliveries(10).await.unwrap();
         assert_eq!(left.iter().map(|r| r.id).collect::<Vec<_>>(), [b]);
+        // A restart ends what was pending.
+        let n_failed = store
+            .fail_pending_deliveries(50, "restarted".to_owned())
+            .await
+            .unwrap();
+        assert_eq!(n_failed, 1);
+        let ended = store.list_deliveries(10).await.unwrap();
+        assert_eq!(ended[0].status, "failed");
+        assert_eq!(ended[0].last_error.as_deref(), Some("restarted"));
+        assert_eq!(ended[0].updated_ms, 50);
         store.close().await.unwrap();
     }
 }

@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 
 use std::sync::Arc;
 
+use jiff::Timestamp;
 use tendhost_core::{Fleet, FleetOptions, Restored};
 use tendhost_store::Store;
 
@@ -160,6 +161,19 @@ pub async fn run(
     );
     if let Some(tls) = &tls {
         state = state.with_tls(tls.clone());
+    }
+    let n_ended = store
+        .fail_pending_deliveries(
+            Timestamp::now().as_millisecond(),
+            "the daemon stopped before delivering it".to_owned(),
+        )
+        .await
+        .wrap_err("cannot read the notification deliveries")?;
+    if n_ended > 0 {
+        tracing::warn!(
+            n_ended,
+            "notifications still pending at the last stop are recorded as failed"
+        );
     }
     let notify = start_notify(&config, &fleet, &store)?;
     if let Some(notify) = &notify {
