@@ -25,6 +25,7 @@ mod fleet_smoke;
 mod guard;
 mod layering;
 mod metrics;
+mod notify;
 mod pkg_apt;
 mod pkg_dnf;
 mod pkg_job;

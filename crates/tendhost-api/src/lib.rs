@@ -8,6 +8,7 @@ pub mod events;
 pub mod groups;
 pub mod hosts;
 pub mod jobs;
+pub mod notifications;
 pub mod packages;
 pub mod pagination;
 pub mod rollouts;

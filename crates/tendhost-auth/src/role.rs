@@ -67,7 +67,8 @@ pub enum Access {
 const OPEN: &[(&str, &str)] = &[("GET", "/health"), ("GET", "/openapi.json")];
 const OPEN_PREFIXES: &[&str] = &["/docs"];
 
-/// Routes that change something and need `operate`. Any other non-GET route needs `admin`.
+/// Routes that change something and need `operate`. Any other non-GET route needs `admin`
+/// (`POST /hosts`, `DELETE /hosts/{name}`, `POST /tls/renew`, `POST /notifications/{name}/test`).
 const OPERATE: &[(&str, &str)] = &[
     ("POST", "/hosts/{name}/check"),
     ("POST", "/hosts/{name}/update"),
@@ -157,6 +158,8 @@ mod tests {
         check("DELETE", "/hosts/{name}", R(Role::Admin));
         check("GET", "/audit", R(Role::Admin));
         check("GET", "/auditx", R(Role::Read));
+        check("GET", "/notifications", R(Role::Read));
+        check("POST", "/notifications/{name}/test", R(Role::Admin));
         check("PUT", "/something/new", R(Role::Admin));
     }
 

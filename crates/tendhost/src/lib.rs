@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 
 use std::sync::Arc;
 
+use jiff::Timestamp;
 use tendhost_core::{Fleet, FleetOptions, Restored};
 use tendhost_store::Store;
 
@@ -171,6 +172,23 @@ pub async fn run(
         state = state.with_tls(tls.clone());
     }
     state = state.with_schedules(schedules.clone());
+    let n_ended = store
+        .fail_pending_deliveries(
+            Timestamp::now().as_millisecond(),
+            "the daemon stopped before delivering it".to_owned(),
+        )
+        .await
+        .wrap_err("cannot read the notification deliveries")?;
+    if n_ended > 0 {
+        tracing::warn!(
+            n_ended,
+            "notifications still pending at the last stop are recorded as failed"
+        );
+    }
+    let notify = start_notify(&config, &fleet, &store)?;
+    if let Some(notify) = &notify {
+        state = state.with_notify(Arc::clone(notify));
+    }
     let tls_forward = tokio::spawn(forward_tls_events(tls_events, fleet.clone()));
     // The plain listener: redirects to https, and/or the ACME HTTP-01 answers.
     let tls_config = &config.daemon.tls;
@@ -253,6 +271,7 @@ pub async fn run(
     }
     drop(tls);
     metrics_follower.abort();
+    drop(notify);
     store
         .flush()
         .await
@@ -264,6 +283,30 @@ pub async fn run(
         .wrap_err("cannot close the state database")?;
     tracing::info!("tendhost stopped");
     Ok(())
+}
+
+/// Starts the notifiers of `[[notify]]` (none: no service). Deliveries are recorded in the
+/// store; their tasks stop when the service is dropped at shutdown.
+fn start_notify(
+    config: &Config,
+    fleet: &Fleet,
+    store: &Store,
+) -> Result<Option<Arc<tendhost_notify::Service>>> {
+    if config.notify.is_empty() {
+        return Ok(None);
+    }
+    let log = Arc::new(persist::DeliveryLogStore::new(store.clone()));
+    let service = tendhost_notify::Service::start(
+        fleet,
+        config.notify.clone(),
+        log,
+        config.daemon.public_url.clone(),
+    )
+    .wrap_err("cannot start the notifiers")?;
+    for (name, kind) in service.notifiers() {
+        tracing::info!(notifier = name, kind, "notifier ready");
+    }
+    Ok(Some(Arc::new(service)))
 }
 
 /// Starts the certificate service when TLS is on; with it off, warns when the bind address is

@@ -6,6 +6,7 @@
 //! module takes a lookup function so tests can pin the precedence without mutating globals.
 
 mod acme;
+mod notify;
 mod raw;
 mod schedule;
 
@@ -43,6 +44,8 @@ pub struct Config {
     pub hosts: Vec<HostSpec>,
     /// `[[schedule]]`, in file order.
     pub schedules: Vec<tendhost_core::schedule::ScheduleSpec>,
+    /// `[[notify]]`, in file order.
+    pub notify: Vec<tendhost_notify::NotifierSpec>,
 }
 
 /// `[daemon]`.
@@ -71,6 +74,9 @@ pub struct DaemonConfig {
     pub public_names: Vec<String>,
     /// Foreign origins (`scheme://host[:port]`) whose pages may call the API (CORS).
     pub cors_origins: Vec<String>,
+    /// The daemon's address as its users reach it (`https://tendhost.lan:8443`), without a
+    /// trailing `/`: notifications link rollouts and hosts under it.
+    pub public_url: Option<String>,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
     pub api_hosts: ApiHostsConfig,
@@ -300,6 +306,7 @@ impl Validator<'_> {
         let hosts = self.hosts(raw.host, &defaults);
         let groups = self.groups(raw.groups, &hosts);
         let schedules = self.schedules(raw.schedule, &hosts, &groups);
+        let notify = self.notifiers(raw.notify, &groups);
         Config {
             schedules,
             source: path.to_owned(),
@@ -307,6 +314,7 @@ impl Validator<'_> {
             defaults,
             groups,
             hosts,
+            notify,
         }
     }
 
@@ -408,6 +416,7 @@ impl Validator<'_> {
         let trusted_proxies = self.trusted_proxies(&raw.trusted_proxies);
         let public_names = self.public_names(&raw.public_names);
         let cors_origins = self.cors_origins(&raw.cors_origins);
+        let public_url = self.public_url(raw.public_url.as_ref());
         DaemonConfig {
             bind,
             log_level,
@@ -422,6 +431,7 @@ impl Validator<'_> {
             trusted_proxies,
             public_names,
             cors_origins,
+            public_url,
             tls,
             auth,
             api_hosts,
@@ -1260,6 +1270,16 @@ impl Config {
                 schedule.action.as_str(),
                 schedule.request.packages.describe(),
                 if schedule.enabled { "" } else { ", disabled" },
+            ));
+        }
+        out.push_str(&format!("  notifiers: {}\n", self.notify.len()));
+        for notifier in &self.notify {
+            let events: Vec<&str> = notifier.events.iter().map(|e| e.as_str()).collect();
+            out.push_str(&format!(
+                "    {} ({}): {}\n",
+                notifier.name,
+                notifier.channel.kind(),
+                events.join(", ")
             ));
         }
         out

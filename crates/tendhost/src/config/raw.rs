@@ -20,6 +20,8 @@ pub(crate) struct RawConfig {
     pub host: Vec<RawHost>,
     #[serde(default)]
     pub schedule: Vec<crate::config::schedule::RawSchedule>,
+    #[serde(default)]
+    pub notify: Vec<Spanned<crate::config::notify::RawNotify>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -41,6 +43,7 @@ pub(crate) struct RawDaemon {
     pub public_names: Vec<Spanned<String>>,
     #[serde(default)]
     pub cors_origins: Vec<Spanned<String>>,
+    pub public_url: Option<Spanned<String>>,
     /// Spanned so a problem of the whole table points at it, however it is written
     /// (`[daemon.tls]`, `tls = { ... }`, `tls.mode = "files"`).
     pub tls: Option<Spanned<RawTls>>,

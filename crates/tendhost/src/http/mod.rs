@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod mapping;
 pub mod metrics;
 pub mod new_host;
+pub mod notifications;
 pub mod redirect;
 pub mod rollouts;
 pub mod schedules;
@@ -69,6 +70,8 @@ struct Inner {
     metrics: Arc<tendhost_metrics::Metrics>,
     /// `[[schedule]]` and their runner (`/schedules`).
     schedules: Option<tendhost_core::schedule::Schedules>,
+    /// The notifiers (`/notifications`), when `[[notify]]` names any.
+    notify: Option<Arc<tendhost_notify::Service>>,
 }
 
 impl AppState {
@@ -99,6 +102,7 @@ impl AppState {
                 },
                 tls: None,
                 schedules: None,
+                notify: None,
             }),
         }
     }
@@ -115,9 +119,26 @@ impl AppState {
         }
     }
 
+    /// The same state with the notification service.
+    #[must_use]
+    pub fn with_notify(self, notify: Arc<tendhost_notify::Service>) -> Self {
+        let Ok(mut inner) = Arc::try_unwrap(self.inner) else {
+            panic!("with_notify is called before the state is shared");
+        };
+        inner.notify = Some(notify);
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
     /// The schedules, when the daemon runs them.
     pub fn schedules(&self) -> Option<&tendhost_core::schedule::Schedules> {
         self.inner.schedules.as_ref()
+    }
+
+    /// The notification service, when notifiers are configured.
+    pub fn notify(&self) -> Option<&tendhost_notify::Service> {
+        self.inner.notify.as_deref()
     }
 
     /// The same state with the certificate service (TLS on).
@@ -215,8 +236,10 @@ fn own_names(config: &Config) -> Vec<String> {
         (name = "groups", description = "Groups and tags of hosts"),
         (name = "access", description = "WebSocket tickets for browsers and the audit trail of changes and refusals"),
         (name = "tls", description = "The TLS certificate the daemon serves: status, and renewal in self-signed and acme mode"),
-        (name = "monitoring", description = "Prometheus metrics of the daemon and its fleet")
-    )
+        (name = "monitoring", description = "Prometheus metrics of the daemon and its fleet"),
+        (name = "notifications", description = "Deliveries to the webhook, ntfy and email notifiers, and test messages")
+    ),
+    components(schemas(tendhost_api::notifications::NotificationV1))
 )]
 struct ApiDoc;
 
@@ -227,6 +250,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tls::get))
         .routes(routes!(tls::renew))
         .routes(routes!(metrics::metrics))
+        .routes(routes!(notifications::list))
+        .routes(routes!(notifications::test))
         .routes(routes!(ws::events))
         .routes(routes!(auth::ws_ticket))
         .routes(routes!(auth::list_audit))
