@@ -3,6 +3,8 @@
 //! what the host is.
 //!
 //! - `types`, `options`, `error`: domain values (not wire types; `tendhost-api` owns those).
+//! - `selection`: what an update installs (all, security, names; exclude globs) and that
+//!   selection resolved against a check (`Target`), which the job script builders use.
 //! - `parse`: pure parsers of real command output, unit-tested on captures (`tests/data/`).
 //! - `command`: builders of the command lines and job scripts; every value is an argv element
 //!   or quoted with `tendhost_exec::quote`.
