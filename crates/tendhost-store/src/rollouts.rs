@@ -205,18 +205,15 @@ impl Store {
 
     pub async fn rollout(&self, id: &str) -> Result<Option<RolloutRecord>> {
         let id = id.to_owned();
-        self.call(move |writer| get(&writer.conn, &id)).await
+        self.read(move |conn: &Connection| get(conn, &id)).await
     }
 
     /// Rollouts, newest first, one page of them, with the total count.
     pub async fn list_rollouts(&self, page: Page) -> Result<Listed<RolloutRecord>> {
-        self.call(move |writer| {
+        self.read(move |conn: &Connection| {
             let total_rollouts: i64 =
-                writer
-                    .conn
-                    .query_row("SELECT COUNT(*) FROM rollouts", [], |row| row.get(0))?;
-            let rollouts = writer
-                .conn
+                conn.query_row("SELECT COUNT(*) FROM rollouts", [], |row| row.get(0))?;
+            let rollouts = conn
                 .prepare(&format!(
                     "SELECT {ROLLOUT_COLUMNS} FROM rollouts
                      ORDER BY created_at_ms DESC, id DESC LIMIT ?1 OFFSET ?2"
@@ -225,7 +222,7 @@ impl Store {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let items = rollouts
                 .into_iter()
-                .map(|rollout| complete(&writer.conn, rollout))
+                .map(|rollout| complete(conn, rollout))
                 .collect::<Result<Vec<_>>>()?;
             Ok(Listed {
                 items,
