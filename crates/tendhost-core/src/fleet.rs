@@ -20,7 +20,7 @@ use crate::events::{EventBus, EventKind, EventTransport};
 use crate::host::Panic;
 use crate::host::{Acknowledge, HostEntry, HostShared, StartJob};
 use crate::ids::Ids;
-use crate::jobs::Jobs;
+use crate::jobs::{Jobs, JobsOptions};
 use crate::model::{
     FleetError, HostFilter, HostSnapshot, HostStatus, JobSnapshot, JobState, MaxFailures,
     RolloutKind, RolloutRequest, RolloutSnapshot, UpdateOptions,
@@ -48,6 +48,8 @@ pub struct FleetOptions {
     pub check_on_start: bool,
     /// Seq of the first event (continues the stored sequence after a restart).
     pub first_seq: u64,
+    /// What the job registry keeps in memory.
+    pub jobs: JobsOptions,
 }
 
 impl Default for FleetOptions {
@@ -59,6 +61,7 @@ impl Default for FleetOptions {
             event_channel: 4_096,
             check_on_start: true,
             first_seq: 1,
+            jobs: JobsOptions::default(),
         }
     }
 }
@@ -182,7 +185,7 @@ impl Fleet {
                 options.event_buffer,
                 options.event_channel,
             ),
-            jobs: Arc::new(Jobs::default()),
+            jobs: Arc::new(Jobs::new(options.jobs)),
             ids,
             remote_slots: Arc::new(Semaphore::new(options.max_parallel.max(1))),
             persistence,

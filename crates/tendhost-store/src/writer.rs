@@ -236,16 +236,14 @@ impl Writer {
 
     fn log_line(&mut self, line: &LineOp) {
         let result = (|| -> Result<()> {
-            let budget = match self.line_budget.get(&line.job_id) {
-                Some(budget) => *budget,
-                None => {
-                    let (next_idx, n_bytes, truncated) =
-                        jobs::line_position(&self.conn, &line.job_id)?;
-                    LineBudget {
-                        next_idx,
-                        n_bytes,
-                        truncated,
-                    }
+            let budget = if let Some(budget) = self.line_budget.get(&line.job_id) {
+                *budget
+            } else {
+                let (next_idx, n_bytes, truncated) = jobs::line_position(&self.conn, &line.job_id)?;
+                LineBudget {
+                    next_idx,
+                    n_bytes,
+                    truncated,
                 }
             };
             if budget.truncated {
