@@ -345,6 +345,17 @@ impl Fleet {
         })
     }
 
+    /// The job without its log (the store has the whole log).
+    pub fn job_without_log(&self, id: &str) -> Result<JobSnapshot, FleetError> {
+        self.ctx
+            .jobs
+            .get_without_log(id)
+            .ok_or_else(|| FleetError::NotFound {
+                kind: "job",
+                name: id.to_owned(),
+            })
+    }
+
     /// Jobs, newest first (without logs).
     pub fn jobs(&self, host: Option<&str>, state: Option<JobState>) -> Vec<JobSnapshot> {
         self.ctx.jobs.list(host, state)
@@ -418,15 +429,16 @@ impl Fleet {
         self.orchestrator.ask(Groups).await.unwrap_or_default()
     }
 
-    /// Tags with the number of hosts carrying each.
-    pub async fn tags(&self) -> BTreeMap<String, usize> {
+    /// Tags with the number of hosts carrying each; [`FleetError::ShuttingDown`] once the
+    /// orchestrator is gone.
+    pub async fn tags(&self) -> Result<BTreeMap<String, usize>, FleetError> {
         let mut tags = BTreeMap::new();
-        for host in self.hosts().await.unwrap_or_default() {
+        for host in self.hosts().await? {
             for tag in host.tags {
                 *tags.entry(tag).or_insert(0) += 1;
             }
         }
-        tags
+        Ok(tags)
     }
 
     /// Test hook: makes a host actor panic (its supervisor restarts it).

@@ -12,6 +12,8 @@ mod codec;
 mod records;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
@@ -131,6 +133,13 @@ impl Persistence for StoreBridge {
             time.as_millisecond(),
             line,
         );
+    }
+
+    fn room(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async {
+            // A closed store (shutdown) has no queue to wait for.
+            let _ = self.store.room().await;
+        })
     }
 }
 
