@@ -89,7 +89,7 @@ pub async fn collect(
                 }
                 let status = job::parse_stream_status(&output.stderr)
                     .map_err(|e| PkgError::parse(host, e))?;
-                seen.append(follower.into_parts().1);
+                seen.append(&follower.into_parts().1);
                 offset = status.offset;
                 match status.state {
                     JobState::Missing => {
@@ -106,7 +106,7 @@ pub async fn collect(
             Err(err) if is_retryable(&err) => {
                 let (bytes, tail) = follower.into_parts();
                 offset += bytes;
-                seen.append(tail);
+                seen.append(&tail);
                 let since = *unreachable_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= opts.reconnect_window {
                     tracing::warn!(host, %job_id, error = %err, "host unreachable past the reconnect window; job lost");
@@ -207,7 +207,7 @@ impl LogTail {
         }
     }
 
-    fn append(&mut self, other: LogTail) {
+    fn append(&mut self, other: &LogTail) {
         self.n_dropped += other.n_dropped;
         for line in other.text.lines() {
             self.push_line(line);

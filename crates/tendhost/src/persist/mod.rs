@@ -26,7 +26,7 @@ use tendhost_core::model::{JobSnapshot, RolloutSnapshot};
 use tendhost_core::state::JobKind;
 use tendhost_store::{EventRecord, NewEvent, Store};
 
-pub use crate::persist::records::{JobQuery, Records, RecordsError, RuntimeHost};
+pub use crate::persist::records::{EVENT_PAGE, JobQuery, Records, RecordsError, RuntimeHost};
 
 fn now_ms() -> i64 {
     codec::ms(jiff::Timestamp::now())
