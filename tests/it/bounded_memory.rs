@@ -2,14 +2,16 @@
 //! upgrade whose postinst prints far more than `daemon.job_log_max` leaves a stored log that
 //! stops at the cap with one visible marker line (served by `GET /jobs/{id}` from the state
 //! database), the upgrade itself succeeds, and a job the registry has since forgotten
-//! (`keep_finished_jobs`) is answered from the store as it was while it was held.
+//! (`keep_finished_jobs`) is answered from the store as it was while it was held. Rollouts the
+//! fleet forgot (`keep_finished_rollouts`, on a host at a closed loopback port: no container
+//! needed) are shown, listed and refused (cancel, resume) from the store as before.
 
 use serde_json::{Value, json};
 use tendhost_tests::daemon::spawn_app;
 use tendhost_tests::fleet::{Fleet, Pkg};
 use tendhost_tests::http::{get_json, installed_version, post_json};
 
-use crate::claims::{fleet_config, job_done};
+use crate::claims::{fleet_config, job_done, rollout_done};
 
 /// The marker the store puts in place of output past `job_log_max`.
 const TRUNCATED: &str = "[tendhost: log truncated:";
@@ -127,5 +129,67 @@ async fn bounded_job_log_is_capped_in_the_store_and_forgotten_jobs_come_from_it(
         .collect();
     assert_eq!(ids.len(), 4, "every job is listed: {list:#}");
     assert!(ids.contains(&update.as_str()), "{ids:?}");
+    app.stop().await.unwrap();
+}
+
+/// `value` without the times (`*_at`, `time`) anywhere in it.
+fn timeless(value: &Value) -> Value {
+    match value {
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .filter(|(key, _)| !key.ends_with("_at") && key.as_str() != "time")
+                .map(|(key, value)| (key.clone(), timeless(value)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(timeless).collect()),
+        other => other.clone(),
+    }
+}
+
+#[tokio::test]
+async fn bounded_forgotten_rollouts_are_answered_from_the_store_as_before() {
+    let app = spawn_app(
+        "[daemon]\nlog_level = \"warn\"\ncheck_on_start = false\nkeep_finished_rollouts = 1\n\n\
+         [[host]]\nname = \"gone\"\naddr = \"127.0.0.1\"\nport = 1\n",
+    )
+    .await;
+    let mut done = Vec::new();
+    for _ in 0..3 {
+        let (status, body) = post_json(&app.base_url, "/fleet/check", json!({})).await;
+        assert_eq!(status, 202, "{body}");
+        let id = body["rollout_id"].as_str().unwrap().to_owned();
+        let rollout = rollout_done(&app.base_url, &id).await;
+        done.push((id, rollout));
+    }
+    let (first, held) = &done[0];
+    let stored = get_json(&app.base_url, &format!("/rollouts/{first}")).await;
+    assert_eq!(timeless(&stored), timeless(held));
+
+    let list = get_json(&app.base_url, "/rollouts?per_page=2").await;
+    assert_eq!(list["pagination"]["total_items"], 3, "{list:#}");
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rollout| rollout["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [done[2].0.as_str(), done[1].0.as_str()], "{list:#}");
+    let last_page = get_json(&app.base_url, "/rollouts?per_page=2&page=2").await;
+    assert_eq!(last_page["data"][0]["id"], first.as_str(), "{last_page:#}");
+
+    for (action, code) in [
+        ("cancel", "rollout_finished"),
+        ("resume", "invalid_rollout_state"),
+    ] {
+        let (status, body) = post_json(
+            &app.base_url,
+            &format!("/rollouts/{first}/{action}"),
+            json!({}),
+        )
+        .await;
+        assert_eq!(status, 409, "{action}: {body}");
+        assert_eq!(body["error"]["code"], code, "{action}: {body}");
+    }
     app.stop().await.unwrap();
 }

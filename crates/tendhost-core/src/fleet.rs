@@ -50,6 +50,8 @@ pub struct FleetOptions {
     pub first_seq: u64,
     /// What the job registry keeps in memory.
     pub jobs: JobsOptions,
+    /// Finished rollouts kept in memory (older ones only in the store).
+    pub keep_finished_rollouts: usize,
 }
 
 impl Default for FleetOptions {
@@ -62,6 +64,7 @@ impl Default for FleetOptions {
             check_on_start: true,
             first_seq: 1,
             jobs: JobsOptions::default(),
+            keep_finished_rollouts: 100,
         }
     }
 }
@@ -211,6 +214,7 @@ impl Fleet {
             groups,
             executor_factory,
             rollouts: restored.rollouts,
+            keep_finished_rollouts: options.keep_finished_rollouts,
         });
         let scheduler = tokio::spawn(schedule_checks(
             orchestrator.clone(),

@@ -119,6 +119,7 @@ pub async fn run(
                 // The store has every job's whole log (up to `job_log_max`).
                 finished_logs: tendhost_core::FinishedLogs::Drop,
             },
+            keep_finished_rollouts: config.daemon.limits.keep_finished_rollouts,
         },
         &mut statuses,
         Some(Arc::clone(&bridge) as Arc<dyn tendhost_core::Persistence>),

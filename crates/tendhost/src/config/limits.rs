@@ -1,5 +1,5 @@
 //! `[daemon]` keys that bound memory: the job log kept in memory and in the store, finished
-//! jobs kept in memory, the store's write queue and the number of WebSocket clients. Each is an
+//! jobs and rollouts kept in memory, the store's write queue and the number of WebSocket clients. Each is an
 //! integer in a range; a value outside it is a `file:line:col` error naming the key.
 
 use toml::Spanned;
@@ -15,6 +15,8 @@ pub struct Limits {
     pub job_log_max: u64,
     /// Finished jobs kept in memory (older ones are read from the store).
     pub keep_finished_jobs: usize,
+    /// Finished rollouts kept in memory (older ones are read from the store).
+    pub keep_finished_rollouts: usize,
     /// Requests the store's write queue holds before producers wait.
     pub store_queue: usize,
     /// WebSocket clients at once; one more gets 503 `too_many_clients`.
@@ -27,6 +29,7 @@ impl Default for Limits {
             job_log_memory: 1024 * 1024,
             job_log_max: 64 * 1024 * 1024,
             keep_finished_jobs: 1000,
+            keep_finished_rollouts: 100,
             store_queue: 4096,
             max_ws_clients: 1000,
         }
@@ -39,6 +42,7 @@ pub(crate) struct RawLimits<'a> {
     pub job_log_memory: Option<&'a Spanned<i64>>,
     pub job_log_max: Option<&'a Spanned<i64>>,
     pub keep_finished_jobs: Option<&'a Spanned<i64>>,
+    pub keep_finished_rollouts: Option<&'a Spanned<i64>>,
     pub store_queue: Option<&'a Spanned<i64>>,
     pub max_ws_clients: Option<&'a Spanned<i64>>,
 }
@@ -76,6 +80,13 @@ impl Validator<'_> {
             "keep_finished_jobs",
             usize_i64(base.keep_finished_jobs),
         );
+        let keep_finished_rollouts = get(
+            raw.keep_finished_rollouts,
+            1,
+            100_000,
+            "keep_finished_rollouts",
+            usize_i64(base.keep_finished_rollouts),
+        );
         let store_queue = get(
             raw.store_queue,
             16,
@@ -95,6 +106,8 @@ impl Validator<'_> {
             job_log_max: u64::try_from(job_log_max).unwrap_or(base.job_log_max),
             keep_finished_jobs: usize::try_from(keep_finished_jobs)
                 .unwrap_or(base.keep_finished_jobs),
+            keep_finished_rollouts: usize::try_from(keep_finished_rollouts)
+                .unwrap_or(base.keep_finished_rollouts),
             store_queue: usize::try_from(store_queue).unwrap_or(base.store_queue),
             max_ws_clients: usize::try_from(max_ws_clients).unwrap_or(base.max_ws_clients),
         }

@@ -398,6 +398,7 @@ impl Validator<'_> {
             job_log_memory: raw.job_log_memory.as_ref(),
             job_log_max: raw.job_log_max.as_ref(),
             keep_finished_jobs: raw.keep_finished_jobs.as_ref(),
+            keep_finished_rollouts: raw.keep_finished_rollouts.as_ref(),
             store_queue: raw.store_queue.as_ref(),
             max_ws_clients: raw.max_ws_clients.as_ref(),
         });

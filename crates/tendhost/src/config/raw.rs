@@ -36,6 +36,7 @@ pub(crate) struct RawDaemon {
     pub job_log_memory: Option<Spanned<i64>>,
     pub job_log_max: Option<Spanned<i64>>,
     pub keep_finished_jobs: Option<Spanned<i64>>,
+    pub keep_finished_rollouts: Option<Spanned<i64>>,
     pub store_queue: Option<Spanned<i64>>,
     pub max_ws_clients: Option<Spanned<i64>>,
     #[serde(default)]

@@ -115,7 +115,8 @@ pub async fn list(
     }))
 }
 
-fn records_error(err: RecordsError) -> ApiError {
+/// The state database's failure as an answer (503 when it cannot answer).
+pub(crate) fn records_error(err: RecordsError) -> ApiError {
     match err {
         RecordsError::Unavailable(message) => ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

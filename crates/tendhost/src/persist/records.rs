@@ -8,7 +8,7 @@ use std::fmt;
 use jiff::Timestamp;
 use serde_json::Value;
 use tendhost_core::events::{Event, EventKind};
-use tendhost_core::model::{JobSnapshot, JobState, LogLine};
+use tendhost_core::model::{JobSnapshot, JobState, LogLine, RolloutSnapshot, RolloutState};
 use tendhost_core::state::JobKind;
 use tendhost_store::{JobFilter, OutputLineRecord, Page, RuntimeHostRecord, Store, StoreError};
 
@@ -19,6 +19,14 @@ const LOG_PAGE: u32 = 10_000;
 
 /// Events read (and held) per page when replaying from disk.
 pub const EVENT_PAGE: u32 = 500;
+
+fn decode_rollout(record: &tendhost_store::RolloutRecord) -> Option<RolloutSnapshot> {
+    let rollout = codec::rollout(record);
+    if rollout.is_none() {
+        tracing::warn!(rollout = %record.id, "stored rollout does not decode; left out");
+    }
+    rollout
+}
 
 /// Why the state database could not answer.
 #[derive(Debug)]
@@ -167,6 +175,31 @@ impl Records {
             })
             .collect();
         Ok((jobs, listed.total))
+    }
+
+    /// A stored rollout, `None` if unknown (or if it does not decode, logged).
+    pub async fn rollout(&self, id: &str) -> Result<Option<RolloutSnapshot>, RecordsError> {
+        let record = self.store.rollout(id).await?;
+        Ok(record.as_ref().and_then(decode_rollout))
+    }
+
+    /// One page of the stored rollouts in `state` (all for `None`), newest first, and how
+    /// many match in all. One that does not decode is left out (logged).
+    pub async fn rollouts(
+        &self,
+        state: Option<RolloutState>,
+        offset: u32,
+        limit: u32,
+    ) -> Result<(Vec<RolloutSnapshot>, u64), RecordsError> {
+        let listed = self
+            .store
+            .list_rollouts_in(
+                state.map(|state| state.as_str().to_owned()),
+                Page { offset, limit },
+            )
+            .await?;
+        let rollouts = listed.items.iter().filter_map(decode_rollout).collect();
+        Ok((rollouts, listed.total))
     }
 
     /// The oldest `seq` still stored (`None` when the log is empty).
