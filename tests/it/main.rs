@@ -8,6 +8,7 @@ mod api_flows;
 mod api_hosts;
 mod api_support;
 mod auth;
+mod bounded_memory;
 mod claims;
 mod claims_daemon;
 mod claims_host_jobs;

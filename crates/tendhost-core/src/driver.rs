@@ -53,6 +53,10 @@ impl OutputSink for JobSink<'_> {
             });
         }
     }
+
+    fn ready(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(self.host.ctx().output_room())
+    }
 }
 
 /// Appends a line tendhost itself writes (not the host's output) to the job log and the bus.

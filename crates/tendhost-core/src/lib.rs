@@ -32,3 +32,4 @@ pub mod testing;
 
 pub use crate::context::Persistence;
 pub use crate::fleet::{Fleet, FleetOptions, FleetStartError, Restored};
+pub use crate::jobs::{FinishedLogs, JobsOptions};

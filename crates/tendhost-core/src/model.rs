@@ -133,9 +133,6 @@ impl JobState {
     }
 }
 
-/// Output lines a job keeps in memory (older lines are dropped first).
-pub const MAX_LOG_LINES: usize = 50_000;
-
 /// One line of a job's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {

@@ -448,7 +448,9 @@ impl Runner {
             match self.start_host(&entry.actor, rollout_id).await {
                 Ok(job_id) => {
                     self.set_host(name, RolloutHostState::Running, Some(job_id.clone()), None);
-                    started.push((name.clone(), job_id));
+                    // Watched from now: the registry may forget the job once it finished.
+                    let watch = self.ctx.jobs.watch(&job_id);
+                    started.push((name.clone(), job_id, watch));
                 }
                 Err(err @ FleetError::HostBusy { .. }) => {
                     self.set_host(
@@ -464,8 +466,11 @@ impl Runner {
             }
         }
         let (mut n_ok, mut n_failed) = (0, 0);
-        for (name, job_id) in started {
-            let state = self.ctx.jobs.wait_finished(&job_id).await;
+        for (name, job_id, watch) in started {
+            let state = match watch {
+                Some(watch) => crate::jobs::wait_finished(watch).await,
+                None => None,
+            };
             if state == Some(JobState::Interrupted) {
                 // Only `Fleet::shutdown` interrupts a job of this run: the daemon is
                 // stopping. The rollout is not over; leave it as stored (`running`) for
@@ -481,7 +486,7 @@ impl Runner {
                 let summary = self
                     .ctx
                     .jobs
-                    .get(&job_id)
+                    .get_without_log(&job_id)
                     .and_then(|job| job.summary)
                     .unwrap_or_default();
                 let outcome = state.map_or("unknown", JobState::as_str);

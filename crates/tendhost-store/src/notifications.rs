@@ -127,9 +127,8 @@ impl Store {
 
     /// The `limit` most recent deliveries, newest first.
     pub async fn list_deliveries(&self, limit: u32) -> Result<Vec<DeliveryRecord>> {
-        self.call(move |writer| {
-            let items = writer
-                .conn
+        self.read(move |conn: &Connection| {
+            let items = conn
                 .prepare_cached(&format!(
                     "SELECT {COLUMNS} FROM notifications ORDER BY id DESC LIMIT ?1"
                 ))?

@@ -50,7 +50,11 @@ pub async fn run(
     // The store first: it takes the data dir's lock, so a second daemon stops here, before
     // touching the first one's SSH control sockets.
     let data_dir = config.daemon.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
+    let store_options = tendhost_store::StoreOptions {
+        queue: config.daemon.limits.store_queue,
+        job_log_max: config.daemon.limits.job_log_max,
+    };
+    let store = tokio::task::spawn_blocking(move || Store::open_with(&data_dir, store_options))
         .await
         .wrap_err("opening the store panicked")?
         .wrap_err("cannot open the state database")?;
@@ -110,6 +114,13 @@ pub async fn run(
             event_buffer: config.daemon.event_buffer,
             event_channel: config.daemon.event_channel,
             first_seq,
+            jobs: tendhost_core::JobsOptions {
+                log_memory: config.daemon.limits.job_log_memory,
+                keep_finished: config.daemon.limits.keep_finished_jobs,
+                // The store has every job's whole log (up to `job_log_max`).
+                finished_logs: tendhost_core::FinishedLogs::Drop,
+            },
+            keep_finished_rollouts: config.daemon.limits.keep_finished_rollouts,
         },
         &mut statuses,
         Some(Arc::clone(&bridge) as Arc<dyn tendhost_core::Persistence>),

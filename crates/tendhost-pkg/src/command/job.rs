@@ -232,9 +232,12 @@ pub fn summary(job_id: &JobId, opts: &PkgOptions) -> Cmd {
         "d={dir}\n\
          if [ ! -d \"$d\" ]; then echo \"tendhost: no job directory $d\" >&2; exit 3; fi\n\
          for f in exit started ended before after; do echo \"@@tendhost:$f@@\"; cat \"$d/$f\" 2>/dev/null || true; done\n\
+         echo '@@tendhost:size@@'\n\
+         wc -c < \"$d/log\" 2>/dev/null || echo 0\n\
          echo '@@tendhost:log@@'\n\
-         {SANITIZE} < \"$d/log\" 2>/dev/null || true\n",
+         tail -c {max} \"$d/log\" 2>/dev/null | {SANITIZE} || true\n",
         dir = quote(opts.job_dir(job_id)),
+        max = crate::parse::job::MAX_COLLECTED_LOG,
     ))
     .privileged()
     .timeout(Duration::from_secs(120))

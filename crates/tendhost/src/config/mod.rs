@@ -6,6 +6,7 @@
 //! module takes a lookup function so tests can pin the precedence without mutating globals.
 
 mod acme;
+mod limits;
 mod notify;
 mod raw;
 mod schedule;
@@ -23,6 +24,8 @@ use tendhost_core::spec::{
 use tendhost_pkg::ExcludeGlob;
 use toml::Spanned;
 
+pub use crate::config::limits::Limits;
+use crate::config::limits::RawLimits;
 use crate::config::raw::{RawConfig, RawDefaults, RawHost, RawWindow};
 use crate::host_rules::{self, Field, RuleError};
 
@@ -67,6 +70,8 @@ pub struct DaemonConfig {
     /// How often each WebSocket is pinged; a client that has not answered the previous ping
     /// by the next one is closed.
     pub ws_ping_interval: Duration,
+    /// Memory bounds (`job_log_memory`, `job_log_max`, `max_ws_clients`, ...).
+    pub limits: Limits,
     /// Reverse proxies whose `X-Forwarded-For` names the client (audit, rate limit).
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// More names clients use for the daemon (the `Host` check), besides its bind address,
@@ -410,6 +415,14 @@ impl Validator<'_> {
             }
         };
 
+        let limits = self.limits(&RawLimits {
+            job_log_memory: raw.job_log_memory.as_ref(),
+            job_log_max: raw.job_log_max.as_ref(),
+            keep_finished_jobs: raw.keep_finished_jobs.as_ref(),
+            keep_finished_rollouts: raw.keep_finished_rollouts.as_ref(),
+            store_queue: raw.store_queue.as_ref(),
+            max_ws_clients: raw.max_ws_clients.as_ref(),
+        });
         let tls = self.tls(raw.tls, bind, &data_dir);
         let auth = self.auth(raw.auth, bind);
         let api_hosts = self.api_hosts(raw.api_hosts);
@@ -428,6 +441,7 @@ impl Validator<'_> {
             event_buffer: usize::try_from(event_buffer).unwrap_or(10_000),
             event_channel: usize::try_from(event_channel).unwrap_or(4_096),
             ws_ping_interval,
+            limits,
             trusted_proxies,
             public_names,
             cors_origins,

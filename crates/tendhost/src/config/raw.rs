@@ -37,6 +37,12 @@ pub(crate) struct RawDaemon {
     pub event_buffer: Option<Spanned<i64>>,
     pub event_channel: Option<Spanned<i64>>,
     pub ws_ping_interval: Option<Spanned<String>>,
+    pub job_log_memory: Option<Spanned<i64>>,
+    pub job_log_max: Option<Spanned<i64>>,
+    pub keep_finished_jobs: Option<Spanned<i64>>,
+    pub keep_finished_rollouts: Option<Spanned<i64>>,
+    pub store_queue: Option<Spanned<i64>>,
+    pub max_ws_clients: Option<Spanned<i64>>,
     #[serde(default)]
     pub trusted_proxies: Vec<Spanned<String>>,
     #[serde(default)]

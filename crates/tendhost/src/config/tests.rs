@@ -785,6 +785,48 @@ fn event_stream_settings_have_defaults_and_bounds() {
 }
 
 #[test]
+fn memory_limits_have_defaults_and_bounds() {
+    let config = parse_ok("");
+    assert_eq!(config.daemon.limits, crate::config::Limits::default());
+    assert_eq!(config.daemon.limits.job_log_memory, 1024 * 1024);
+    assert_eq!(config.daemon.limits.job_log_max, 64 * 1024 * 1024);
+    assert_eq!(config.daemon.limits.max_ws_clients, 1000);
+    let config = parse_ok(
+        "[daemon]\njob_log_memory = 8192\njob_log_max = 65536\nkeep_finished_jobs = 3\n\
+         keep_finished_rollouts = 2\nstore_queue = 64\nmax_ws_clients = 5\n",
+    );
+    assert_eq!(
+        config.daemon.limits,
+        crate::config::Limits {
+            job_log_memory: 8192,
+            job_log_max: 65536,
+            keep_finished_jobs: 3,
+            keep_finished_rollouts: 2,
+            store_queue: 64,
+            max_ws_clients: 5,
+        }
+    );
+    check_err(
+        "[daemon]\nmax_ws_clients = 0\n",
+        2,
+        18,
+        "max_ws_clients must be between 1 and 1000000",
+    );
+    check_err(
+        "[daemon]\njob_log_memory = 1\n",
+        2,
+        18,
+        "job_log_memory must be between 4096 and 268435456",
+    );
+    check_err(
+        "[daemon]\nstore_queue = 99999999999\n",
+        2,
+        15,
+        "store_queue must be between 16 and 1000000",
+    );
+}
+
+#[test]
 fn api_hosts_table() {
     let config = parse_ok("");
     assert!(!config.daemon.api_hosts.enabled());

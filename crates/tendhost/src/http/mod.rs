@@ -99,6 +99,9 @@ impl AppState {
                 shutdown,
                 ws: ws::WsSettings {
                     ping_interval: config.daemon.ws_ping_interval,
+                    clients: Arc::new(tokio::sync::Semaphore::new(
+                        config.daemon.limits.max_ws_clients,
+                    )),
                 },
                 tls: None,
                 schedules: None,

@@ -635,15 +635,20 @@ pub fn job(record: &JobRecord, lines: Vec<OutputLineRecord>) -> Result<JobSnapsh
     job.packages_failed = outcome.packages_failed;
     job.pending = pending_of(outcome.pending);
     job.commands = outcome.commands;
-    job.log = lines
+    job.log = log_lines(lines);
+    Ok(job)
+}
+
+/// Stored output lines as a job's log.
+pub fn log_lines(lines: Vec<OutputLineRecord>) -> Vec<LogLine> {
+    lines
         .into_iter()
         .map(|line| LogLine {
             time: from_ms(line.time_ms),
             stream: stream_of(&line.stream),
             line: line.line,
         })
-        .collect();
-    Ok(job)
+        .collect()
 }
 
 /// A job recovery marked `interrupted`, back in the registry's shape.
