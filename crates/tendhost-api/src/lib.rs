@@ -11,6 +11,8 @@ pub mod jobs;
 pub mod packages;
 pub mod pagination;
 pub mod rollouts;
+pub mod session;
+pub mod summary;
 pub mod system;
 pub mod tls;
 
