@@ -117,6 +117,9 @@ async function route() {
   const context = { view, params, parts, can, session };
   try {
     leavePage = (await page(context)) || (() => {});
+    // The data of this page is on screen (the browser tests and the bench read this mark).
+    performance.mark(`tendhost:shown:${parts[0] || 'overview'}`);
+    document.body.dataset.shown = hash;
   } catch (err) {
     mount(view, h('h1', {}, 'Something went wrong'), h('p', { class: 'error', role: 'alert' }, err.message));
   }

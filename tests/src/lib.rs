@@ -1,7 +1,8 @@
-//! Test support for tendhost's end-to-end suite: starting the daemon (`daemon`), the Docker
+//! Test support for tendhost's end-to-end suite: headless Chromium (`browser`), starting the daemon (`daemon`), the Docker
 //! test fleet (`fleet`), a loopback sshd (`sshd`), shared HTTP helpers (`http`) and the one
 //! deadline every wait shares (`wait`). Only test code uses this crate.
 
+pub mod browser;
 pub mod daemon;
 pub mod etc_hosts;
 pub mod fleet;
