@@ -6,6 +6,9 @@ import { ApiError, featureProps, get, has, post, query } from './api.js';
 import { ago, badge, debounce, h, mount, svg, when } from './dom.js';
 import * as live from './live.js';
 
+// Events too frequent for the overview (they show on the host page).
+const QUIET = new Set(['job_output', 'update_progress']);
+
 const HOST_STATES = [
   'idle', 'querying', 'pending_updates', 'updating', 'waiting_reboot',
   'rebooting', 'verifying', 'failed', 'unreachable',
@@ -85,9 +88,9 @@ function rolloutRow(rollout) {
 
 export function rolloutTable(rollouts) {
   if (!rollouts.length) return h('p', { class: 'muted' }, 'No rollouts yet.');
-  return h('table', {},
+  return h('div', { class: 'scroll' }, h('table', { class: 'rollouts' },
     h('thead', {}, h('tr', {}, ['Rollout', 'Kind', 'State', 'Progress', 'Started'].map((t) => h('th', { scope: 'col' }, t)))),
-    h('tbody', {}, rollouts.map(rolloutRow)));
+    h('tbody', {}, rollouts.map(rolloutRow))));
 }
 
 export async function overviewPage({ view }) {
@@ -137,7 +140,8 @@ export async function overviewPage({ view }) {
   }
 
   function drawActivity() {
-    const events = live.recentEvents().slice(-50).reverse();
+    // Output lines and package progress belong to the host page; the rest is listed here.
+    const events = live.recentEvents().filter((e) => !QUIET.has(e.type)).slice(-50).reverse();
     mount(activity, events.map((event) => h('li', { dataset: { seq: event.seq } },
       h('span', { class: 'seq' }, '#' + event.seq), ' ', describe(event), ' ', h('span', { class: 'muted' }, ago(event.time)))));
   }
@@ -146,9 +150,9 @@ export async function overviewPage({ view }) {
   drawActivity();
   const redraw = debounce(() => draw().catch(() => {}), 150);
   const off = live.onEvent((event) => {
-    if (event.type === 'job_output') return;
+    if (QUIET.has(event.type)) return;
     drawActivity();
-    if (event.type !== 'update_progress') redraw();
+    redraw();
   });
   return off;
 }

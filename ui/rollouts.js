@@ -56,7 +56,7 @@ function progress(rollout, jobs) {
 // What a (dry-run) job found: the packages it would upgrade.
 function plan(job) {
   if (!job) return '';
-  if (job.summary.dry_run) {
+  if (job.dry_run) {
     if (!job.pending.length) return h('span', { class: 'muted' }, 'nothing to upgrade');
     return h('ul', { class: 'plain packages' }, job.pending.map((p) =>
       h('li', {}, h('code', {}, p.name), ` ${p.current_version || '—'} → ${p.new_version}`, p.security ? h('span', { class: 'sec' }, ' security') : '')));
@@ -64,13 +64,13 @@ function plan(job) {
   if (job.packages_changed.length) {
     return h('span', { class: 'muted' }, job.packages_changed.map((p) => `${p.name} ${p.to}`).join(', '));
   }
-  return h('span', { class: 'muted' }, job.summary.summary || '');
+  return h('span', { class: 'muted' }, job.summary || '');
 }
 
 async function jobsOf(rollout) {
   const ids = rollout.hosts.map((x) => x.job_id).filter(Boolean);
   const jobs = await Promise.all(ids.map((id) => get(`/jobs/${encodeURIComponent(id)}`).catch(() => null)));
-  return new Map(jobs.filter(Boolean).map((job) => [job.summary.id, job]));
+  return new Map(jobs.filter(Boolean).map((job) => [job.id, job]));
 }
 
 export async function rolloutPage({ view, parts, can }) {

@@ -12,6 +12,7 @@ mod claims_daemon;
 mod claims_host_jobs;
 mod claims_rollouts;
 mod daemon_basics;
+mod dashboard;
 mod dashboard_api;
 mod docs_ui;
 mod durability;
