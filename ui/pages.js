@@ -79,7 +79,8 @@ function donut(summary) {
 
 function rolloutRow(rollout) {
   return h('tr', {},
-    h('td', {}, h('a', { href: `#/rollouts/${encodeURIComponent(rollout.id)}` }, rollout.id)),
+    h('td', {}, h('a', { href: `#/rollouts/${encodeURIComponent(rollout.id)}`, title: rollout.id, 'aria-label': `rollout ${rollout.id}` },
+      h('code', {}, '…' + rollout.id.slice(-12)))),
     h('td', {}, rollout.kind + (rollout.dry_run ? ' (dry run)' : '')),
     h('td', {}, badge(rollout.state)),
     h('td', {}, `${rollout.counts.succeeded}/${rollout.n_hosts} succeeded, ${rollout.counts.failed} failed`),

@@ -35,7 +35,12 @@ fn main() {
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg").map_or_else(
         |_| "unknown".to_owned(),
-        |text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        |text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
     )
 }
 
@@ -62,7 +67,12 @@ fn stats(mut samples: Vec<Duration>) -> (f64, f64, f64, f64) {
         let idx = ((samples.len() - 1) as f64 * q).round() as usize;
         ms(samples[idx])
     };
-    (at(0.5), at(0.9), ms(samples[0]), ms(samples[samples.len() - 1]))
+    (
+        at(0.5),
+        at(0.9),
+        ms(samples[0]),
+        ms(samples[samples.len() - 1]),
+    )
 }
 
 async fn bench(n_hosts: usize) {
@@ -86,7 +96,10 @@ async fn bench(n_hosts: usize) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    println!("daemon up with {n_hosts} hosts in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "daemon up with {n_hosts} hosts in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 
     println!();
     println!("| request ({n_hosts} hosts) | runs | median | p90 | min | max | median / health |");
@@ -100,14 +113,25 @@ async fn bench(n_hosts: usize) {
     ] {
         let url = app.url(path);
         for _ in 0..5 {
-            app.client.get(&url).send().await.unwrap().bytes().await.unwrap();
+            app.client
+                .get(&url)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
         }
         let mut samples = Vec::with_capacity(ROUNDS);
         let mut size = 0;
         for _ in 0..ROUNDS {
             let start = Instant::now();
             let response = app.client.get(&url).send().await.unwrap();
-            assert!(response.status().is_success(), "{path}: {}", response.status());
+            assert!(
+                response.status().is_success(),
+                "{path}: {}",
+                response.status()
+            );
             size = response.bytes().await.unwrap().len();
             samples.push(start.elapsed());
         }
@@ -125,7 +149,9 @@ async fn bench(n_hosts: usize) {
     let page = &browser.page;
     page.viewport(1280, 900, false).await;
     println!();
-    println!("| page ({n_hosts} hosts, headless Chromium) | loads | load event, median | data shown, median | data shown, max |");
+    println!(
+        "| page ({n_hosts} hosts, headless Chromium) | loads | load event, median | data shown, median | data shown, max |"
+    );
     println!("| --- | --- | --- | --- | --- |");
     for (route, mark) in [("#/", "overview"), ("#/hosts", "hosts")] {
         let mut loads = Vec::new();
@@ -149,7 +175,9 @@ async fn bench(n_hosts: usize) {
         }
         let (load, _, _, _) = stats(loads);
         let (data, _, _, data_max) = stats(shown);
-        println!("| `/ui/{route}` | {PAGE_LOADS} | {load:.0} ms | {data:.0} ms | {data_max:.0} ms |");
+        println!(
+            "| `/ui/{route}` | {PAGE_LOADS} | {load:.0} ms | {data:.0} ms | {data_max:.0} ms |"
+        );
     }
     println!();
     println!("load at end: {}", loadavg());

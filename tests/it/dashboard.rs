@@ -32,12 +32,15 @@ fn auth_section() -> (String, Tokens) {
 }
 
 /// An API call with a bearer token: `(status, body)`.
-async fn call(app: &TestApp, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+async fn call(
+    app: &TestApp,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut request = app
-        .client
-        .request(method, app.url(path))
-        .bearer_auth(token);
+    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
     if let Some(body) = body {
         request = request.json(&body);
     }
@@ -127,22 +130,39 @@ async fn every_page_renders_under_its_policy_at_desktop_and_phone_width() {
     .await;
 
     log_in(page, &app.base_url, &tokens.operate).await;
-    let who = page.eval("document.getElementById('who').textContent").await;
+    let who = page
+        .eval("document.getElementById('who').textContent")
+        .await;
     assert_eq!(who, json!("ops (operate)"));
     // Operate sees no audit link (admin only).
-    assert_eq!(page.eval("document.getElementById('nav-audit').hidden").await, json!(true));
-    let n_hosts = page.eval("document.getElementById('n-hosts').textContent").await;
+    assert_eq!(
+        page.eval("document.getElementById('nav-audit').hidden")
+            .await,
+        json!(true)
+    );
+    let n_hosts = page
+        .eval("document.getElementById('n-hosts').textContent")
+        .await;
     assert_eq!(n_hosts, json!("3"));
 
     for (width, dark) in [(1280, false), (390, true)] {
         page.viewport(width, 900, dark).await;
-        for route in ["#/", "#/hosts", "#/hosts/web-1", "#/rollouts", "#/rollouts/new"] {
+        for route in [
+            "#/",
+            "#/hosts",
+            "#/hosts/web-1",
+            "#/rollouts",
+            "#/rollouts/new",
+        ] {
             show(page, route).await;
             // Nothing wider than the viewport, apart from tables that scroll in their box.
             let overflow = page
                 .eval("document.documentElement.scrollWidth - document.documentElement.clientWidth")
                 .await;
-            assert!(overflow.as_i64().unwrap() <= 0, "{route} at {width} px overflows by {overflow}");
+            assert!(
+                overflow.as_i64().unwrap() <= 0,
+                "{route} at {width} px overflows by {overflow}"
+            );
         }
     }
     // Sorting and filtering are server-side and reflected in the route.
@@ -152,7 +172,9 @@ async fn every_page_renders_under_its_policy_at_desktop_and_phone_width() {
         .await;
     assert_eq!(first, json!("web-2"));
     show(page, "#/hosts?search=web-1").await;
-    let rows = page.eval("document.querySelectorAll('table.hosts tbody tr').length").await;
+    let rows = page
+        .eval("document.querySelectorAll('table.hosts tbody tr').length")
+        .await;
     assert_eq!(rows, json!(1));
     show(page, "#/hosts/web-1").await;
     // Every control is a labelled, keyboard-reachable element.
@@ -179,18 +201,33 @@ async fn every_page_renders_under_its_policy_at_desktop_and_phone_width() {
     .await;
     show(page, "#/audit").await;
     let text = page.eval("document.querySelector('main').innerText").await;
-    assert!(text.as_str().unwrap().contains("needs a token with the admin role"), "{text}");
+    assert!(
+        text.as_str()
+            .unwrap()
+            .contains("needs a token with the admin role"),
+        "{text}"
+    );
     assert_clean_console(page);
 
     // The read token: the same pages without a single action control.
     page.click("#logout").await;
-    page.wait_for("document.querySelector('#login-form')", "the login form after logging out")
-        .await;
+    page.wait_for(
+        "document.querySelector('#login-form')",
+        "the login form after logging out",
+    )
+    .await;
     log_in(page, &app.base_url, &tokens.read).await;
     show(page, "#/hosts/web-1").await;
-    assert_eq!(page.eval("document.querySelectorAll('#host-actions button').length").await, json!(0));
+    assert_eq!(
+        page.eval("document.querySelectorAll('#host-actions button').length")
+            .await,
+        json!(0)
+    );
     show(page, "#/rollouts").await;
-    assert_eq!(page.eval("document.querySelector('#new-rollout')").await, Value::Null);
+    assert_eq!(
+        page.eval("document.querySelector('#new-rollout')").await,
+        Value::Null
+    );
     assert_clean_console(page);
     drop(browser);
     app.stop().await.unwrap();
@@ -240,12 +277,28 @@ async fn an_operator_updates_rolls_out_and_reconnects_a_reader_only_looks() {
     }
     let app = spawn_app(&config).await;
     let names: Vec<String> = fleet.hosts().iter().map(|h| h.name().to_owned()).collect();
-    let (status, _) = call(&app, &tokens.operate, "POST", "/fleet/check", Some(json!({}))).await;
+    let (status, _) = call(
+        &app,
+        &tokens.operate,
+        "POST",
+        "/fleet/check",
+        Some(json!({})),
+    )
+    .await;
     assert_eq!(status, 202);
     wait::until("every host checked with the update pending", || async {
         let (_, list) = call(&app, &tokens.read, "GET", "/hosts", None).await;
-        let states: Vec<&Value> = list["data"].as_array().unwrap().iter().map(|h| &h["state"]).collect();
-        if states.iter().all(|s| *s == "pending_updates") { Ok(()) } else { Err(format!("{states:?}")) }
+        let states: Vec<&Value> = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| &h["state"])
+            .collect();
+        if states.iter().all(|s| *s == "pending_updates") {
+            Ok(())
+        } else {
+            Err(format!("{states:?}"))
+        }
     })
     .await;
 
@@ -276,8 +329,13 @@ async fn an_operator_updates_rolls_out_and_reconnects_a_reader_only_looks() {
         "the host page with its update button",
     )
     .await;
-    let pending = page.eval("document.querySelector('#pending').innerText").await;
-    assert!(pending.as_str().unwrap().contains("tendhost-demo"), "{pending}");
+    let pending = page
+        .eval("document.querySelector('#pending').innerText")
+        .await;
+    assert!(
+        pending.as_str().unwrap().contains("tendhost-demo"),
+        "{pending}"
+    );
     assert!(pending.as_str().unwrap().contains("1.1"), "{pending}");
     page.eval("window.__noReload = 'still here'; true").await;
     page.click("#act-update").await;
@@ -297,14 +355,29 @@ async fn an_operator_updates_rolls_out_and_reconnects_a_reader_only_looks() {
     let job_id = page
         .eval("document.getElementById('log-title').textContent.replace('Job output: ', '')")
         .await;
-    let (_, job) = call(&app, &tokens.read, "GET", &format!("/jobs/{}", job_id.as_str().unwrap()), None).await;
+    let (_, job) = call(
+        &app,
+        &tokens.read,
+        "GET",
+        &format!("/jobs/{}", job_id.as_str().unwrap()),
+        None,
+    )
+    .await;
     assert_eq!(job["state"], "succeeded", "{job}");
-    let shown_log = page.eval("document.querySelector('#job-log').textContent").await;
+    let shown_log = page
+        .eval("document.querySelector('#job-log').textContent")
+        .await;
     for line in job["log"].as_array().unwrap() {
         let line = line["line"].as_str().unwrap();
-        assert!(shown_log.as_str().unwrap().contains(line), "{line:?} not shown:\n{shown_log}");
+        assert!(
+            shown_log.as_str().unwrap().contains(line),
+            "{line:?} not shown:\n{shown_log}"
+        );
     }
-    assert_eq!(installed_version(fleet.host(&target), "tendhost-demo").await, "1.1");
+    assert_eq!(
+        installed_version(fleet.host(&target), "tendhost-demo").await,
+        "1.1"
+    );
     page.screenshot(&shots.join("host.png")).await;
 
     // A 4-host rollout from the form: the dry run shows the plan, then it runs in two
@@ -312,21 +385,40 @@ async fn an_operator_updates_rolls_out_and_reconnects_a_reader_only_looks() {
     fleet.publish(&slow("1.2")).await;
     show(page, "#/rollouts").await;
     page.click("#new-rollout").await;
-    page.wait_for("document.body.dataset.shown === '/rollouts/new'", "the rollout form").await;
+    page.wait_for(
+        "document.body.dataset.shown === '/rollouts/new'",
+        "the rollout form",
+    )
+    .await;
     page.fill("#f-tags", "dash").await;
     page.fill("#f-batch", "2").await;
     page.fill("#f-delay", "4000").await;
     page.click("#dry-run").await;
-    page.wait_for("document.querySelector('#confirm-rollout')", "the dry run's plan with a confirm button").await;
+    page.wait_for(
+        "document.querySelector('#confirm-rollout')",
+        "the dry run's plan with a confirm button",
+    )
+    .await;
     let plan = page.eval("document.querySelector('#plan').innerText").await;
     let plan = plan.as_str().unwrap();
     for name in &names {
-        assert!(plan.contains(name.as_str()), "{name} not in the plan:\n{plan}");
+        assert!(
+            plan.contains(name.as_str()),
+            "{name} not in the plan:\n{plan}"
+        );
     }
-    assert_eq!(plan.matches("tendhost-demo").count(), 4, "each host would upgrade the package:\n{plan}");
+    assert_eq!(
+        plan.matches("tendhost-demo").count(),
+        4,
+        "each host would upgrade the package:\n{plan}"
+    );
     assert!(plan.contains("→ 1.2"), "{plan}");
     for name in &names {
-        assert_eq!(installed_version(fleet.host(name), "tendhost-demo").await != "1.2", true, "the dry run changed {name}");
+        assert_eq!(
+            installed_version(fleet.host(name), "tendhost-demo").await != "1.2",
+            true,
+            "the dry run changed {name}"
+        );
     }
     page.click("#confirm-rollout").await;
     let rollout_id = page
@@ -348,7 +440,14 @@ async fn an_operator_updates_rolls_out_and_reconnects_a_reader_only_looks() {
     )
     .await;
     assert_eq!(page.eval("window.__noReload").await, json!("still here"));
-    let (_, rollout) = call(&app, &tokens.read, "GET", &format!("/rollouts/{rollout_id}"), None).await;
+    let (_, rollout) = call(
+        &app,
+        &tokens.read,
+        "GET",
+        &format!("/rollouts/{rollout_id}"),
+        None,
+    )
+    .await;
     assert_eq!(rollout["state"], "completed", "{rollout}");
     let shown_hosts = page
         .eval("Object.fromEntries([...document.querySelectorAll('#batches tr[data-host]')].map(tr => [tr.dataset.host, tr.dataset.state]))")
@@ -359,10 +458,21 @@ async fn an_operator_updates_rolls_out_and_reconnects_a_reader_only_looks() {
         .iter()
         .map(|h| (h["host"].as_str().unwrap().to_owned(), h["state"].clone()))
         .collect();
-    assert_eq!(shown_hosts, Value::Object(api_hosts.clone()), "per-host outcomes on the page and in the API");
-    assert!(api_hosts.values().all(|state| state == "succeeded"), "{rollout}");
+    assert_eq!(
+        shown_hosts,
+        Value::Object(api_hosts.clone()),
+        "per-host outcomes on the page and in the API"
+    );
+    assert!(
+        api_hosts.values().all(|state| state == "succeeded"),
+        "{rollout}"
+    );
     for name in &names {
-        assert_eq!(installed_version(fleet.host(name), "tendhost-demo").await, "1.2", "{name}");
+        assert_eq!(
+            installed_version(fleet.host(name), "tendhost-demo").await,
+            "1.2",
+            "{name}"
+        );
     }
     page.screenshot(&shots.join("rollout.png")).await;
 
@@ -370,32 +480,69 @@ async fn an_operator_updates_rolls_out_and_reconnects_a_reader_only_looks() {
     // at start while the page's stream is held back; then the page reconnects with `since`
     // and lists every event it missed.
     show(page, "#/").await;
-    let before = *activity_seqs(page).await.iter().max().expect("events listed");
+    let before = *activity_seqs(page)
+        .await
+        .iter()
+        .max()
+        .expect("events listed");
     relay.hold();
     let dir = app.into_dir().await;
-    page.wait_for("document.getElementById('live').dataset.status === 'reconnecting'", "the page saying it is reconnecting").await;
+    page.wait_for(
+        "document.getElementById('live').dataset.status === 'reconnecting'",
+        "the page saying it is reconnecting",
+    )
+    .await;
     let path = dir.path().join("tendhost.toml");
     let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, text.replace("check_on_start = false", "check_on_start = true")).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("check_on_start = false", "check_on_start = true"),
+    )
+    .unwrap();
     let app = spawn_app_in(dir).await;
     let missed = wait::until("the restarted daemon's start-up checks ending", || async {
-        let (_, list) = call(&app, &tokens.read, "GET", &format!("/jobs?kind=check&per_page=50"), None).await;
-        let fresh: Vec<&Value> = list["data"].as_array().unwrap().iter()
-            .filter(|job| job["state"] == "succeeded" && job["created_at"].as_str() > Some(rollout["finished_at"].as_str().unwrap()))
+        let (_, list) = call(
+            &app,
+            &tokens.read,
+            "GET",
+            &format!("/jobs?kind=check&per_page=50"),
+            None,
+        )
+        .await;
+        let fresh: Vec<&Value> = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|job| {
+                job["state"] == "succeeded"
+                    && job["created_at"].as_str() > Some(rollout["finished_at"].as_str().unwrap())
+            })
             .collect();
-        if fresh.len() >= names.len() { Ok(fresh.len()) } else { Err(format!("{list}")) }
+        if fresh.len() >= names.len() {
+            Ok(fresh.len())
+        } else {
+            Err(format!("{list}"))
+        }
     })
     .await;
     assert!(missed >= 4);
     assert_eq!(
-        page.eval("document.getElementById('live').dataset.status").await,
+        page.eval("document.getElementById('live').dataset.status")
+            .await,
         json!("reconnecting"),
         "the page's stream was held back while the events happened"
     );
     let events = missed_events(&app, &tokens.read, before).await;
-    assert!(events.len() >= 8, "the start-up checks made events: {events:?}");
+    assert!(
+        events.len() >= 8,
+        "the start-up checks made events: {events:?}"
+    );
     relay.open(app.addr);
-    page.wait_for("document.getElementById('live').dataset.status === 'live'", "the page live again").await;
+    page.wait_for(
+        "document.getElementById('live').dataset.status === 'live'",
+        "the page live again",
+    )
+    .await;
     let last = *events.last().unwrap();
     page.wait_for(
         &format!("document.querySelector('#activity li[data-seq=\"{last}\"]')"),
@@ -404,23 +551,39 @@ async fn an_operator_updates_rolls_out_and_reconnects_a_reader_only_looks() {
     .await;
     let shown = activity_seqs(page).await;
     for seq in &events {
-        assert!(shown.contains(seq), "missed event {seq} not shown; shown {shown:?}");
+        assert!(
+            shown.contains(seq),
+            "missed event {seq} not shown; shown {shown:?}"
+        );
     }
     assert_eq!(page.eval("window.__noReload").await, json!("still here"));
     page.screenshot(&shots.join("overview.png")).await;
     page.viewport(390, 844, true).await;
-    page.screenshot(&shots.join("overview-phone-dark.png")).await;
+    page.screenshot(&shots.join("overview-phone-dark.png"))
+        .await;
     page.viewport(1280, 900, false).await;
     assert_clean_console_but_reconnects(page);
 
     // A read token: no action controls; a POST forced from the page is refused.
     page.click("#logout").await;
-    page.wait_for("document.querySelector('#login-form')", "the login form after logging out").await;
+    page.wait_for(
+        "document.querySelector('#login-form')",
+        "the login form after logging out",
+    )
+    .await;
     log_in(page, &page_url, &tokens.read).await;
     show(page, &format!("#/hosts/{target}")).await;
-    assert_eq!(page.eval("document.querySelectorAll('#host-actions button').length").await, json!(0));
+    assert_eq!(
+        page.eval("document.querySelectorAll('#host-actions button').length")
+            .await,
+        json!(0)
+    );
     show(page, &format!("#/rollouts/{rollout_id}")).await;
-    assert_eq!(page.eval("document.querySelectorAll('main .actions button').length").await, json!(0));
+    assert_eq!(
+        page.eval("document.querySelectorAll('main .actions button').length")
+            .await,
+        json!(0)
+    );
     let forced = page
         .eval(&format!(
             "fetch('/hosts/{target}/check', {{method: 'POST', headers: {{'Content-Type': 'application/json'}}, body: '{{}}'}}).then(async r => [r.status, await r.json()])"
@@ -428,8 +591,18 @@ async fn an_operator_updates_rolls_out_and_reconnects_a_reader_only_looks() {
         .await;
     assert_eq!(forced[0], 403, "{forced}");
     assert_eq!(forced[1]["error"]["code"], "forbidden", "{forced}");
-    assert_eq!(forced[1]["error"]["details"]["required_role"], "operate", "{forced}");
-    let (_, jobs) = call(&app, &tokens.read, "GET", &format!("/jobs?host={target}&kind=check&state=running"), None).await;
+    assert_eq!(
+        forced[1]["error"]["details"]["required_role"], "operate",
+        "{forced}"
+    );
+    let (_, jobs) = call(
+        &app,
+        &tokens.read,
+        "GET",
+        &format!("/jobs?host={target}&kind=check&state=running"),
+        None,
+    )
+    .await;
     assert_eq!(jobs["data"], json!([]), "the refused POST started nothing");
     drop(browser);
     app.stop().await.unwrap();
@@ -494,11 +667,16 @@ async fn missed_events(app: &TestApp, token: &str, since: u64) -> Vec<u64> {
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     let mut seqs = Vec::new();
     // The replay is everything up to now; stop at the first quiet second after it.
-    while let Ok(Some(Ok(message))) = tokio::time::timeout(std::time::Duration::from_secs(1), ws.next()).await {
+    while let Ok(Some(Ok(message))) =
+        tokio::time::timeout(std::time::Duration::from_secs(1), ws.next()).await
+    {
         if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
             let event: Value = serde_json::from_str(&text).unwrap();
             if let Some(seq) = event["seq"].as_u64()
-                && !matches!(event["type"].as_str(), Some("job_output" | "update_progress"))
+                && !matches!(
+                    event["type"].as_str(),
+                    Some("job_output" | "update_progress")
+                )
             {
                 seqs.push(seq);
             }
@@ -512,8 +690,16 @@ fn assert_clean_console_but_reconnects(page: &Page) {
     let bad: Vec<String> = page
         .console_lines()
         .into_iter()
-        .filter(|line| !line.contains("/ws/events") && !line.contains("ERR_CONNECTION_REFUSED") && !line.contains("ERR_BLOCKED"))
-        .filter(|line| line.starts_with("exception") || line.contains("Content Security Policy") || line.starts_with("console.error"))
+        .filter(|line| {
+            !line.contains("/ws/events")
+                && !line.contains("ERR_CONNECTION_REFUSED")
+                && !line.contains("ERR_BLOCKED")
+        })
+        .filter(|line| {
+            line.starts_with("exception")
+                || line.contains("Content Security Policy")
+                || line.starts_with("console.error")
+        })
         .collect();
     assert!(bad.is_empty(), "the page logged errors: {bad:#?}");
 }

@@ -27,18 +27,28 @@ fn hosts(n: usize) -> String {
 struct Tokens {
     operate: String,
     read: String,
+    admin: String,
 }
 
 fn config(n_hosts: usize) -> (String, Tokens) {
     let (operate, operate_hash) = tendhost_auth::new_token().unwrap();
     let (read, read_hash) = tendhost_auth::new_token().unwrap();
+    let (admin, admin_hash) = tendhost_auth::new_token().unwrap();
     let config = format!(
         "[daemon]\nlog_level = \"warn\"\ncheck_on_start = false\n\n[daemon.auth]\ntokens = [\n\
          {{ name = \"ops\", token_hash = \"{operate_hash}\", role = \"operate\" }},\n\
-         {{ name = \"viewer\", token_hash = \"{read_hash}\", role = \"read\" }},\n]\n\n{}",
+         {{ name = \"viewer\", token_hash = \"{read_hash}\", role = \"read\" }},\n\
+         {{ name = \"boss\", token_hash = \"{admin_hash}\", role = \"admin\" }},\n]\n\n{}",
         hosts(n_hosts)
     );
-    (config, Tokens { operate, read })
+    (
+        config,
+        Tokens {
+            operate,
+            read,
+            admin,
+        },
+    )
 }
 
 /// Logs in with `token` and returns the cookie pair (`tendhost_session=...`) and the whole
@@ -295,6 +305,28 @@ async fn the_session_cookie_follows_the_browser_rules() {
             .contains("session has ended"),
         "{body}"
     );
+
+    // Logins and refused logins are audited, with the token's name and never the token.
+    let audit: Value = app
+        .client
+        .get(app.url("/audit?path_prefix=/session"))
+        .bearer_auth(&tokens.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rows: Vec<(Value, Value)> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| (row["token"].clone(), row["status"].clone()))
+        .collect();
+    assert!(rows.contains(&(json!("ops"), json!(200))), "{audit}");
+    assert!(rows.contains(&(json!("viewer"), json!(200))), "{audit}");
+    assert!(rows.contains(&(Value::Null, json!(401))), "{audit}");
+    assert!(!audit.to_string().contains(&tokens.operate), "{audit}");
 
     app.stop().await.unwrap();
 }
