@@ -63,13 +63,11 @@ fn config(n_hosts: usize) -> String {
 fn stats(mut samples: Vec<Duration>) -> (f64, f64, f64, f64) {
     samples.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let at = |q: f64| {
-        let idx = ((samples.len() - 1) as f64 * q).round() as usize;
-        ms(samples[idx])
-    };
+    // Nearest rank: the sample `percent` of the way through the sorted list.
+    let at = |percent: usize| ms(samples[(samples.len() - 1) * percent / 100]);
     (
-        at(0.5),
-        at(0.9),
+        at(50),
+        at(90),
         ms(samples[0]),
         ms(samples[samples.len() - 1]),
     )
@@ -87,7 +85,7 @@ async fn bench(n_hosts: usize) {
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map(|r| r.json())
+            .map(reqwest::Response::json)
             .expect("GET /hosts")
             .await
             .expect("JSON");

@@ -414,9 +414,9 @@ async fn an_operator_updates_rolls_out_and_reconnects_a_reader_only_looks() {
     );
     assert!(plan.contains("→ 1.2"), "{plan}");
     for name in &names {
-        assert_eq!(
-            installed_version(fleet.host(name), "tendhost-demo").await != "1.2",
-            true,
+        assert_ne!(
+            installed_version(fleet.host(name), "tendhost-demo").await,
+            "1.2",
             "the dry run changed {name}"
         );
     }
@@ -505,7 +505,7 @@ async fn an_operator_updates_rolls_out_and_reconnects_a_reader_only_looks() {
             &app,
             &tokens.read,
             "GET",
-            &format!("/jobs?kind=check&per_page=50"),
+            "/jobs?kind=check&per_page=50",
             None,
         )
         .await;

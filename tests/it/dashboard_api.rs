@@ -150,7 +150,7 @@ async fn the_session_cookie_follows_the_browser_rules() {
         &app,
         reqwest::Method::GET,
         "/session",
-        &[with_cookie.clone()],
+        std::slice::from_ref(&with_cookie),
         None,
     )
     .await;
@@ -163,7 +163,7 @@ async fn the_session_cookie_follows_the_browser_rules() {
         &app,
         reqwest::Method::GET,
         "/hosts",
-        &[with_cookie.clone()],
+        std::slice::from_ref(&with_cookie),
         None,
     )
     .await;
@@ -273,7 +273,7 @@ async fn the_session_cookie_follows_the_browser_rules() {
         &app,
         reqwest::Method::GET,
         "/session",
-        &[with_cookie.clone()],
+        std::slice::from_ref(&with_cookie),
         None,
     )
     .await;
