@@ -106,14 +106,9 @@ export async function rolloutPage({ view, parts, can }) {
   }
   await draw();
   const redraw = debounce(() => draw().catch(() => {}), 100);
-  const hosts = new Set();
   return live.onEvent((event) => {
-    if (event.type === 'reconnected') return redraw();
-    if (event.rollout_id === id) return redraw();
-    if (event.host && (event.type === 'job_started' || event.type === 'job_finished' || event.type === 'host_state_changed')) {
-      hosts.add(event.host);
-      redraw();
-    }
+    if (event.type === 'reconnected' || event.rollout_id === id) redraw();
+    else if (event.host && ['job_started', 'job_finished', 'host_state_changed'].includes(event.type)) redraw();
   });
 }
 
