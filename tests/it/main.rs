@@ -14,6 +14,8 @@ mod claims_daemon;
 mod claims_host_jobs;
 mod claims_rollouts;
 mod daemon_basics;
+mod dashboard;
+mod dashboard_api;
 mod docs_ui;
 mod durability;
 mod exec_fleet;

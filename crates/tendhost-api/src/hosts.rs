@@ -381,6 +381,10 @@ pub struct HostListQuery {
     /// Only hosts whose name starts with this.
     #[param(example = "web-")]
     pub search: Option<String>,
+    /// Order: `name` (default), `state`, `pending`, `security`, `reboot` or `last_check`;
+    /// a leading `-` reverses it. Ties are broken by name.
+    #[param(example = "-security")]
+    pub sort: Option<String>,
 }
 
 /// Policy of a host registered through the API. Omitted fields take the defaults shown.

@@ -13,6 +13,8 @@ pub mod packages;
 pub mod pagination;
 pub mod rollouts;
 pub mod schedules;
+pub mod session;
+pub mod summary;
 pub mod system;
 pub mod tls;
 

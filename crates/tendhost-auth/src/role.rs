@@ -64,8 +64,16 @@ pub enum Access {
 }
 
 /// Routes open without a token (exact templates), and open prefixes (the docs' assets).
-const OPEN: &[(&str, &str)] = &[("GET", "/health"), ("GET", "/openapi.json")];
-const OPEN_PREFIXES: &[&str] = &["/docs"];
+/// `/session` logs in and out (it checks the token itself); `/` redirects to the dashboard,
+/// whose assets under `/ui` show nothing but what the API answers.
+const OPEN: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/openapi.json"),
+    ("GET", "/"),
+    ("POST", "/session"),
+    ("DELETE", "/session"),
+];
+const OPEN_PREFIXES: &[&str] = &["/docs", "/ui"];
 
 /// Routes that change something and need `operate`. Any other non-GET route needs `admin`
 /// (`POST /hosts`, `DELETE /hosts/{name}`, `POST /tls/renew`, `POST /notifications/{name}/test`).
@@ -117,7 +125,9 @@ pub fn required_access(method: &str, route: &str) -> Access {
         }
         return Access::Role(Role::Read);
     }
-    if is(READ_NON_GET) {
+    if is(OPEN) {
+        Access::Open
+    } else if is(READ_NON_GET) {
         Access::Role(Role::Read)
     } else if is(OPERATE) {
         Access::Role(Role::Operate)
@@ -143,6 +153,15 @@ mod tests {
         check("GET", "/docs", Open);
         check("GET", "/docs/scalar.js", Open);
         check("GET", "/docsx", R(Role::Read));
+        check("GET", "/", Open);
+        check("GET", "/ui", Open);
+        check("GET", "/ui/app.js", Open);
+        check("GET", "/uix", R(Role::Read));
+        check("POST", "/session", Open);
+        check("DELETE", "/session", Open);
+        check("GET", "/session", R(Role::Read));
+        check("GET", "/fleet/summary", R(Role::Read));
+        check("POST", "/ui/app.js", R(Role::Admin));
         check("POST", "/health", R(Role::Admin));
         check("GET", "/hosts", R(Role::Read));
         check("GET", "/hosts/{name}", R(Role::Read));

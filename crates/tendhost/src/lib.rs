@@ -457,11 +457,21 @@ fn access_control(config: &Config, store: &Store) -> Result<http::auth::AccessCo
         tendhost_auth::Keyring::new(auth.tokens.clone(), auth.tokens_file.clone())
             .map_err(|errors| color_eyre::eyre::eyre!("bad tokens_file:\n{}", errors.join("\n")))?
     };
+    let sessions = if auth.enabled {
+        Some(
+            tendhost_auth::Sessions::load_or_create(&config.daemon.data_dir).map_err(|err| {
+                color_eyre::eyre::eyre!("cannot set up the dashboard's session key: {err}")
+            })?,
+        )
+    } else {
+        None
+    };
     Ok(http::auth::AccessControl {
         enabled: auth.enabled,
         keyring: Arc::new(keyring),
         limiter: tendhost_auth::FailureLimiter::default(),
         tickets: tendhost_auth::TicketBook::default(),
+        sessions,
         trusted_proxies: config.daemon.trusted_proxies.clone(),
         audit: Some(audit::AuditLog::new(store.clone())),
     })

@@ -20,6 +20,8 @@ pub mod redirect;
 pub mod rollouts;
 pub mod schedules;
 pub mod selection;
+pub mod session;
+pub mod summary;
 pub mod system;
 pub mod tags;
 pub mod tls;
@@ -237,7 +239,7 @@ fn own_names(config: &Config) -> Vec<String> {
         (name = "rollouts", description = "Progress and cancellation of fleet operations"),
         (name = "schedules", description = "Schedules from the config: when they run next, run one now, pause and resume"),
         (name = "groups", description = "Groups and tags of hosts"),
-        (name = "access", description = "WebSocket tickets for browsers and the audit trail of changes and refusals"),
+        (name = "access", description = "WebSocket tickets and dashboard sessions for browsers, and the audit trail of changes and refusals"),
         (name = "tls", description = "The TLS certificate the daemon serves: status, and renewal in self-signed and acme mode"),
         (name = "monitoring", description = "Prometheus metrics of the daemon and its fleet"),
         (name = "notifications", description = "Deliveries to the webhook, ntfy and email notifiers, and test messages")
@@ -258,6 +260,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ws::events))
         .routes(routes!(auth::ws_ticket))
         .routes(routes!(auth::list_audit))
+        .routes(routes!(session::create, session::get, session::delete))
+        .routes(routes!(summary::get))
         .routes(routes!(hosts::list, hosts::create))
         .routes(routes!(hosts::get, hosts::delete))
         .routes(routes!(hosts::inventory))
@@ -304,6 +308,7 @@ pub fn router(state: AppState) -> Router {
     let router = api
         .merge(docs::router(Arc::new(openapi)))
         .merge(openapi_json)
+        .merge(tendhost_ui::router())
         .fallback(not_found_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
