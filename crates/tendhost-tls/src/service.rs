@@ -507,15 +507,18 @@ fn start_acme(
 /// through its validity when `renew_before` is not shorter than the validity (else every new
 /// certificate would be due at once, and the CA asked again and again).
 fn acme_due(info: &CertInfo, settings: &Acme) -> SystemTime {
-    let lifetime = info
-        .not_after
-        .duration_since(info.not_before)
-        .unwrap_or_default();
+    let lifetime = validity(info);
     if settings.renew_before < lifetime {
         info.not_after - settings.renew_before
     } else {
         info.not_before + lifetime / 2
     }
+}
+
+fn validity(info: &CertInfo) -> Duration {
+    info.not_after
+        .duration_since(info.not_before)
+        .unwrap_or_default()
 }
 
 /// `acme`: one attempt to order a certificate and swap it in; a failure schedules the next
@@ -541,13 +544,7 @@ async fn order(inner: &Arc<Inner>) -> Result<(), Error> {
     match result {
         Ok(loaded) => {
             inner.acme_failures.store(0, Ordering::Relaxed);
-            if settings.renew_before
-                >= loaded
-                    .info
-                    .not_after
-                    .duration_since(loaded.info.not_before)
-                    .unwrap_or_default()
-            {
+            if settings.renew_before >= validity(&loaded.info) {
                 tracing::warn!(renew_before = ?settings.renew_before, "acme.renew_before is not shorter than the validity of the CA's certificates; renewing half-way through instead");
             }
             let next = acme_due(&loaded.info, settings);

@@ -135,7 +135,7 @@ impl Issuer {
     pub(crate) fn new(settings: &Acme, provider: Arc<CryptoProvider>) -> Result<Issuer, Error> {
         let builder = hyper_rustls::HttpsConnectorBuilder::new();
         let builder = match &settings.ca_roots {
-            Some(path) => builder.with_tls_config(client_config(path, &provider)?),
+            Some(path) => builder.with_tls_config(client_config(path)?),
             None => builder
                 .with_provider_and_platform_verifier(Arc::clone(&provider))
                 .map_err(|err| Error::Acme(format!("cannot load the system's roots: {err}")))?,
@@ -393,32 +393,13 @@ fn text(err: &instant_acme::Error) -> String {
 }
 
 /// A client configuration whose only roots are the certificates in `path`.
-fn client_config(
-    path: &std::path::Path,
-    provider: &Arc<CryptoProvider>,
-) -> Result<rustls::ClientConfig, Error> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
+fn client_config(path: &std::path::Path) -> Result<rustls::ClientConfig, Error> {
     let pem =
         std::fs::read(path).map_err(|err| Error::file(path, format!("cannot read: {err}")))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert =
-            cert.map_err(|err| Error::file(path, format!("not a PEM certificate: {err}")))?;
-        roots
-            .add(cert)
-            .map_err(|err| Error::file(path, format!("not a usable CA certificate: {err}")))?;
-    }
-    if roots.is_empty() {
-        return Err(Error::file(path, "no CERTIFICATE block in the file"));
-    }
-    Ok(
-        rustls::ClientConfig::builder_with_provider(Arc::clone(provider))
-            .with_safe_default_protocol_versions()
-            .map_err(|err| Error::Acme(err.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
+    let mut config = crate::client_config(&pem).map_err(|reason| Error::file(path, reason))?;
+    // hyper-rustls sets the ALPN protocols itself (and refuses a config that has some).
+    config.alpn_protocols.clear();
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -437,14 +418,39 @@ mod tests {
     fn ca_roots_errors_name_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("roots.pem");
-        let err = client_config(&path, &crate::provider()).unwrap_err();
+        let err = client_config(&path).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with(&format!("{}: cannot read", path.display())),
             "{err}"
         );
         std::fs::write(&path, "nothing here").unwrap();
-        let err = client_config(&path, &crate::provider()).unwrap_err();
+        let err = client_config(&path).unwrap_err();
         assert!(err.to_string().contains("no CERTIFICATE block"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_issuer_trusts_usable_ca_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let root = params.self_signed(&key).unwrap();
+        let path = dir.path().join("roots.pem");
+        std::fs::write(&path, root.pem()).unwrap();
+        let settings = Acme {
+            dir: dir.path().join("acme"),
+            directory: "https://127.0.0.1:9/dir".to_owned(),
+            email: None,
+            domains: vec!["a.example.org".to_owned()],
+            challenge: Challenge::TlsAlpn01,
+            renew_before: DEFAULT_RENEW_BEFORE,
+            ca_roots: Some(path),
+            retry: DEFAULT_RETRY,
+        };
+        let issuer = Issuer::new(&settings, crate::provider()).unwrap();
+        // Nothing listens on port 9: the attempt fails, saying where it went.
+        let err = issuer.order().await.err().unwrap();
+        assert!(err.contains("https://127.0.0.1:9/dir"), "{err}");
     }
 }
