@@ -706,7 +706,11 @@ async fn digests_are_sent_at_digest_at_and_only_with_something_to_report() {
         by_event[0].1
     );
     // The security update is published for every host; only one needs a reboot.
-    let mut all: Vec<&str> = fleet.hosts().iter().map(|h| h.name()).collect();
+    let mut all: Vec<&str> = fleet
+        .hosts()
+        .iter()
+        .map(tendhost_tests::fleet::Host::name)
+        .collect();
     all.sort_unstable();
     assert_eq!(by_event[1].1["hosts"], json!(all), "{:#}", by_event[1].1);
     assert_eq!(by_event[1].1["items"][0]["count"], 1);

@@ -202,8 +202,8 @@ impl Follower {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Unbiased: a flood of events (job output) never starves the clock.
             tokio::select! {
-                biased;
                 received = receiver.recv() => match received {
                     Ok(event) => self.on_event(&event).await,
                     Err(RecvError::Lagged(missed)) => tracing::warn!(
