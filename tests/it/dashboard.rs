@@ -229,6 +229,24 @@ async fn every_page_renders_under_its_policy_at_desktop_and_phone_width() {
         Value::Null
     );
     assert_clean_console(page);
+
+    // The policy is in force (and its reports reach the console this test reads): a script
+    // injected inline is refused.
+    page.eval(
+        "(() => { const s = document.createElement('script'); s.textContent = 'window.__ran = 1'; \
+         document.body.append(s); return true; })()",
+    )
+    .await;
+    wait::until("Chromium reporting the refused inline script", || async {
+        let lines = page.console_lines();
+        if lines.iter().any(|l| l.contains("Content Security Policy")) {
+            Ok(())
+        } else {
+            Err(format!("{lines:#?}"))
+        }
+    })
+    .await;
+    assert_eq!(page.eval("window.__ran === undefined").await, json!(true));
     drop(browser);
     app.stop().await.unwrap();
 }
