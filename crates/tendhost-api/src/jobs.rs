@@ -111,7 +111,6 @@ pub struct JobSummary {
     "summary": "1 package(s) upgraded, exit code 0",
     "exit_code": 0,
     "packages_changed": [{"name": "openssl", "from": "3.0.11-1~deb12u2", "to": "3.0.13-1~deb12u1"}],
-    "also_installed": [],
     "packages_failed": [],
     "pending": [],
     "commands": [],
@@ -125,7 +124,8 @@ pub struct Job {
     /// Packages whose version the upgrade changed.
     pub packages_changed: Vec<PackageChange>,
     /// Of `packages_changed`, those the request's `packages` did not name: what the package
-    /// manager installed or upgraded for the selected ones.
+    /// manager installed or upgraded for the selected ones. Left out when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also_installed: Vec<PackageChange>,
     /// Packages the package manager reported as failed.
     pub packages_failed: Vec<String>,
