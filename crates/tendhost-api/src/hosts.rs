@@ -446,6 +446,10 @@ pub struct NewHost {
     /// How often to check the host in the background, e.g. `"6h"`.
     #[schema(example = "6h")]
     pub check_interval: Option<String>,
+    /// The overall deadline of one job on the host, e.g. `"2h"`: past it the job ends
+    /// `failed` and the host is freed.
+    #[schema(example = "2h")]
+    pub job_timeout: Option<String>,
     #[serde(default)]
     pub policy: NewHostPolicy,
 }

@@ -172,12 +172,20 @@ pub async fn run_job(host: &Arc<HostShared>, job_id: &str, kind: JobKind, option
     let previous = host.status().state;
     #[cfg(feature = "testing")]
     crate::testing::job_panic_hook(host.name());
-    let result = match kind {
-        JobKind::Check => run_check(host, job_id, true).await,
-        JobKind::Update if options.dry_run => run_dry_run(host, job_id).await,
-        JobKind::Update => run_update(host, job_id).await,
-        JobKind::Reboot => run_reboot(host, job_id).await,
+    let body = async {
+        match kind {
+            JobKind::Check => run_check(host, job_id, true).await,
+            JobKind::Update if options.dry_run => run_dry_run(host, job_id).await,
+            JobKind::Update => run_update(host, job_id).await,
+            JobKind::Reboot => run_reboot(host, job_id).await,
+        }
     };
+    // The job's overall deadline: whatever the host answers (or does not), the job ends and
+    // gives its fleet-wide slot back.
+    let job_timeout = host.spec.timing.job_timeout;
+    let result = tokio::time::timeout(job_timeout, body)
+        .await
+        .unwrap_or_else(|_| Err(timed_out(host, job_id, kind, job_timeout)));
     let (ending, state, summary) = match result {
         // A job that succeeded has settled its host already.
         Ok(summary) => (None, JobState::Succeeded, summary),
@@ -215,6 +223,22 @@ pub async fn run_job(host: &Arc<HostShared>, job_id: &str, kind: JobKind, option
     // Committed before the event that announces it.
     host.persist();
     finish_job(host, job_id, state, summary);
+}
+
+/// The failure of a job that ran past `job_timeout`, logged to the job too. An update's
+/// detached upgrade is left alone on the host (killing dpkg mid-run would break the host); its
+/// log stays in the job directory.
+fn timed_out(host: &HostShared, job_id: &str, kind: JobKind, job_timeout: Duration) -> StepError {
+    let mut reason = format!(
+        "job timed out: still running after job_timeout ({})",
+        humantime::format_duration(job_timeout)
+    );
+    if kind == JobKind::Update {
+        reason.push_str("; an upgrade already started on the host is left to finish there");
+    }
+    tracing::warn!(host = host.name(), job_id, %reason, "job timed out");
+    job_note(host, job_id, &format!("tendhost: {reason}"));
+    StepError::Failed(reason)
 }
 
 /// [`run_job`] with a panic contained: the job ends `failed` with an internal-error reason, the

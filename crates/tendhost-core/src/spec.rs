@@ -75,6 +75,9 @@ pub struct Timing {
     pub ssh_idle_timeout: Duration,
     pub reconnect_window: Duration,
     pub dpkg_lock_timeout: Duration,
+    /// The overall deadline of one job (check, update, reboot) once it holds its fleet-wide
+    /// slot: past it the job ends `failed` and the slot and the host are freed.
+    pub job_timeout: Duration,
 }
 
 impl Default for Timing {
@@ -86,6 +89,7 @@ impl Default for Timing {
             ssh_idle_timeout: Duration::from_secs(5 * 60),
             reconnect_window: Duration::from_secs(10 * 60),
             dpkg_lock_timeout: Duration::from_secs(60),
+            job_timeout: Duration::from_secs(2 * 60 * 60),
         }
     }
 }

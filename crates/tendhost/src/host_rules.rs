@@ -35,6 +35,7 @@ pub enum Field {
     SshIdleTimeout,
     ReconnectWindow,
     DpkgLockTimeout,
+    JobTimeout,
     /// One entry of `tags`.
     Tag,
     RebootCommand,
@@ -194,7 +195,8 @@ pub fn max_duration(field: Field) -> Duration {
         Field::CommandTimeout
         | Field::SshIdleTimeout
         | Field::ReconnectWindow
-        | Field::DpkgLockTimeout => DAY,
+        | Field::DpkgLockTimeout
+        | Field::JobTimeout => DAY,
         _ => MINUTE,
     }
 }

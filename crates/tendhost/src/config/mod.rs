@@ -777,6 +777,7 @@ impl Validator<'_> {
                 raw.ssh_idle_timeout.as_ref(),
                 raw.reconnect_window.as_ref(),
                 raw.dpkg_lock_timeout.as_ref(),
+                raw.job_timeout.as_ref(),
             ],
             base.timing,
         );
@@ -843,6 +844,7 @@ impl Validator<'_> {
                 raw.ssh_idle_timeout.as_ref(),
                 raw.reconnect_window.as_ref(),
                 raw.dpkg_lock_timeout.as_ref(),
+                raw.job_timeout.as_ref(),
             ],
             defaults.timing,
         );
@@ -985,8 +987,8 @@ impl Validator<'_> {
             .unwrap_or(KnownHostsPolicy::Strict)
     }
 
-    /// The six timing settings, in `Timing`'s order; each left out or refused keeps `base`'s.
-    fn timing(&mut self, values: [Option<&Spanned<String>>; 6], base: Timing) -> Timing {
+    /// The seven timing settings, in `Timing`'s order; each left out or refused keeps `base`'s.
+    fn timing(&mut self, values: [Option<&Spanned<String>>; 7], base: Timing) -> Timing {
         let [
             connect_timeout,
             command_timeout,
@@ -994,6 +996,7 @@ impl Validator<'_> {
             ssh_idle_timeout,
             reconnect_window,
             dpkg_lock_timeout,
+            job_timeout,
         ] = values;
         let mut duration = |field: Field, value: Option<&Spanned<String>>, default: Duration| {
             self.checked(value, |value| host_rules::duration(field, value))
@@ -1018,6 +1021,7 @@ impl Validator<'_> {
                 dpkg_lock_timeout,
                 base.dpkg_lock_timeout,
             ),
+            job_timeout: duration(Field::JobTimeout, job_timeout, base.job_timeout),
         }
     }
 
@@ -1123,6 +1127,7 @@ fn subject(field: Field) -> &'static str {
         Field::SshIdleTimeout => "ssh_idle_timeout",
         Field::ReconnectWindow => "reconnect_window",
         Field::DpkgLockTimeout => "dpkg_lock_timeout",
+        Field::JobTimeout => "job_timeout",
         Field::Tag => "tag",
         Field::RebootCommand => "reboot_command",
         Field::PackageManager => "package_manager",

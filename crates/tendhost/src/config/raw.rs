@@ -102,6 +102,7 @@ pub(crate) struct RawDefaults {
     pub ssh_idle_timeout: Option<Spanned<String>>,
     pub reconnect_window: Option<Spanned<String>>,
     pub dpkg_lock_timeout: Option<Spanned<String>>,
+    pub job_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,6 +124,7 @@ pub(crate) struct RawHost {
     pub ssh_idle_timeout: Option<Spanned<String>>,
     pub reconnect_window: Option<Spanned<String>>,
     pub dpkg_lock_timeout: Option<Spanned<String>>,
+    pub job_timeout: Option<Spanned<String>>,
     #[serde(default)]
     pub tags: Vec<Spanned<String>>,
     #[serde(default)]

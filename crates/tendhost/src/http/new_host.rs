@@ -121,6 +121,11 @@ pub fn host_spec(
             new.check_interval.as_deref(),
             base.check_interval,
         )?,
+        job_timeout: duration(
+            Field::JobTimeout,
+            new.job_timeout.as_deref(),
+            base.job_timeout,
+        )?,
         ..base
     };
     let policy = new.policy;
@@ -180,6 +185,7 @@ fn json_path(field: Field) -> &'static str {
         Field::SshIdleTimeout => "ssh_idle_timeout",
         Field::ReconnectWindow => "reconnect_window",
         Field::DpkgLockTimeout => "dpkg_lock_timeout",
+        Field::JobTimeout => "job_timeout",
         Field::Tag => "tags",
         Field::RebootCommand => "reboot_command",
         Field::PackageManager => "package_manager",
@@ -353,6 +359,10 @@ mod tests {
             (
                 json!({"name": "a", "addr": "10.0.0.1", "connect_timeout": "0s"}),
                 "connect_timeout",
+            ),
+            (
+                json!({"name": "a", "addr": "10.0.0.1", "job_timeout": "25h"}),
+                "job_timeout",
             ),
             (
                 json!({"name": "a", "addr": "10.0.0.1",
