@@ -73,7 +73,7 @@ async fn job_timeout_fails_a_job_that_never_ends_and_frees_the_fleet_slot() {
     let update_id = start_job(&base, tarpit.name(), "update").await;
     tendhost_tests::wait::until("the tarpit's upgrade running on the host", || async {
         let out = tarpit.sh("pgrep -f 'sleep 3600'").await;
-        out.success().then_some(()).ok_or("no postinst yet")
+        out.success().then_some(()).ok_or_else(|| "no postinst yet".to_owned())
     })
     .await;
     let neighbour_check = start_job(&base, neighbour.name(), "check").await;
