@@ -110,3 +110,96 @@ async fn job_timeout_fails_a_job_that_never_ends_and_frees_the_fleet_slot() {
     assert_eq!(again["state"], "succeeded", "a new job runs on the freed host: {again:#}");
     app.stop().await.unwrap();
 }
+
+/// The job directories under the host's job root, by name, with their mode (`stat -c`).
+async fn job_dirs(host: &Host) -> Vec<(String, String)> {
+    let out = host
+        .sh("cd /var/lib/tendhost/jobs 2>/dev/null && for d in *; do [ -d \"$d\" ] && stat -c '%n %a' \"$d\"; done; true")
+        .await;
+    out.stdout
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .map(|(name, mode)| (name.to_owned(), mode.to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn job_directories_are_private_and_pruned_to_keep_job_dirs_once_stored() {
+    let Some(fleet) = Fleet::builder()
+        .apt(2)
+        .install(Pkg::new("th-dirs", "1.0"))
+        .start()
+        .await
+    else {
+        return;
+    };
+    let [keeps_two, keeps_none] = fleet.hosts() else {
+        unreachable!()
+    };
+    let app = spawn_app(&config(
+        &fleet,
+        "",
+        &[(keeps_two, "keep_job_dirs = 2"), (keeps_none, "keep_job_dirs = 0")],
+    ))
+    .await;
+    let base = app.url("");
+    let mut update_ids = Vec::new();
+    for (i, version) in ["1.1", "1.2", "1.3", "1.4"].into_iter().enumerate() {
+        // The third upgrade fails (its postinst exits 1): a failed outcome is collected too.
+        let pkg = Pkg::new("th-dirs", version);
+        let pkg = if i == 2 { pkg.postinst("exit 1") } else { pkg };
+        fleet.publish(&pkg).await;
+        let id = start_job(&base, keeps_two.name(), if i == 3 { "retry" } else { "update" }).await;
+        let job = wait_job(&base, &id).await;
+        let expected = if i == 2 { "failed" } else { "succeeded" };
+        assert_eq!(job["state"], expected, "{job:#}");
+        // While the outcome is being stored and the directory retired, it is private.
+        if let Some((_, mode)) = job_dirs(keeps_two).await.iter().find(|(name, _)| *name == id) {
+            assert_eq!(mode, "700", "job dir {id}");
+        }
+        update_ids.push(id);
+    }
+    // The files inside are private too (the newest directory stays).
+    let newest = update_ids.last().unwrap();
+    let modes = keeps_two
+        .sh_ok(&format!(
+            "stat -c '%n %a' /var/lib/tendhost/jobs /var/lib/tendhost/jobs/{newest}/*"
+        ))
+        .await;
+    for line in modes.lines() {
+        let (name, mode) = line.split_once(' ').unwrap();
+        let private = if name.ends_with("/jobs") { "700" } else { "600" };
+        assert_eq!(mode, private, "{modes}");
+    }
+    let newest_two: Vec<String> = update_ids[2..].to_vec();
+    tendhost_tests::wait::until("the host keeping only the newest two job dirs", || async {
+        let names: Vec<String> = job_dirs(keeps_two).await.into_iter().map(|(n, _)| n).collect();
+        if names == newest_two {
+            Ok(())
+        } else {
+            Err(format!("job dirs {names:?}, updates {update_ids:?}"))
+        }
+    })
+    .await;
+    // Their outcome is still served by the daemon.
+    for id in &update_ids[..2] {
+        let job = get_json(&base, &format!("/jobs/{id}")).await;
+        assert_eq!(job["state"], "succeeded", "{job:#}");
+    }
+
+    let id = start_job(&base, keeps_none.name(), "update").await;
+    assert_eq!(wait_job(&base, &id).await["state"], "succeeded");
+    tendhost_tests::wait::until("keep_job_dirs = 0 removing the job dir", || async {
+        let dirs = job_dirs(keeps_none).await;
+        dirs.is_empty().then_some(()).ok_or_else(|| format!("{dirs:?}"))
+    })
+    .await;
+    assert!(
+        keeps_none
+            .sh("test -d /var/lib/tendhost/jobs")
+            .await
+            .success(),
+        "the job root itself stays"
+    );
+    app.stop().await.unwrap();
+}

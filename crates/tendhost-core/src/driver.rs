@@ -222,7 +222,76 @@ pub async fn run_job(host: &Arc<HostShared>, job_id: &str, kind: JobKind, option
     }
     // Committed before the event that announces it.
     host.persist();
+    // Subscribed before the job's end is announced, to see that announcement (it arrives
+    // once the outcome is committed).
+    let (_, announced) = ctx.bus.subscribe_since(None);
     finish_job(host, job_id, state, summary);
+    let collected = host.take_collected();
+    if !collected.is_empty() {
+        tokio::spawn(retire(Arc::clone(host), job_id.to_owned(), collected, announced));
+    }
+}
+
+/// How long [`retire`] waits for a job's end to be committed.
+const COMMIT_WAIT: Duration = Duration::from_secs(120);
+
+/// Once `job_id`'s end is announced (so its outcome, and those of the `collected` jobs before
+/// it, are committed), marks the `collected` job directories on the host and removes all but
+/// the newest `keep_job_dirs`. If the announcement is not seen or the host does not answer,
+/// the jobs are noted again for the next job's end; their directories stay meanwhile.
+async fn retire(
+    host: Arc<HostShared>,
+    job_id: String,
+    collected: Vec<String>,
+    mut announced: tokio::sync::broadcast::Receiver<Arc<crate::events::Event>>,
+) {
+    let committed = tokio::time::timeout(COMMIT_WAIT, async {
+        loop {
+            match announced.recv().await {
+                Ok(event) => {
+                    if matches!(&event.kind, EventKind::JobFinished { job_id: id, .. } if *id == job_id)
+                    {
+                        return true;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return false,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    drop(announced);
+    let retired = if committed {
+        let ids: Vec<JobId> = collected
+            .iter()
+            .filter_map(|id| JobId::new(id.as_str()).ok())
+            .collect();
+        tendhost_pkg::retire_jobs(
+            host.executor.as_ref(),
+            &ids,
+            &pkg_options(&host, false),
+            host.spec.keep_job_dirs,
+        )
+        .await
+        .map_err(|err| err.to_string())
+    } else {
+        Err(format!("the end of job {job_id} was not seen committed"))
+    };
+    match retired {
+        Ok(retired) => tracing::debug!(
+            host = host.name(),
+            kept = retired.kept,
+            removed = retired.removed,
+            "job directories retired"
+        ),
+        Err(err) => {
+            tracing::warn!(host = host.name(), %err, "job directories not retired; the next job tries again");
+            for id in &collected {
+                host.collected(id);
+            }
+        }
+    }
 }
 
 /// The failure of a job that ran past `job_timeout`, logged to the job too. An update's
@@ -460,6 +529,7 @@ async fn collect_lost(host: &HostShared, check_job: &str, manager: PackageManage
                 ),
             );
             host.status().lost_job = None;
+            host.collected(lost);
             job_note(
                 host,
                 check_job,
@@ -569,6 +639,9 @@ async fn run_update(host: &HostShared, job_id: &str) -> Result<String, StepError
             }
         };
     record_outcome(host, job_id, &outcome);
+    if outcome.state != UpgradeState::Lost {
+        host.collected(job_id);
+    }
     let summary = outcome_summary(&outcome);
     match outcome.state {
         UpgradeState::Succeeded => {}

@@ -121,7 +121,12 @@ pub struct HostSpec {
     pub policy: HostPolicy,
     pub docker: DockerSettings,
     pub origin: HostOrigin,
+    /// How many job directories whose outcome is stored stay on the host (the newest).
+    pub keep_job_dirs: usize,
 }
+
+/// Default of [`HostSpec::keep_job_dirs`].
+pub const DEFAULT_KEEP_JOB_DIRS: usize = 5;
 
 /// True when `name` is a valid host name: `[A-Za-z0-9._-]{1,64}`.
 pub fn is_valid_host_name(name: &str) -> bool {

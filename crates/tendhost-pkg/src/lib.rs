@@ -22,7 +22,7 @@ pub use crate::ops::check::{check, dry_run};
 pub use crate::ops::host::{
     boot_identity, detect, inventory, reboot, reboot_state, wait_for_new_boot,
 };
-pub use crate::ops::job::{collect, remove_job, upgrade};
+pub use crate::ops::job::{Retired, collect, remove_job, retire_jobs, upgrade};
 pub use crate::options::{AptUpgrade, JobId, ListRefresh, PkgOptions};
 pub use crate::parse::progress::progress_package;
 pub use crate::types::{

@@ -147,6 +147,8 @@ pub struct HostDefaults {
     pub sudo: bool,
     pub known_hosts: KnownHostsPolicy,
     pub timing: Timing,
+    /// Job directories whose outcome is stored that stay on each host (the newest).
+    pub keep_job_dirs: usize,
 }
 
 impl Default for HostDefaults {
@@ -158,6 +160,7 @@ impl Default for HostDefaults {
             sudo: false,
             known_hosts: KnownHostsPolicy::Strict,
             timing: Timing::default(),
+            keep_job_dirs: tendhost_core::spec::DEFAULT_KEEP_JOB_DIRS,
         }
     }
 }
@@ -791,6 +794,7 @@ impl Validator<'_> {
                 .as_ref()
                 .map_or(base.known_hosts, |policy| self.known_hosts(policy)),
             timing,
+            keep_job_dirs: self.keep_job_dirs(raw.keep_job_dirs.as_ref(), base.keep_job_dirs),
         }
     }
 
@@ -895,6 +899,7 @@ impl Validator<'_> {
                 pull_before_update: raw.docker.pull_before_update,
             },
             origin: HostOrigin::Config,
+            keep_job_dirs: self.keep_job_dirs(raw.keep_job_dirs.as_ref(), defaults.keep_job_dirs),
         }
     }
 
@@ -1040,6 +1045,20 @@ impl Validator<'_> {
     ) -> Option<T> {
         let value = value?;
         self.rule(&value.span(), rule(value.get_ref()))
+    }
+
+    fn keep_job_dirs(&mut self, value: Option<&Spanned<i64>>, default: usize) -> usize {
+        value
+            .and_then(|value| {
+                self.int_in_range(
+                    value,
+                    0,
+                    i64::try_from(host_rules::MAX_KEEP_JOB_DIRS).unwrap_or(i64::MAX),
+                    "keep_job_dirs",
+                )
+            })
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(default)
     }
 
     fn int_in_range(

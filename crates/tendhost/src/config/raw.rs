@@ -103,6 +103,7 @@ pub(crate) struct RawDefaults {
     pub reconnect_window: Option<Spanned<String>>,
     pub dpkg_lock_timeout: Option<Spanned<String>>,
     pub job_timeout: Option<Spanned<String>>,
+    pub keep_job_dirs: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +126,7 @@ pub(crate) struct RawHost {
     pub reconnect_window: Option<Spanned<String>>,
     pub dpkg_lock_timeout: Option<Spanned<String>>,
     pub job_timeout: Option<Spanned<String>>,
+    pub keep_job_dirs: Option<Spanned<i64>>,
     #[serde(default)]
     pub tags: Vec<Spanned<String>>,
     #[serde(default)]

@@ -76,6 +76,7 @@ fn empty_config_takes_defaults() {
         config.defaults.timing.job_timeout,
         Duration::from_secs(2 * 3600)
     );
+    assert_eq!(config.defaults.keep_job_dirs, 5);
     assert!(config.hosts.is_empty());
 }
 
@@ -90,6 +91,7 @@ sudo = true
 known_hosts = "accept-new"
 connect_timeout = "3s"
 job_timeout = "30m"
+keep_job_dirs = 2
 
 [[host]]
 name = "a"
@@ -102,6 +104,7 @@ port = 22
 user = "root"
 connect_timeout = "1m"
 job_timeout = "3h"
+keep_job_dirs = 0
 tags = ["web", "prod"]
 reboot_command = ["/sbin/reboot", "-f"]
 [host.policy]
@@ -123,6 +126,7 @@ maintenance_window = { start = "23:00", end = "02:00", days = ["fri", "SAT"] }
     assert_eq!(a.known_hosts, KnownHostsPolicy::AcceptNew);
     assert_eq!(a.timing.connect_timeout, Duration::from_secs(3));
     assert_eq!(a.timing.job_timeout, Duration::from_secs(30 * 60));
+    assert_eq!(a.keep_job_dirs, 2);
     let b = &config.hosts[1];
     assert_eq!(
         b.target,
@@ -134,6 +138,7 @@ maintenance_window = { start = "23:00", end = "02:00", days = ["fri", "SAT"] }
     assert_eq!(b.user, "root");
     assert_eq!(b.timing.connect_timeout, Duration::from_secs(60));
     assert_eq!(b.timing.job_timeout, Duration::from_secs(3 * 3600));
+    assert_eq!(b.keep_job_dirs, 0);
     assert_eq!(b.tags, ["web", "prod"]);
     assert_eq!(
         b.reboot_command.as_deref(),
@@ -320,6 +325,12 @@ fn bad_durations_and_enums() {
         2,
         18,
         "check_interval \"18446744073709551615s\" is too long: at most 30days",
+    );
+    check_err(
+        "[defaults]\nkeep_job_dirs = -1\n",
+        2,
+        17,
+        "keep_job_dirs must be between 0 and 1000, not -1",
     );
     check_err(
         "[defaults]\njob_timeout = \"2d\"\n",

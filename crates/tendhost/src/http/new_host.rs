@@ -161,6 +161,7 @@ pub fn host_spec(
         },
         docker: spec::DockerSettings::default(),
         origin: HostOrigin::Runtime,
+        keep_job_dirs: defaults.keep_job_dirs,
     })
 }
 
