@@ -23,6 +23,7 @@ mod fleet_hosts;
 mod fleet_smoke;
 mod job_limits;
 mod guard;
+mod hostile_hosts;
 mod layering;
 mod metrics;
 mod pkg_apt;
