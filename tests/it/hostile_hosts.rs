@@ -14,8 +14,8 @@ use tendhost_tests::http::{get_json, installed_version, post_json, wait_rollout}
 /// The longest reason a hostile host may leave in its job's summary: a reason, not its output.
 const MAX_REASON: usize = 1000;
 
-/// A config for every host of `fleet` (ordinary hosts tagged `ordinary`), with the short
-/// timeouts that make hostile jobs end.
+/// A config for every host of `fleet` (tagged `ordinary` or `hostile`; hostile hosts with
+/// apt pinned), with the short timeouts that make hostile jobs end.
 pub fn hostile_config(fleet: &Fleet) -> String {
     let mut config = format!(
         "[daemon]\nlog_level = \"info,tendhost_exec=warn\"\ncheck_on_start = false\n\n\
@@ -25,12 +25,17 @@ pub fn hostile_config(fleet: &Fleet) -> String {
         fleet.ssh_key().display()
     );
     for host in fleet.hosts() {
-        let tag = if host.hostile().is_some() { "hostile" } else { "ordinary" };
         config.push_str(&format!(
-            "\n[[host]]\nname = \"{}\"\naddr = \"{}\"\ntags = [\"{tag}\"]\n",
+            "\n[[host]]\nname = \"{}\"\naddr = \"{}\"\n",
             host.name(),
             host.addr()
         ));
+        // Pinned, so a hostile host's answers reach apt's parsers, past the detection.
+        if host.hostile().is_some() {
+            config.push_str("tags = [\"hostile\"]\npackage_manager = \"apt\"\n");
+        } else {
+            config.push_str("tags = [\"ordinary\"]\n");
+        }
     }
     config
 }
