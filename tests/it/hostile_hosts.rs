@@ -8,37 +8,11 @@
 
 use serde_json::{Value, json};
 use tendhost_tests::daemon::spawn_app;
-use tendhost_tests::fleet::{Fleet, Hostile, Pkg};
+use tendhost_tests::fleet::{Fleet, Hostile, Pkg, hostile_config};
 use tendhost_tests::http::{get_json, installed_version, post_json, wait_rollout};
 
 /// The longest reason a hostile host may leave in its job's summary: a reason, not its output.
 const MAX_REASON: usize = 1000;
-
-/// A config for every host of `fleet` (tagged `ordinary` or `hostile`; hostile hosts with
-/// apt pinned), with the short timeouts that make hostile jobs end.
-pub fn hostile_config(fleet: &Fleet) -> String {
-    let mut config = format!(
-        "[daemon]\nlog_level = \"info,tendhost_exec=warn\"\ncheck_on_start = false\n\n\
-         [defaults]\nuser = \"root\"\nssh_key = \"{}\"\nknown_hosts = \"accept-new\"\n\
-         connect_timeout = \"10s\"\ncommand_timeout = \"15s\"\njob_timeout = \"45s\"\n\
-         reconnect_window = \"10s\"\n",
-        fleet.ssh_key().display()
-    );
-    for host in fleet.hosts() {
-        config.push_str(&format!(
-            "\n[[host]]\nname = \"{}\"\naddr = \"{}\"\n",
-            host.name(),
-            host.addr()
-        ));
-        // Pinned, so a hostile host's answers reach apt's parsers, past the detection.
-        if host.hostile().is_some() {
-            config.push_str("tags = [\"hostile\"]\npackage_manager = \"apt\"\n");
-        } else {
-            config.push_str("tags = [\"ordinary\"]\n");
-        }
-    }
-    config
-}
 
 /// Every job of `host` (newest first).
 async fn jobs_of(base: &str, host: &str) -> Vec<Value> {
@@ -60,7 +34,7 @@ async fn hostile_hosts_fail_clearly_while_the_rest_of_the_fleet_is_checked_and_u
         return;
     };
     fleet.publish(&Pkg::new("th-hostile", "1.1")).await;
-    let app = spawn_app(&hostile_config(&fleet)).await;
+    let app = spawn_app(&hostile_config(&fleet, "info,tendhost_exec=warn")).await;
     let base = app.url("");
 
     let (status, accepted) = post_json(&base, "/fleet/check", json!({})).await;
@@ -78,7 +52,11 @@ async fn hostile_hosts_fail_clearly_while_the_rest_of_the_fleet_is_checked_and_u
     assert_eq!(rollout["state"], "completed", "{rollout:#}");
     assert!(
         running["pagination"]["total"].as_u64().unwrap_or(0) > 0
-            || rollout["hosts"].as_array().unwrap().iter().all(|h| h["state"] != "pending"),
+            || rollout["hosts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|h| h["state"] != "pending"),
         "health was asked while the check ran: {running:#}"
     );
 

@@ -73,7 +73,9 @@ async fn job_timeout_fails_a_job_that_never_ends_and_frees_the_fleet_slot() {
     let update_id = start_job(&base, tarpit.name(), "update").await;
     tendhost_tests::wait::until("the tarpit's upgrade running on the host", || async {
         let out = tarpit.sh("pgrep -f 'sleep 3600'").await;
-        out.success().then_some(()).ok_or_else(|| "no postinst yet".to_owned())
+        out.success()
+            .then_some(())
+            .ok_or_else(|| "no postinst yet".to_owned())
     })
     .await;
     let neighbour_check = start_job(&base, neighbour.name(), "check").await;
@@ -107,7 +109,10 @@ async fn job_timeout_fails_a_job_that_never_ends_and_frees_the_fleet_slot() {
         "{host:#}"
     );
     let again = wait_job(&base, &start_job(&base, tarpit.name(), "check").await).await;
-    assert_eq!(again["state"], "succeeded", "a new job runs on the freed host: {again:#}");
+    assert_eq!(
+        again["state"], "succeeded",
+        "a new job runs on the freed host: {again:#}"
+    );
     app.stop().await.unwrap();
 }
 
@@ -139,7 +144,10 @@ async fn job_directories_are_private_and_pruned_to_keep_job_dirs_once_stored() {
     let app = spawn_app(&config(
         &fleet,
         "",
-        &[(keeps_two, "keep_job_dirs = 2"), (keeps_none, "keep_job_dirs = 0")],
+        &[
+            (keeps_two, "keep_job_dirs = 2"),
+            (keeps_none, "keep_job_dirs = 0"),
+        ],
     ))
     .await;
     let base = app.url("");
@@ -149,12 +157,21 @@ async fn job_directories_are_private_and_pruned_to_keep_job_dirs_once_stored() {
         let pkg = Pkg::new("th-dirs", version);
         let pkg = if i == 2 { pkg.postinst("exit 1") } else { pkg };
         fleet.publish(&pkg).await;
-        let id = start_job(&base, keeps_two.name(), if i == 3 { "retry" } else { "update" }).await;
+        let id = start_job(
+            &base,
+            keeps_two.name(),
+            if i == 3 { "retry" } else { "update" },
+        )
+        .await;
         let job = wait_job(&base, &id).await;
         let expected = if i == 2 { "failed" } else { "succeeded" };
         assert_eq!(job["state"], expected, "{job:#}");
         // While the outcome is being stored and the directory retired, it is private.
-        if let Some((_, mode)) = job_dirs(keeps_two).await.iter().find(|(name, _)| *name == id) {
+        if let Some((_, mode)) = job_dirs(keeps_two)
+            .await
+            .iter()
+            .find(|(name, _)| *name == id)
+        {
             assert_eq!(mode, "700", "job dir {id}");
         }
         update_ids.push(id);
@@ -168,12 +185,20 @@ async fn job_directories_are_private_and_pruned_to_keep_job_dirs_once_stored() {
         .await;
     for line in modes.lines() {
         let (name, mode) = line.split_once(' ').unwrap();
-        let private = if name.ends_with("/jobs") { "700" } else { "600" };
+        let private = if name.ends_with("/jobs") {
+            "700"
+        } else {
+            "600"
+        };
         assert_eq!(mode, private, "{modes}");
     }
     let newest_two: Vec<String> = update_ids[2..].to_vec();
     tendhost_tests::wait::until("the host keeping only the newest two job dirs", || async {
-        let names: Vec<String> = job_dirs(keeps_two).await.into_iter().map(|(n, _)| n).collect();
+        let names: Vec<String> = job_dirs(keeps_two)
+            .await
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
         if names == newest_two {
             Ok(())
         } else {
@@ -191,7 +216,9 @@ async fn job_directories_are_private_and_pruned_to_keep_job_dirs_once_stored() {
     assert_eq!(wait_job(&base, &id).await["state"], "succeeded");
     tendhost_tests::wait::until("keep_job_dirs = 0 removing the job dir", || async {
         let dirs = job_dirs(keeps_none).await;
-        dirs.is_empty().then_some(()).ok_or_else(|| format!("{dirs:?}"))
+        dirs.is_empty()
+            .then_some(())
+            .ok_or_else(|| format!("{dirs:?}"))
     })
     .await;
     assert!(

@@ -31,8 +31,8 @@
 //! broken test run, not a test result.
 
 mod docker;
-mod hostile;
 mod host;
+mod hostile;
 mod repo;
 
 use std::fmt::Write as _;
@@ -50,7 +50,7 @@ pub use crate::fleet::host::{
     DpkgLockGuard, FAILING_DEB, FAILING_RPM, Flavour, Host, INTERRUPTED_PKG, Output,
     REBOOT_REQUIRED_PKG, REBOOT_TRIGGER_PKG, RpmLockGuard,
 };
-pub use crate::fleet::hostile::Hostile;
+pub use crate::fleet::hostile::{Hostile, hostile_config};
 pub use crate::fleet::repo::{APT_SECURITY_SUITE, APT_SUITE, Pkg, VERSION_FILE};
 
 use crate::fleet::docker::{
@@ -245,7 +245,7 @@ impl FleetBuilder {
     }
 
     /// Adds a hostile apt host answering every SSH command as `profile` says (named
-    /// `tendhost-N-hostile-PROFILE`, after the apt and dnf hosts).
+    /// `tendhost-N-hostileK-PROFILE`, after the apt and dnf hosts).
     pub fn hostile(mut self, profile: Hostile) -> Self {
         self.hostile.push(profile);
         self
@@ -319,12 +319,22 @@ impl FleetBuilder {
 
         let flavours = std::iter::repeat_n((Flavour::Apt, None), self.n_apt)
             .chain(std::iter::repeat_n((Flavour::Dnf, None), self.n_dnf))
-            .chain(self.hostile.iter().map(|&profile| (Flavour::Apt, Some(profile))));
+            .chain(
+                self.hostile
+                    .iter()
+                    .map(|&profile| (Flavour::Apt, Some(profile))),
+            );
         let mut hosts = Vec::with_capacity(n_hosts);
         let mut per_flavour = [0_usize; 2];
+        let mut n_hostile = 0_usize;
         for (host_idx, (flavour, hostile)) in flavours.enumerate() {
             let name = if let Some(profile) = hostile {
-                format!("tendhost-{subnet_octet}-hostile-{}", profile.as_str())
+                n_hostile += 1;
+                format!(
+                    "tendhost-{subnet_octet}-hostile{}-{}",
+                    n_hostile - 1,
+                    profile.as_str()
+                )
             } else {
                 let flavour_idx = &mut per_flavour[usize::from(flavour == Flavour::Dnf)];
                 let name = format!("tendhost-{subnet_octet}-{}{flavour_idx}", flavour.as_str());

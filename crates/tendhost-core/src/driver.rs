@@ -228,7 +228,12 @@ pub async fn run_job(host: &Arc<HostShared>, job_id: &str, kind: JobKind, option
     finish_job(host, job_id, state, summary);
     let collected = host.take_collected();
     if !collected.is_empty() {
-        tokio::spawn(retire(Arc::clone(host), job_id.to_owned(), collected, announced));
+        tokio::spawn(retire(
+            Arc::clone(host),
+            job_id.to_owned(),
+            collected,
+            announced,
+        ));
     }
 }
 

@@ -125,7 +125,12 @@ impl HostShared {
 
     /// The jobs noted by [`HostShared::collected`] so far, leaving none.
     pub(crate) fn take_collected(&self) -> Vec<String> {
-        std::mem::take(&mut *self.collected.lock().unwrap_or_else(PoisonError::into_inner))
+        std::mem::take(
+            &mut *self
+                .collected
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// Mirrors the current status to the store.

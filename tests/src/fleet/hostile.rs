@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+use crate::fleet::Fleet;
+
 /// How a hostile host answers every SSH command (see `tests/fleet/hostile/shell.sh`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Hostile {
@@ -57,3 +59,30 @@ pub(crate) fn scripts_dir() -> PathBuf {
 
 /// Where hostile hosts see [`scripts_dir`].
 pub(crate) const MOUNT: &str = "/srv/tendhost/hostile";
+
+/// A daemon config managing every host of `fleet` as root by the fleet's key (tagged
+/// `ordinary` or `hostile`; hostile hosts with apt pinned, so their answers reach apt's
+/// parsers past the detection), with the short `command_timeout` and `job_timeout` that make
+/// hostile jobs end, and no background checks.
+pub fn hostile_config(fleet: &Fleet, log_level: &str) -> String {
+    let mut config = format!(
+        "[daemon]\nlog_level = \"{log_level}\"\ncheck_on_start = false\n\n\
+         [defaults]\nuser = \"root\"\nssh_key = \"{}\"\nknown_hosts = \"accept-new\"\n\
+         connect_timeout = \"10s\"\ncommand_timeout = \"15s\"\njob_timeout = \"45s\"\n\
+         reconnect_window = \"10s\"\n",
+        fleet.ssh_key().display()
+    );
+    for host in fleet.hosts() {
+        config.push_str(&format!(
+            "\n[[host]]\nname = \"{}\"\naddr = \"{}\"\n",
+            host.name(),
+            host.addr()
+        ));
+        if host.hostile().is_some() {
+            config.push_str("tags = [\"hostile\"]\npackage_manager = \"apt\"\n");
+        } else {
+            config.push_str("tags = [\"ordinary\"]\n");
+        }
+    }
+    config
+}

@@ -8,6 +8,7 @@
 //! `started`, `log`, `before`, `after`, `ended`, `exit`, and `collected` once the daemon has
 //! stored the outcome (`retire`).
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use tendhost_exec::{Cmd, quote};
@@ -208,13 +209,11 @@ pub fn summary(job_id: &JobId, opts: &PkgOptions) -> Cmd {
 /// one whose outcome was never collected) is never removed. Prints `tendhost-retire kept=K
 /// removed=R`.
 pub fn retire(collected: &[JobId], opts: &PkgOptions, keep: usize) -> Cmd {
-    let marks: String = collected
-        .iter()
-        .map(|job_id| {
-            let dir = quote(opts.job_dir(job_id));
-            format!("if [ -d {dir} ]; then : > {dir}/collected; fi\n")
-        })
-        .collect();
+    let mut marks = String::new();
+    for job_id in collected {
+        let dir = quote(opts.job_dir(job_id));
+        let _ = writeln!(marks, "if [ -d {dir} ]; then : > {dir}/collected; fi");
+    }
     Cmd::shell(format!(
         "export LC_ALL=C\n\
          root={root}\n\

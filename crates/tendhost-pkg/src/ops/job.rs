@@ -423,25 +423,50 @@ echo 1 > \"$d/exit.tmp\"; mv \"$d/exit.tmp\" \"$d/exit\"
             start(&exec, &opts, job_id, "echo 0 > \"$d/exit\"\n").await;
         }
         let root = std::path::Path::new(&opts.job_root);
-        let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let mode =
+            |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(root), 0o700);
         assert_eq!(mode(&root.join("job-1")), 0o700);
         assert_eq!(mode(&root.join("job-1/run.sh")), 0o600);
         // job-4 is not collected: it stays whatever `keep` says.
-        let retired = super::retire_jobs(&exec, &ids[..3], &opts, 1).await.unwrap();
-        assert_eq!(retired, super::Retired { kept: 1, removed: 2 });
+        let retired = super::retire_jobs(&exec, &ids[..3], &opts, 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            retired,
+            super::Retired {
+                kept: 1,
+                removed: 2
+            }
+        );
         let mut left: Vec<String> = std::fs::read_dir(root)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         left.sort();
         assert_eq!(left, ["job-3", "job-4"]);
-        let retired = super::retire_jobs(&exec, &ids[3..], &opts, 0).await.unwrap();
-        assert_eq!(retired, super::Retired { kept: 0, removed: 2 });
+        let retired = super::retire_jobs(&exec, &ids[3..], &opts, 0)
+            .await
+            .unwrap();
+        assert_eq!(
+            retired,
+            super::Retired {
+                kept: 0,
+                removed: 2
+            }
+        );
         assert_eq!(std::fs::read_dir(root).unwrap().count(), 0);
         // Nothing marked is fine too (job-1 is gone: marking it does nothing).
-        let retired = super::retire_jobs(&exec, &ids[..1], &opts, 5).await.unwrap();
-        assert_eq!(retired, super::Retired { kept: 0, removed: 0 });
+        let retired = super::retire_jobs(&exec, &ids[..1], &opts, 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            retired,
+            super::Retired {
+                kept: 0,
+                removed: 0
+            }
+        );
         assert!(!dir.path().join("pwned").exists());
     }
 
