@@ -1,6 +1,6 @@
 //! Crash at random points: the real `tendhost` binary is killed with SIGKILL at a random
-//! moment of a rolling update of several fleet hosts, again and again, and restarted on the
-//! same data dir. After each recovery (its re-checks done): no job is `running`, no host
+//! moment of a rolling update of several fleet hosts, again and again (sometimes a second time
+//! while it recovers), and restarted on the same data dir. After each recovery (its re-checks done): no job is `running`, no host
 //! `updating`; every interrupted update job whose upgrade reached the host was collected to its
 //! real outcome from the host's job directory (one that never reached it has no directory and
 //! stays `interrupted`); and each host's installed version, read out of band, is what its
@@ -17,7 +17,7 @@ use tendhost_tests::http::{get_json, installed_version, post_json};
 use tendhost_tests::wait;
 
 const PACKAGE: &str = "th-crash-points";
-const ITERATIONS: u32 = 5;
+const ITERATIONS: u32 = 6;
 
 /// A small xorshift generator: the test's moments, reproducible from the printed seed.
 struct Moments(u64);
@@ -119,11 +119,18 @@ async fn check_host(base: &str, host: &Host) {
                 }
             }
             // Never reached the host: nothing to collect, nothing changed.
-            "interrupted" => assert!(
-                !job_dir_exists(host, id).await,
-                "{}: interrupted job {id} has a job directory but was not collected: {job:#}",
-                host.name()
-            ),
+            "interrupted" => {
+                if job_dir_exists(host, id).await {
+                    let all =
+                        get_json(base, &format!("/jobs?host={}&per_page=200", host.name())).await;
+                    let log = host.sh_ok(&format!("ls -la /var/lib/tendhost/jobs/{id}; cat /var/lib/tendhost/jobs/{id}/exit")).await;
+                    panic!(
+                        "{}: interrupted job {id} has a job directory but was not collected: {job:#}\n\
+                         every job of the host: {all:#}\njob dir: {log}",
+                        host.name()
+                    );
+                }
+            }
             other => panic!("{}: update job {id} left {other}: {job:#}", host.name()),
         }
     }
@@ -193,6 +200,19 @@ async fn sigkill_at_random_moments_of_rollouts_loses_no_outcome() {
         daemon.wait_exit("kill -9");
 
         daemon = DaemonProcess::start(&config, &data);
+        // Every other time on average, kill it again while it recovers (its re-checks are
+        // collecting the interrupted upgrades).
+        if moments.next_ms(2) == 0 {
+            let after = Duration::from_millis(moments.next_ms(3000));
+            eprintln!(
+                "iteration {iteration}: SIGKILL again {} ms into the recovery",
+                after.as_millis()
+            );
+            tokio::time::sleep(after).await;
+            daemon.signal("KILL");
+            daemon.wait_exit("kill -9 during recovery");
+            daemon = DaemonProcess::start(&config, &data);
+        }
         recovered(&daemon.base_url).await;
         for host in fleet.hosts() {
             check_host(&daemon.base_url, host).await;
