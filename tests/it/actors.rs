@@ -36,6 +36,7 @@ fn local_host(name: &str) -> HostSpec {
         },
         docker: tendhost_core::spec::DockerSettings::default(),
         origin: HostOrigin::Config,
+        keep_job_dirs: tendhost_core::spec::DEFAULT_KEEP_JOB_DIRS,
     }
 }
 

@@ -32,6 +32,7 @@
 
 mod docker;
 mod host;
+mod hostile;
 mod repo;
 
 use std::fmt::Write as _;
@@ -49,6 +50,7 @@ pub use crate::fleet::host::{
     DpkgLockGuard, FAILING_DEB, FAILING_RPM, Flavour, Host, INTERRUPTED_PKG, Output,
     REBOOT_REQUIRED_PKG, REBOOT_TRIGGER_PKG, RpmLockGuard,
 };
+pub use crate::fleet::hostile::{Hostile, hostile_config};
 pub use crate::fleet::repo::{APT_SECURITY_SUITE, APT_SUITE, Pkg, VERSION_FILE};
 
 use crate::fleet::docker::{
@@ -224,6 +226,7 @@ async fn image(flavour: Flavour) -> Result<String, FleetError> {
 pub struct FleetBuilder {
     n_apt: usize,
     n_dnf: usize,
+    hostile: Vec<Hostile>,
     install: Vec<Pkg>,
     publish: Vec<Pkg>,
 }
@@ -238,6 +241,13 @@ impl FleetBuilder {
     /// Adds `n` dnf hosts (named `tendhost-N-dnf0`, ...).
     pub fn dnf(mut self, n: usize) -> Self {
         self.n_dnf += n;
+        self
+    }
+
+    /// Adds a hostile apt host answering every SSH command as `profile` says (named
+    /// `tendhost-N-hostileK-PROFILE`, after the apt and dnf hosts).
+    pub fn hostile(mut self, profile: Hostile) -> Self {
+        self.hostile.push(profile);
         self
     }
 
@@ -272,7 +282,7 @@ impl FleetBuilder {
 
     /// [`FleetBuilder::start`] without the skip gate, for callers that handle errors.
     pub async fn try_start(self) -> Result<Fleet, FleetError> {
-        let n_hosts = self.n_apt + self.n_dnf;
+        let n_hosts = self.n_apt + self.n_dnf + self.hostile.len();
         if n_hosts == 0 || n_hosts > 200 {
             return Err(FleetError::Unavailable(format!(
                 "a fleet needs 1 to 200 hosts, not {n_hosts}"
@@ -307,19 +317,36 @@ impl FleetBuilder {
         let (network, subnet_octet) = create_network().await?;
         cleanup.network = Some(network.clone());
 
-        let flavours = std::iter::repeat_n(Flavour::Apt, self.n_apt)
-            .chain(std::iter::repeat_n(Flavour::Dnf, self.n_dnf));
+        let flavours = std::iter::repeat_n((Flavour::Apt, None), self.n_apt)
+            .chain(std::iter::repeat_n((Flavour::Dnf, None), self.n_dnf))
+            .chain(
+                self.hostile
+                    .iter()
+                    .map(|&profile| (Flavour::Apt, Some(profile))),
+            );
         let mut hosts = Vec::with_capacity(n_hosts);
         let mut per_flavour = [0_usize; 2];
-        for (host_idx, flavour) in flavours.enumerate() {
-            let flavour_idx = &mut per_flavour[usize::from(flavour == Flavour::Dnf)];
-            let name = format!("tendhost-{subnet_octet}-{}{flavour_idx}", flavour.as_str());
-            *flavour_idx += 1;
+        let mut n_hostile = 0_usize;
+        for (host_idx, (flavour, hostile)) in flavours.enumerate() {
+            let name = if let Some(profile) = hostile {
+                n_hostile += 1;
+                format!(
+                    "tendhost-{subnet_octet}-hostile{}-{}",
+                    n_hostile - 1,
+                    profile.as_str()
+                )
+            } else {
+                let flavour_idx = &mut per_flavour[usize::from(flavour == Flavour::Dnf)];
+                let name = format!("tendhost-{subnet_octet}-{}{flavour_idx}", flavour.as_str());
+                *flavour_idx += 1;
+                name
+            };
             let last_octet = FIRST_HOST_OCTET
                 + u8::try_from(host_idx).expect("at most 200 hosts, checked above");
             hosts.push(Host {
                 name,
                 flavour,
+                hostile,
                 addr: Ipv4Addr::new(SUBNET_PREFIX[0], SUBNET_PREFIX[1], subnet_octet, last_octet),
                 network: network.clone(),
             });
@@ -386,7 +413,19 @@ fn run_args(host: &Host, image: &str, network: &str, repos: &Repos, ssh: &SshKey
     .map(str::to_owned)
     .into();
     args.extend(owner_labels(network));
-    args.push(image.to_owned());
+    if let Some(profile) = host.hostile {
+        args.extend([
+            "--volume".to_owned(),
+            mount(&hostile::scripts_dir(), hostile::MOUNT),
+            "--entrypoint".to_owned(),
+            "/bin/sh".to_owned(),
+            image.to_owned(),
+            format!("{}/boot.sh", hostile::MOUNT),
+            profile.as_str().to_owned(),
+        ]);
+    } else {
+        args.push(image.to_owned());
+    }
     args
 }
 
@@ -559,15 +598,21 @@ impl Fleet {
         FleetBuilder::default()
     }
 
-    /// All hosts: the apt hosts first, then the dnf hosts.
+    /// All hosts: the apt hosts first, then the dnf hosts, then the hostile hosts.
     pub fn hosts(&self) -> &[Host] {
         &self.hosts
     }
 
+    /// The apt hosts that are not hostile.
     pub fn apt_hosts(&self) -> impl Iterator<Item = &Host> {
         self.hosts
             .iter()
-            .filter(|host| host.flavour == Flavour::Apt)
+            .filter(|host| host.flavour == Flavour::Apt && host.hostile.is_none())
+    }
+
+    /// The hostile hosts ([`FleetBuilder::hostile`]).
+    pub fn hostile_hosts(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(|host| host.hostile.is_some())
     }
 
     pub fn dnf_hosts(&self) -> impl Iterator<Item = &Host> {

@@ -63,7 +63,7 @@ pub struct AuditListQuery {
     #[param(example = "/hosts/")]
     pub path_prefix: Option<String>,
     /// Only requests at or after this time (RFC 3339).
-    #[param(example = "2026-12-01T00:00:00Z")]
+    #[param(example = "2026-12-01T00:00:00Z", format = DateTime)]
     pub since: Option<String>,
 }
 

@@ -376,10 +376,10 @@ pub struct HostListQuery {
     #[param(inline)]
     pub state: Option<HostState>,
     /// Only members of this group.
-    #[param(example = "frontend")]
+    #[param(example = "frontend", pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub group: Option<String>,
     /// Only hosts whose name starts with this.
-    #[param(example = "web-")]
+    #[param(example = "web-", max_length = 64)]
     pub search: Option<String>,
     /// Order: `name` (default), `state`, `pending`, `security`, `reboot` or `last_check`;
     /// a leading `-` reverses it. Ties are broken by name.
@@ -424,32 +424,58 @@ pub struct NewHost {
     #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub name: String,
     /// IP address or DNS name (never `local`).
+    #[schema(
+        min_length = 1,
+        max_length = 253,
+        pattern = r"^([0-9]{1,3}(\.[0-9]{1,3}){3}|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)$"
+    )]
     pub addr: String,
     /// SSH port, 1 to 65535.
     #[schema(minimum = 1, maximum = 65535)]
     pub port: Option<u16>,
-    /// Login name.
+    /// Login name: letters, digits, `.`, `_`, `-`, at most 32, not starting with `-`.
+    #[schema(pattern = r"^[A-Za-z0-9._][A-Za-z0-9._-]{0,31}$")]
     pub user: Option<String>,
     /// Run package commands through `sudo -n`.
     pub sudo: Option<bool>,
     /// The expected host key fingerprint, as `ssh-keygen -l` prints it: only that key is
     /// trusted. Without it, a `strict` host's first connection fails naming the fingerprint.
-    #[schema(example = "SHA256:fhPVowUHV9FNz47RWK4VrGZuDmlmuMoh9f1FF2C0Uqk")]
+    #[schema(
+        example = "SHA256:fhPVowUHV9FNz47RWK4VrGZuDmlmuMoh9f1FF2C0Uqk",
+        pattern = r"^SHA256:[A-Za-z0-9+/]{43}=?$"
+    )]
     pub host_key_sha256: Option<String>,
     /// Tags, each 1 to 64 characters from `A-Z a-z 0-9 . _ -`.
     #[serde(default)]
     pub tags: Vec<String>,
     /// Pin the package manager instead of detecting it.
     pub package_manager: Option<PackageManager>,
-    /// Duration such as `"10s"`.
-    #[schema(example = "10s")]
+    /// Duration such as `"10s"`, greater than zero and at most `10m` (the pattern is the
+    /// simple form; humantime forms such as `"1m 30s"` are accepted too).
+    #[schema(
+        example = "10s",
+        pattern = r"^(([1-9][0-9]?|[1-5][0-9]{2}|600)s|([1-9]|10)m)$"
+    )]
     pub connect_timeout: Option<String>,
-    /// Duration such as `"10m"`.
-    #[schema(example = "10m")]
+    /// Duration such as `"10m"`, greater than zero and at most `1d`.
+    #[schema(
+        example = "10m",
+        pattern = r"^([1-9][0-9]{0,3}s|[1-9][0-9]{0,2}m|([1-9]|1[0-9]|2[0-4])h|1d)$"
+    )]
     pub command_timeout: Option<String>,
-    /// How often to check the host in the background, e.g. `"6h"`.
-    #[schema(example = "6h")]
+    /// How often to check the host in the background, e.g. `"6h"`, at most `30d`.
+    #[schema(
+        example = "6h",
+        pattern = r"^([1-9][0-9]{0,3}(s|m)|([1-9][0-9]?|[1-6][0-9]{2}|7[01][0-9]|720)h|([1-9]|[12][0-9]|30)d)$"
+    )]
     pub check_interval: Option<String>,
+    /// The overall deadline of one job on the host, e.g. `"2h"`, at most `1d`: past it the
+    /// job ends `failed` and the host is freed.
+    #[schema(
+        example = "2h",
+        pattern = r"^([1-9][0-9]{0,3}s|[1-9][0-9]{0,2}m|([1-9]|1[0-9]|2[0-4])h|1d)$"
+    )]
+    pub job_timeout: Option<String>,
     #[serde(default)]
     pub policy: NewHostPolicy,
 }

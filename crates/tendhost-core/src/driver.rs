@@ -182,12 +182,20 @@ pub async fn run_job(host: &Arc<HostShared>, job_id: &str, kind: JobKind, option
     let previous = host.status().state;
     #[cfg(feature = "testing")]
     crate::testing::job_panic_hook(host.name());
-    let result = match kind {
-        JobKind::Check => run_check(host, job_id, true).await,
-        JobKind::Update if options.dry_run => run_dry_run(host, job_id, &options).await,
-        JobKind::Update => run_update(host, job_id, &options).await,
-        JobKind::Reboot => run_reboot(host, job_id).await,
+    let body = async {
+        match kind {
+            JobKind::Check => run_check(host, job_id, true).await,
+            JobKind::Update if options.dry_run => run_dry_run(host, job_id, &options).await,
+            JobKind::Update => run_update(host, job_id, &options).await,
+            JobKind::Reboot => run_reboot(host, job_id).await,
+        }
     };
+    // The job's overall deadline: whatever the host answers (or does not), the job ends and
+    // gives its fleet-wide slot back.
+    let job_timeout = host.spec.timing.job_timeout;
+    let result = tokio::time::timeout(job_timeout, body)
+        .await
+        .unwrap_or_else(|_| Err(timed_out(host, job_id, kind, job_timeout)));
     let (ending, state, summary) = match result {
         // A job that succeeded has settled its host already.
         Ok(summary) => (None, JobState::Succeeded, summary),
@@ -224,7 +232,97 @@ pub async fn run_job(host: &Arc<HostShared>, job_id: &str, kind: JobKind, option
     }
     // Committed before the event that announces it.
     host.persist();
+    // Subscribed before the job's end is announced, to see that announcement (it arrives
+    // once the outcome is committed).
+    let (_, announced) = ctx.bus.subscribe_since(None);
     finish_job(host, job_id, state, summary);
+    let collected = host.take_collected();
+    if !collected.is_empty() {
+        tokio::spawn(retire(
+            Arc::clone(host),
+            job_id.to_owned(),
+            collected,
+            announced,
+        ));
+    }
+}
+
+/// How long [`retire`] waits for a job's end to be committed.
+const COMMIT_WAIT: Duration = Duration::from_secs(120);
+
+/// Once `job_id`'s end is announced (so its outcome, and those of the `collected` jobs before
+/// it, are committed), marks the `collected` job directories on the host and removes all but
+/// the newest `keep_job_dirs`. If the announcement is not seen or the host does not answer,
+/// the jobs are noted again for the next job's end; their directories stay meanwhile.
+async fn retire(
+    host: Arc<HostShared>,
+    job_id: String,
+    collected: Vec<String>,
+    mut announced: tokio::sync::broadcast::Receiver<Arc<crate::events::Event>>,
+) {
+    let committed = tokio::time::timeout(COMMIT_WAIT, async {
+        loop {
+            match announced.recv().await {
+                Ok(event) => {
+                    if matches!(&event.kind, EventKind::JobFinished { job_id: id, .. } if *id == job_id)
+                    {
+                        return true;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return false,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    drop(announced);
+    let retired = if committed {
+        let ids: Vec<JobId> = collected
+            .iter()
+            .filter_map(|id| JobId::new(id.as_str()).ok())
+            .collect();
+        tendhost_pkg::retire_jobs(
+            host.executor.as_ref(),
+            &ids,
+            &pkg_options(&host, false),
+            host.spec.keep_job_dirs,
+        )
+        .await
+        .map_err(|err| err.to_string())
+    } else {
+        Err(format!("the end of job {job_id} was not seen committed"))
+    };
+    match retired {
+        Ok(retired) => tracing::debug!(
+            host = host.name(),
+            kept = retired.kept,
+            removed = retired.removed,
+            "job directories retired"
+        ),
+        Err(err) => {
+            tracing::warn!(host = host.name(), %err, "job directories not retired; the next job tries again");
+            for id in &collected {
+                host.collected(id);
+            }
+        }
+    }
+}
+
+/// The failure of a job that ran past `job_timeout`, logged to the job too. An update's
+/// detached upgrade is left alone on the host (killing dpkg mid-run would break the host); its
+/// log stays in the job directory.
+fn timed_out(host: &HostShared, job_id: &str, kind: JobKind, job_timeout: Duration) -> StepError {
+    let mut reason = format!(
+        "job timed out: still running after job_timeout ({})",
+        humantime::format_duration(job_timeout)
+    );
+    if kind == JobKind::Update {
+        reason.push_str("; an upgrade already started on the host is left to finish there");
+    }
+    tracing::warn!(host = host.name(), job_id, %reason, "job timed out");
+    job_note(host, job_id, &format!("tendhost: {reason}"));
+    StepError::Failed(reason)
 }
 
 /// [`run_job`] with a panic contained: the job ends `failed` with an internal-error reason, the
@@ -456,6 +554,7 @@ async fn collect_lost(host: &HostShared, check_job: &str, manager: PackageManage
                 ),
             );
             host.status().lost_job = None;
+            host.collected(lost);
             job_note(
                 host,
                 check_job,
@@ -641,6 +740,9 @@ async fn run_update(
         }
     };
     record_outcome(host, job_id, &outcome);
+    if outcome.state != UpgradeState::Lost {
+        host.collected(job_id);
+    }
     let also_installed = target.also_installed(&outcome.upgraded);
     let mut summary = outcome_summary(&outcome);
     if !also_installed.is_empty() {

@@ -37,6 +37,9 @@ pub struct HostShared {
     pub executor: Arc<dyn Executor>,
     status: Mutex<HostStatus>,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// Jobs whose outcome was collected from their job directory on the host, waiting to be
+    /// retired there (`driver::retire`) once the outcome is stored.
+    collected: Mutex<Vec<String>>,
     ctx: Arc<FleetContext>,
 }
 
@@ -52,6 +55,7 @@ impl HostShared {
             executor,
             status: Mutex::new(status),
             task: Mutex::new(None),
+            collected: Mutex::new(Vec::new()),
             ctx,
         }
     }
@@ -109,6 +113,24 @@ impl HostShared {
             status.last_error = Some(error);
         }
         self.transition(HostState::Failed);
+    }
+
+    /// Notes that job `job_id`'s outcome was read from its job directory.
+    pub(crate) fn collected(&self, job_id: &str) {
+        self.collected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(job_id.to_owned());
+    }
+
+    /// The jobs noted by [`HostShared::collected`] so far, leaving none.
+    pub(crate) fn take_collected(&self) -> Vec<String> {
+        std::mem::take(
+            &mut *self
+                .collected
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// Mirrors the current status to the store.

@@ -77,6 +77,9 @@ pub struct Timing {
     pub ssh_idle_timeout: Duration,
     pub reconnect_window: Duration,
     pub dpkg_lock_timeout: Duration,
+    /// The overall deadline of one job (check, update, reboot) once it holds its fleet-wide
+    /// slot: past it the job ends `failed` and the slot and the host are freed.
+    pub job_timeout: Duration,
 }
 
 impl Default for Timing {
@@ -88,6 +91,7 @@ impl Default for Timing {
             ssh_idle_timeout: Duration::from_secs(5 * 60),
             reconnect_window: Duration::from_secs(10 * 60),
             dpkg_lock_timeout: Duration::from_secs(60),
+            job_timeout: Duration::from_secs(2 * 60 * 60),
         }
     }
 }
@@ -119,7 +123,12 @@ pub struct HostSpec {
     pub policy: HostPolicy,
     pub docker: DockerSettings,
     pub origin: HostOrigin,
+    /// How many job directories whose outcome is stored stay on the host (the newest).
+    pub keep_job_dirs: usize,
 }
+
+/// Default of [`HostSpec::keep_job_dirs`].
+pub const DEFAULT_KEEP_JOB_DIRS: usize = 5;
 
 /// True when `name` is a valid host name: `[A-Za-z0-9._-]{1,64}`.
 pub fn is_valid_host_name(name: &str) -> bool {

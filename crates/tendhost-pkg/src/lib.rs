@@ -25,7 +25,7 @@ pub use crate::ops::check::{check, dry_run, dry_run_selected};
 pub use crate::ops::host::{
     boot_identity, detect, inventory, reboot, reboot_state, wait_for_new_boot,
 };
-pub use crate::ops::job::{collect, remove_job, upgrade, upgrade_selected};
+pub use crate::ops::job::{Retired, collect, remove_job, retire_jobs, upgrade, upgrade_selected};
 pub use crate::options::{AptUpgrade, JobId, ListRefresh, PkgOptions};
 pub use crate::parse::progress::progress_package;
 pub use crate::selection::{ExcludeGlob, Packages, Target, TargetKind};

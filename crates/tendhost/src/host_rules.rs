@@ -35,6 +35,7 @@ pub enum Field {
     SshIdleTimeout,
     ReconnectWindow,
     DpkgLockTimeout,
+    JobTimeout,
     /// One entry of `tags`.
     Tag,
     RebootCommand,
@@ -181,6 +182,9 @@ const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
+/// The upper bound of `keep_job_dirs` (listed in docs/configuration.md).
+pub const MAX_KEEP_JOB_DIRS: usize = 1000;
+
 /// Upper bounds of the durations outside a host (listed in docs/configuration.md).
 pub const MAX_WS_PING_INTERVAL: Duration = HOUR;
 pub const MAX_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -194,7 +198,8 @@ pub fn max_duration(field: Field) -> Duration {
         Field::CommandTimeout
         | Field::SshIdleTimeout
         | Field::ReconnectWindow
-        | Field::DpkgLockTimeout => DAY,
+        | Field::DpkgLockTimeout
+        | Field::JobTimeout => DAY,
         _ => MINUTE,
     }
 }

@@ -95,6 +95,8 @@ impl Output {
 pub struct Host {
     pub(crate) name: String,
     pub(crate) flavour: Flavour,
+    /// Set on a hostile host: how its sshd answers every command.
+    pub(crate) hostile: Option<crate::fleet::Hostile>,
     pub(crate) addr: Ipv4Addr,
     pub(crate) network: String,
 }
@@ -111,6 +113,11 @@ impl Host {
 
     pub fn flavour(&self) -> Flavour {
         self.flavour
+    }
+
+    /// The profile of a hostile host ([`crate::fleet::FleetBuilder::hostile`]).
+    pub fn hostile(&self) -> Option<crate::fleet::Hostile> {
+        self.hostile
     }
 
     /// The host's address on the fleet network (the only address tests may contact).

@@ -4,9 +4,11 @@
 //! `setsid nohup`, the streaming pass that follows `log` from a byte offset, and the summary
 //! that reads a finished job back. Every inserted value is quoted with `tendhost_exec::quote`.
 //!
-//! Job directory layout (`<job_root>/<job_id>/`): `run.sh`, `pid`, `started`, `log`,
-//! `before`, `after`, `ended`, `exit`.
+//! Job directory layout (`<job_root>/<job_id>/`, mode 0700, its files 0600): `run.sh`, `pid`,
+//! `started`, `log`, `before`, `after`, `ended`, `exit`, and `collected` once the daemon has
+//! stored the outcome (`retire`).
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use tendhost_exec::{Cmd, quote};
@@ -135,6 +137,7 @@ fn finish_script(
 ) -> JobScript {
     let script = format!(
         "d={dir}\n\
+         umask 077\n\
          echo $$ > \"$d/pid\"\n\
          ms() {{ t=$(date +%s%3N 2>/dev/null); case \"$t\" in ''|*N*) echo \"$(date +%s)000\" ;; *) echo \"$t\" ;; esac; }}\n\
          ms > \"$d/started\"\n\
@@ -142,8 +145,10 @@ fn finish_script(
          snapshot() {{ {snapshot} > \"$d/$1.tmp\" 2>/dev/null; mv \"$d/$1.tmp\" \"$d/$1\"; }}\n\
          snapshot before\n\
          echo {started}\n\
+         umask 022\n\
          rc=0\n\
          {body}\
+         umask 077\n\
          snapshot after\n\
          ms > \"$d/ended\"\n\
          echo \"tendhost: job finished with exit code $rc\"\n\
@@ -169,8 +174,9 @@ pub fn launch(job_id: &JobId, opts: &PkgOptions, script: &JobScript) -> Cmd {
         "set -e\n\
          root={root}\n\
          d={dir}\n\
-         umask 022\n\
+         umask 077\n\
          mkdir -p \"$root\"\n\
+         chmod 700 \"$root\"\n\
          if ! mkdir \"$d\" 2>/dev/null; then echo 'tendhost-launch existing'; exit 0; fi\n\
          printf '%s' {script} > \"$d/run.sh\"\n\
          if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then\n  \
@@ -241,6 +247,36 @@ pub fn summary(job_id: &JobId, opts: &PkgOptions) -> Cmd {
     ))
     .privileged()
     .timeout(Duration::from_secs(120))
+}
+
+/// Retires job directories whose outcome the daemon has collected and stored: marks each of
+/// `collected` with a `collected` file, then removes every marked directory but the newest
+/// `keep` (job ids sort by creation). A directory without the mark (a job still running, or
+/// one whose outcome was never collected) is never removed. Prints `tendhost-retire kept=K
+/// removed=R`.
+pub fn retire(collected: &[JobId], opts: &PkgOptions, keep: usize) -> Cmd {
+    let mut marks = String::new();
+    for job_id in collected {
+        let dir = quote(opts.job_dir(job_id));
+        let _ = writeln!(marks, "if [ -d {dir} ]; then : > {dir}/collected; fi");
+    }
+    Cmd::shell(format!(
+        "export LC_ALL=C\n\
+         root={root}\n\
+         umask 077\n\
+         {marks}\
+         set -- \"$root\"/*/collected\n\
+         [ -e \"$1\" ] || {{ echo 'tendhost-retire kept=0 removed=0'; exit 0; }}\n\
+         n=$#; removed=0\n\
+         for f; do\n  \
+           if [ \"$n\" -gt {keep} ]; then rm -rf -- \"${{f%/collected}}\" && removed=$((removed + 1)); fi\n  \
+           n=$((n - 1))\n\
+         done\n\
+         echo \"tendhost-retire kept=$(($# - removed)) removed=$removed\"\n",
+        root = quote(opts.job_root.trim_end_matches('/')),
+    ))
+    .privileged()
+    .timeout(Duration::from_secs(60))
 }
 
 /// Removes a job directory (after its outcome has been stored).

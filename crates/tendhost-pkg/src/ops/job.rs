@@ -3,6 +3,7 @@
 //! the reconnect window) and reads its outcome from the job directory. The same `collect`
 //! serves a live upgrade, a reconnect, a daemon restart and a retry. What is kept of the log
 //! is bounded (`LogTail`, the summary's tail read): every line still reaches the sink.
+//! [`retire_jobs`] removes job directories whose outcome is stored, keeping the newest few.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -179,6 +180,47 @@ pub async fn remove_job(
     opts.validate()?;
     run_ok(exec, &job_cmd::remove(job_id, opts)).await?;
     Ok(())
+}
+
+/// What [`retire_jobs`] left on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retired {
+    /// Collected job directories kept (at most `keep`).
+    pub kept: usize,
+    pub removed: usize,
+}
+
+/// Marks the directories of `collected` jobs (their outcome is stored) and removes all marked
+/// job directories on the host but the newest `keep`. Directories of jobs whose outcome was
+/// never collected stay, so a later `collect` still finds them.
+pub async fn retire_jobs(
+    exec: &dyn Executor,
+    collected: &[JobId],
+    opts: &PkgOptions,
+    keep: usize,
+) -> Result<Retired, PkgError> {
+    opts.validate()?;
+    let output = run_ok(exec, &job_cmd::retire(collected, opts, keep)).await?;
+    let count = |key: &str| {
+        output
+            .stdout
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix(key)?.parse().ok())
+    };
+    match (count("kept="), count("removed=")) {
+        (Some(kept), Some(removed)) => Ok(Retired { kept, removed }),
+        _ => Err(PkgError::parse(
+            exec.host(),
+            crate::parse::ParseError::new(
+                "the job directory cleanup's answer",
+                0,
+                format!(
+                    "expected `tendhost-retire kept=K removed=R`, got {:?}",
+                    output.stdout.chars().take(200).collect::<String>()
+                ),
+            ),
+        )),
+    }
 }
 
 /// The command may have reached the host before the connection broke.
@@ -429,6 +471,67 @@ echo 1 > \"$d/exit.tmp\"; mv \"$d/exit.tmp\" \"$d/exit\"
         assert_eq!(again, outcome);
         assert!(!dir.path().join("pwned").exists());
         assert!(!std::path::Path::new("pwned").exists());
+    }
+
+    /// Only directories marked collected are removed, oldest first, down to `keep`; the job
+    /// root and a job directory are private.
+    #[tokio::test]
+    async fn retire_keeps_the_newest_collected_and_every_uncollected_directory() {
+        use std::os::unix::fs::PermissionsExt as _;
+
+        let (exec, dir, opts) = setup();
+        let ids: Vec<JobId> = (1..=4)
+            .map(|i| JobId::new(format!("job-{i}")).unwrap())
+            .collect();
+        for job_id in &ids {
+            start(&exec, &opts, job_id, "echo 0 > \"$d/exit\"\n").await;
+        }
+        let root = std::path::Path::new(&opts.job_root);
+        let mode =
+            |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(root), 0o700);
+        assert_eq!(mode(&root.join("job-1")), 0o700);
+        assert_eq!(mode(&root.join("job-1/run.sh")), 0o600);
+        // job-4 is not collected: it stays whatever `keep` says.
+        let retired = super::retire_jobs(&exec, &ids[..3], &opts, 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            retired,
+            super::Retired {
+                kept: 1,
+                removed: 2
+            }
+        );
+        let mut left: Vec<String> = std::fs::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["job-3", "job-4"]);
+        let retired = super::retire_jobs(&exec, &ids[3..], &opts, 0)
+            .await
+            .unwrap();
+        assert_eq!(
+            retired,
+            super::Retired {
+                kept: 0,
+                removed: 2
+            }
+        );
+        assert_eq!(std::fs::read_dir(root).unwrap().count(), 0);
+        // Nothing marked is fine too (job-1 is gone: marking it does nothing).
+        let retired = super::retire_jobs(&exec, &ids[..1], &opts, 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            retired,
+            super::Retired {
+                kept: 0,
+                removed: 0
+            }
+        );
+        assert!(!dir.path().join("pwned").exists());
     }
 
     #[tokio::test]

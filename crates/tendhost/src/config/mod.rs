@@ -168,6 +168,8 @@ pub struct HostDefaults {
     pub timing: Timing,
     /// Packages never upgraded on any host (a host's own `exclude` adds to these).
     pub exclude: Vec<ExcludeGlob>,
+    /// Job directories whose outcome is stored that stay on each host (the newest).
+    pub keep_job_dirs: usize,
 }
 
 impl Default for HostDefaults {
@@ -180,6 +182,7 @@ impl Default for HostDefaults {
             known_hosts: KnownHostsPolicy::Strict,
             timing: Timing::default(),
             exclude: Vec::new(),
+            keep_job_dirs: tendhost_core::spec::DEFAULT_KEEP_JOB_DIRS,
         }
     }
 }
@@ -838,6 +841,7 @@ impl Validator<'_> {
                 raw.ssh_idle_timeout.as_ref(),
                 raw.reconnect_window.as_ref(),
                 raw.dpkg_lock_timeout.as_ref(),
+                raw.job_timeout.as_ref(),
             ],
             base.timing,
         );
@@ -852,6 +856,7 @@ impl Validator<'_> {
                 .map_or(base.known_hosts, |policy| self.known_hosts(policy)),
             timing,
             exclude: self.exclude(&raw.exclude, &[]),
+            keep_job_dirs: self.keep_job_dirs(raw.keep_job_dirs.as_ref(), base.keep_job_dirs),
         }
     }
 
@@ -918,6 +923,7 @@ impl Validator<'_> {
                 raw.ssh_idle_timeout.as_ref(),
                 raw.reconnect_window.as_ref(),
                 raw.dpkg_lock_timeout.as_ref(),
+                raw.job_timeout.as_ref(),
             ],
             defaults.timing,
         );
@@ -971,6 +977,7 @@ impl Validator<'_> {
                 pull_before_update: raw.docker.pull_before_update,
             },
             origin: HostOrigin::Config,
+            keep_job_dirs: self.keep_job_dirs(raw.keep_job_dirs.as_ref(), defaults.keep_job_dirs),
         }
     }
 
@@ -1064,8 +1071,8 @@ impl Validator<'_> {
             .unwrap_or(KnownHostsPolicy::Strict)
     }
 
-    /// The six timing settings, in `Timing`'s order; each left out or refused keeps `base`'s.
-    fn timing(&mut self, values: [Option<&Spanned<String>>; 6], base: Timing) -> Timing {
+    /// The seven timing settings, in `Timing`'s order; each left out or refused keeps `base`'s.
+    fn timing(&mut self, values: [Option<&Spanned<String>>; 7], base: Timing) -> Timing {
         let [
             connect_timeout,
             command_timeout,
@@ -1073,6 +1080,7 @@ impl Validator<'_> {
             ssh_idle_timeout,
             reconnect_window,
             dpkg_lock_timeout,
+            job_timeout,
         ] = values;
         let mut duration = |field: Field, value: Option<&Spanned<String>>, default: Duration| {
             self.checked(value, |value| host_rules::duration(field, value))
@@ -1097,6 +1105,7 @@ impl Validator<'_> {
                 dpkg_lock_timeout,
                 base.dpkg_lock_timeout,
             ),
+            job_timeout: duration(Field::JobTimeout, job_timeout, base.job_timeout),
         }
     }
 
@@ -1115,6 +1124,20 @@ impl Validator<'_> {
     ) -> Option<T> {
         let value = value?;
         self.rule(&value.span(), rule(value.get_ref()))
+    }
+
+    fn keep_job_dirs(&mut self, value: Option<&Spanned<i64>>, default: usize) -> usize {
+        value
+            .and_then(|value| {
+                self.int_in_range(
+                    value,
+                    0,
+                    i64::try_from(host_rules::MAX_KEEP_JOB_DIRS).unwrap_or(i64::MAX),
+                    "keep_job_dirs",
+                )
+            })
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(default)
     }
 
     fn int_in_range(
@@ -1202,6 +1225,7 @@ fn subject(field: Field) -> &'static str {
         Field::SshIdleTimeout => "ssh_idle_timeout",
         Field::ReconnectWindow => "reconnect_window",
         Field::DpkgLockTimeout => "dpkg_lock_timeout",
+        Field::JobTimeout => "job_timeout",
         Field::Tag => "tag",
         Field::RebootCommand => "reboot_command",
         Field::PackageManager => "package_manager",

@@ -130,6 +130,8 @@ pub(crate) struct RawDefaults {
     pub dpkg_lock_timeout: Option<Spanned<String>>,
     #[serde(default)]
     pub exclude: Vec<Spanned<String>>,
+    pub job_timeout: Option<Spanned<String>>,
+    pub keep_job_dirs: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +153,8 @@ pub(crate) struct RawHost {
     pub ssh_idle_timeout: Option<Spanned<String>>,
     pub reconnect_window: Option<Spanned<String>>,
     pub dpkg_lock_timeout: Option<Spanned<String>>,
+    pub job_timeout: Option<Spanned<String>>,
+    pub keep_job_dirs: Option<Spanned<i64>>,
     #[serde(default)]
     pub tags: Vec<Spanned<String>>,
     #[serde(default)]

@@ -72,6 +72,11 @@ fn empty_config_takes_defaults() {
         config.defaults.timing.ssh_idle_timeout,
         Duration::from_secs(300)
     );
+    assert_eq!(
+        config.defaults.timing.job_timeout,
+        Duration::from_secs(2 * 3600)
+    );
+    assert_eq!(config.defaults.keep_job_dirs, 5);
     assert!(config.hosts.is_empty());
 }
 
@@ -85,6 +90,8 @@ port = 2222
 sudo = true
 known_hosts = "accept-new"
 connect_timeout = "3s"
+job_timeout = "30m"
+keep_job_dirs = 2
 
 [[host]]
 name = "a"
@@ -96,6 +103,8 @@ addr = "b.example.org"
 port = 22
 user = "root"
 connect_timeout = "1m"
+job_timeout = "3h"
+keep_job_dirs = 0
 tags = ["web", "prod"]
 reboot_command = ["/sbin/reboot", "-f"]
 [host.policy]
@@ -116,6 +125,8 @@ maintenance_window = { start = "23:00", end = "02:00", days = ["fri", "SAT"] }
     assert!(a.sudo);
     assert_eq!(a.known_hosts, KnownHostsPolicy::AcceptNew);
     assert_eq!(a.timing.connect_timeout, Duration::from_secs(3));
+    assert_eq!(a.timing.job_timeout, Duration::from_secs(30 * 60));
+    assert_eq!(a.keep_job_dirs, 2);
     let b = &config.hosts[1];
     assert_eq!(
         b.target,
@@ -126,6 +137,8 @@ maintenance_window = { start = "23:00", end = "02:00", days = ["fri", "SAT"] }
     );
     assert_eq!(b.user, "root");
     assert_eq!(b.timing.connect_timeout, Duration::from_secs(60));
+    assert_eq!(b.timing.job_timeout, Duration::from_secs(3 * 3600));
+    assert_eq!(b.keep_job_dirs, 0);
     assert_eq!(b.tags, ["web", "prod"]);
     assert_eq!(
         b.reboot_command.as_deref(),
@@ -312,6 +325,24 @@ fn bad_durations_and_enums() {
         2,
         18,
         "check_interval \"18446744073709551615s\" is too long: at most 30days",
+    );
+    check_err(
+        "[defaults]\nkeep_job_dirs = -1\n",
+        2,
+        17,
+        "keep_job_dirs must be between 0 and 1000, not -1",
+    );
+    check_err(
+        "[defaults]\njob_timeout = \"2d\"\n",
+        2,
+        15,
+        "job_timeout \"2d\" is too long: at most 1day",
+    );
+    check_err(
+        "[[host]]\nname = \"a\"\naddr = \"10.0.0.1\"\njob_timeout = \"0s\"\n",
+        4,
+        15,
+        "job_timeout must be greater than zero",
     );
     check_err(
         "[defaults]\nconnect_timeout = \"11m\"\n",

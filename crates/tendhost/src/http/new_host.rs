@@ -121,6 +121,11 @@ pub fn host_spec(
             new.check_interval.as_deref(),
             base.check_interval,
         )?,
+        job_timeout: duration(
+            Field::JobTimeout,
+            new.job_timeout.as_deref(),
+            base.job_timeout,
+        )?,
         ..base
     };
     let policy = new.policy;
@@ -157,6 +162,7 @@ pub fn host_spec(
         },
         docker: spec::DockerSettings::default(),
         origin: HostOrigin::Runtime,
+        keep_job_dirs: defaults.keep_job_dirs,
     })
 }
 
@@ -181,6 +187,7 @@ fn json_path(field: Field) -> &'static str {
         Field::SshIdleTimeout => "ssh_idle_timeout",
         Field::ReconnectWindow => "reconnect_window",
         Field::DpkgLockTimeout => "dpkg_lock_timeout",
+        Field::JobTimeout => "job_timeout",
         Field::Tag => "tags",
         Field::RebootCommand => "reboot_command",
         Field::PackageManager => "package_manager",
@@ -354,6 +361,10 @@ mod tests {
             (
                 json!({"name": "a", "addr": "10.0.0.1", "connect_timeout": "0s"}),
                 "connect_timeout",
+            ),
+            (
+                json!({"name": "a", "addr": "10.0.0.1", "job_timeout": "25h"}),
+                "job_timeout",
             ),
             (
                 json!({"name": "a", "addr": "10.0.0.1",

@@ -153,7 +153,8 @@ impl Persistence for StoreBridge {
 pub struct Recovered {
     pub statuses: HashMap<String, HostStatus>,
     pub runtime_hosts: Vec<RuntimeHost>,
-    /// Jobs that were running when the daemon stopped, now `interrupted`.
+    /// Jobs that were running when the daemon stopped, now `interrupted`, and each host's
+    /// newest interrupted update (collected by the re-check).
     pub interrupted_jobs: Vec<JobSnapshot>,
     pub rollouts: Vec<RolloutSnapshot>,
     /// Hosts to re-check at once (their job was interrupted).
@@ -184,17 +185,32 @@ pub async fn recover(store: &Store) -> tendhost_store::Result<Recovered> {
         let Some(job) = codec::interrupted_job(record) else {
             continue;
         };
-        if job.kind == JobKind::Update && !job.options.dry_run {
-            let status = recovered.statuses.entry(job.host.clone()).or_default();
-            status.lost_job = Some(LostJob {
-                job_id: job.id.clone(),
-                log_offset: 0,
-            });
-        }
         if !recovered.recheck.contains(&job.host) {
             recovered.recheck.push(job.host.clone());
         }
         recovered.interrupted_jobs.push(job);
+    }
+    // Each host's newest interrupted update is collected by its re-check: the one just
+    // interrupted, or one an earlier run interrupted whose collection was itself cut short (a
+    // second crash during recovery). One that never reached the host has no job directory; its
+    // collection finds none and it stays `interrupted`.
+    for job in newest_interrupted_updates(store).await? {
+        let status = recovered.statuses.entry(job.host.clone()).or_default();
+        status.lost_job = Some(LostJob {
+            job_id: job.id.clone(),
+            log_offset: 0,
+        });
+        if !recovered.recheck.contains(&job.host) {
+            recovered.recheck.push(job.host.clone());
+        }
+        // In the registry, so the outcome the re-check collects is stored.
+        if !recovered
+            .interrupted_jobs
+            .iter()
+            .any(|seen| seen.id == job.id)
+        {
+            recovered.interrupted_jobs.push(job);
+        }
     }
     let mut offset = 0;
     loop {
@@ -219,6 +235,44 @@ pub async fn recover(store: &Store) -> tendhost_store::Result<Recovered> {
         );
     }
     Ok(recovered)
+}
+
+/// The newest `interrupted` update job (not a dry run) of each host.
+async fn newest_interrupted_updates(store: &Store) -> tendhost_store::Result<Vec<JobSnapshot>> {
+    const PAGE: u32 = 500;
+    let filter = tendhost_store::JobFilter {
+        host: None,
+        state: Some(
+            tendhost_core::model::JobState::Interrupted
+                .as_str()
+                .to_owned(),
+        ),
+        kind: Some(JobKind::Update.as_str().to_owned()),
+    };
+    let mut newest: Vec<JobSnapshot> = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = store
+            .list_jobs(
+                filter.clone(),
+                tendhost_store::Page {
+                    offset,
+                    limit: PAGE,
+                },
+            )
+            .await?;
+        let n = u32::try_from(page.items.len()).unwrap_or(u32::MAX);
+        // Newest first: the first job seen of a host is its newest.
+        for job in page.items.iter().filter_map(codec::interrupted_job) {
+            if !job.options.dry_run && !newest.iter().any(|seen| seen.host == job.host) {
+                newest.push(job);
+            }
+        }
+        if n < PAGE {
+            return Ok(newest);
+        }
+        offset += n;
+    }
 }
 
 /// Prunes finished jobs and events older than `retention_days`, now and then daily.
