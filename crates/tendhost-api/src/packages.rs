@@ -25,7 +25,9 @@ pub struct PendingUpdate {
     pub arch: String,
     /// From a security suite (apt) or with a security advisory (dnf).
     pub security: bool,
-    /// An `exclude` pattern of the host matches it: listed, never installed.
+    /// An `exclude` pattern of the host matches it: listed, never installed. Left out when
+    /// false, so answers stay as they were before excludes existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub excluded: bool,
 }
 
