@@ -21,6 +21,7 @@ mod fleet_e2e;
 mod fleet_faults;
 mod fleet_hosts;
 mod fleet_smoke;
+mod gates_approval;
 mod guard;
 mod layering;
 mod metrics;

@@ -173,8 +173,11 @@ fn host_of(event: &EventMessage) -> Option<&str> {
         | EventPayload::HostConnected { host }
         | EventPayload::HostDisconnected { host, .. }
         | EventPayload::HostAdded { host }
-        | EventPayload::HostRemoved { host } => Some(host),
+        | EventPayload::HostRemoved { host }
+        | EventPayload::HealthCheckFinished { host, .. } => Some(host),
         EventPayload::RolloutStarted { .. }
+        | EventPayload::RolloutAwaitingApproval { .. }
+        | EventPayload::RolloutApproved { .. }
         | EventPayload::BatchStarted { .. }
         | EventPayload::BatchFinished { .. }
         | EventPayload::RolloutFinished { .. }

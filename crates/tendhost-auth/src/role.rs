@@ -78,6 +78,7 @@ const OPERATE: &[(&str, &str)] = &[
     ("POST", "/fleet/update"),
     ("POST", "/rollouts/{id}/cancel"),
     ("POST", "/rollouts/{id}/resume"),
+    ("POST", "/rollouts/{id}/approve"),
 ];
 
 /// Read-only routes that are not GETs: asking for a WebSocket ticket changes nothing.
@@ -148,6 +149,7 @@ mod tests {
         check("POST", "/hosts/{name}/check", R(Role::Operate));
         check("post", "/hosts/{name}/update", R(Role::Operate));
         check("POST", "/rollouts/{id}/resume", R(Role::Operate));
+        check("POST", "/rollouts/{id}/approve", R(Role::Operate));
         check("POST", "/hosts", R(Role::Admin));
         check("DELETE", "/hosts/{name}", R(Role::Admin));
         check("GET", "/audit", R(Role::Admin));

@@ -89,6 +89,23 @@ pub enum EventKind {
         /// Rollout state wire name.
         state: String,
     },
+    /// A rollout finished batch `after_batch` and waits for approval.
+    RolloutAwaitingApproval {
+        rollout_id: String,
+        after_batch: usize,
+    },
+    /// A rollout waiting for approval was approved by `by` (a token name).
+    RolloutApproved {
+        rollout_id: String,
+        by: String,
+    },
+    /// A host's health check ran (after an update, or before it with `pre_check`).
+    HealthCheckFinished {
+        host: String,
+        job_id: String,
+        ok: bool,
+        output: String,
+    },
     HostAdded {
         host: String,
     },
@@ -122,6 +139,9 @@ impl EventKind {
             EventKind::BatchStarted { .. } => "batch_started",
             EventKind::BatchFinished { .. } => "batch_finished",
             EventKind::RolloutFinished { .. } => "rollout_finished",
+            EventKind::RolloutAwaitingApproval { .. } => "rollout_awaiting_approval",
+            EventKind::RolloutApproved { .. } => "rollout_approved",
+            EventKind::HealthCheckFinished { .. } => "health_check_finished",
             EventKind::HostAdded { .. } => "host_added",
             EventKind::HostRemoved { .. } => "host_removed",
             EventKind::CertificateRenewed { .. } => "certificate_renewed",
@@ -140,11 +160,14 @@ impl EventKind {
             | EventKind::HostConnected { host }
             | EventKind::HostDisconnected { host, .. }
             | EventKind::HostAdded { host }
-            | EventKind::HostRemoved { host } => Some(host),
+            | EventKind::HostRemoved { host }
+            | EventKind::HealthCheckFinished { host, .. } => Some(host),
             EventKind::RolloutStarted { .. }
             | EventKind::BatchStarted { .. }
             | EventKind::BatchFinished { .. }
             | EventKind::RolloutFinished { .. }
+            | EventKind::RolloutAwaitingApproval { .. }
+            | EventKind::RolloutApproved { .. }
             | EventKind::CertificateRenewed { .. }
             | EventKind::CertificateReloadFailed { .. } => None,
         }
@@ -152,7 +175,7 @@ impl EventKind {
 }
 
 /// All event type wire names (for validating `?types=`).
-pub const EVENT_TYPES: [&str; 15] = [
+pub const EVENT_TYPES: [&str; 18] = [
     "host_state_changed",
     "job_started",
     "job_output",
@@ -168,6 +191,9 @@ pub const EVENT_TYPES: [&str; 15] = [
     "host_removed",
     "certificate_renewed",
     "certificate_reload_failed",
+    "rollout_awaiting_approval",
+    "rollout_approved",
+    "health_check_finished",
 ];
 
 /// Durable path for events: takes each published event, stores it, and hands it back with

@@ -26,9 +26,9 @@ use crate::model::{
     RolloutKind, RolloutRequest, RolloutSnapshot, UpdateOptions,
 };
 use crate::orchestrator::{
-    AddHost, AllHosts, CancelRollout, ExecutorFactory, GetHost, GetRollout, Groups, ListHosts,
-    ListRollouts, OrchestratorActor, OrchestratorArgs, RemoveHost, ResumeRollout, RolloutHandles,
-    StartRollout,
+    AddHost, AllHosts, ApproveRollout, CancelRollout, ExecutorFactory, GetHost, GetRollout, Groups,
+    ListHosts, ListRollouts, OrchestratorActor, OrchestratorArgs, RemoveHost, ResumeRollout,
+    RolloutHandles, StartRollout,
 };
 use crate::spec::{HostOrigin, HostSpec, HostTarget, KnownHostsPolicy};
 use crate::state::Request;
@@ -361,6 +361,8 @@ impl Fleet {
             filter,
             dry_run: false,
             force: true,
+            approve_after: None,
+            approval_timeout: None,
         };
         self.start_rollout(RolloutKind::Check, request).await
     }
@@ -405,6 +407,18 @@ impl Fleet {
     /// Continues an `interrupted` rollout with the hosts not yet done.
     pub async fn resume_rollout(&self, id: &str) -> Result<RolloutSnapshot, FleetError> {
         flatten(self.orchestrator.ask(ResumeRollout(id.to_owned())).await)
+    }
+
+    /// Continues a rollout waiting at its approval gate; `by` names who approved it.
+    pub async fn approve_rollout(&self, id: &str, by: &str) -> Result<RolloutSnapshot, FleetError> {
+        flatten(
+            self.orchestrator
+                .ask(ApproveRollout {
+                    id: id.to_owned(),
+                    by: by.to_owned(),
+                })
+                .await,
+        )
     }
 
     pub async fn cancel_rollout(&self, id: &str) -> Result<RolloutSnapshot, FleetError> {

@@ -252,6 +252,29 @@ pub struct RolloutRequest {
     pub filter: HostFilter,
     pub dry_run: bool,
     pub force: bool,
+    /// Wait for `POST /rollouts/{id}/approve` after this batch (`None`: never wait).
+    pub approve_after: Option<ApproveAfter>,
+    /// A rollout still waiting for approval this long after its gate opened is cancelled.
+    pub approval_timeout: Option<Duration>,
+}
+
+/// `approve_after`: the batch after which a rollout waits for approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApproveAfter {
+    /// The canary batch (the rollout needs canary hosts).
+    Canary,
+    /// The batch with this index (from 0, as `RolloutBatch::index`).
+    Batch(usize),
+}
+
+/// A rollout waiting at its approval gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalGate {
+    /// The batch that finished before the gate.
+    pub after_batch: usize,
+    pub since: Timestamp,
+    /// When the wait is cancelled (`approval_timeout`), if ever.
+    pub deadline: Option<Timestamp>,
 }
 
 /// What kind of fleet operation a rollout runs on each host.
@@ -274,6 +297,8 @@ impl RolloutKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RolloutState {
     Running,
+    /// Waiting at its approval gate (`approve_after`) for `POST /rollouts/{id}/approve`.
+    AwaitingApproval,
     Completed,
     /// Stopped because failures exceeded `max_failures`.
     Stopped,
@@ -285,6 +310,7 @@ impl RolloutState {
     pub fn as_str(self) -> &'static str {
         match self {
             RolloutState::Running => "running",
+            RolloutState::AwaitingApproval => "awaiting_approval",
             RolloutState::Completed => "completed",
             RolloutState::Stopped => "stopped",
             RolloutState::Cancelled => "cancelled",
@@ -350,6 +376,10 @@ pub struct RolloutSnapshot {
     pub batches: Vec<RolloutBatch>,
     pub hosts: Vec<RolloutHost>,
     pub n_failed: usize,
+    /// Set while the rollout waits at its approval gate.
+    pub gate: Option<ApprovalGate>,
+    /// Who approved it (the token name), once approved.
+    pub approved_by: Option<String>,
 }
 
 /// Why the fleet refused or could not do something. Each variant maps to one HTTP status.

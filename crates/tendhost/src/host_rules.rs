@@ -184,6 +184,7 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 /// Upper bounds of the durations outside a host (listed in docs/configuration.md).
 pub const MAX_WS_PING_INTERVAL: Duration = HOUR;
 pub const MAX_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+pub const MAX_APPROVAL_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The upper bound of one of the host's timing settings (listed in docs/configuration.md).
 /// Beyond these a value is a typo, and it would overflow time arithmetic somewhere.

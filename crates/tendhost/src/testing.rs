@@ -72,5 +72,19 @@ pub fn one_of_each() -> Vec<EventKind> {
             path: "/etc/tendhost/cert.pem".to_owned(),
             error: "no CERTIFICATE block in the file".to_owned(),
         },
+        EventKind::RolloutAwaitingApproval {
+            rollout_id: rollout_id(),
+            after_batch: 0,
+        },
+        EventKind::RolloutApproved {
+            rollout_id: rollout_id(),
+            by: "ci".to_owned(),
+        },
+        EventKind::HealthCheckFinished {
+            host: host(),
+            job_id: job_id(),
+            ok: false,
+            output: "curl: (7) connection refused".to_owned(),
+        },
     ]
 }

@@ -9,11 +9,13 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use tendhost_api::ErrorResponse;
+use tendhost_api::gates::ApproveAfter;
 use tendhost_api::rollouts::{
     FleetCheckRequest, FleetUpdateRequest, HostFilter, MaxFailures, RolloutAccepted,
 };
 use tendhost_core::model::{self, RolloutRequest, RolloutSnapshot};
 
+use crate::host_rules::MAX_APPROVAL_TIMEOUT;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiJson};
 use crate::http::extract::OptionalJson;
@@ -63,8 +65,11 @@ pub async fn check(
         batch, then fixed batches of `batch_size`, `delay_ms` apart. The rollout stops when \
         failures (`unreachable` included) exceed `max_failures` and the remaining hosts are \
         reported `skipped`. Hosts outside their maintenance window are skipped unless `force`; \
-        `check-only` hosts are skipped unless `dry_run`. Answers at once with the rollout id \
-        and its batches. The body is required (`{}` takes every default).",
+        `check-only` hosts are skipped unless `dry_run`. With `approve_after`, the rollout waits \
+        after that batch in `awaiting_approval` for `POST /rollouts/{id}/approve` (or a cancel, \
+        or `approval_timeout`, which cancels it); the wait survives a daemon restart. Answers \
+        at once with the rollout id and its batches. The body is required (`{}` takes every \
+        default).",
     request_body(content = FleetUpdateRequest, content_type = "application/json"),
     responses(
         (status = 202, description = "The rollout started", body = RolloutAccepted,
@@ -111,6 +116,18 @@ fn rollout_request(body: FleetUpdateRequest) -> Result<RolloutRequest, ApiError>
         filter: host_filter(body.filter),
         dry_run: body.dry_run,
         force: body.force,
+        approve_after: body.approve_after.map(|gate| match gate {
+            ApproveAfter::Canary => model::ApproveAfter::Canary,
+            ApproveAfter::Batch(index) => {
+                model::ApproveAfter::Batch(usize::try_from(index).unwrap_or(usize::MAX))
+            }
+        }),
+        approval_timeout: body
+            .approval_timeout
+            .as_deref()
+            .map(|text| crate::host_rules::duration_reason(text, MAX_APPROVAL_TIMEOUT))
+            .transpose()
+            .map_err(|reason| ApiError::invalid_value("approval_timeout", reason))?,
     })
 }
 
@@ -169,6 +186,14 @@ mod tests {
             (
                 format!(r#"{{"delay_ms": {}}}"#, MAX_DELAY_MS + 1),
                 "delay_ms",
+            ),
+            (
+                r#"{"approval_timeout": "31d"}"#.to_owned(),
+                "approval_timeout",
+            ),
+            (
+                r#"{"approval_timeout": "soon"}"#.to_owned(),
+                "approval_timeout",
             ),
         ] {
             let err = rollout_request(body(&json)).unwrap_err();

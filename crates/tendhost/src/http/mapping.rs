@@ -5,14 +5,16 @@
 use axum::http::StatusCode;
 use jiff::Timestamp;
 use serde_json::json;
+use tendhost_api::gates as wire_gates;
 use tendhost_api::hosts as wire;
 use tendhost_api::jobs as wire_jobs;
 use tendhost_api::packages as wire_packages;
 use tendhost_api::rollouts as wire_rollouts;
 use tendhost_core::events::OutputStream;
 use tendhost_core::model::{
-    FleetError, HostFilter, HostSnapshot, JobSnapshot, JobState, LogLine, MaxFailures,
-    RolloutBatch, RolloutHost, RolloutHostState, RolloutKind, RolloutSnapshot, RolloutState,
+    ApproveAfter, FleetError, HostFilter, HostSnapshot, JobSnapshot, JobState, LogLine,
+    MaxFailures, RolloutBatch, RolloutHost, RolloutHostState, RolloutKind, RolloutSnapshot,
+    RolloutState,
 };
 use tendhost_core::spec::{HostOrigin, MaintenanceWindow, UpdatePolicy, Weekday};
 use tendhost_core::state::{FailureRecord, HostState, JobKind};
@@ -354,6 +356,7 @@ pub fn rollout_kind(kind: RolloutKind) -> wire_rollouts::RolloutKind {
 pub fn rollout_state(state: RolloutState) -> wire_rollouts::RolloutState {
     match state {
         RolloutState::Running => wire_rollouts::RolloutState::Running,
+        RolloutState::AwaitingApproval => wire_rollouts::RolloutState::AwaitingApproval,
         RolloutState::Completed => wire_rollouts::RolloutState::Completed,
         RolloutState::Stopped => wire_rollouts::RolloutState::Stopped,
         RolloutState::Cancelled => wire_rollouts::RolloutState::Cancelled,
@@ -475,6 +478,21 @@ pub fn rollout(rollout: &RolloutSnapshot) -> wire_rollouts::Rollout {
         counts: counts(rollout),
         batches: rollout.batches.iter().map(batch).collect(),
         hosts: rollout.hosts.iter().map(rollout_host).collect(),
+        approve_after: request.approve_after.map(|gate| match gate {
+            ApproveAfter::Canary => wire_gates::ApproveAfter::Canary,
+            ApproveAfter::Batch(index) => {
+                wire_gates::ApproveAfter::Batch(u64::try_from(index).unwrap_or(u64::MAX))
+            }
+        }),
+        approval_timeout: request
+            .approval_timeout
+            .map(|timeout| humantime::format_duration(timeout).to_string()),
+        awaiting_approval: rollout.gate.as_ref().map(|gate| wire_gates::ApprovalGate {
+            after_batch: gate.after_batch,
+            since: time(gate.since),
+            deadline: opt_time(gate.deadline),
+        }),
+        approved_by: rollout.approved_by.clone(),
     }
 }
 
@@ -614,6 +632,7 @@ mod tests {
         }
         for state in [
             RolloutState::Running,
+            RolloutState::AwaitingApproval,
             RolloutState::Completed,
             RolloutState::Stopped,
             RolloutState::Cancelled,

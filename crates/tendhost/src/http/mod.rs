@@ -218,6 +218,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rollouts::list))
         .routes(routes!(rollouts::get))
         .routes(routes!(rollouts::cancel))
+        .routes(routes!(rollouts::approve))
         .routes(routes!(rollouts::resume))
         .routes(routes!(groups::list))
         .routes(routes!(groups::get))

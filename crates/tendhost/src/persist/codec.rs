@@ -18,8 +18,9 @@ use serde_json::Value;
 use tendhost_core::events::{EventKind, OutputStream};
 use tendhost_core::model::HostStatus;
 use tendhost_core::model::{
-    HostFilter, JobSnapshot, JobState, LogLine, MaxFailures, RolloutBatch, RolloutHost,
-    RolloutHostState, RolloutKind, RolloutRequest, RolloutSnapshot, RolloutState, UpdateOptions,
+    ApprovalGate, ApproveAfter, HostFilter, JobSnapshot, JobState, LogLine, MaxFailures,
+    RolloutBatch, RolloutHost, RolloutHostState, RolloutKind, RolloutRequest, RolloutSnapshot,
+    RolloutState, UpdateOptions,
 };
 use tendhost_core::state::{FailureRecord, HostState, JobKind};
 use tendhost_pkg::{
@@ -211,6 +212,20 @@ enum StoredEvent {
     CertificateReloadFailed {
         path: String,
         error: String,
+    },
+    RolloutAwaitingApproval {
+        rollout_id: String,
+        after_batch: usize,
+    },
+    RolloutApproved {
+        rollout_id: String,
+        by: String,
+    },
+    HealthCheckFinished {
+        host: String,
+        job_id: String,
+        ok: bool,
+        output: String,
     },
 }
 
@@ -649,6 +664,39 @@ struct StoredRollout {
     counts: StoredCounts,
     batches: Vec<StoredBatch>,
     hosts: Vec<StoredRolloutHost>,
+    /// `"canary"` or a batch index; absent: no gate (and in rows of earlier releases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    approve_after: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    approval_timeout_ms: Option<u64>,
+    /// The open gate of a rollout `awaiting_approval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gate: Option<StoredGate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    approved_by: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredGate {
+    after_batch: usize,
+    since: String,
+    deadline: Option<String>,
+}
+
+fn stored_approve_after(gate: ApproveAfter) -> Value {
+    match gate {
+        ApproveAfter::Canary => Value::String("canary".to_owned()),
+        ApproveAfter::Batch(index) => Value::from(u64::try_from(index).unwrap_or(u64::MAX)),
+    }
+}
+
+fn approve_after_of(value: &Value) -> Option<ApproveAfter> {
+    match value {
+        Value::String(text) if text == "canary" => Some(ApproveAfter::Canary),
+        other => other
+            .as_u64()
+            .map(|index| ApproveAfter::Batch(usize::try_from(index).unwrap_or(usize::MAX))),
+    }
 }
 
 fn stored_rollout(rollout: &RolloutSnapshot) -> StoredRollout {
@@ -723,6 +771,16 @@ fn stored_rollout(rollout: &RolloutSnapshot) -> StoredRollout {
                 reason: host.reason.clone(),
             })
             .collect(),
+        approve_after: request.approve_after.map(stored_approve_after),
+        approval_timeout_ms: request
+            .approval_timeout
+            .map(|timeout| u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
+        gate: rollout.gate.as_ref().map(|gate| StoredGate {
+            after_batch: gate.after_batch,
+            since: time_text(gate.since),
+            deadline: gate.deadline.map(time_text),
+        }),
+        approved_by: rollout.approved_by.clone(),
     }
 }
 
@@ -791,6 +849,7 @@ pub fn rollout(record: &RolloutRecord) -> Option<RolloutSnapshot> {
     };
     let state = match record.state.as_str() {
         "running" | "interrupted" => RolloutState::Interrupted,
+        "awaiting_approval" => RolloutState::AwaitingApproval,
         "completed" => RolloutState::Completed,
         "stopped" => RolloutState::Stopped,
         _ => RolloutState::Cancelled,
@@ -819,6 +878,8 @@ pub fn rollout(record: &RolloutRecord) -> Option<RolloutSnapshot> {
             },
             dry_run: stored.dry_run,
             force: stored.force,
+            approve_after: stored.approve_after.as_ref().and_then(approve_after_of),
+            approval_timeout: stored.approval_timeout_ms.map(Duration::from_millis),
         },
         created_at: from_ms(record.created_at_ms),
         finished_at: record.finished_at_ms.map(from_ms),
@@ -844,6 +905,14 @@ pub fn rollout(record: &RolloutRecord) -> Option<RolloutSnapshot> {
             })
             .collect(),
         n_failed: stored.n_failed,
+        gate: stored.gate.and_then(|gate| {
+            Some(ApprovalGate {
+                after_batch: gate.after_batch,
+                since: time_of(&gate.since)?,
+                deadline: gate.deadline.as_deref().and_then(time_of),
+            })
+        }),
+        approved_by: stored.approved_by,
     })
 }
 
