@@ -22,6 +22,7 @@ mod fleet_faults;
 mod fleet_hosts;
 mod fleet_smoke;
 mod gates_approval;
+mod gates_health;
 mod guard;
 mod layering;
 mod metrics;

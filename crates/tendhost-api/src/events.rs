@@ -139,7 +139,8 @@ pub enum EventPayload {
     /// `pre_check`. `output` is what the failing (or last) attempt said.
     HealthCheckFinished {
         host: String,
-        job_id: String,
+        /// The update or reboot job it ran in; null for a `pre_check` before an update.
+        job_id: Option<String>,
         ok: bool,
         output: String,
     },

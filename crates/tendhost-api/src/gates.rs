@@ -112,8 +112,8 @@ pub struct HealthCheck {
     /// When it ended (RFC 3339).
     #[schema(format = DateTime)]
     pub at: String,
-    /// The job it ran in.
-    pub job_id: String,
+    /// The job it ran in; null for a `pre_check` before an update.
+    pub job_id: Option<String>,
     /// What the last attempt said (the command's output, or the HTTP status or error).
     pub output: String,
     /// Attempts made (at most `retries` + 1).

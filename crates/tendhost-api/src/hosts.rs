@@ -136,6 +136,10 @@ pub struct Failure {
     pub acknowledged: bool,
     /// The job that failed.
     pub job_id: Option<String>,
+    /// A machine-readable cause, when there is one: `health_check_failed` (the update went
+    /// through but the host's health check failed afterwards; `error` has its output).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A package a check says would be removed.
@@ -348,6 +352,9 @@ pub struct HostDetail {
     pub current_job: Option<String>,
     /// The last connection problem, while the host is `unreachable`.
     pub last_error: Option<String>,
+    /// The last health check (`health_check` in the config file), since the daemon started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_health_check: Option<crate::gates::HealthCheck>,
 }
 
 /// `GET /hosts`: one page of hosts, in name order.

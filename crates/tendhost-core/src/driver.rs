@@ -141,6 +141,9 @@ enum StepError {
     Lost(String),
     /// Anything else: host `failed`.
     Failed(String),
+    /// The health check failed after the update: host `failed` with reason
+    /// `health_check_failed`.
+    Unhealthy(String),
 }
 
 impl From<PkgError> for StepError {
@@ -172,6 +175,7 @@ pub async fn run_job(host: &Arc<HostShared>, job_id: &str, kind: JobKind, option
     let previous = host.status().state;
     #[cfg(feature = "testing")]
     crate::testing::job_panic_hook(host.name());
+    let mut reason = None;
     let result = match kind {
         JobKind::Check => run_check(host, job_id, true).await,
         JobKind::Update if options.dry_run => run_dry_run(host, job_id).await,
@@ -194,10 +198,14 @@ pub async fn run_job(host: &Arc<HostShared>, job_id: &str, kind: JobKind, option
         ),
         Err(StepError::Lost(error)) => (Some(Ending::Lost), JobState::Lost, error),
         Err(StepError::Failed(error)) => (Some(Ending::Failed), JobState::Failed, error),
+        Err(StepError::Unhealthy(error)) => {
+            reason = Some(crate::health::HEALTH_CHECK_FAILED);
+            (Some(Ending::Failed), JobState::Failed, error)
+        }
     };
     if let Some(ending) = ending {
         match settle(ending, host.spec.policy.auto_reboot) {
-            HostState::Failed => host.fail(kind, previous, summary.clone(), job_id),
+            HostState::Failed => host.fail_for(kind, previous, summary.clone(), job_id, reason),
             to => host.transition(to),
         }
         let reason = match ending {
@@ -576,21 +584,49 @@ async fn run_update(host: &HostShared, job_id: &str) -> Result<String, StepError
     // Where the host stands now: pending list (no refresh) and reboot flag.
     let findings = look(host, manager, false, WithInventory::No).await?;
     host.status().failure = None;
-    if record_and_settle(host, Step::Update, findings) == HostState::Rebooting {
+    let summary = if record_and_settle(host, Step::Update, findings) == HostState::Rebooting {
         reboot_and_verify(host, job_id).await?;
-        return Ok(format!("{summary}; rebooted and verified"));
-    }
-    let reboot_required = requires_reboot(&host.status().reboot);
-    Ok(if reboot_required {
+        format!("{summary}; rebooted and verified")
+    } else if requires_reboot(&host.status().reboot) {
         format!("{summary}; reboot required")
     } else {
         summary
-    })
+    };
+    Ok(format!("{summary}{}", health_after(host, job_id).await?))
 }
 
 async fn run_reboot(host: &HostShared, job_id: &str) -> Result<String, StepError> {
     reboot_and_verify(host, job_id).await?;
-    Ok("rebooted and verified".to_owned())
+    Ok(format!(
+        "rebooted and verified{}",
+        health_after(host, job_id).await?
+    ))
+}
+
+/// The host's health check after an update or a reboot (nothing without one): the summary's
+/// tail when it passes, [`StepError::Unhealthy`] with its output when it fails.
+async fn health_after(host: &HostShared, job_id: &str) -> Result<String, StepError> {
+    let Some(report) = crate::health::check_host(host, Some(job_id)).await else {
+        return Ok(String::new());
+    };
+    job_note(
+        host,
+        job_id,
+        &format!(
+            "health check {} after {} attempt(s): {}",
+            if report.ok { "passed" } else { "failed" },
+            report.attempts,
+            report.output
+        ),
+    );
+    if report.ok {
+        Ok("; health check passed".to_owned())
+    } else {
+        Err(StepError::Unhealthy(format!(
+            "health check failed: {}",
+            report.output
+        )))
+    }
 }
 
 /// rebooting (issue the reboot, wait for a new boot identity) -> verifying (check again) ->

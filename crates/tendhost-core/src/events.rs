@@ -102,7 +102,7 @@ pub enum EventKind {
     /// A host's health check ran (after an update, or before it with `pre_check`).
     HealthCheckFinished {
         host: String,
-        job_id: String,
+        job_id: Option<String>,
         ok: bool,
         output: String,
     },

@@ -308,7 +308,20 @@ impl Fleet {
             .await
     }
 
+    /// Updates the host; with a `pre_check` health check (and not `force`), an unhealthy host
+    /// is refused (409 `unhealthy_before_update`) before any job starts.
     pub async fn update(&self, name: &str, options: UpdateOptions) -> Result<String, FleetError> {
+        if !options.force && !options.dry_run {
+            let (entry, _) = self.entry(name).await?;
+            if entry.shared.status().current_job.is_none()
+                && let Err(output) = crate::health::pre_check(&entry.shared).await
+            {
+                return Err(FleetError::UnhealthyBeforeUpdate {
+                    host: name.to_owned(),
+                    output,
+                });
+            }
+        }
         self.request(name, Request::Update, options).await
     }
 

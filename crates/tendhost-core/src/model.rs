@@ -30,6 +30,20 @@ pub struct HostStatus {
     /// A detached upgrade that was lost (host unreachable past the reconnect window): the next
     /// check collects its real outcome.
     pub lost_job: Option<LostJob>,
+    /// The last health check (in memory: a restart forgets it).
+    pub last_health_check: Option<HealthReport>,
+}
+
+/// What a health check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthReport {
+    pub ok: bool,
+    /// What the last attempt said.
+    pub output: String,
+    pub attempts: u32,
+    pub at: Timestamp,
+    /// The job it ran in (`None`: a pre-check before a job was created).
+    pub job_id: Option<String>,
 }
 
 /// A detached upgrade whose outcome is still on the host.
@@ -53,6 +67,7 @@ impl Default for HostStatus {
             current_job: None,
             last_error: None,
             lost_job: None,
+            last_health_check: None,
         }
     }
 }
@@ -83,6 +98,7 @@ pub struct HostSnapshot {
     pub current_job: Option<String>,
     /// Last connection problem, if the host is unreachable.
     pub last_error: Option<String>,
+    pub last_health_check: Option<HealthReport>,
 }
 
 /// Job lifecycle.
@@ -410,6 +426,12 @@ pub enum FleetError {
         "host {host} is outside its maintenance window ({window}); pass force = true to update anyway"
     )]
     OutsideMaintenanceWindow { host: String, window: String },
+    /// 409 `unhealthy_before_update`: the host's `pre_check` failed before a single-host update.
+    #[error(
+        "host {host} is unhealthy before its update (health_check pre_check failed: {output}); \
+         pass force = true to update anyway"
+    )]
+    UnhealthyBeforeUpdate { host: String, output: String },
     /// 409 `duplicate`.
     #[error("host {name:?} already exists")]
     Duplicate { name: String },

@@ -626,6 +626,15 @@ impl Runner {
                     self.set_host(name, RolloutHostState::Skipped, None, Some(reason));
                     continue;
                 }
+                if self.kind == RolloutKind::Update
+                    && !self.request.dry_run
+                    && !self.request.force
+                    && let Err(output) = crate::health::pre_check(&entry.shared).await
+                {
+                    let reason = format!("{}: {output}", crate::health::UNHEALTHY_BEFORE_UPDATE);
+                    self.set_host(name, RolloutHostState::Skipped, None, Some(reason));
+                    continue;
+                }
                 match self.start_host(&entry.actor, &rollout_id).await {
                     Ok(job_id) => {
                         self.set_host(name, RolloutHostState::Running, Some(job_id.clone()), None);

@@ -82,7 +82,7 @@ pub fn one_of_each() -> Vec<EventKind> {
         },
         EventKind::HealthCheckFinished {
             host: host(),
-            job_id: job_id(),
+            job_id: Some(job_id()),
             ok: false,
             output: "curl: (7) connection refused".to_owned(),
         },

@@ -5,6 +5,7 @@
 //! the file, which wins over defaults. Reading the process environment happens in `main`; this
 //! module takes a lookup function so tests can pin the precedence without mutating globals.
 
+mod health;
 mod raw;
 
 use std::collections::{BTreeMap, HashMap};
@@ -14,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tendhost_core::spec::{
-    AptUpgrade, DockerSettings, HostOrigin, HostPolicy, HostSpec, HostTarget, KnownHostsPolicy,
-    MaintenanceWindow, Timing, UpdatePolicy,
+    AptUpgrade, DockerSettings, HealthCheckSpec, HostOrigin, HostPolicy, HostSpec, HostTarget,
+    KnownHostsPolicy, MaintenanceWindow, Timing, UpdatePolicy,
 };
 use toml::Spanned;
 
@@ -147,6 +148,9 @@ pub struct HostDefaults {
     pub sudo: bool,
     pub known_hosts: KnownHostsPolicy,
     pub timing: Timing,
+    /// `[defaults.health_check]`: config-file hosts only (hosts registered through the API
+    /// never get one).
+    pub health_check: Option<HealthCheckSpec>,
 }
 
 impl Default for HostDefaults {
@@ -158,6 +162,7 @@ impl Default for HostDefaults {
             sudo: false,
             known_hosts: KnownHostsPolicy::Strict,
             timing: Timing::default(),
+            health_check: None,
         }
     }
 }
@@ -790,6 +795,10 @@ impl Validator<'_> {
                 .as_ref()
                 .map_or(base.known_hosts, |policy| self.known_hosts(policy)),
             timing,
+            health_check: raw
+                .health_check
+                .as_ref()
+                .and_then(|check| self.health_check(check)),
         }
     }
 
@@ -886,6 +895,10 @@ impl Validator<'_> {
                 .map(|path| PathBuf::from(path.get_ref()))
                 .collect(),
             reboot_command,
+            health_check: match &raw.health_check {
+                Some(check) => self.health_check(check),
+                None => defaults.health_check.clone(),
+            },
             package_manager,
             policy: self.policy(&raw.policy),
             docker: DockerSettings {
@@ -912,6 +925,7 @@ impl Validator<'_> {
                 .and_then(|window| self.window(window)),
             refresh_lists: raw.refresh_lists.unwrap_or(true),
             apt_upgrade,
+            restart_services: self.restart_services(raw.restart_services.as_ref()),
         }
     }
 

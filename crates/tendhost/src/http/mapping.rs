@@ -27,6 +27,10 @@ impl From<FleetError> for ApiError {
         let message = err.to_string();
         match err {
             FleetError::NotFound { .. } => ApiError::not_found(message),
+            FleetError::UnhealthyBeforeUpdate { output, .. } => {
+                ApiError::new(StatusCode::CONFLICT, "unhealthy_before_update", message)
+                    .with_details(json!({ "output": output }))
+            }
             FleetError::HostBusy { job_id, .. } => {
                 ApiError::new(StatusCode::CONFLICT, "host_busy", message)
                     .with_details(json!({ "job_id": job_id }))
@@ -182,6 +186,7 @@ pub fn failure(failure: &FailureRecord) -> wire::Failure {
         retry_count: failure.retry_count,
         acknowledged: failure.acknowledged,
         job_id: failure.job_id.clone(),
+        reason: failure.reason.clone(),
     }
 }
 
@@ -288,6 +293,16 @@ pub fn host_detail(host: &HostSnapshot) -> wire::HostDetail {
         last_check: opt_time(host.last_check),
         current_job: host.current_job.clone(),
         last_error: host.last_error.clone(),
+        last_health_check: host
+            .last_health_check
+            .as_ref()
+            .map(|report| wire_gates::HealthCheck {
+                ok: report.ok,
+                at: time(report.at),
+                job_id: report.job_id.clone(),
+                output: report.output.clone(),
+                attempts: report.attempts,
+            }),
     }
 }
 

@@ -223,7 +223,7 @@ enum StoredEvent {
     },
     HealthCheckFinished {
         host: String,
-        job_id: String,
+        job_id: Option<String>,
         ok: bool,
         output: String,
     },
@@ -276,6 +276,8 @@ struct StoredFailure {
     retry_count: u32,
     acknowledged: bool,
     job_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -375,6 +377,7 @@ pub fn host_status_record(name: &str, status: &HostStatus, now_ms: i64) -> HostS
                 retry_count: failure.retry_count,
                 acknowledged: failure.acknowledged,
                 job_id: failure.job_id.clone(),
+                reason: failure.reason.clone(),
             })
         }),
         pending_updates: to_json(&pending_json(&status.report.pending)),
@@ -409,6 +412,7 @@ pub fn host_status(record: HostStatusRecord) -> HostStatus {
             retry_count: failure.retry_count,
             acknowledged: failure.acknowledged,
             job_id: failure.job_id,
+            reason: failure.reason,
         });
     if status.state == HostState::Failed && status.failure.is_none() {
         status.state = HostState::Idle;

@@ -1,0 +1,142 @@
+//! `health_check` (in `[defaults]` and per `[[host]]`, the config file only) and
+//! `[host.policy] restart_services`: the raw table and its validation into core's
+//! `HealthCheckSpec`, every problem at its `file:line:col`. A host's table replaces the
+//! defaults' one whole.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use tendhost_core::spec::{HealthCheckSpec, RestartServices};
+use tendhost_exec::HttpUrl;
+use toml::Spanned;
+
+use crate::config::Validator;
+use crate::host_rules::duration_reason;
+
+/// Upper bounds (listed in docs/configuration.md).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+pub const MAX_INTERVAL: Duration = Duration::from_secs(60 * 60);
+pub const MAX_RETRIES: i64 = 100;
+
+/// `health_check = { command = [...], http = "...", ... }` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHealthCheck {
+    pub command: Option<Spanned<Vec<String>>>,
+    pub http: Option<Spanned<String>>,
+    pub expect_status: Option<Spanned<i64>>,
+    pub timeout: Option<Spanned<String>>,
+    pub retries: Option<Spanned<i64>>,
+    pub interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub pre_check: bool,
+}
+
+impl Validator<'_> {
+    pub(super) fn health_check(
+        &mut self,
+        check: &Spanned<RawHealthCheck>,
+    ) -> Option<HealthCheckSpec> {
+        let raw = check.get_ref();
+        if raw.command.is_none() && raw.http.is_none() {
+            self.error(
+                &check.span(),
+                "health_check needs `command` (an argv array) or `http` (a URL), or both"
+                    .to_owned(),
+            );
+            return None;
+        }
+        let command = raw.command.as_ref().and_then(|argv| {
+            if argv
+                .get_ref()
+                .first()
+                .is_none_or(|program| program.trim().is_empty())
+            {
+                self.error(
+                    &argv.span(),
+                    "health_check.command must be a non-empty argv array, e.g. \
+                     [\"test\", \"-e\", \"/run/app.pid\"]"
+                        .to_owned(),
+                );
+                None
+            } else {
+                Some(argv.get_ref().clone())
+            }
+        });
+        let http = raw.http.as_ref().and_then(|url| {
+            HttpUrl::parse(url.get_ref())
+                .map_err(|reason| self.error(&url.span(), format!("health_check.http: {reason}")))
+                .ok()
+        });
+        let expect_status = raw.expect_status.as_ref().map_or(
+            Some(HealthCheckSpec::DEFAULT_EXPECT_STATUS),
+            |status| {
+                self.int_in_range(status, 100, 599, "health_check.expect_status")
+                    .and_then(|status| u16::try_from(status).ok())
+            },
+        );
+        let timeout = self.bounded(
+            raw.timeout.as_ref(),
+            "health_check.timeout",
+            MAX_TIMEOUT,
+            HealthCheckSpec::DEFAULT_TIMEOUT,
+        );
+        let interval = self.bounded(
+            raw.interval.as_ref(),
+            "health_check.interval",
+            MAX_INTERVAL,
+            HealthCheckSpec::DEFAULT_INTERVAL,
+        );
+        let retries =
+            raw.retries
+                .as_ref()
+                .map_or(Some(HealthCheckSpec::DEFAULT_RETRIES), |retries| {
+                    self.int_in_range(retries, 0, MAX_RETRIES, "health_check.retries")
+                        .and_then(|retries| u32::try_from(retries).ok())
+                });
+        let failed_part =
+            (raw.command.is_some() && command.is_none()) || (raw.http.is_some() && http.is_none());
+        if failed_part {
+            return None;
+        }
+        Some(HealthCheckSpec {
+            command,
+            http,
+            expect_status: expect_status?,
+            timeout: timeout?,
+            retries: retries?,
+            interval: interval?,
+            pre_check: raw.pre_check,
+        })
+    }
+
+    /// A duration `what` within `max`, `default` when absent; `None` (reported) when bad.
+    fn bounded(
+        &mut self,
+        value: Option<&Spanned<String>>,
+        what: &str,
+        max: Duration,
+        default: Duration,
+    ) -> Option<Duration> {
+        let Some(value) = value else {
+            return Some(default);
+        };
+        duration_reason(value.get_ref(), max)
+            .map_err(|reason| self.error(&value.span(), format!("{what} {reason}")))
+            .ok()
+    }
+
+    pub(super) fn restart_services(&mut self, value: Option<&Spanned<String>>) -> RestartServices {
+        match value.map(|value| (value.get_ref().as_str(), value.span())) {
+            None | Some(("report", _)) => RestartServices::Report,
+            Some(("restart", _)) => RestartServices::Restart,
+            Some((other, span)) => {
+                self.error(
+                    &span,
+                    format!("restart_services must be \"report\" or \"restart\", not {other:?}"),
+                );
+                RestartServices::Report
+            }
+        }
+    }
+}
