@@ -23,6 +23,7 @@ mod fleet_hosts;
 mod fleet_smoke;
 mod gates_approval;
 mod gates_health;
+mod gates_services;
 mod guard;
 mod layering;
 mod metrics;

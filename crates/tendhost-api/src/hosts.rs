@@ -355,6 +355,10 @@ pub struct HostDetail {
     /// The last health check (`health_check` in the config file), since the daemon started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_health_check: Option<crate::gates::HealthCheck>,
+    /// After its last update (since the daemon started): processes that still map a deleted
+    /// or replaced binary or library. Absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services_to_restart: Vec<crate::gates::ServiceToRestart>,
 }
 
 /// `GET /hosts`: one page of hosts, in name order.

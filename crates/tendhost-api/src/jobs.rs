@@ -129,6 +129,10 @@ pub struct Job {
     pub pending: Vec<PendingUpdate>,
     /// Dry runs: the exact commands the update would run.
     pub commands: Vec<String>,
+    /// Updates: processes that still map a deleted or replaced binary or library when the job
+    /// ended (after restarting them, with `restart_services = "restart"`). Absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services_to_restart: Vec<crate::gates::ServiceToRestart>,
     /// The job's output, oldest first (the newest 50 000 lines).
     pub log: Vec<LogLine>,
 }

@@ -20,7 +20,7 @@ use crate::events::{EventKind, OutputStream};
 use crate::host::HostShared;
 use crate::model::{JobState, LostJob, UpdateOptions};
 use crate::settle::{Ending, Step, requires_reboot, settle};
-use crate::spec::{AptUpgrade, PinnedManager};
+use crate::spec::{AptUpgrade, PinnedManager, RestartServices};
 use crate::state::{HostState, JobKind};
 
 /// How long a rebooting host may take to come back with a new boot identity.
@@ -592,7 +592,76 @@ async fn run_update(host: &HostShared, job_id: &str) -> Result<String, StepError
     } else {
         summary
     };
+    let summary = format!("{summary}{}", services_after(host, job_id).await);
     Ok(format!("{summary}{}", health_after(host, job_id).await?))
+}
+
+/// After an update: which processes still run replaced code (`services_to_restart`, kept in
+/// the host and the job); with `restart_services = "restart"`, their units are restarted and
+/// the scan repeated. A failing scan is logged, never the job's failure. Returns the
+/// summary's tail.
+async fn services_after(host: &HostShared, job_id: &str) -> String {
+    let exec = host.executor.as_ref();
+    let mut found = match tendhost_pkg::services_to_restart(exec).await {
+        Ok(found) => found,
+        Err(err) => {
+            job_note(
+                host,
+                job_id,
+                &format!("services to restart: scan failed: {err}"),
+            );
+            return String::new();
+        }
+    };
+    if host.spec.policy.restart_services == RestartServices::Restart
+        && found.iter().any(|process| process.unit.is_some())
+    {
+        match tendhost_pkg::restart_units(exec, &found).await {
+            Ok(results) => {
+                for (unit, result) in results {
+                    let line = match result {
+                        Ok(()) => format!("restarted {unit} (restart_services = \"restart\")"),
+                        Err(error) => format!("restarting {unit} failed: {error}"),
+                    };
+                    job_note(host, job_id, &line);
+                }
+            }
+            Err(err) => job_note(host, job_id, &format!("restarting services failed: {err}")),
+        }
+        match tendhost_pkg::services_to_restart(exec).await {
+            Ok(again) => found = again,
+            Err(err) => job_note(
+                host,
+                job_id,
+                &format!("services to restart: scan failed: {err}"),
+            ),
+        }
+    }
+    for process in &found {
+        job_note(
+            host,
+            job_id,
+            &format!(
+                "still running replaced code: pid {} {}{}",
+                process.pid,
+                process.command,
+                process
+                    .unit
+                    .as_ref()
+                    .map_or_else(String::new, |unit| format!(" ({unit})"))
+            ),
+        );
+    }
+    let tail = if found.is_empty() {
+        String::new()
+    } else {
+        format!("; {} process(es) still run replaced code", found.len())
+    };
+    host.ctx().jobs.update(job_id, |job| {
+        job.services_to_restart.clone_from(&found);
+    });
+    host.status().services_to_restart = found;
+    tail
 }
 
 async fn run_reboot(host: &HostShared, job_id: &str) -> Result<String, StepError> {

@@ -159,6 +159,7 @@ impl HostShared {
             current_job: status.current_job,
             last_error: status.last_error,
             last_health_check: status.last_health_check,
+            services_to_restart: status.services_to_restart,
         }
     }
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use tendhost_pkg::{
-    CheckReport, Inventory, PackageManager, PendingUpdate, RebootState, Removal, UpgradedPackage,
+    CheckReport, Inventory, PackageManager, PendingUpdate, RebootState, Removal, ServiceToRestart,
+    UpgradedPackage,
 };
 
 use crate::events::OutputStream;
@@ -32,6 +33,8 @@ pub struct HostStatus {
     pub lost_job: Option<LostJob>,
     /// The last health check (in memory: a restart forgets it).
     pub last_health_check: Option<HealthReport>,
+    /// After the last update: processes still running replaced code (in memory).
+    pub services_to_restart: Vec<ServiceToRestart>,
 }
 
 /// What a health check found.
@@ -68,6 +71,7 @@ impl Default for HostStatus {
             last_error: None,
             lost_job: None,
             last_health_check: None,
+            services_to_restart: Vec::new(),
         }
     }
 }
@@ -99,6 +103,7 @@ pub struct HostSnapshot {
     /// Last connection problem, if the host is unreachable.
     pub last_error: Option<String>,
     pub last_health_check: Option<HealthReport>,
+    pub services_to_restart: Vec<ServiceToRestart>,
 }
 
 /// Job lifecycle.
@@ -188,6 +193,8 @@ pub struct JobSnapshot {
     pub pending: Vec<PendingUpdate>,
     /// For dry runs: the exact commands that would run.
     pub commands: Vec<String>,
+    /// Updates: processes still running replaced code when the job ended.
+    pub services_to_restart: Vec<ServiceToRestart>,
     pub log: Vec<LogLine>,
 }
 
@@ -217,6 +224,7 @@ impl JobSnapshot {
             packages_failed: Vec::new(),
             pending: Vec::new(),
             commands: Vec::new(),
+            services_to_restart: Vec::new(),
             log: Vec::new(),
         }
     }

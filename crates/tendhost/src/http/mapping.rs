@@ -18,7 +18,9 @@ use tendhost_core::model::{
 };
 use tendhost_core::spec::{HostOrigin, MaintenanceWindow, UpdatePolicy, Weekday};
 use tendhost_core::state::{FailureRecord, HostState, JobKind};
-use tendhost_pkg::{Inventory, InventorySource, PackageManager, PendingUpdate, RebootState};
+use tendhost_pkg::{
+    Inventory, InventorySource, PackageManager, PendingUpdate, RebootState, ServiceToRestart,
+};
 
 use crate::http::error::ApiError;
 
@@ -303,7 +305,19 @@ pub fn host_detail(host: &HostSnapshot) -> wire::HostDetail {
                 output: report.output.clone(),
                 attempts: report.attempts,
             }),
+        services_to_restart: services(&host.services_to_restart),
     }
+}
+
+fn services(processes: &[ServiceToRestart]) -> Vec<wire_gates::ServiceToRestart> {
+    processes
+        .iter()
+        .map(|process| wire_gates::ServiceToRestart {
+            pid: process.pid,
+            command: process.command.clone(),
+            unit: process.unit.clone(),
+        })
+        .collect()
 }
 
 pub fn host_inventory(host: &HostSnapshot) -> wire::HostInventory {
@@ -357,6 +371,7 @@ pub fn job(job: &JobSnapshot) -> wire_jobs::Job {
         packages_failed: job.packages_failed.clone(),
         pending: job.pending.iter().map(pending_update).collect(),
         commands: job.commands.clone(),
+        services_to_restart: services(&job.services_to_restart),
         log: job.log.iter().map(log_line).collect(),
     }
 }

@@ -24,7 +24,8 @@ use tendhost_core::model::{
 };
 use tendhost_core::state::{FailureRecord, HostState, JobKind};
 use tendhost_pkg::{
-    Inventory, InventorySource, PackageManager, PendingUpdate, RebootState, UpgradedPackage,
+    Inventory, InventorySource, PackageManager, PendingUpdate, RebootState, ServiceToRestart,
+    UpgradedPackage,
 };
 use tendhost_store::{
     EventRecord, HostStatusRecord, JobRecord, OutputLineRecord, RolloutBatchRecord,
@@ -480,9 +481,18 @@ struct StoredJob {
     packages_failed: Vec<String>,
     pending: Vec<Pending>,
     commands: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    services_to_restart: Vec<StoredService>,
     /// Always empty.
     #[serde(default, skip_deserializing)]
     log: [(); 0],
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredService {
+    pid: u32,
+    command: String,
+    unit: Option<String>,
 }
 
 fn changed_json(packages: &[UpgradedPackage]) -> Vec<Changed> {
@@ -507,6 +517,15 @@ pub fn job_record(job: &JobSnapshot) -> JobRecord {
         packages_failed: job.packages_failed.clone(),
         pending: pending_json(&job.pending),
         commands: job.commands.clone(),
+        services_to_restart: job
+            .services_to_restart
+            .iter()
+            .map(|process| StoredService {
+                pid: process.pid,
+                command: process.command.clone(),
+                unit: process.unit.clone(),
+            })
+            .collect(),
         log: [],
     };
     JobRecord {
@@ -581,6 +600,15 @@ pub fn job(record: &JobRecord, lines: Vec<OutputLineRecord>) -> Result<JobSnapsh
     job.packages_failed = outcome.packages_failed;
     job.pending = pending_of(outcome.pending);
     job.commands = outcome.commands;
+    job.services_to_restart = outcome
+        .services_to_restart
+        .into_iter()
+        .map(|process| ServiceToRestart {
+            pid: process.pid,
+            command: process.command,
+            unit: process.unit,
+        })
+        .collect();
     job.log = lines
         .into_iter()
         .map(|line| LogLine {
