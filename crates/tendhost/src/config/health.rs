@@ -140,3 +140,97 @@ impl Validator<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use tendhost_core::spec::RestartServices;
+
+    use crate::config::parse;
+
+    const HOST: &str = "[[host]]\nname = \"web\"\naddr = \"10.0.0.5\"\n";
+
+    fn errors(text: &str) -> String {
+        parse(text, Path::new("/t.toml"), &|_| None)
+            .expect_err("refused")
+            .to_string()
+    }
+
+    #[test]
+    fn defaults_apply_and_a_host_table_replaces_them() {
+        let text = format!(
+            "[defaults]\nhealth_check = {{ http = \"http://127.0.0.1:8080/health\" }}\n\n{HOST}\n\
+             [[host]]\nname = \"db\"\naddr = \"10.0.0.6\"\n\
+             health_check = {{ command = [\"pg_isready\"], retries = 0, timeout = \"3s\", \
+             interval = \"1s\", pre_check = true }}\n[host.policy]\nrestart_services = \"restart\"\n"
+        );
+        let config = parse(&text, Path::new("/t.toml"), &|_| None).unwrap();
+        let web = config.hosts[0].health_check.as_ref().unwrap();
+        assert_eq!(
+            web.http.as_ref().unwrap().to_string(),
+            "http://127.0.0.1:8080/health"
+        );
+        assert_eq!((web.expect_status, web.retries), (200, 3));
+        assert_eq!(
+            (web.timeout, web.interval),
+            (Duration::from_secs(10), Duration::from_secs(5))
+        );
+        assert!(web.command.is_none() && !web.pre_check);
+        assert_eq!(
+            config.hosts[0].policy.restart_services,
+            RestartServices::Report
+        );
+        let db = config.hosts[1].health_check.as_ref().unwrap();
+        assert_eq!(db.command.as_deref(), Some(&["pg_isready".to_owned()][..]));
+        assert!(db.http.is_none() && db.pre_check);
+        assert_eq!((db.retries, db.timeout), (0, Duration::from_secs(3)));
+        assert_eq!(
+            config.hosts[1].policy.restart_services,
+            RestartServices::Restart
+        );
+    }
+
+    #[test]
+    fn bad_values_are_named_at_their_place() {
+        for (table, needle) in [
+            ("{ }", "health_check needs `command`"),
+            ("{ command = [] }", "must be a non-empty argv array"),
+            ("{ http = \"https://x/\" }", "is not an http:// URL"),
+            ("{ http = \"http://x:0/\" }", "the port must be 1-65535"),
+            (
+                "{ command = [\"true\"], expect_status = 99 }",
+                "expect_status must be between 100 and 599",
+            ),
+            (
+                "{ command = [\"true\"], timeout = \"11m\" }",
+                "health_check.timeout \"11m\" is too long",
+            ),
+            (
+                "{ command = [\"true\"], interval = \"0s\" }",
+                "health_check.interval must be greater than zero",
+            ),
+            (
+                "{ command = [\"true\"], retries = 101 }",
+                "retries must be between 0 and 100",
+            ),
+            (
+                "{ command = [\"true\"], curl = true }",
+                "unknown field `curl`",
+            ),
+        ] {
+            let text = format!("{HOST}health_check = {table}\n");
+            let errors = errors(&text);
+            assert!(errors.contains("/t.toml:4:"), "{table}: {errors}");
+            assert!(errors.contains(needle), "{table}: {errors}");
+        }
+        let errors = errors(&format!(
+            "{HOST}[host.policy]\nrestart_services = \"always\"\n"
+        ));
+        assert!(
+            errors.contains("/t.toml:5:20: restart_services must be \"report\" or \"restart\""),
+            "{errors}"
+        );
+    }
+}
