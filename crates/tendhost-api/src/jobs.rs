@@ -194,6 +194,11 @@ mod tests {
             packages_failed: Vec::new(),
             pending: Vec::new(),
             commands: Vec::new(),
+            services_to_restart: vec![crate::gates::ServiceToRestart {
+                pid: 812,
+                command: "nginx".to_owned(),
+                unit: Some("nginx.service".to_owned()),
+            }],
             log: Vec::new(),
         }
     }
@@ -249,6 +254,8 @@ mod tests {
             .iter()
             .filter(|(_, value)| !value.is_null())
             .map(|(key, _)| key.clone())
+            // Left out when empty (so answers of earlier releases stay the same).
+            .filter(|key| key != "services_to_restart")
             .collect();
         assert_eq!(required, never_null, "{schema:#}");
     }
