@@ -191,39 +191,3 @@ mod raw_http {
             .unwrap_or(0)
     }
 }
-
-/// The TOML of the recipe "a weekly full update with a canary, a health check and approval"
-/// in `docs/recipes.md` passes `tendhost check-config`.
-#[test]
-fn recipe_weekly_update_with_canary_health_check_and_approval_checks_out() {
-    let recipes = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/recipes.md"),
-    )
-    .unwrap();
-    let section = recipes
-        .split("\n## ")
-        .find(|s| s.starts_with("A weekly full update with a canary, a health check and approval"))
-        .expect("the recipe's section");
-    let toml = section
-        .split("```toml\n")
-        .nth(1)
-        .and_then(|rest| rest.split("\n```").next())
-        .expect("a toml block in the recipe");
-    assert!(
-        toml.contains("health_check") && toml.contains("restart_services"),
-        "{toml}"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_config(&dir, toml);
-    let out = Command::new(daemon_binary())
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains(": OK"));
-}

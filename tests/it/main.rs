@@ -1,6 +1,7 @@
 //! The end-to-end suite: one integration binary, one module per area. Tests that need the
 //! Docker fleet ask `tendhost_tests::require_fleet()` first.
 
+mod acme;
 mod actors;
 mod api_errors;
 mod api_flows;
@@ -27,9 +28,13 @@ mod gates_services;
 mod guard;
 mod layering;
 mod metrics;
+mod notify;
 mod pkg_apt;
 mod pkg_dnf;
 mod pkg_job;
+mod recipes;
+mod schedules;
+mod selection;
 mod store_compat;
 mod tls;
 mod ws_events;

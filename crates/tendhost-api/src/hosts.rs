@@ -462,9 +462,9 @@ pub struct NewHost {
 }
 
 /// `POST /hosts/{name}/update` (the body is optional: no body means `{}`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"dry_run": true, "force": false}))]
+#[schema(example = json!({"dry_run": true, "force": false, "packages": "security"}))]
 pub struct UpdateRequest {
     /// Only show what would be upgraded and the exact commands; change nothing.
     #[serde(default)]
@@ -472,6 +472,9 @@ pub struct UpdateRequest {
     /// Ignore the host's maintenance window.
     #[serde(default)]
     pub force: bool,
+    /// What to install. Default `"all"`.
+    #[serde(default)]
+    pub packages: crate::schedules::Packages,
 }
 
 /// `POST /hosts/{name}/reboot` (the body is optional: no body means `{}`).

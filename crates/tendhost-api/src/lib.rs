@@ -9,9 +9,11 @@ pub mod gates;
 pub mod groups;
 pub mod hosts;
 pub mod jobs;
+pub mod notifications;
 pub mod packages;
 pub mod pagination;
 pub mod rollouts;
+pub mod schedules;
 pub mod system;
 pub mod tls;
 

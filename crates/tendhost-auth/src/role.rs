@@ -67,7 +67,8 @@ pub enum Access {
 const OPEN: &[(&str, &str)] = &[("GET", "/health"), ("GET", "/openapi.json")];
 const OPEN_PREFIXES: &[&str] = &["/docs"];
 
-/// Routes that change something and need `operate`. Any other non-GET route needs `admin`.
+/// Routes that change something and need `operate`. Any other non-GET route needs `admin`
+/// (`POST /hosts`, `DELETE /hosts/{name}`, `POST /tls/renew`, `POST /notifications/{name}/test`).
 const OPERATE: &[(&str, &str)] = &[
     ("POST", "/hosts/{name}/check"),
     ("POST", "/hosts/{name}/update"),
@@ -79,6 +80,9 @@ const OPERATE: &[(&str, &str)] = &[
     ("POST", "/rollouts/{id}/cancel"),
     ("POST", "/rollouts/{id}/resume"),
     ("POST", "/rollouts/{id}/approve"),
+    ("POST", "/schedules/{name}/run"),
+    ("POST", "/schedules/{name}/pause"),
+    ("POST", "/schedules/{name}/resume"),
 ];
 
 /// Read-only routes that are not GETs: asking for a WebSocket ticket changes nothing.
@@ -150,10 +154,14 @@ mod tests {
         check("post", "/hosts/{name}/update", R(Role::Operate));
         check("POST", "/rollouts/{id}/resume", R(Role::Operate));
         check("POST", "/rollouts/{id}/approve", R(Role::Operate));
+        check("POST", "/schedules/{name}/pause", R(Role::Operate));
+        check("GET", "/schedules", R(Role::Read));
         check("POST", "/hosts", R(Role::Admin));
         check("DELETE", "/hosts/{name}", R(Role::Admin));
         check("GET", "/audit", R(Role::Admin));
         check("GET", "/auditx", R(Role::Read));
+        check("GET", "/notifications", R(Role::Read));
+        check("POST", "/notifications/{name}/test", R(Role::Admin));
         check("PUT", "/something/new", R(Role::Admin));
     }
 

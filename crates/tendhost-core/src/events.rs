@@ -122,6 +122,22 @@ pub enum EventKind {
         path: String,
         error: String,
     },
+    /// A `[[schedule]]` started its rollout.
+    ScheduleTriggered {
+        schedule: String,
+        rollout_id: String,
+    },
+    /// A host of a rollout is outside its maintenance window and waits for it to open.
+    HostDeferred {
+        rollout_id: String,
+        host: String,
+        opens_at: Timestamp,
+    },
+    /// The ACME CA did not issue a certificate; the current one keeps serving.
+    CertificateRenewalFailed {
+        error: String,
+        next_attempt: Timestamp,
+    },
 }
 
 impl EventKind {
@@ -146,6 +162,9 @@ impl EventKind {
             EventKind::HostRemoved { .. } => "host_removed",
             EventKind::CertificateRenewed { .. } => "certificate_renewed",
             EventKind::CertificateReloadFailed { .. } => "certificate_reload_failed",
+            EventKind::ScheduleTriggered { .. } => "schedule_triggered",
+            EventKind::HostDeferred { .. } => "host_deferred",
+            EventKind::CertificateRenewalFailed { .. } => "certificate_renewal_failed",
         }
     }
 
@@ -161,7 +180,8 @@ impl EventKind {
             | EventKind::HostDisconnected { host, .. }
             | EventKind::HostAdded { host }
             | EventKind::HostRemoved { host }
-            | EventKind::HealthCheckFinished { host, .. } => Some(host),
+            | EventKind::HealthCheckFinished { host, .. }
+            | EventKind::HostDeferred { host, .. } => Some(host),
             EventKind::RolloutStarted { .. }
             | EventKind::BatchStarted { .. }
             | EventKind::BatchFinished { .. }
@@ -169,13 +189,15 @@ impl EventKind {
             | EventKind::RolloutAwaitingApproval { .. }
             | EventKind::RolloutApproved { .. }
             | EventKind::CertificateRenewed { .. }
-            | EventKind::CertificateReloadFailed { .. } => None,
+            | EventKind::CertificateReloadFailed { .. }
+            | EventKind::ScheduleTriggered { .. }
+            | EventKind::CertificateRenewalFailed { .. } => None,
         }
     }
 }
 
 /// All event type wire names (for validating `?types=`).
-pub const EVENT_TYPES: [&str; 18] = [
+pub const EVENT_TYPES: [&str; 21] = [
     "host_state_changed",
     "job_started",
     "job_output",
@@ -194,6 +216,9 @@ pub const EVENT_TYPES: [&str; 18] = [
     "rollout_awaiting_approval",
     "rollout_approved",
     "health_check_finished",
+    "schedule_triggered",
+    "host_deferred",
+    "certificate_renewal_failed",
 ];
 
 /// Durable path for events: takes each published event, stores it, and hands it back with

@@ -22,8 +22,8 @@ use crate::host::{Acknowledge, HostEntry, HostShared, StartJob};
 use crate::ids::Ids;
 use crate::jobs::Jobs;
 use crate::model::{
-    FleetError, HostFilter, HostSnapshot, HostStatus, JobSnapshot, JobState, MaxFailures,
-    RolloutKind, RolloutRequest, RolloutSnapshot, UpdateOptions,
+    DEFAULT_WINDOW_GRACE, FleetError, HostFilter, HostSnapshot, HostStatus, JobSnapshot, JobState,
+    MaxFailures, Packages, RolloutKind, RolloutRequest, RolloutSnapshot, Trigger, UpdateOptions,
 };
 use crate::orchestrator::{
     AddHost, AllHosts, ApproveRollout, CancelRollout, ExecutorFactory, GetHost, GetRollout, Groups,
@@ -229,7 +229,9 @@ impl Fleet {
     /// those handed in here is refused and returned.
     pub fn announce(&self, kind: EventKind) -> Result<(), EventKind> {
         match kind {
-            EventKind::CertificateRenewed { .. } | EventKind::CertificateReloadFailed { .. } => {
+            EventKind::CertificateRenewed { .. }
+            | EventKind::CertificateReloadFailed { .. }
+            | EventKind::CertificateRenewalFailed { .. } => {
                 self.ctx.bus.publish(kind);
                 Ok(())
             }
@@ -331,15 +333,8 @@ impl Fleet {
     }
 
     pub async fn retry(&self, name: &str) -> Result<String, FleetError> {
-        self.request(
-            name,
-            Request::Retry,
-            UpdateOptions {
-                dry_run: false,
-                force: true,
-            },
-        )
-        .await
+        self.request(name, Request::Retry, UpdateOptions::new(false, true))
+            .await
     }
 
     pub async fn acknowledge(&self, name: &str) -> Result<HostSnapshot, FleetError> {
@@ -366,6 +361,15 @@ impl Fleet {
     }
 
     pub async fn fleet_check(&self, filter: HostFilter) -> Result<RolloutSnapshot, FleetError> {
+        self.fleet_check_by(filter, Trigger::default()).await
+    }
+
+    /// [`Fleet::fleet_check`] started by `trigger`.
+    pub async fn fleet_check_by(
+        &self,
+        filter: HostFilter,
+        trigger: Trigger,
+    ) -> Result<RolloutSnapshot, FleetError> {
         let request = RolloutRequest {
             batch_size: usize::MAX,
             delay: Duration::ZERO,
@@ -376,6 +380,11 @@ impl Fleet {
             force: true,
             approve_after: None,
             approval_timeout: None,
+            packages: Packages::All,
+            reboot: None,
+            defer_outside_window: false,
+            window_grace: DEFAULT_WINDOW_GRACE,
+            trigger,
         };
         self.start_rollout(RolloutKind::Check, request).await
     }

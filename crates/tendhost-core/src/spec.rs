@@ -59,6 +59,8 @@ pub struct HostPolicy {
     pub apt_upgrade: AptUpgrade,
     /// What happens to the services still running replaced code after an update.
     pub restart_services: RestartServices,
+    /// Packages never upgraded (`[defaults]`'s and the host's own `exclude` globs).
+    pub exclude: Vec<tendhost_pkg::ExcludeGlob>,
 }
 
 /// `restart_services`: report the processes that still run replaced code, or restart their

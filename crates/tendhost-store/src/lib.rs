@@ -17,6 +17,7 @@ mod events;
 mod hosts;
 mod jobs;
 mod lock;
+mod notifications;
 mod posted;
 mod records;
 mod rollouts;
@@ -38,6 +39,7 @@ pub use crate::error::{Result, StoreError};
 pub use crate::events::EventSink;
 use crate::jobs::LineOp;
 pub use crate::lock::LOCK_FILE;
+pub use crate::notifications::{DeliveryRecord, DeliveryUpdate};
 pub use crate::records::{
     EventRecord, HostStatusRecord, JobCompletion, JobFilter, JobRecord, Listed, NewEvent,
     OutputLineRecord, Page, Pruned, RolloutBatchRecord, RolloutHostRecord, RolloutRecord,
@@ -140,6 +142,7 @@ impl Store {
             let events = events::prune(&writer.conn, older_than_ms, writer.last_seq())?;
             let rollouts = rollouts::prune(&writer.conn, older_than_ms)?;
             audit::prune(&writer.conn, older_than_ms)?;
+            notifications::prune(&writer.conn, older_than_ms)?;
             Ok(Pruned {
                 jobs,
                 output_lines,

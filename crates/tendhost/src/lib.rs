@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 
 use std::sync::Arc;
 
+use jiff::Timestamp;
 use tendhost_core::{Fleet, FleetOptions, Restored};
 use tendhost_store::Store;
 
@@ -131,6 +132,15 @@ pub async fn run(
             }
         }
     }
+    let schedule_store =
+        persist::schedules::FileScheduleStore::new(&config.daemon.data_dir, Some(store.clone()));
+    let saved_schedules = schedule_store.load();
+    let schedules = tendhost_core::schedule::Schedules::start(
+        fleet.clone(),
+        config.schedules.clone(),
+        saved_schedules,
+        Arc::new(schedule_store),
+    );
     let retention = tokio::spawn(persist::retention(
         store.clone(),
         config.daemon.retention_days,
@@ -161,13 +171,44 @@ pub async fn run(
     if let Some(tls) = &tls {
         state = state.with_tls(tls.clone());
     }
+    state = state.with_schedules(schedules.clone());
+    let n_ended = store
+        .fail_pending_deliveries(
+            Timestamp::now().as_millisecond(),
+            "the daemon stopped before delivering it".to_owned(),
+        )
+        .await
+        .wrap_err("cannot read the notification deliveries")?;
+    if n_ended > 0 {
+        tracing::warn!(
+            n_ended,
+            "notifications still pending at the last stop are recorded as failed"
+        );
+    }
+    let notify = start_notify(&config, &fleet, &store)?;
+    if let Some(notify) = &notify {
+        state = state.with_notify(Arc::clone(notify));
+    }
     let tls_forward = tokio::spawn(forward_tls_events(tls_events, fleet.clone()));
-    let redirect = match (config.daemon.tls.redirect_http, &tls) {
-        (Some(redirect_addr), Some(_)) => Some(
-            http::redirect::spawn(redirect_addr, addr.port(), stop_rx.clone())
-                .await
-                .wrap_err_with(|| format!("cannot listen on redirect_http {redirect_addr}"))?,
-        ),
+    // The plain listener: redirects to https, and/or the ACME HTTP-01 answers.
+    let tls_config = &config.daemon.tls;
+    let redirect = match (tls_config.acme_http.or(tls_config.redirect_http), &tls) {
+        (Some(plain_addr), Some(tls)) => {
+            let plain = http::redirect::Plain {
+                redirect: tls_config.redirect_http == Some(plain_addr),
+                acme: tls_config.acme_http.map(|_| tls.clone()),
+            };
+            let what = if plain.redirect {
+                "redirect_http"
+            } else {
+                "the ACME HTTP-01 address"
+            };
+            Some(
+                http::redirect::spawn(plain_addr, addr.port(), plain, stop_rx.clone())
+                    .await
+                    .wrap_err_with(|| format!("cannot listen on {what} {plain_addr}"))?,
+            )
+        }
         _ => None,
     };
     let app = http::router(state);
@@ -196,6 +237,8 @@ pub async fn run(
                 .tap_io(|stream| {
                     let _ = stream.get_ref().0.set_nodelay(true);
                 });
+            // Both listeners are up (the plain one is bound above): ACME may order now.
+            tls.listeners_ready();
             Box::pin(
                 axum::serve(listener, app)
                     .with_graceful_shutdown(graceful)
@@ -218,6 +261,7 @@ pub async fn run(
             tracing::warn!(timeout = ?DRAIN_TIMEOUT, "in-flight requests did not finish in time; closing them");
         }
     }
+    schedules.stop();
     fleet.shutdown(JOB_GRACE).await;
     retention.abort();
     reload.abort();
@@ -227,6 +271,7 @@ pub async fn run(
     }
     drop(tls);
     metrics_follower.abort();
+    drop(notify);
     store
         .flush()
         .await
@@ -238,6 +283,30 @@ pub async fn run(
         .wrap_err("cannot close the state database")?;
     tracing::info!("tendhost stopped");
     Ok(())
+}
+
+/// Starts the notifiers of `[[notify]]` (none: no service). Deliveries are recorded in the
+/// store; their tasks stop when the service is dropped at shutdown.
+fn start_notify(
+    config: &Config,
+    fleet: &Fleet,
+    store: &Store,
+) -> Result<Option<Arc<tendhost_notify::Service>>> {
+    if config.notify.is_empty() {
+        return Ok(None);
+    }
+    let log = Arc::new(persist::DeliveryLogStore::new(store.clone()));
+    let service = tendhost_notify::Service::start(
+        fleet,
+        config.notify.clone(),
+        log,
+        config.daemon.public_url.clone(),
+    )
+    .wrap_err("cannot start the notifiers")?;
+    for (name, kind) in service.notifiers() {
+        tracing::info!(notifier = name, kind, "notifier ready");
+    }
+    Ok(Some(Arc::new(service)))
 }
 
 /// Starts the certificate service when TLS is on; with it off, warns when the bind address is
@@ -268,6 +337,7 @@ fn start_tls(
         serial = %status.cert.serial,
         sans = ?status.cert.sans,
         not_after = %http::tls::time(status.cert.not_after),
+        temporary = status.temporary,
         "TLS certificate loaded"
     );
     Ok((Some(tls), rx))
@@ -292,7 +362,7 @@ pub fn tls_ca_pem(config: &Config) -> Result<String, String> {
 }
 
 /// Publishes the certificate service's events on the event bus (`certificate_renewed`,
-/// `certificate_reload_failed`).
+/// `certificate_reload_failed`, `certificate_renewal_failed`).
 async fn forward_tls_events(
     mut events: tokio::sync::mpsc::UnboundedReceiver<tendhost_tls::TlsEvent>,
     fleet: Fleet,
@@ -313,6 +383,14 @@ async fn forward_tls_events(
                     error,
                 }
             }
+            tendhost_tls::TlsEvent::RenewalFailed {
+                error,
+                next_attempt,
+            } => EventKind::CertificateRenewalFailed {
+                error,
+                next_attempt: jiff::Timestamp::try_from(next_attempt)
+                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+            },
         };
         if let Err(kind) = fleet.announce(kind) {
             tracing::error!(?kind, "not a daemon event; not published");

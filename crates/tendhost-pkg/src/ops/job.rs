@@ -14,6 +14,7 @@ use crate::error::PkgError;
 use crate::ops::{command_failed, is_retryable, run_ok};
 use crate::options::{JobId, PkgOptions};
 use crate::parse::job::{self, JobState};
+use crate::selection::Target;
 use crate::types::{PackageManager, UpgradeOutcome, UpgradeState};
 
 /// Launches the upgrade as job `job_id` on the host, detached from the connection, and
@@ -29,8 +30,20 @@ pub async fn upgrade(
     opts: &PkgOptions,
     sink: &dyn OutputSink,
 ) -> Result<UpgradeOutcome, PkgError> {
+    upgrade_selected(exec, manager, job_id, opts, &Target::everything(), sink).await
+}
+
+/// [`upgrade`] of a resolved selection ([`Target::resolve`] over the host's last check).
+pub async fn upgrade_selected(
+    exec: &dyn Executor,
+    manager: PackageManager,
+    job_id: &JobId,
+    opts: &PkgOptions,
+    target: &Target,
+    sink: &dyn OutputSink,
+) -> Result<UpgradeOutcome, PkgError> {
     opts.validate()?;
-    let script = job_cmd::run_script(manager, job_id, opts);
+    let script = job_cmd::run_script_for(manager, job_id, opts, target);
     let launch = job_cmd::launch(job_id, opts, &script);
     let started = Instant::now();
     let mut maybe_started = false;

@@ -11,7 +11,6 @@ use tendhost_exec::HttpUrl;
 use toml::Spanned;
 
 use crate::config::Validator;
-use crate::host_rules::duration_reason;
 
 /// Upper bounds (listed in docs/configuration.md).
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -103,27 +102,11 @@ impl Validator<'_> {
             command,
             http,
             expect_status: expect_status?,
-            timeout: timeout?,
+            timeout,
             retries: retries?,
-            interval: interval?,
+            interval,
             pre_check: raw.pre_check,
         })
-    }
-
-    /// A duration `what` within `max`, `default` when absent; `None` (reported) when bad.
-    fn bounded(
-        &mut self,
-        value: Option<&Spanned<String>>,
-        what: &str,
-        max: Duration,
-        default: Duration,
-    ) -> Option<Duration> {
-        let Some(value) = value else {
-            return Some(default);
-        };
-        duration_reason(value.get_ref(), max)
-            .map_err(|reason| self.error(&value.span(), format!("{what} {reason}")))
-            .ok()
     }
 
     pub(super) fn restart_services(&mut self, value: Option<&Spanned<String>>) -> RestartServices {

@@ -20,6 +20,10 @@ pub(crate) struct RawConfig {
     pub groups: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
     #[serde(default)]
     pub host: Vec<RawHost>,
+    #[serde(default)]
+    pub schedule: Vec<crate::config::schedule::RawSchedule>,
+    #[serde(default)]
+    pub notify: Vec<Spanned<crate::config::notify::RawNotify>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -41,6 +45,7 @@ pub(crate) struct RawDaemon {
     pub public_names: Vec<Spanned<String>>,
     #[serde(default)]
     pub cors_origins: Vec<Spanned<String>>,
+    pub public_url: Option<Spanned<String>>,
     /// Spanned so a problem of the whole table points at it, however it is written
     /// (`[daemon.tls]`, `tls = { ... }`, `tls.mode = "files"`).
     pub tls: Option<Spanned<RawTls>>,
@@ -70,6 +75,21 @@ pub(crate) struct RawTls {
     pub lifetime: Option<Spanned<String>>,
     pub renew_before: Option<Spanned<String>>,
     pub redirect_http: Option<Spanned<String>>,
+    /// `[daemon.tls.acme]` (`mode = "acme"`).
+    pub acme: Option<Spanned<RawAcme>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAcme {
+    pub directory: Option<Spanned<String>>,
+    pub email: Option<Spanned<String>>,
+    pub domains: Option<Spanned<Vec<Spanned<String>>>>,
+    pub challenge: Option<Spanned<String>>,
+    pub http_port: Option<Spanned<i64>>,
+    pub renew_before: Option<Spanned<String>>,
+    pub ca_roots: Option<Spanned<String>>,
+    pub retry: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -105,6 +125,8 @@ pub(crate) struct RawDefaults {
     pub reconnect_window: Option<Spanned<String>>,
     pub dpkg_lock_timeout: Option<Spanned<String>>,
     pub health_check: Option<Spanned<RawHealthCheck>>,
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,6 +155,8 @@ pub(crate) struct RawHost {
     pub reboot_command: Option<Spanned<Vec<String>>>,
     pub health_check: Option<Spanned<RawHealthCheck>>,
     pub package_manager: Option<Spanned<String>>,
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
     #[serde(default)]
     pub policy: RawPolicy,
     #[serde(default)]

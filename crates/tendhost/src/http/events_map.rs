@@ -131,6 +131,29 @@ fn payload(kind: &EventKind) -> EventPayload {
             ok,
             output,
         },
+        EventKind::ScheduleTriggered {
+            schedule,
+            rollout_id,
+        } => EventPayload::ScheduleTriggered {
+            schedule,
+            rollout_id,
+        },
+        EventKind::HostDeferred {
+            rollout_id,
+            host,
+            opens_at,
+        } => EventPayload::HostDeferred {
+            rollout_id,
+            host,
+            opens_at: time(opens_at),
+        },
+        EventKind::CertificateRenewalFailed {
+            error,
+            next_attempt,
+        } => EventPayload::CertificateRenewalFailed {
+            error,
+            next_attempt: time(next_attempt),
+        },
     }
 }
 

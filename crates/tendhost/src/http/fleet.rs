@@ -9,10 +9,10 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use tendhost_api::ErrorResponse;
-use tendhost_api::gates::ApproveAfter;
 use tendhost_api::rollouts::{
     FleetCheckRequest, FleetUpdateRequest, HostFilter, MaxFailures, RolloutAccepted,
 };
+use tendhost_auth::Caller;
 use tendhost_core::model::{self, RolloutRequest, RolloutSnapshot};
 
 use crate::host_rules::MAX_APPROVAL_TIMEOUT;
@@ -20,6 +20,7 @@ use crate::http::AppState;
 use crate::http::error::{ApiError, ApiJson};
 use crate::http::extract::OptionalJson;
 use crate::http::mapping;
+use crate::http::selection;
 
 /// The longest `delay_ms` accepted: one day.
 pub const MAX_DELAY_MS: u64 = 24 * 60 * 60 * 1000;
@@ -47,10 +48,12 @@ pub const MAX_DELAY_MS: u64 = 24 * 60 * 60 * 1000;
 )]
 pub async fn check(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<Caller>>,
     OptionalJson(body): OptionalJson<FleetCheckRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let filter = host_filter(body.unwrap_or_default().filter);
-    let rollout = state.fleet().fleet_check(filter).await?;
+    let trigger = selection::api_trigger(caller.as_ref().map(|axum::Extension(c)| c));
+    let rollout = state.fleet().fleet_check_by(filter, trigger).await?;
     Ok(accepted(&rollout))
 }
 
@@ -64,7 +67,9 @@ pub async fn check(
     description = "Updates the hosts matching `filter`: the `canary` hosts first as their own \
         batch, then fixed batches of `batch_size`, `delay_ms` apart. The rollout stops when \
         failures (`unreachable` included) exceed `max_failures` and the remaining hosts are \
-        reported `skipped`. Hosts outside their maintenance window are skipped unless `force`; \
+        reported `skipped`. Hosts outside their maintenance window are skipped unless `force` \
+        (or wait as `deferred` for it to open, up to 24 hours, with `defer_outside_window`); \
+        `packages` picks what each host installs; \
         `check-only` hosts are skipped unless `dry_run`. With `approve_after`, the rollout waits \
         after that batch in `awaiting_approval` for `POST /rollouts/{id}/approve` (or a cancel, \
         or `approval_timeout`, which cancels it); the wait survives a daemon restart. Answers \
@@ -82,9 +87,11 @@ pub async fn check(
 )]
 pub async fn update(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<Caller>>,
     ApiJson(body): ApiJson<FleetUpdateRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let request = rollout_request(body)?;
+    let mut request = rollout_request(body)?;
+    request.trigger = selection::api_trigger(caller.as_ref().map(|axum::Extension(c)| c));
     let rollout = state.fleet().fleet_update(request).await?;
     Ok(accepted(&rollout))
 }
@@ -116,18 +123,18 @@ fn rollout_request(body: FleetUpdateRequest) -> Result<RolloutRequest, ApiError>
         filter: host_filter(body.filter),
         dry_run: body.dry_run,
         force: body.force,
-        approve_after: body.approve_after.map(|gate| match gate {
-            ApproveAfter::Canary => model::ApproveAfter::Canary,
-            ApproveAfter::Batch(index) => {
-                model::ApproveAfter::Batch(usize::try_from(index).unwrap_or(usize::MAX))
-            }
-        }),
+        approve_after: body.approve_after.map(crate::host_rules::approve_after),
         approval_timeout: body
             .approval_timeout
             .as_deref()
             .map(|text| crate::host_rules::duration_reason(text, MAX_APPROVAL_TIMEOUT))
             .transpose()
             .map_err(|reason| ApiError::invalid_value("approval_timeout", reason))?,
+        packages: selection::packages(body.packages)?,
+        reboot: None,
+        defer_outside_window: body.defer_outside_window,
+        window_grace: model::DEFAULT_WINDOW_GRACE,
+        trigger: model::Trigger::default(),
     })
 }
 

@@ -22,6 +22,7 @@ use crate::http::error::{ApiError, ApiJson};
 use crate::http::extract::{ApiPath, OptionalJson, Query};
 use crate::http::mapping;
 use crate::http::new_host::host_spec;
+use crate::http::selection;
 
 /// The query parameters `GET /hosts` knows.
 const LIST_PARAMS: &[&str] = &["page", "per_page", "tag", "state", "group", "search"];
@@ -298,8 +299,10 @@ pub async fn check(
     tag = "hosts",
     summary = "Update a host",
     description = "Starts an upgrade (checking first if the host was never checked) and answers \
-        at once with its job id. With `dry_run` nothing changes: the job lists what would be \
-        upgraded and the exact commands. The body is optional (no body means `{}`). Refused \
+        at once with its job id. `packages` picks what to install (`\"all\"`, `\"security\"` \
+        or package names, with what they need: `also_installed` in the job); packages the \
+        host's `exclude` patterns match are never installed. With `dry_run` nothing changes: \
+        the job lists what would be upgraded and the exact commands. The body is optional (no body means `{}`). Refused \
         with 409 on a `failed` host (use retry), a host waiting for a reboot, a `check-only` \
         host (`updates_disabled`) and outside the maintenance window unless `force`.",
     params(("name" = String, Path, description = "Host name", example = "web-01")),
@@ -323,8 +326,8 @@ pub async fn update(
 ) -> Result<impl IntoResponse, ApiError> {
     let body = body.unwrap_or_default();
     let options = UpdateOptions {
-        dry_run: body.dry_run,
-        force: body.force,
+        packages: selection::packages(body.packages)?,
+        ..UpdateOptions::new(body.dry_run, body.force)
     };
     let result = state.fleet().update(&name, options).await;
     accepted(&state, &name, JobKind::Update, result).await
@@ -359,10 +362,7 @@ pub async fn reboot(
     ApiPath(name): ApiPath<String>,
     OptionalJson(body): OptionalJson<RebootRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let options = UpdateOptions {
-        dry_run: false,
-        force: body.unwrap_or_default().force,
-    };
+    let options = UpdateOptions::new(false, body.unwrap_or_default().force);
     let result = state.fleet().reboot(&name, options).await;
     accepted(&state, &name, JobKind::Reboot, result).await
 }

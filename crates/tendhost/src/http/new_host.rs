@@ -155,6 +155,7 @@ pub fn host_spec(
                 .apt_upgrade
                 .map_or(spec::AptUpgrade::DistUpgrade, spec_apt_upgrade),
             restart_services: spec::RestartServices::Report,
+            exclude: defaults.exclude.clone(),
         },
         docker: spec::DockerSettings::default(),
         origin: HostOrigin::Runtime,

@@ -9,7 +9,9 @@
 //! types: handlers map what `Records` returns with the same code as this run's values.
 
 mod codec;
+mod notify;
 mod records;
+pub mod schedules;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +26,7 @@ use tendhost_core::model::{JobSnapshot, RolloutSnapshot};
 use tendhost_core::state::JobKind;
 use tendhost_store::{EventRecord, NewEvent, Store};
 
+pub use crate::persist::notify::{Delivery, DeliveryLogStore};
 pub use crate::persist::records::{JobQuery, Records, RecordsError, RuntimeHost};
 
 fn now_ms() -> i64 {

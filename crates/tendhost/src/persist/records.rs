@@ -113,6 +113,15 @@ impl Records {
         Self { store }
     }
 
+    /// The `limit` most recent notification deliveries, newest first.
+    pub async fn deliveries(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<crate::persist::Delivery>, RecordsError> {
+        let records = self.store.list_deliveries(limit).await?;
+        Ok(records.into_iter().map(Into::into).collect())
+    }
+
     /// A stored job with its log (the first `MAX_LOG_LINES` lines at least), `None` if unknown.
     pub async fn job(&self, id: &str) -> Result<Option<JobSnapshot>, RecordsError> {
         let Some(record) = self.store.job(id).await? else {
