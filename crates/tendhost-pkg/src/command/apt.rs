@@ -175,7 +175,7 @@ mod tests {
                 &[("linux-image-amd64".to_owned(), "6.1.0+1".to_owned())]
             )
             .display(),
-            "env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a LC_ALL=C apt-get -y -q \
+            "env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l NEEDRESTART_SUSPEND=1 LC_ALL=C apt-get -y -q \
              -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
              -o DPkg::Lock::Timeout=7 install --only-upgrade openssl libssl3 \
              linux-image-amd64=6.1.0+1"
