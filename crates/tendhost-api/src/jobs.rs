@@ -111,7 +111,6 @@ pub struct JobSummary {
     "summary": "1 package(s) upgraded, exit code 0",
     "exit_code": 0,
     "packages_changed": [{"name": "openssl", "from": "3.0.11-1~deb12u2", "to": "3.0.13-1~deb12u1"}],
-    "also_installed": [],
     "packages_failed": [],
     "pending": [],
     "commands": [],
@@ -125,7 +124,8 @@ pub struct Job {
     /// Packages whose version the upgrade changed.
     pub packages_changed: Vec<PackageChange>,
     /// Of `packages_changed`, those the request's `packages` did not name: what the package
-    /// manager installed or upgraded for the selected ones.
+    /// manager installed or upgraded for the selected ones. Left out when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also_installed: Vec<PackageChange>,
     /// Packages the package manager reported as failed.
     pub packages_failed: Vec<String>,
@@ -195,7 +195,11 @@ mod tests {
                 exit_code: None,
             },
             packages_changed: Vec::new(),
-            also_installed: Vec::new(),
+            also_installed: vec![crate::packages::PackageChange {
+                name: "libssl3".to_owned(),
+                from: None,
+                to: "3.0.13-1~deb12u1".to_owned(),
+            }],
             packages_failed: Vec::new(),
             pending: Vec::new(),
             commands: Vec::new(),
@@ -260,7 +264,7 @@ mod tests {
             .filter(|(_, value)| !value.is_null())
             .map(|(key, _)| key.clone())
             // Left out when empty (so answers of earlier releases stay the same).
-            .filter(|key| key != "services_to_restart")
+            .filter(|key| key != "services_to_restart" && key != "also_installed")
             .collect();
         assert_eq!(required, never_null, "{schema:#}");
     }
