@@ -28,6 +28,7 @@ fn local_host(name: &str) -> HostSpec {
         tags: vec!["local".to_owned()],
         compose_paths: Vec::new(),
         reboot_command: None,
+        health_check: None,
         package_manager: None,
         policy: HostPolicy {
             refresh_lists: false,

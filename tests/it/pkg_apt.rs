@@ -176,7 +176,7 @@ async fn apt_check_upgrade_hold_reboot_and_inventory() {
 
     assert_eq!(
         dry.commands.last().unwrap(),
-        "env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a LC_ALL=C apt-get -y -q \
+        "env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l NEEDRESTART_SUSPEND=1 LC_ALL=C apt-get -y -q \
          -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
          -o DPkg::Lock::Timeout=3 dist-upgrade"
     );

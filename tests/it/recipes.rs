@@ -33,9 +33,18 @@ fn every_recipe_passes_check_config() {
     let blocks = toml_blocks(RECIPES);
     assert_eq!(
         blocks.len(),
-        3,
-        "nightly security, weekly with a canary, check-only"
+        4,
+        "nightly security, weekly with a canary, check-only, weekly with approval"
     );
+    let approved = &blocks[3];
+    for key in [
+        "health_check",
+        "restart_services",
+        "approve_after = \"canary\"",
+        "approval_timeout",
+    ] {
+        assert!(approved.contains(key), "{key} in\n{approved}");
+    }
     for (block_idx, block) in blocks.iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(format!("recipe-{block_idx}.toml"));

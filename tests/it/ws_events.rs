@@ -175,8 +175,11 @@ fn host_of(event: &EventMessage) -> Option<&str> {
         | EventPayload::HostDisconnected { host, .. }
         | EventPayload::HostAdded { host }
         | EventPayload::HostRemoved { host }
+        | EventPayload::HealthCheckFinished { host, .. }
         | EventPayload::HostDeferred { host, .. } => Some(host),
         EventPayload::RolloutStarted { .. }
+        | EventPayload::RolloutAwaitingApproval { .. }
+        | EventPayload::RolloutApproved { .. }
         | EventPayload::ScheduleTriggered { .. }
         | EventPayload::BatchStarted { .. }
         | EventPayload::BatchFinished { .. }

@@ -123,6 +123,27 @@ pub enum EventPayload {
         /// Why it was refused.
         error: String,
     },
+    /// A rollout finished batch `after_batch` and waits for `POST /rollouts/{id}/approve`.
+    RolloutAwaitingApproval {
+        rollout_id: String,
+        /// Index of the batch that finished before the gate.
+        after_batch: usize,
+    },
+    /// A rollout waiting for approval was approved and goes on.
+    RolloutApproved {
+        rollout_id: String,
+        /// The name of the token that approved it (`anonymous` with auth off).
+        by: String,
+    },
+    /// A host's health check ran: after an update (and its reboot), or before it with
+    /// `pre_check`. `output` is what the failing (or last) attempt said.
+    HealthCheckFinished {
+        host: String,
+        /// The update or reboot job it ran in; null for a `pre_check` before an update.
+        job_id: Option<String>,
+        ok: bool,
+        output: String,
+    },
     /// A `[[schedule]]` started its rollout (the usual rollout events follow).
     ScheduleTriggered {
         schedule: String,

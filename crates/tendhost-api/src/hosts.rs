@@ -136,6 +136,10 @@ pub struct Failure {
     pub acknowledged: bool,
     /// The job that failed.
     pub job_id: Option<String>,
+    /// A machine-readable cause, when there is one: `health_check_failed` (the update went
+    /// through but the host's health check failed afterwards; `error` has its output).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A package a check says would be removed.
@@ -348,6 +352,13 @@ pub struct HostDetail {
     pub current_job: Option<String>,
     /// The last connection problem, while the host is `unreachable`.
     pub last_error: Option<String>,
+    /// The last health check (`health_check` in the config file), since the daemon started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_health_check: Option<crate::gates::HealthCheck>,
+    /// After its last update (since the daemon started): processes that still map a deleted
+    /// or replaced binary or library. Absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services_to_restart: Vec<crate::gates::ServiceToRestart>,
 }
 
 /// `GET /hosts`: one page of hosts, in name order.

@@ -133,6 +133,10 @@ pub struct Job {
     pub pending: Vec<PendingUpdate>,
     /// Dry runs: the exact commands the update would run.
     pub commands: Vec<String>,
+    /// Updates: processes that still map a deleted or replaced binary or library when the job
+    /// ended (after restarting them, with `restart_services = "restart"`). Absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services_to_restart: Vec<crate::gates::ServiceToRestart>,
     /// The job's output, oldest first (the newest 50 000 lines).
     pub log: Vec<LogLine>,
 }
@@ -191,10 +195,19 @@ mod tests {
                 exit_code: None,
             },
             packages_changed: Vec::new(),
-            also_installed: Vec::new(),
+            also_installed: vec![crate::packages::PackageChange {
+                name: "libssl3".to_owned(),
+                from: None,
+                to: "3.0.13-1~deb12u1".to_owned(),
+            }],
             packages_failed: Vec::new(),
             pending: Vec::new(),
             commands: Vec::new(),
+            services_to_restart: vec![crate::gates::ServiceToRestart {
+                pid: 812,
+                command: "nginx".to_owned(),
+                unit: Some("nginx.service".to_owned()),
+            }],
             log: Vec::new(),
         }
     }
@@ -250,6 +263,8 @@ mod tests {
             .iter()
             .filter(|(_, value)| !value.is_null())
             .map(|(key, _)| key.clone())
+            // Left out when empty (so answers of earlier releases stay the same).
+            .filter(|key| key != "services_to_restart" && key != "also_installed")
             .collect();
         assert_eq!(required, never_null, "{schema:#}");
     }

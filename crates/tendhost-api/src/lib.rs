@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod gates;
 pub mod groups;
 pub mod hosts;
 pub mod jobs;

@@ -165,6 +165,14 @@ pub struct FleetUpdateRequest {
     /// Update hosts outside their maintenance window too (otherwise they are skipped).
     #[serde(default)]
     pub force: bool,
+    /// Wait for `POST /rollouts/{id}/approve` after this batch. Default: never wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approve_after: Option<crate::gates::ApproveAfter>,
+    /// Cancel the rollout when it has waited for approval this long (`"30m"`, `"24h"`; at
+    /// most `30d`). Default: wait for ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "24h")]
+    pub approval_timeout: Option<String>,
     /// What each host installs. Default `"all"`.
     #[serde(default)]
     pub packages: crate::schedules::Packages,
@@ -192,6 +200,8 @@ pub enum RolloutKind {
 #[serde(rename_all = "snake_case")]
 pub enum RolloutState {
     Running,
+    /// Waiting at its approval gate for `POST /rollouts/{id}/approve`.
+    AwaitingApproval,
     Completed,
     Stopped,
     Cancelled,
@@ -342,6 +352,18 @@ pub struct Rollout {
     pub counts: RolloutCounts,
     pub batches: Vec<RolloutBatch>,
     pub hosts: Vec<RolloutHost>,
+    /// The batch after which it waits for approval, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approve_after: Option<crate::gates::ApproveAfter>,
+    /// How long it may wait for approval (humantime), if limited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_timeout: Option<String>,
+    /// Set while it is `awaiting_approval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaiting_approval: Option<crate::gates::ApprovalGate>,
+    /// The token name that approved it, once approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
 }
 
 /// A rollout in `GET /rollouts` (without per-host detail).

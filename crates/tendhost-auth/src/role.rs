@@ -87,6 +87,7 @@ const OPERATE: &[(&str, &str)] = &[
     ("POST", "/fleet/update"),
     ("POST", "/rollouts/{id}/cancel"),
     ("POST", "/rollouts/{id}/resume"),
+    ("POST", "/rollouts/{id}/approve"),
     ("POST", "/schedules/{name}/run"),
     ("POST", "/schedules/{name}/pause"),
     ("POST", "/schedules/{name}/resume"),
@@ -171,6 +172,7 @@ mod tests {
         check("POST", "/hosts/{name}/check", R(Role::Operate));
         check("post", "/hosts/{name}/update", R(Role::Operate));
         check("POST", "/rollouts/{id}/resume", R(Role::Operate));
+        check("POST", "/rollouts/{id}/approve", R(Role::Operate));
         check("POST", "/schedules/{name}/pause", R(Role::Operate));
         check("GET", "/schedules", R(Role::Read));
         check("POST", "/hosts", R(Role::Admin));

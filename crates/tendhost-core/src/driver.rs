@@ -20,7 +20,7 @@ use crate::events::{EventKind, OutputStream};
 use crate::host::HostShared;
 use crate::model::{JobState, LostJob, Packages, RebootChoice, UpdateOptions};
 use crate::settle::{Ending, Step, requires_reboot, settle};
-use crate::spec::{AptUpgrade, PinnedManager};
+use crate::spec::{AptUpgrade, PinnedManager, RestartServices};
 use crate::state::{HostState, JobKind};
 
 /// How long a rebooting host may take to come back with a new boot identity.
@@ -151,6 +151,9 @@ enum StepError {
     Lost(String),
     /// Anything else: host `failed`.
     Failed(String),
+    /// The health check failed after the update: host `failed` with reason
+    /// `health_check_failed`.
+    Unhealthy(String),
 }
 
 impl From<PkgError> for StepError {
@@ -182,6 +185,7 @@ pub async fn run_job(host: &Arc<HostShared>, job_id: &str, kind: JobKind, option
     let previous = host.status().state;
     #[cfg(feature = "testing")]
     crate::testing::job_panic_hook(host.name());
+    let mut reason = None;
     let body = async {
         match kind {
             JobKind::Check => run_check(host, job_id, true).await,
@@ -212,10 +216,14 @@ pub async fn run_job(host: &Arc<HostShared>, job_id: &str, kind: JobKind, option
         ),
         Err(StepError::Lost(error)) => (Some(Ending::Lost), JobState::Lost, error),
         Err(StepError::Failed(error)) => (Some(Ending::Failed), JobState::Failed, error),
+        Err(StepError::Unhealthy(error)) => {
+            reason = Some(crate::health::HEALTH_CHECK_FAILED);
+            (Some(Ending::Failed), JobState::Failed, error)
+        }
     };
     if let Some(ending) = ending {
         match settle(ending, auto_reboot(host, &options)) {
-            HostState::Failed => host.fail(kind, previous, summary.clone(), job_id),
+            HostState::Failed => host.fail_for(kind, previous, summary.clone(), job_id, reason),
             to => host.transition(to),
         }
         let reason = match ending {
@@ -784,21 +792,118 @@ async fn run_update(
     host.status().failure = None;
     let settled = record_and_settle_with(host, Step::Update, findings, auto_reboot(host, options));
     let always = options.reboot == Some(RebootChoice::Always) && settled != HostState::Failed;
-    if settled == HostState::Rebooting || always {
+    let summary = if settled == HostState::Rebooting || always {
         reboot_and_verify(host, job_id).await?;
-        return Ok(format!("{summary}; rebooted and verified"));
-    }
-    let reboot_required = requires_reboot(&host.status().reboot);
-    Ok(if reboot_required {
+        format!("{summary}; rebooted and verified")
+    } else if requires_reboot(&host.status().reboot) {
         format!("{summary}; reboot required")
     } else {
         summary
-    })
+    };
+    let summary = format!("{summary}{}", services_after(host, job_id).await);
+    Ok(format!("{summary}{}", health_after(host, job_id).await?))
+}
+
+/// After an update: which processes still run replaced code (`services_to_restart`, kept in
+/// the host and the job); with `restart_services = "restart"`, their units are restarted and
+/// the scan repeated. A failing scan is logged, never the job's failure. Returns the
+/// summary's tail.
+async fn services_after(host: &HostShared, job_id: &str) -> String {
+    let exec = host.executor.as_ref();
+    let mut found = match tendhost_pkg::services_to_restart(exec).await {
+        Ok(found) => found,
+        Err(err) => {
+            job_note(
+                host,
+                job_id,
+                &format!("services to restart: scan failed: {err}"),
+            );
+            return String::new();
+        }
+    };
+    if host.spec.policy.restart_services == RestartServices::Restart
+        && found.iter().any(|process| process.unit.is_some())
+    {
+        match tendhost_pkg::restart_units(exec, &found).await {
+            Ok(results) => {
+                for (unit, result) in results {
+                    let line = match result {
+                        Ok(()) => format!("restarted {unit} (restart_services = \"restart\")"),
+                        Err(error) => format!("restarting {unit} failed: {error}"),
+                    };
+                    job_note(host, job_id, &line);
+                }
+            }
+            Err(err) => job_note(host, job_id, &format!("restarting services failed: {err}")),
+        }
+        match tendhost_pkg::services_to_restart(exec).await {
+            Ok(again) => found = again,
+            Err(err) => job_note(
+                host,
+                job_id,
+                &format!("services to restart: scan failed: {err}"),
+            ),
+        }
+    }
+    for process in &found {
+        job_note(
+            host,
+            job_id,
+            &format!(
+                "still running replaced code: pid {} {}{}",
+                process.pid,
+                process.command,
+                process
+                    .unit
+                    .as_ref()
+                    .map_or_else(String::new, |unit| format!(" ({unit})"))
+            ),
+        );
+    }
+    let tail = if found.is_empty() {
+        String::new()
+    } else {
+        format!("; {} process(es) still run replaced code", found.len())
+    };
+    host.ctx().jobs.update(job_id, |job| {
+        job.services_to_restart.clone_from(&found);
+    });
+    host.status().services_to_restart = found;
+    tail
 }
 
 async fn run_reboot(host: &HostShared, job_id: &str) -> Result<String, StepError> {
     reboot_and_verify(host, job_id).await?;
-    Ok("rebooted and verified".to_owned())
+    Ok(format!(
+        "rebooted and verified{}",
+        health_after(host, job_id).await?
+    ))
+}
+
+/// The host's health check after an update or a reboot (nothing without one): the summary's
+/// tail when it passes, [`StepError::Unhealthy`] with its output when it fails.
+async fn health_after(host: &HostShared, job_id: &str) -> Result<String, StepError> {
+    let Some(report) = crate::health::check_host(host, Some(job_id)).await else {
+        return Ok(String::new());
+    };
+    job_note(
+        host,
+        job_id,
+        &format!(
+            "health check {} after {} attempt(s): {}",
+            if report.ok { "passed" } else { "failed" },
+            report.attempts,
+            report.output
+        ),
+    );
+    if report.ok {
+        Ok("; health check passed".to_owned())
+    } else {
+        Err(StepError::Unhealthy(format!(
+            "health check failed: {}",
+            report.output
+        )))
+    }
 }
 
 /// rebooting (issue the reboot, wait for a new boot identity) -> verifying (check again) ->

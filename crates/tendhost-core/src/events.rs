@@ -89,6 +89,23 @@ pub enum EventKind {
         /// Rollout state wire name.
         state: String,
     },
+    /// A rollout finished batch `after_batch` and waits for approval.
+    RolloutAwaitingApproval {
+        rollout_id: String,
+        after_batch: usize,
+    },
+    /// A rollout waiting for approval was approved by `by` (a token name).
+    RolloutApproved {
+        rollout_id: String,
+        by: String,
+    },
+    /// A host's health check ran (after an update, or before it with `pre_check`).
+    HealthCheckFinished {
+        host: String,
+        job_id: Option<String>,
+        ok: bool,
+        output: String,
+    },
     HostAdded {
         host: String,
     },
@@ -138,6 +155,9 @@ impl EventKind {
             EventKind::BatchStarted { .. } => "batch_started",
             EventKind::BatchFinished { .. } => "batch_finished",
             EventKind::RolloutFinished { .. } => "rollout_finished",
+            EventKind::RolloutAwaitingApproval { .. } => "rollout_awaiting_approval",
+            EventKind::RolloutApproved { .. } => "rollout_approved",
+            EventKind::HealthCheckFinished { .. } => "health_check_finished",
             EventKind::HostAdded { .. } => "host_added",
             EventKind::HostRemoved { .. } => "host_removed",
             EventKind::CertificateRenewed { .. } => "certificate_renewed",
@@ -160,11 +180,14 @@ impl EventKind {
             | EventKind::HostDisconnected { host, .. }
             | EventKind::HostAdded { host }
             | EventKind::HostRemoved { host }
+            | EventKind::HealthCheckFinished { host, .. }
             | EventKind::HostDeferred { host, .. } => Some(host),
             EventKind::RolloutStarted { .. }
             | EventKind::BatchStarted { .. }
             | EventKind::BatchFinished { .. }
             | EventKind::RolloutFinished { .. }
+            | EventKind::RolloutAwaitingApproval { .. }
+            | EventKind::RolloutApproved { .. }
             | EventKind::CertificateRenewed { .. }
             | EventKind::CertificateReloadFailed { .. }
             | EventKind::ScheduleTriggered { .. }
@@ -174,7 +197,7 @@ impl EventKind {
 }
 
 /// All event type wire names (for validating `?types=`).
-pub const EVENT_TYPES: [&str; 18] = [
+pub const EVENT_TYPES: [&str; 21] = [
     "host_state_changed",
     "job_started",
     "job_output",
@@ -190,6 +213,9 @@ pub const EVENT_TYPES: [&str; 18] = [
     "host_removed",
     "certificate_renewed",
     "certificate_reload_failed",
+    "rollout_awaiting_approval",
+    "rollout_approved",
+    "health_check_finished",
     "schedule_triggered",
     "host_deferred",
     "certificate_renewal_failed",

@@ -26,9 +26,9 @@ use crate::model::{
     MaxFailures, Packages, RolloutKind, RolloutRequest, RolloutSnapshot, Trigger, UpdateOptions,
 };
 use crate::orchestrator::{
-    AddHost, AllHosts, CancelRollout, ExecutorFactory, GetHost, GetRollout, Groups, ListHosts,
-    ListRollouts, OrchestratorActor, OrchestratorArgs, RemoveHost, ResumeRollout, RolloutHandles,
-    StartRollout,
+    AddHost, AllHosts, ApproveRollout, CancelRollout, ExecutorFactory, GetHost, GetRollout, Groups,
+    ListHosts, ListRollouts, OrchestratorActor, OrchestratorArgs, RemoveHost, ResumeRollout,
+    RolloutHandles, StartRollout,
 };
 use crate::spec::{HostOrigin, HostSpec, HostTarget, KnownHostsPolicy};
 use crate::state::Request;
@@ -317,7 +317,20 @@ impl Fleet {
             .await
     }
 
+    /// Updates the host; with a `pre_check` health check (and not `force`), an unhealthy host
+    /// is refused (409 `unhealthy_before_update`) before any job starts.
     pub async fn update(&self, name: &str, options: UpdateOptions) -> Result<String, FleetError> {
+        if !options.force && !options.dry_run {
+            let (entry, _) = self.entry(name).await?;
+            if entry.shared.status().current_job.is_none()
+                && let Err(output) = crate::health::pre_check(&entry.shared).await
+            {
+                return Err(FleetError::UnhealthyBeforeUpdate {
+                    host: name.to_owned(),
+                    output,
+                });
+            }
+        }
         self.request(name, Request::Update, options).await
     }
 
@@ -383,6 +396,8 @@ impl Fleet {
             filter,
             dry_run: false,
             force: true,
+            approve_after: None,
+            approval_timeout: None,
             packages: Packages::All,
             reboot: None,
             defer_outside_window: false,
@@ -432,6 +447,18 @@ impl Fleet {
     /// Continues an `interrupted` rollout with the hosts not yet done.
     pub async fn resume_rollout(&self, id: &str) -> Result<RolloutSnapshot, FleetError> {
         flatten(self.orchestrator.ask(ResumeRollout(id.to_owned())).await)
+    }
+
+    /// Continues a rollout waiting at its approval gate; `by` names who approved it.
+    pub async fn approve_rollout(&self, id: &str, by: &str) -> Result<RolloutSnapshot, FleetError> {
+        flatten(
+            self.orchestrator
+                .ask(ApproveRollout {
+                    id: id.to_owned(),
+                    by: by.to_owned(),
+                })
+                .await,
+        )
     }
 
     pub async fn cancel_rollout(&self, id: &str) -> Result<RolloutSnapshot, FleetError> {

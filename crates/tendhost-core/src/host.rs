@@ -98,6 +98,18 @@ impl HostShared {
 
     /// Moves to `failed` with a failure record.
     pub fn fail(&self, action: JobKind, previous_state: HostState, error: String, job_id: &str) {
+        self.fail_for(action, previous_state, error, job_id, None);
+    }
+
+    /// [`Self::fail`] with a machine-readable `reason` (`health_check_failed`).
+    pub fn fail_for(
+        &self,
+        action: JobKind,
+        previous_state: HostState,
+        error: String,
+        job_id: &str,
+        reason: Option<&str>,
+    ) {
         {
             let mut status = self.status();
             let retry_count = status.failure.as_ref().map_or(0, |f| f.retry_count);
@@ -109,6 +121,7 @@ impl HostShared {
                 retry_count,
                 acknowledged: false,
                 job_id: Some(job_id.to_owned()),
+                reason: reason.map(str::to_owned),
             });
             status.last_error = Some(error);
         }
@@ -167,6 +180,8 @@ impl HostShared {
             last_check: status.last_check,
             current_job: status.current_job,
             last_error: status.last_error,
+            last_health_check: status.last_health_check,
+            services_to_restart: status.services_to_restart,
         }
     }
 

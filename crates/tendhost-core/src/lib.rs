@@ -15,6 +15,7 @@ mod context;
 mod driver;
 pub mod events;
 mod fleet;
+mod health;
 mod host;
 mod ids;
 mod jobs;

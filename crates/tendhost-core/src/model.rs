@@ -8,7 +8,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 pub use tendhost_pkg::Packages;
 use tendhost_pkg::{
-    CheckReport, Inventory, PackageManager, PendingUpdate, RebootState, Removal, UpgradedPackage,
+    CheckReport, Inventory, PackageManager, PendingUpdate, RebootState, Removal, ServiceToRestart,
+    UpgradedPackage,
 };
 
 use crate::events::OutputStream;
@@ -31,6 +32,22 @@ pub struct HostStatus {
     /// A detached upgrade that was lost (host unreachable past the reconnect window): the next
     /// check collects its real outcome.
     pub lost_job: Option<LostJob>,
+    /// The last health check (in memory: a restart forgets it).
+    pub last_health_check: Option<HealthReport>,
+    /// After the last update: processes still running replaced code (in memory).
+    pub services_to_restart: Vec<ServiceToRestart>,
+}
+
+/// What a health check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthReport {
+    pub ok: bool,
+    /// What the last attempt said.
+    pub output: String,
+    pub attempts: u32,
+    pub at: Timestamp,
+    /// The job it ran in (`None`: a pre-check before a job was created).
+    pub job_id: Option<String>,
 }
 
 /// A detached upgrade whose outcome is still on the host.
@@ -54,6 +71,8 @@ impl Default for HostStatus {
             current_job: None,
             last_error: None,
             lost_job: None,
+            last_health_check: None,
+            services_to_restart: Vec::new(),
         }
     }
 }
@@ -84,6 +103,8 @@ pub struct HostSnapshot {
     pub current_job: Option<String>,
     /// Last connection problem, if the host is unreachable.
     pub last_error: Option<String>,
+    pub last_health_check: Option<HealthReport>,
+    pub services_to_restart: Vec<ServiceToRestart>,
 }
 
 /// Job lifecycle.
@@ -220,6 +241,8 @@ pub struct JobSnapshot {
     pub pending: Vec<PendingUpdate>,
     /// For dry runs: the exact commands that would run.
     pub commands: Vec<String>,
+    /// Updates: processes still running replaced code when the job ended.
+    pub services_to_restart: Vec<ServiceToRestart>,
     pub log: Vec<LogLine>,
 }
 
@@ -250,6 +273,7 @@ impl JobSnapshot {
             packages_failed: Vec::new(),
             pending: Vec::new(),
             commands: Vec::new(),
+            services_to_restart: Vec::new(),
             log: Vec::new(),
         }
     }
@@ -301,6 +325,10 @@ pub struct RolloutRequest {
     pub filter: HostFilter,
     pub dry_run: bool,
     pub force: bool,
+    /// Wait for `POST /rollouts/{id}/approve` after this batch (`None`: never wait).
+    pub approve_after: Option<ApproveAfter>,
+    /// A rollout still waiting for approval this long after its gate opened is cancelled.
+    pub approval_timeout: Option<Duration>,
     /// What each host's update installs.
     pub packages: Packages,
     /// For this run, instead of each host's `auto_reboot`.
@@ -311,6 +339,25 @@ pub struct RolloutRequest {
     pub window_grace: Duration,
     /// Who started it.
     pub trigger: Trigger,
+}
+
+/// `approve_after`: the batch after which a rollout waits for approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApproveAfter {
+    /// The canary batch (the rollout needs canary hosts).
+    Canary,
+    /// The batch with this index (from 0, as `RolloutBatch::index`).
+    Batch(usize),
+}
+
+/// A rollout waiting at its approval gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalGate {
+    /// The batch that finished before the gate.
+    pub after_batch: usize,
+    pub since: Timestamp,
+    /// When the wait is cancelled (`approval_timeout`), if ever.
+    pub deadline: Option<Timestamp>,
 }
 
 /// The default `window_grace`: one day.
@@ -352,6 +399,8 @@ impl RolloutKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RolloutState {
     Running,
+    /// Waiting at its approval gate (`approve_after`) for `POST /rollouts/{id}/approve`.
+    AwaitingApproval,
     Completed,
     /// Stopped because failures exceeded `max_failures`.
     Stopped,
@@ -363,6 +412,7 @@ impl RolloutState {
     pub fn as_str(self) -> &'static str {
         match self {
             RolloutState::Running => "running",
+            RolloutState::AwaitingApproval => "awaiting_approval",
             RolloutState::Completed => "completed",
             RolloutState::Stopped => "stopped",
             RolloutState::Cancelled => "cancelled",
@@ -432,6 +482,10 @@ pub struct RolloutSnapshot {
     pub batches: Vec<RolloutBatch>,
     pub hosts: Vec<RolloutHost>,
     pub n_failed: usize,
+    /// Set while the rollout waits at its approval gate.
+    pub gate: Option<ApprovalGate>,
+    /// Who approved it (the token name), once approved.
+    pub approved_by: Option<String>,
 }
 
 /// Why the fleet refused or could not do something. Each variant maps to one HTTP status.
@@ -462,6 +516,12 @@ pub enum FleetError {
         "host {host} is outside its maintenance window ({window}); pass force = true to update anyway"
     )]
     OutsideMaintenanceWindow { host: String, window: String },
+    /// 409 `unhealthy_before_update`: the host's `pre_check` failed before a single-host update.
+    #[error(
+        "host {host} is unhealthy before its update (health_check pre_check failed: {output}); \
+         pass force = true to update anyway"
+    )]
+    UnhealthyBeforeUpdate { host: String, output: String },
     /// 409 `duplicate`.
     #[error("host {name:?} already exists")]
     Duplicate { name: String },

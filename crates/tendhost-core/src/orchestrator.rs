@@ -184,9 +184,16 @@ impl Actor for OrchestratorActor {
             let entry = orchestrator.spawn_host(&actor_ref, spec, status).await;
             orchestrator.hosts.insert(name, entry);
         }
+        let targets: Vec<HostEntry> = orchestrator.hosts.values().cloned().collect();
         for snapshot in args.rollouts {
             let id = snapshot.id.clone();
-            let handle = RolloutHandle::restored(Arc::clone(&orchestrator.ctx), snapshot);
+            // A rollout waiting for approval waits on (its gate is durable); any other is
+            // shown and resumable but not running.
+            let handle = if snapshot.state == RolloutState::AwaitingApproval {
+                rollout::wait_again(Arc::clone(&orchestrator.ctx), snapshot, targets.clone())
+            } else {
+                RolloutHandle::restored(Arc::clone(&orchestrator.ctx), snapshot)
+            };
             orchestrator.rollout_order.push(id.clone());
             orchestrator.rollouts.insert(id, handle);
         }
@@ -307,7 +314,7 @@ impl Message<StartRollout> for OrchestratorActor {
         if targets.is_empty() {
             return Err(FleetError::invalid("filter", "no host matches the filter"));
         }
-        let handle = rollout::start(Arc::clone(&self.ctx), msg.kind, msg.request, targets);
+        let handle = rollout::start(Arc::clone(&self.ctx), msg.kind, msg.request, targets)?;
         let snapshot = handle.snapshot();
         self.rollout_order.push(snapshot.id.clone());
         self.rollouts.insert(snapshot.id.clone(), handle);
@@ -356,6 +363,27 @@ impl Message<CancelRollout> for OrchestratorActor {
     ) -> Self::Reply {
         let handle = self.rollout(&msg.0)?;
         handle.cancel()?;
+        Ok(handle.snapshot())
+    }
+}
+
+/// Approve a rollout waiting at its gate: it goes on with the next batch.
+pub struct ApproveRollout {
+    pub id: String,
+    /// Who approves (the token name).
+    pub by: String,
+}
+
+impl Message<ApproveRollout> for OrchestratorActor {
+    type Reply = Result<RolloutSnapshot, FleetError>;
+
+    async fn handle(
+        &mut self,
+        msg: ApproveRollout,
+        _: &mut Context<Self, Self::Reply>,
+    ) -> Self::Reply {
+        let handle = self.rollout(&msg.id)?;
+        handle.approve(&msg.by)?;
         Ok(handle.snapshot())
     }
 }

@@ -2,9 +2,12 @@
 //! `batch_size`, like Ansible's `serial`); `start` runs them in a task: each host's job goes
 //! through its host actor (so concurrency is what the host actors really do), failures are
 //! counted against `max_failures`, and cancellation lets running hosts finish but starts no new
-//! ones.
+//! ones. An approval gate (`approve_after`) makes the task wait after one batch, in state
+//! `awaiting_approval`, until `approve`, a cancel or its `approval_timeout`; the gate is
+//! persisted, so a restarted daemon waits on (`wait_again`) instead of interrupting it.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use kameo::actor::ActorRef;
@@ -14,8 +17,8 @@ use crate::context::FleetContext;
 use crate::events::EventKind;
 use crate::host::{HostActor, HostEntry, StartJob};
 use crate::model::{
-    FleetError, JobState, RolloutBatch, RolloutHost, RolloutHostState, RolloutKind, RolloutRequest,
-    RolloutSnapshot, RolloutState, Trigger, UpdateOptions,
+    ApprovalGate, ApproveAfter, FleetError, JobState, RolloutBatch, RolloutHost, RolloutHostState,
+    RolloutKind, RolloutRequest, RolloutSnapshot, RolloutState, Trigger, UpdateOptions,
 };
 use crate::spec::UpdatePolicy;
 use crate::state::{HostState, Request};
@@ -51,11 +54,73 @@ pub fn plan(targets: &[String], canary: &[String], batch_size: usize) -> Vec<(Ve
     batches
 }
 
+/// The index of the batch a rollout waits after (`approve_after`), checked against its
+/// batches: `canary` needs a canary batch, and the gate must leave a batch to approve.
+pub fn gate_index(
+    approve_after: Option<ApproveAfter>,
+    batches: &[RolloutBatch],
+) -> Result<Option<usize>, FleetError> {
+    let Some(approve_after) = approve_after else {
+        return Ok(None);
+    };
+    let index = match approve_after {
+        ApproveAfter::Canary => {
+            if !batches.first().is_some_and(|batch| batch.canary) {
+                return Err(FleetError::invalid(
+                    "approve_after",
+                    "\"canary\" needs canary hosts (set `canary`)",
+                ));
+            }
+            0
+        }
+        ApproveAfter::Batch(index) => index,
+    };
+    if index + 1 >= batches.len() {
+        return Err(FleetError::invalid(
+            "approve_after",
+            format!(
+                "batch {index} leaves no batch to approve: the rollout has {} batch(es), \
+                 numbered from 0, and the gate must come before the last one",
+                batches.len()
+            ),
+        ));
+    }
+    Ok(Some(index))
+}
+
+/// The hosts of `rollout` not yet done (pending, or running when the daemon stopped; set back
+/// to pending), grouped by their original batch, in batch order; their batches are `pending`
+/// again.
+fn remaining_batches(rollout: &mut RolloutSnapshot) -> Vec<(usize, Vec<String>)> {
+    let mut batches: Vec<(usize, Vec<String>)> = Vec::new();
+    for host in &mut rollout.hosts {
+        if matches!(
+            host.state,
+            RolloutHostState::Pending | RolloutHostState::Running | RolloutHostState::Deferred
+        ) {
+            host.state = RolloutHostState::Pending;
+            match batches.iter_mut().find(|(index, _)| *index == host.batch) {
+                Some((_, hosts)) => hosts.push(host.host.clone()),
+                None => batches.push((host.batch, vec![host.host.clone()])),
+            }
+        }
+    }
+    batches.sort_by_key(|(index, _)| *index);
+    for batch in &mut rollout.batches {
+        if batches.iter().any(|(index, _)| *index == batch.index) {
+            batch.state = "pending";
+        }
+    }
+    batches
+}
+
 /// A running or finished rollout.
 #[derive(Clone)]
 pub struct RolloutHandle {
     shared: SharedRollout,
     cancel: watch::Sender<bool>,
+    /// Turns `true` when the rollout is approved at its gate.
+    approve: watch::Sender<bool>,
     ctx: Arc<FleetContext>,
 }
 
@@ -92,7 +157,10 @@ impl RolloutHandle {
             });
             return Ok(());
         }
-        if state != RolloutState::Running {
+        if !matches!(
+            state,
+            RolloutState::Running | RolloutState::AwaitingApproval
+        ) {
             return Err(FleetError::RolloutFinished {
                 id: lock(&self.shared).id.clone(),
                 state: state.as_str(),
@@ -102,12 +170,40 @@ impl RolloutHandle {
         Ok(())
     }
 
+    /// Approves a rollout waiting at its gate (`rollout_approved`, committed first); its task
+    /// goes on with the next batch. 409 unless it is `awaiting_approval`.
+    pub fn approve(&self, by: &str) -> Result<(), FleetError> {
+        let snapshot = {
+            let mut rollout = lock(&self.shared);
+            if rollout.state != RolloutState::AwaitingApproval {
+                return Err(FleetError::InvalidRollout {
+                    id: rollout.id.clone(),
+                    state: rollout.state.as_str(),
+                    hint: "only a rollout awaiting approval can be approved",
+                });
+            }
+            rollout.state = RolloutState::Running;
+            rollout.gate = None;
+            rollout.approved_by = Some(by.to_owned());
+            rollout.clone()
+        };
+        self.ctx.persist_rollout(&snapshot);
+        self.ctx.bus.publish(EventKind::RolloutApproved {
+            rollout_id: snapshot.id,
+            by: by.to_owned(),
+        });
+        let _ = self.approve.send(true);
+        Ok(())
+    }
+
     /// A rollout from a previous run (read from the store), not running.
     pub fn restored(ctx: Arc<FleetContext>, snapshot: RolloutSnapshot) -> RolloutHandle {
         let (cancel, _) = watch::channel(false);
+        let (approve, _) = watch::channel(false);
         RolloutHandle {
             shared: Arc::new(Mutex::new(snapshot)),
             cancel,
+            approve,
             ctx,
         }
     }
@@ -127,28 +223,7 @@ impl RolloutHandle {
             }
             rollout.state = RolloutState::Running;
             rollout.finished_at = None;
-            let mut batches: Vec<(usize, Vec<String>)> = Vec::new();
-            for host in &mut rollout.hosts {
-                if matches!(
-                    host.state,
-                    RolloutHostState::Pending
-                        | RolloutHostState::Running
-                        | RolloutHostState::Deferred
-                ) {
-                    host.state = RolloutHostState::Pending;
-                    match batches.iter_mut().find(|(index, _)| *index == host.batch) {
-                        Some((_, hosts)) => hosts.push(host.host.clone()),
-                        None => batches.push((host.batch, vec![host.host.clone()])),
-                    }
-                }
-            }
-            batches.sort_by_key(|(index, _)| *index);
-            for batch in &mut rollout.batches {
-                if batches.iter().any(|(index, _)| *index == batch.index) {
-                    batch.state = "pending";
-                }
-            }
-            batches
+            remaining_batches(&mut rollout)
         };
         let hosts = batches
             .iter()
@@ -163,6 +238,76 @@ impl RolloutHandle {
             targets,
         ))
     }
+}
+
+/// A rollout of a previous run that was waiting at its gate: it waits on (its deadline, if
+/// any, still counts from when the gate opened), then runs the batches after the gate.
+pub fn wait_again(
+    ctx: Arc<FleetContext>,
+    mut snapshot: RolloutSnapshot,
+    targets: Vec<HostEntry>,
+) -> RolloutHandle {
+    let batches = remaining_batches(&mut snapshot);
+    if snapshot.gate.is_none() {
+        let after_batch = batches
+            .first()
+            .map_or(0, |(index, _)| index.saturating_sub(1));
+        snapshot.gate = Some(ApprovalGate {
+            after_batch,
+            since: Timestamp::now(),
+            deadline: None,
+        });
+    }
+    let shared = Arc::new(Mutex::new(snapshot));
+    let (handle, runner) = runner(ctx, Arc::clone(&shared), targets);
+    tokio::spawn(runner.run(batches, GateFirst::Yes));
+    handle
+}
+
+/// A runner for `shared` and the handle that steers it.
+fn runner(
+    ctx: Arc<FleetContext>,
+    shared: SharedRollout,
+    targets: Vec<HostEntry>,
+) -> (RolloutHandle, Runner) {
+    let snapshot = lock(&shared).clone();
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let (approve_tx, approve_rx) = watch::channel(false);
+    let gate_after = gate_index(snapshot.request.approve_after, &snapshot.batches)
+        .ok()
+        .flatten();
+    let runner = Runner {
+        ctx: Arc::clone(&ctx),
+        kind: snapshot.kind,
+        request: snapshot.request,
+        shared: Arc::clone(&shared),
+        cancel: cancel_rx,
+        approve: approve_rx,
+        gate_after,
+        targets,
+        started_at: crate::clock::now(),
+    };
+    let handle = RolloutHandle {
+        shared,
+        cancel: cancel_tx,
+        approve: approve_tx,
+        ctx,
+    };
+    (handle, runner)
+}
+
+/// Whether a runner starts at its gate (a rollout that was waiting when the daemon stopped).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum GateFirst {
+    Yes,
+    No,
+}
+
+/// How a wait at the approval gate ended.
+enum GateEnd {
+    Approved,
+    Cancelled,
+    TimedOut,
 }
 
 /// Whether `launch` starts a rollout or resumes one.
@@ -196,31 +341,19 @@ fn launch(
         n_batches: batches.len(),
         dry_run: snapshot.request.dry_run,
     });
-    let (cancel_tx, cancel_rx) = watch::channel(false);
-    let runner = Runner {
-        ctx: Arc::clone(&ctx),
-        kind: snapshot.kind,
-        request: snapshot.request,
-        shared: Arc::clone(&shared),
-        cancel: cancel_rx,
-        targets,
-        started_at: crate::clock::now(),
-    };
-    tokio::spawn(runner.run(batches));
-    RolloutHandle {
-        shared,
-        cancel: cancel_tx,
-        ctx,
-    }
+    let (handle, runner) = runner(ctx, shared, targets);
+    tokio::spawn(runner.run(batches, GateFirst::No));
+    handle
 }
 
-/// Starts a rollout over `targets` in a background task.
+/// Starts a rollout over `targets` in a background task; 422 naming `approve_after` when its
+/// gate does not fit the batches.
 pub fn start(
     ctx: Arc<FleetContext>,
     kind: RolloutKind,
     request: RolloutRequest,
     targets: Vec<HostEntry>,
-) -> RolloutHandle {
+) -> Result<RolloutHandle, FleetError> {
     let names: Vec<String> = targets.iter().map(|t| t.shared.name().to_owned()).collect();
     let batch_size = match kind {
         // A fleet check is one batch; the fleet-wide limit (max_parallel) queues the excess.
@@ -259,20 +392,23 @@ pub fn start(
             })
             .collect(),
         n_failed: 0,
+        gate: None,
+        approved_by: None,
     };
+    gate_index(snapshot.request.approve_after, &snapshot.batches)?;
     let batches = batches
         .into_iter()
         .enumerate()
         .map(|(index, (hosts, _))| (index, hosts))
         .collect();
-    launch(
+    Ok(launch(
         Start::New,
         ctx,
         Arc::new(Mutex::new(snapshot)),
         names,
         batches,
         targets,
-    )
+    ))
 }
 
 struct Runner {
@@ -281,12 +417,69 @@ struct Runner {
     request: RolloutRequest,
     shared: SharedRollout,
     cancel: watch::Receiver<bool>,
+    approve: watch::Receiver<bool>,
+    /// The batch after which the rollout waits for approval.
+    gate_after: Option<usize>,
     targets: Vec<HostEntry>,
     /// The clock when this run started (what `window_grace` counts from).
     started_at: Timestamp,
 }
 
 impl Runner {
+    /// Opens the gate after batch `after_batch`: `awaiting_approval`, committed before
+    /// `rollout_awaiting_approval`.
+    fn open_gate(&self, after_batch: usize) {
+        let now = Timestamp::now();
+        let deadline = self
+            .request
+            .approval_timeout
+            .and_then(|timeout| jiff::SignedDuration::try_from(timeout).ok())
+            .and_then(|timeout| now.checked_add(timeout).ok());
+        let snapshot = {
+            let mut rollout = lock(&self.shared);
+            rollout.state = RolloutState::AwaitingApproval;
+            rollout.gate = Some(ApprovalGate {
+                after_batch,
+                since: now,
+                deadline,
+            });
+            rollout.clone()
+        };
+        self.ctx.persist_rollout(&snapshot);
+        self.ctx.bus.publish(EventKind::RolloutAwaitingApproval {
+            rollout_id: snapshot.id,
+            after_batch,
+        });
+    }
+
+    /// Waits at the open gate for approval, a cancel or the gate's deadline.
+    async fn wait_at_gate(&mut self) -> GateEnd {
+        let deadline = lock(&self.shared).gate.as_ref().and_then(|g| g.deadline);
+        let timeout = async {
+            match deadline {
+                Some(deadline) => {
+                    let left = deadline
+                        .duration_since(Timestamp::now())
+                        .try_into()
+                        .unwrap_or(Duration::ZERO);
+                    tokio::time::sleep(left).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let end = tokio::select! {
+            Ok(_) = self.approve.wait_for(|approved| *approved) => GateEnd::Approved,
+            Ok(_) = self.cancel.wait_for(|cancelled| *cancelled) => GateEnd::Cancelled,
+            () = timeout => GateEnd::TimedOut,
+        };
+        // An approval that came just before the deadline or the cancel wins: it is committed.
+        if lock(&self.shared).state == RolloutState::Running {
+            GateEnd::Approved
+        } else {
+            end
+        }
+    }
+
     fn set_host(
         &self,
         host: &str,
@@ -445,6 +638,15 @@ impl Runner {
                 self.set_host(name, RolloutHostState::Skipped, None, Some(reason));
                 continue;
             }
+            if self.kind == RolloutKind::Update
+                && !self.request.dry_run
+                && !self.request.force
+                && let Err(output) = crate::health::pre_check(&entry.shared).await
+            {
+                let reason = format!("{}: {output}", crate::health::UNHEALTHY_BEFORE_UPDATE);
+                self.set_host(name, RolloutHostState::Skipped, None, Some(reason));
+                continue;
+            }
             match self.start_host(&entry.actor, rollout_id).await {
                 Ok(job_id) => {
                     self.set_host(name, RolloutHostState::Running, Some(job_id.clone()), None);
@@ -520,8 +722,9 @@ impl Runner {
         crate::window::next_open(window, &now).map(|opens| opens.timestamp())
     }
 
-    /// Runs `batches` (original batch index, hosts) in order.
-    async fn run(mut self, batches: Vec<(usize, Vec<String>)>) {
+    /// Runs `batches` (original batch index, hosts) in order; with `GateFirst::Yes`, waits at
+    /// the (already open) gate first.
+    async fn run(mut self, batches: Vec<(usize, Vec<String>)>, gate_first: GateFirst) {
         let rollout_id = lock(&self.shared).id.clone();
         let n_hosts = lock(&self.shared).hosts.len();
         let allowed = match self.kind {
@@ -529,14 +732,29 @@ impl Runner {
             RolloutKind::Update => self.request.max_failures.allowed(n_hosts),
         };
         let mut final_state = RolloutState::Completed;
+        let mut gate_end = None;
+        if gate_first == GateFirst::Yes {
+            match self.wait_at_gate().await {
+                GateEnd::Approved => {}
+                other => {
+                    final_state = RolloutState::Cancelled;
+                    gate_end = Some(other);
+                }
+            }
+        }
+        let mut approved_just_now = gate_first == GateFirst::Yes;
         let mut deferred: Vec<(Timestamp, String)> = Vec::new();
         for (position, (index, hosts)) in batches.iter().enumerate() {
             let index = *index;
+            if gate_end.is_some() {
+                break;
+            }
             if *self.cancel.borrow() {
                 final_state = RolloutState::Cancelled;
                 break;
             }
-            if position > 0 && !self.request.delay.is_zero() {
+            // A batch right after an approval starts at once: the wait was the pause.
+            if position > 0 && !self.request.delay.is_zero() && !approved_just_now {
                 tokio::select! {
                     () = tokio::time::sleep(self.request.delay) => {}
                     _ = self.cancel.wait_for(|c| *c) => {
@@ -545,6 +763,7 @@ impl Runner {
                     }
                 }
             }
+            approved_just_now = false;
             self.set_batch(index, "running");
             self.ctx.bus.publish(EventKind::BatchStarted {
                 rollout_id: rollout_id.clone(),
@@ -566,6 +785,20 @@ impl Runner {
             if n_failed_total > allowed {
                 final_state = RolloutState::Stopped;
                 break;
+            }
+            if self.gate_after == Some(index) && position + 1 < batches.len() {
+                if *self.cancel.borrow() {
+                    final_state = RolloutState::Cancelled;
+                    break;
+                }
+                self.open_gate(index);
+                match self.wait_at_gate().await {
+                    GateEnd::Approved => approved_just_now = true,
+                    other => {
+                        final_state = RolloutState::Cancelled;
+                        gate_end = Some(other);
+                    }
+                }
             }
         }
         // Deferred hosts, as their windows open: the rollout runs until they are done.
@@ -610,13 +843,22 @@ impl Runner {
                 );
             }
             RolloutState::Cancelled => {
-                self.close_pending(RolloutHostState::Cancelled, "rollout cancelled");
+                let reason = match gate_end {
+                    Some(GateEnd::TimedOut) => format!(
+                        "rollout cancelled: not approved within approval_timeout ({}s)",
+                        self.request.approval_timeout.unwrap_or_default().as_secs()
+                    ),
+                    Some(_) => "rollout cancelled while awaiting approval".to_owned(),
+                    None => "rollout cancelled".to_owned(),
+                };
+                self.close_pending(RolloutHostState::Cancelled, &reason);
             }
             _ => {}
         }
         let snapshot = {
             let mut rollout = lock(&self.shared);
             rollout.state = final_state;
+            rollout.gate = None;
             rollout.finished_at = Some(Timestamp::now());
             rollout.clone()
         };

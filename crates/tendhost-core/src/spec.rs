@@ -57,8 +57,45 @@ pub struct HostPolicy {
     /// Refresh package lists (`apt-get update`, `dnf makecache`) before a check.
     pub refresh_lists: bool,
     pub apt_upgrade: AptUpgrade,
+    /// What happens to the services still running replaced code after an update.
+    pub restart_services: RestartServices,
     /// Packages never upgraded (`[defaults]`'s and the host's own `exclude` globs).
     pub exclude: Vec<tendhost_pkg::ExcludeGlob>,
+}
+
+/// `restart_services`: report the processes that still run replaced code, or restart their
+/// units too (then run the health check again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RestartServices {
+    #[default]
+    Report,
+    Restart,
+}
+
+/// `health_check`: what says a host works (a command, an HTTP status, or both), run after
+/// every update and, with `pre_check`, before it. Only ever set from the config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckSpec {
+    /// argv, run on the host as the login user (quoted as every command).
+    pub command: Option<Vec<String>>,
+    /// Fetched through the host's SSH connection.
+    pub http: Option<tendhost_exec::HttpUrl>,
+    pub expect_status: u16,
+    /// Per attempt, for the command and the request each.
+    pub timeout: Duration,
+    /// Attempts after the first failing one.
+    pub retries: u32,
+    /// Pause between attempts.
+    pub interval: Duration,
+    /// Check before updating too: an unhealthy host is skipped (or refused) and not blamed.
+    pub pre_check: bool,
+}
+
+impl HealthCheckSpec {
+    pub const DEFAULT_EXPECT_STATUS: u16 = 200;
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const DEFAULT_RETRIES: u32 = 3;
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 }
 
 /// Docker compose settings (used by the compose issue; parsed now).
@@ -119,6 +156,8 @@ pub struct HostSpec {
     pub compose_paths: Vec<PathBuf>,
     /// argv, run without a shell; only ever set from the config file.
     pub reboot_command: Option<Vec<String>>,
+    /// Only ever set from the config file.
+    pub health_check: Option<HealthCheckSpec>,
     pub package_manager: Option<PinnedManager>,
     pub policy: HostPolicy,
     pub docker: DockerSettings,

@@ -137,6 +137,8 @@ pub struct FailureRecord {
     pub acknowledged: bool,
     /// The job that failed.
     pub job_id: Option<String>,
+    /// A machine-readable cause, when there is one (`health_check_failed`).
+    pub reason: Option<String>,
 }
 
 /// A request that needs the state machine's consent.

@@ -183,6 +183,15 @@ pub enum ExecError {
         source: std::io::Error,
     },
 
+    /// A health check's HTTP request got no answer (nothing listening, the forward refused,
+    /// the timeout).
+    #[error("GET {url} on {host}: {reason}")]
+    Http {
+        host: String,
+        url: String,
+        reason: String,
+    },
+
     /// The executor environment (data directory, `TENDHOST_SSH_KEY`) could not be set up. Not
     /// about one host.
     #[error("cannot set up remote execution: {detail}")]
@@ -242,7 +251,8 @@ impl ExecError {
             | Self::NonZeroExit { host, .. }
             | Self::Killed { host, .. }
             | Self::InvalidCommand { host, .. }
-            | Self::Io { host, .. } => Some(host),
+            | Self::Io { host, .. }
+            | Self::Http { host, .. } => Some(host),
             Self::Setup { .. } => None,
         }
     }

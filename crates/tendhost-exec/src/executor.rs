@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::cmd::{Cmd, Privilege};
 use crate::error::ExecError;
+use crate::http::{HttpAnswer, HttpUrl};
 use crate::output::{Capture, Output, OutputSink};
 use crate::quote::quote_line;
 use crate::sudo::sudo_failure;
@@ -45,6 +46,15 @@ pub trait Executor: Send + Sync {
         sink: &'a dyn OutputSink,
     ) -> BoxFuture<'a, Result<Output, ExecError>>;
 
+    /// `GET url` (an `http://` URL as the host sees it): over SSH through a connection the
+    /// host's master forwards to that address, so the host needs no HTTP client; locally
+    /// directly. Any status is `Ok`; no answer within `timeout` is [`ExecError::Http`].
+    fn http_get<'a>(
+        &'a self,
+        url: &'a HttpUrl,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<HttpAnswer, ExecError>>;
+
     /// Releases what the executor holds (the SSH master connection). Later `run` calls
     /// reconnect, so this is also safe to call while idle; tendhost calls it at shutdown.
     fn close(&self) -> BoxFuture<'_, ()>;
@@ -52,6 +62,15 @@ pub trait Executor: Send + Sync {
     /// The exact line `cmd` runs as on this host (for dry runs and logs).
     fn display(&self, cmd: &Cmd) -> String {
         cmd.display_as(self.privilege())
+    }
+}
+
+/// [`ExecError::Http`] for `url` on `host`.
+pub(crate) fn http_error(host: &str, url: &HttpUrl, reason: impl Into<String>) -> ExecError {
+    ExecError::Http {
+        host: host.to_owned(),
+        url: url.to_string(),
+        reason: reason.into(),
     }
 }
 

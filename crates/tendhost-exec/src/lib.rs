@@ -27,6 +27,7 @@
 mod cmd;
 mod error;
 mod executor;
+mod http;
 mod local;
 mod output;
 mod quote;
@@ -37,6 +38,7 @@ mod timing;
 pub use cmd::{Cmd, CmdProblem, Privilege};
 pub use error::ExecError;
 pub use executor::{BoxFuture, DEFAULT_COMMAND_TIMEOUT, Executor};
+pub use http::{HttpAnswer, HttpUrl};
 pub use local::{LocalExecutor, LocalTarget};
 pub use output::{MAX_CAPTURE, NoSink, Output, OutputSink, Stream};
 pub use quote::{quote, quote_line};

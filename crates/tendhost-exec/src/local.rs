@@ -12,7 +12,8 @@ use tokio::process::{Child, Command};
 
 use crate::cmd::{Cmd, Privilege};
 use crate::error::ExecError;
-use crate::executor::{BoxFuture, DEFAULT_COMMAND_TIMEOUT, Executor, Run};
+use crate::executor::{BoxFuture, DEFAULT_COMMAND_TIMEOUT, Executor, Run, http_error};
+use crate::http::{HttpAnswer, HttpUrl};
 use crate::output::{Capture, Output, OutputSink, Stream, pump};
 
 /// What [`LocalExecutor`] needs to know about the local host.
@@ -132,6 +133,31 @@ impl Executor for LocalExecutor {
         sink: &'a dyn OutputSink,
     ) -> BoxFuture<'a, Result<Output, ExecError>> {
         Box::pin(self.run_inner(cmd, sink))
+    }
+
+    fn http_get<'a>(
+        &'a self,
+        url: &'a HttpUrl,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<HttpAnswer, ExecError>> {
+        Box::pin(async move {
+            let host = &self.target.host_name;
+            let exchange = async {
+                let stream = tokio::net::TcpStream::connect((url.host.as_str(), url.port))
+                    .await
+                    .map_err(|err| format!("cannot connect: {err}"))?;
+                crate::http::get(stream, url).await
+            };
+            match tokio::time::timeout(timeout, exchange).await {
+                Ok(Ok(answer)) => Ok(answer),
+                Ok(Err(reason)) => Err(http_error(host, url, reason)),
+                Err(_) => Err(http_error(
+                    host,
+                    url,
+                    format!("no answer within {}s", timeout.as_secs()),
+                )),
+            }
+        })
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

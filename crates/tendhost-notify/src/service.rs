@@ -354,7 +354,9 @@ impl Follower {
                 RolloutState::Stopped => "stopped",
                 RolloutState::Cancelled => "cancelled",
                 RolloutState::Interrupted => "interrupted",
-                RolloutState::Completed | RolloutState::Running => "finished",
+                RolloutState::Completed
+                | RolloutState::Running
+                | RolloutState::AwaitingApproval => "finished",
             };
             let mut notice = Notice::new(
                 event.as_str(),

@@ -88,6 +88,18 @@ pub fn trigger(kind: &EventKind) -> Option<Trigger> {
             detail: Some(format!("{error} (next attempt {next_attempt})")),
             rollout_id: None,
         }),
+        EventKind::RolloutAwaitingApproval {
+            rollout_id,
+            after_batch,
+        } => Some(Trigger::Plain {
+            event: EventName::RolloutAwaitingApproval,
+            host: None,
+            detail: Some(format!(
+                "Rollout {rollout_id} finished batch {after_batch} and waits for \
+                 POST /rollouts/{rollout_id}/approve (or a cancel)"
+            )),
+            rollout_id: Some(rollout_id.clone()),
+        }),
         other => by_name(other),
     }
 }
@@ -150,5 +162,27 @@ mod tests {
             }),
             None
         );
+    }
+
+    #[test]
+    fn a_rollout_awaiting_approval_names_its_rollout() {
+        let Some(Trigger::Plain {
+            event,
+            host,
+            detail,
+            rollout_id,
+        }) = trigger(&EventKind::RolloutAwaitingApproval {
+            rollout_id: "rollout-7".to_owned(),
+            after_batch: 0,
+        })
+        else {
+            panic!("rollout_awaiting_approval is not a plain notification");
+        };
+        assert_eq!(event, EventName::RolloutAwaitingApproval);
+        assert_eq!(host, None);
+        assert_eq!(rollout_id.as_deref(), Some("rollout-7"));
+        let detail = detail.unwrap();
+        assert!(detail.contains("batch 0"), "{detail}");
+        assert!(detail.contains("/rollouts/rollout-7/approve"), "{detail}");
     }
 }

@@ -26,10 +26,12 @@ pub use crate::ops::host::{
     boot_identity, detect, inventory, reboot, reboot_state, wait_for_new_boot,
 };
 pub use crate::ops::job::{Retired, collect, remove_job, retire_jobs, upgrade, upgrade_selected};
+pub use crate::ops::services::{restart_units, services_to_restart};
 pub use crate::options::{AptUpgrade, JobId, ListRefresh, PkgOptions};
 pub use crate::parse::progress::progress_package;
 pub use crate::selection::{ExcludeGlob, Packages, Target, TargetKind};
 pub use crate::types::{
     BootIdentity, CheckReport, DryRun, Inventory, InventorySource, PackageManager, PendingUpdate,
-    RebootState, Removal, UnknownPackageManager, UpgradeOutcome, UpgradeState, UpgradedPackage,
+    RebootState, Removal, ServiceToRestart, UnknownPackageManager, UpgradeOutcome, UpgradeState,
+    UpgradedPackage,
 };

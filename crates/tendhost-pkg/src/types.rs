@@ -236,3 +236,13 @@ impl Inventory {
         }
     }
 }
+
+/// A process that still maps a deleted or replaced binary or library after an update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceToRestart {
+    pub pid: u32,
+    /// `/proc/PID/comm`.
+    pub command: String,
+    /// Its systemd unit or init script, when known.
+    pub unit: Option<String>,
+}

@@ -15,6 +15,8 @@ pub mod job_state {
 /// Rollout state names the store interprets; any other string is stored as given.
 pub mod rollout_state {
     pub const RUNNING: &str = "running";
+    /// Waiting for approval: kept as it is by recovery and never pruned.
+    pub const AWAITING_APPROVAL: &str = "awaiting_approval";
     /// Set by recovery on rollouts that were `running` when the daemon stopped.
     pub const INTERRUPTED: &str = "interrupted";
 }

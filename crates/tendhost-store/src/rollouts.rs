@@ -161,8 +161,12 @@ pub(crate) fn upsert(conn: &Connection, rollout: &RolloutRecord) -> Result<()> {
 pub(crate) fn prune(conn: &Connection, older_than_ms: i64) -> Result<u64> {
     let n_deleted = conn.execute(
         "DELETE FROM rollouts
-         WHERE state != ?1 AND COALESCE(finished_at_ms, created_at_ms) < ?2",
-        params![rollout_state::RUNNING, older_than_ms],
+         WHERE state NOT IN (?1, ?3) AND COALESCE(finished_at_ms, created_at_ms) < ?2",
+        params![
+            rollout_state::RUNNING,
+            older_than_ms,
+            rollout_state::AWAITING_APPROVAL
+        ],
     )?;
     Ok(count(n_deleted))
 }

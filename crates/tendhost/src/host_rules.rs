@@ -188,6 +188,20 @@ pub const MAX_KEEP_JOB_DIRS: usize = 1000;
 /// Upper bounds of the durations outside a host (listed in docs/configuration.md).
 pub const MAX_WS_PING_INTERVAL: Duration = HOUR;
 pub const MAX_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+pub const MAX_APPROVAL_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// `approve_after` as the core takes it (the same words in a `POST /fleet/update` body and a
+/// `[[schedule]]`).
+pub fn approve_after(
+    gate: tendhost_api::gates::ApproveAfter,
+) -> tendhost_core::model::ApproveAfter {
+    use tendhost_api::gates::ApproveAfter;
+    use tendhost_core::model::ApproveAfter as Gate;
+    match gate {
+        ApproveAfter::Canary => Gate::Canary,
+        ApproveAfter::Batch(index) => Gate::Batch(usize::try_from(index).unwrap_or(usize::MAX)),
+    }
+}
 
 /// The upper bound of one of the host's timing settings (listed in docs/configuration.md).
 /// Beyond these a value is a typo, and it would overflow time arithmetic somewhere.

@@ -72,6 +72,20 @@ pub fn one_of_each() -> Vec<EventKind> {
             path: "/etc/tendhost/cert.pem".to_owned(),
             error: "no CERTIFICATE block in the file".to_owned(),
         },
+        EventKind::RolloutAwaitingApproval {
+            rollout_id: rollout_id(),
+            after_batch: 0,
+        },
+        EventKind::RolloutApproved {
+            rollout_id: rollout_id(),
+            by: "ci".to_owned(),
+        },
+        EventKind::HealthCheckFinished {
+            host: host(),
+            job_id: Some(job_id()),
+            ok: false,
+            output: "curl: (7) connection refused".to_owned(),
+        },
         EventKind::ScheduleTriggered {
             schedule: "nightly".to_owned(),
             rollout_id: rollout_id(),

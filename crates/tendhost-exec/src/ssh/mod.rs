@@ -19,7 +19,8 @@ use openssh::Session;
 
 use crate::cmd::{Cmd, Privilege};
 use crate::error::ExecError;
-use crate::executor::{BoxFuture, DEFAULT_COMMAND_TIMEOUT, Executor, Run};
+use crate::executor::{BoxFuture, DEFAULT_COMMAND_TIMEOUT, Executor, Run, http_error};
+use crate::http::{HttpAnswer, HttpUrl};
 use crate::output::{Output, OutputSink, Stream, pump};
 
 pub use env::{ExecEnv, SSH_KEY_ENV};
@@ -273,6 +274,50 @@ impl SshExecutor {
         run.finish(exit_code, stdout, stderr, duration)
     }
 
+    /// `GET url` through a local forward: the master listens on a private Unix socket next to
+    /// its control socket (never a TCP port other local users could reach) and connects to
+    /// `url`'s address from the host; the forward is closed afterwards.
+    async fn http_get_inner(
+        &self,
+        url: &HttpUrl,
+        timeout: Duration,
+    ) -> Result<HttpAnswer, ExecError> {
+        let host = self.target.host_name.as_str();
+        let session = self.session().await?;
+        let local = self.env.next_socket_path().with_extension("http");
+        let _ = std::fs::remove_file(&local);
+        let remote = || openssh::Socket::new(url.host.as_str(), url.port);
+        let exchange = async {
+            session
+                .request_port_forward(openssh::ForwardType::Local, local.as_path(), remote())
+                .await
+                .map_err(|err| {
+                    format!(
+                        "the SSH connection refused the forward: {}",
+                        error_chain(&err)
+                    )
+                })?;
+            let stream = tokio::net::UnixStream::connect(&local)
+                .await
+                .map_err(|err| format!("cannot use the forward: {err}"))?;
+            crate::http::get(stream, url).await
+        };
+        let result = tokio::time::timeout(timeout, exchange).await;
+        let _ = session
+            .close_port_forward(openssh::ForwardType::Local, local.as_path(), remote())
+            .await;
+        let _ = std::fs::remove_file(&local);
+        match result {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(reason)) => Err(http_error(host, url, reason)),
+            Err(_) => Err(http_error(
+                host,
+                url,
+                format!("no answer within {}s", timeout.as_secs()),
+            )),
+        }
+    }
+
     fn lost(&self, command_line: &str, err: &openssh::Error) -> ExecError {
         ExecError::ConnectionLost {
             host: self.target.host_name.clone(),
@@ -324,6 +369,14 @@ impl Executor for SshExecutor {
         sink: &'a dyn OutputSink,
     ) -> BoxFuture<'a, Result<Output, ExecError>> {
         Box::pin(self.run_inner(cmd, sink))
+    }
+
+    fn http_get<'a>(
+        &'a self,
+        url: &'a HttpUrl,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<HttpAnswer, ExecError>> {
+        Box::pin(self.http_get_inner(url, timeout))
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

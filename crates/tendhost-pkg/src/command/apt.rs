@@ -9,10 +9,13 @@ use tendhost_exec::Cmd;
 use crate::options::PkgOptions;
 
 /// Environment of every apt/dpkg call that may change the system: no prompts (debconf,
-/// needrestart) and C-locale messages for the parsers.
-pub const NONINTERACTIVE_ENV: [(&str, &str); 3] = [
+/// needrestart) and C-locale messages for the parsers. needrestart's apt hook only lists and
+/// is suspended: it never restarts services by itself (tendhost reports them, and restarts
+/// them only with `restart_services = "restart"`).
+pub const NONINTERACTIVE_ENV: [(&str, &str); 4] = [
     ("DEBIAN_FRONTEND", "noninteractive"),
-    ("NEEDRESTART_MODE", "a"),
+    ("NEEDRESTART_MODE", "l"),
+    ("NEEDRESTART_SUSPEND", "1"),
     ("LC_ALL", "C"),
 ];
 
@@ -144,7 +147,7 @@ mod tests {
         };
         assert_eq!(
             upgrade(&opts).display(),
-            "env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a LC_ALL=C apt-get -y -q \
+            "env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l NEEDRESTART_SUSPEND=1 LC_ALL=C apt-get -y -q \
              -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
              -o DPkg::Lock::Timeout=7 dist-upgrade"
         );
@@ -154,7 +157,7 @@ mod tests {
         );
         assert_eq!(
             repair().display(),
-            "env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a LC_ALL=C dpkg \
+            "env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l NEEDRESTART_SUSPEND=1 LC_ALL=C dpkg \
              --force-confdef --force-confold --configure -a"
         );
         let plain = PkgOptions {
@@ -172,7 +175,7 @@ mod tests {
                 &[("linux-image-amd64".to_owned(), "6.1.0+1".to_owned())]
             )
             .display(),
-            "env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a LC_ALL=C apt-get -y -q \
+            "env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l NEEDRESTART_SUSPEND=1 LC_ALL=C apt-get -y -q \
              -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
              -o DPkg::Lock::Timeout=7 install --only-upgrade openssl libssl3 \
              linux-image-amd64=6.1.0+1"

@@ -6,4 +6,5 @@
 pub mod apt;
 pub mod dnf;
 pub mod job;
+pub mod services;
 pub mod system;

@@ -6,6 +6,7 @@
 pub mod check;
 pub mod host;
 pub mod job;
+pub mod services;
 
 use tendhost_exec::{Cmd, ExecError, Executor, NoSink, Output};
 

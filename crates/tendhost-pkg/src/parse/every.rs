@@ -5,7 +5,7 @@
 
 use crate::parse::installed::Installed;
 use crate::parse::installed::parse_installed;
-use crate::parse::{apt, dnf, job, osquery, progress, sections, system};
+use crate::parse::{apt, dnf, job, osquery, progress, sections, services, system};
 use crate::types::{PackageManager, RebootState};
 
 /// One parser: its name and a call of it on arbitrary text.
@@ -109,6 +109,15 @@ pub const PARSERS: &[Parser] = &[
     }),
     ("system::parse_boot_identity", |t| {
         ok(&system::parse_boot_identity(t))
+    }),
+    ("services::parse_stale_processes", |t| {
+        services::parse_stale_processes(t).len()
+    }),
+    ("services::parse_needrestart_batch", |t| {
+        let units = services::parse_needrestart_batch(t);
+        let mut processes = services::parse_stale_processes(t);
+        services::add_needrestart_units(&mut processes, &units);
+        units.len() + processes.len()
     }),
     ("system::parse_inventory", |t| {
         ok(&system::parse_inventory(t, Some(PackageManager::Apt)))

@@ -10,6 +10,7 @@ pub mod installed;
 pub mod job;
 pub mod osquery;
 pub mod progress;
+pub mod services;
 pub mod system;
 
 #[cfg(test)]

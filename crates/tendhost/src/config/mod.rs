@@ -6,6 +6,7 @@
 //! module takes a lookup function so tests can pin the precedence without mutating globals.
 
 mod acme;
+mod health;
 mod limits;
 mod notify;
 mod raw;
@@ -18,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tendhost_core::spec::{
-    AptUpgrade, DockerSettings, HostOrigin, HostPolicy, HostSpec, HostTarget, KnownHostsPolicy,
-    MaintenanceWindow, Timing, UpdatePolicy,
+    AptUpgrade, DockerSettings, HealthCheckSpec, HostOrigin, HostPolicy, HostSpec, HostTarget,
+    KnownHostsPolicy, MaintenanceWindow, Timing, UpdatePolicy,
 };
 use tendhost_pkg::ExcludeGlob;
 use toml::Spanned;
@@ -166,6 +167,9 @@ pub struct HostDefaults {
     pub sudo: bool,
     pub known_hosts: KnownHostsPolicy,
     pub timing: Timing,
+    /// `[defaults.health_check]`: config-file hosts only (hosts registered through the API
+    /// never get one).
+    pub health_check: Option<HealthCheckSpec>,
     /// Packages never upgraded on any host (a host's own `exclude` adds to these).
     pub exclude: Vec<ExcludeGlob>,
     /// Job directories whose outcome is stored that stay on each host (the newest).
@@ -181,6 +185,7 @@ impl Default for HostDefaults {
             sudo: false,
             known_hosts: KnownHostsPolicy::Strict,
             timing: Timing::default(),
+            health_check: None,
             exclude: Vec::new(),
             keep_job_dirs: tendhost_core::spec::DEFAULT_KEEP_JOB_DIRS,
         }
@@ -855,6 +860,10 @@ impl Validator<'_> {
                 .as_ref()
                 .map_or(base.known_hosts, |policy| self.known_hosts(policy)),
             timing,
+            health_check: raw
+                .health_check
+                .as_ref()
+                .and_then(|check| self.health_check(check)),
             exclude: self.exclude(&raw.exclude, &[]),
             keep_job_dirs: self.keep_job_dirs(raw.keep_job_dirs.as_ref(), base.keep_job_dirs),
         }
@@ -967,6 +976,10 @@ impl Validator<'_> {
                 .map(|path| PathBuf::from(path.get_ref()))
                 .collect(),
             reboot_command,
+            health_check: match &raw.health_check {
+                Some(check) => self.health_check(check),
+                None => defaults.health_check.clone(),
+            },
             package_manager,
             policy: HostPolicy {
                 exclude: self.exclude(&raw.exclude, &defaults.exclude),
@@ -997,6 +1010,7 @@ impl Validator<'_> {
                 .and_then(|window| self.window(window)),
             refresh_lists: raw.refresh_lists.unwrap_or(true),
             apt_upgrade,
+            restart_services: self.restart_services(raw.restart_services.as_ref()),
             exclude: Vec::new(),
         }
     }

@@ -316,7 +316,8 @@ impl Validator<'_> {
         }
     }
 
-    fn bounded(
+    /// A duration `key` within `max`, `default` when absent or bad (a bad one is reported).
+    pub(super) fn bounded(
         &mut self,
         raw: Option<&Spanned<String>>,
         key: &str,

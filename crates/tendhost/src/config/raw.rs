@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub(crate) use crate::config::health::RawHealthCheck;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawConfig {
@@ -128,6 +130,7 @@ pub(crate) struct RawDefaults {
     pub ssh_idle_timeout: Option<Spanned<String>>,
     pub reconnect_window: Option<Spanned<String>>,
     pub dpkg_lock_timeout: Option<Spanned<String>>,
+    pub health_check: Option<Spanned<RawHealthCheck>>,
     #[serde(default)]
     pub exclude: Vec<Spanned<String>>,
     pub job_timeout: Option<Spanned<String>>,
@@ -160,6 +163,7 @@ pub(crate) struct RawHost {
     #[serde(default)]
     pub compose_paths: Vec<Spanned<String>>,
     pub reboot_command: Option<Spanned<Vec<String>>>,
+    pub health_check: Option<Spanned<RawHealthCheck>>,
     pub package_manager: Option<Spanned<String>>,
     #[serde(default)]
     pub exclude: Vec<Spanned<String>>,
@@ -178,6 +182,7 @@ pub(crate) struct RawPolicy {
     pub maintenance_window: Option<Spanned<RawWindow>>,
     pub refresh_lists: Option<bool>,
     pub apt_upgrade: Option<Spanned<String>>,
+    pub restart_services: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

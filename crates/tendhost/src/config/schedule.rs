@@ -1,7 +1,7 @@
 //! `[[schedule]]` tables: the raw TOML shape and its validation into the core's
 //! `ScheduleSpec` (cron through `tendhost_core::schedule::parse_cron`, an IANA time zone,
 //! the `POST /fleet/update` fields with the same names, `reboot`, `window_grace`,
-//! `catch_up`, `enabled`). Every problem is reported at its `file:line:col`.
+//! `catch_up`, `enabled`, the approval gate `approve_after`/`approval_timeout`). Every problem is reported at its `file:line:col`.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -41,6 +41,8 @@ pub(crate) struct RawSchedule {
     pub delay_ms: Option<Spanned<i64>>,
     pub reboot: Option<Spanned<String>>,
     pub window_grace: Option<Spanned<String>>,
+    pub approve_after: Option<Spanned<tendhost_api::gates::ApproveAfter>>,
+    pub approval_timeout: Option<Spanned<String>>,
     pub catch_up: Option<bool>,
 }
 
@@ -200,6 +202,7 @@ impl Validator<'_> {
                 );
             }
         }
+        let (approve_after, approval_timeout) = self.schedule_gate(raw, action, &canary);
         if self.diagnostics.len() > n_errors {
             return None;
         }
@@ -217,6 +220,8 @@ impl Validator<'_> {
                 defer_outside_window: true,
                 window_grace,
                 trigger: Trigger::Schedule(name.clone()),
+                approve_after,
+                approval_timeout,
             },
             name,
             enabled: raw.enabled.unwrap_or(true),
@@ -227,6 +232,44 @@ impl Validator<'_> {
             action,
             catch_up: raw.catch_up.unwrap_or(false),
         })
+    }
+
+    /// `approve_after` and `approval_timeout`, as in `POST /fleet/update`: only for updates,
+    /// `"canary"` only with `canary` hosts. Whether a batch index is not the last batch is
+    /// known when the run plans its batches (a run that does not fit is logged, not started).
+    fn schedule_gate(
+        &mut self,
+        raw: &RawSchedule,
+        action: RolloutKind,
+        canary: &[String],
+    ) -> (Option<model::ApproveAfter>, Option<Duration>) {
+        let approve_after = raw.approve_after.as_ref().map(|gate| {
+            let wrong = match (action, gate.get_ref()) {
+                (RolloutKind::Check, _) => Some("is for action \"update\" only"),
+                (_, tendhost_api::gates::ApproveAfter::Canary) if canary.is_empty() => {
+                    Some("\"canary\" needs canary hosts")
+                }
+                _ => None,
+            };
+            if let Some(wrong) = wrong {
+                self.error(&gate.span(), format!("approve_after {wrong}"));
+            }
+            host_rules::approve_after(*gate.get_ref())
+        });
+        let approval_timeout = raw.approval_timeout.as_ref().and_then(|timeout| {
+            if approve_after.is_none() {
+                self.error(
+                    &timeout.span(),
+                    "approval_timeout needs approve_after".to_owned(),
+                );
+            }
+            host_rules::duration_reason(timeout.get_ref(), host_rules::MAX_APPROVAL_TIMEOUT)
+                .map_err(|reason| {
+                    self.error(&timeout.span(), format!("approval_timeout {reason}"));
+                })
+                .ok()
+        });
+        (approve_after, approval_timeout)
     }
 
     /// The IANA zone named, or the system's (UTC when it has no IANA name).

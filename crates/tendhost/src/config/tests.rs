@@ -897,6 +897,7 @@ fn schedules_and_excludes() {
          [[host]]\nname = \"a\"\naddr = \"10.0.0.1\"\nexclude = [\"docker-ce\", \"linux-image-*\"]\n\n\
          [[schedule]]\nname = \"nightly\"\ncron = \"0 3 * * *\"\ntimezone = \"Europe/Berlin\"\n\
          packages = \"security\"\nreboot = \"if_required\"\nwindow_grace = \"6h\"\n\
+         approve_after = \"canary\"\napproval_timeout = \"12h\"\n\
          max_failures = \"10%\"\ncanary = [\"a\"]\nfilter = { hosts = [\"a\"] }\n\n\
          [[schedule]]\nname = \"named\"\ncron = \"@weekly\"\naction = \"check\"\n\
          packages = [\"openssl\"]\nenabled = false\ncatch_up = true\n",
@@ -922,6 +923,15 @@ fn schedules_and_excludes() {
     );
     assert_eq!(nightly.request.window_grace, Duration::from_secs(6 * 3600));
     assert!(nightly.request.defer_outside_window);
+    assert_eq!(
+        nightly.request.approve_after,
+        Some(tendhost_core::model::ApproveAfter::Canary)
+    );
+    assert_eq!(
+        nightly.request.approval_timeout,
+        Some(Duration::from_secs(12 * 3600))
+    );
+    assert_eq!(named.request.approve_after, None);
     assert_eq!(
         nightly.request.trigger,
         tendhost_core::model::Trigger::Schedule("nightly".to_owned())
@@ -986,6 +996,36 @@ fn schedules_and_excludes() {
             8,
             14,
             "batch_size must be between",
+        ),
+        (
+            "cron = \"@daily\"\napprove_after = \"canary\"\n",
+            8,
+            17,
+            "approve_after \"canary\" needs canary hosts",
+        ),
+        (
+            "cron = \"@daily\"\naction = \"check\"\napprove_after = 0\n",
+            9,
+            17,
+            "approve_after is for action \"update\" only",
+        ),
+        (
+            "cron = \"@daily\"\napprove_after = \"first\"\n",
+            8,
+            17,
+            "\"canary\" or a batch index",
+        ),
+        (
+            "cron = \"@daily\"\napprove_after = 0\napproval_timeout = \"31d\"\n",
+            9,
+            20,
+            "approval_timeout",
+        ),
+        (
+            "cron = \"@daily\"\napproval_timeout = \"1h\"\n",
+            8,
+            20,
+            "approval_timeout needs approve_after",
         ),
     ] {
         check_err(&format!("{base}{extra}"), line, col, needle);

@@ -110,6 +110,27 @@ fn payload(kind: &EventKind) -> EventPayload {
         EventKind::CertificateReloadFailed { path, error } => {
             EventPayload::CertificateReloadFailed { path, error }
         }
+        EventKind::RolloutAwaitingApproval {
+            rollout_id,
+            after_batch,
+        } => EventPayload::RolloutAwaitingApproval {
+            rollout_id,
+            after_batch,
+        },
+        EventKind::RolloutApproved { rollout_id, by } => {
+            EventPayload::RolloutApproved { rollout_id, by }
+        }
+        EventKind::HealthCheckFinished {
+            host,
+            job_id,
+            ok,
+            output,
+        } => EventPayload::HealthCheckFinished {
+            host,
+            job_id,
+            ok,
+            output,
+        },
         EventKind::ScheduleTriggered {
             schedule,
             rollout_id,

@@ -15,6 +15,7 @@ use tendhost_api::rollouts::{
 use tendhost_auth::Caller;
 use tendhost_core::model::{self, RolloutRequest, RolloutSnapshot};
 
+use crate::host_rules::MAX_APPROVAL_TIMEOUT;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiJson};
 use crate::http::extract::OptionalJson;
@@ -78,8 +79,11 @@ pub async fn check(
         reported `skipped`. Hosts outside their maintenance window are skipped unless `force` \
         (or wait as `deferred` for it to open, up to 24 hours, with `defer_outside_window`); \
         `packages` picks what each host installs; \
-        `check-only` hosts are skipped unless `dry_run`. Answers at once with the rollout id \
-        and its batches. The body is required (`{}` takes every default).",
+        `check-only` hosts are skipped unless `dry_run`. With `approve_after`, the rollout waits \
+        after that batch in `awaiting_approval` for `POST /rollouts/{id}/approve` (or a cancel, \
+        or `approval_timeout`, which cancels it); the wait survives a daemon restart. Answers \
+        at once with the rollout id and its batches. The body is required (`{}` takes every \
+        default).",
     request_body(content = FleetUpdateRequest, content_type = "application/json"),
     responses(
         (status = 202, description = "The rollout started", body = RolloutAccepted,
@@ -143,6 +147,13 @@ fn rollout_request(body: FleetUpdateRequest) -> Result<RolloutRequest, ApiError>
         filter: host_filter(body.filter)?,
         dry_run: body.dry_run,
         force: body.force,
+        approve_after: body.approve_after.map(crate::host_rules::approve_after),
+        approval_timeout: body
+            .approval_timeout
+            .as_deref()
+            .map(|text| crate::host_rules::duration_reason(text, MAX_APPROVAL_TIMEOUT))
+            .transpose()
+            .map_err(|reason| ApiError::invalid_value("approval_timeout", reason))?,
         packages: selection::packages(body.packages)?,
         reboot: None,
         defer_outside_window: body.defer_outside_window,
@@ -241,6 +252,14 @@ mod tests {
                     vec!["a"; MAX_NAMES + 1]
                 ),
                 "filter.hosts",
+            ),
+            (
+                r#"{"approval_timeout": "31d"}"#.to_owned(),
+                "approval_timeout",
+            ),
+            (
+                r#"{"approval_timeout": "soon"}"#.to_owned(),
+                "approval_timeout",
             ),
         ] {
             let err = rollout_request(body(&json)).unwrap_err();

@@ -5,6 +5,7 @@
 use axum::http::StatusCode;
 use jiff::Timestamp;
 use serde_json::json;
+use tendhost_api::gates as wire_gates;
 use tendhost_api::hosts as wire;
 use tendhost_api::jobs as wire_jobs;
 use tendhost_api::packages as wire_packages;
@@ -12,14 +13,15 @@ use tendhost_api::rollouts as wire_rollouts;
 use tendhost_api::schedules as wire_schedules;
 use tendhost_core::events::OutputStream;
 use tendhost_core::model::{
-    FleetError, HostFilter, HostSnapshot, JobSnapshot, JobState, LogLine, MaxFailures, Packages,
-    RebootChoice, RolloutBatch, RolloutHost, RolloutHostState, RolloutKind, RolloutSnapshot,
-    RolloutState, Trigger,
+    ApproveAfter, FleetError, HostFilter, HostSnapshot, JobSnapshot, JobState, LogLine,
+    MaxFailures, Packages, RebootChoice, RolloutBatch, RolloutHost, RolloutHostState, RolloutKind,
+    RolloutSnapshot, RolloutState, Trigger,
 };
 use tendhost_core::spec::{HostOrigin, MaintenanceWindow, UpdatePolicy, Weekday};
 use tendhost_core::state::{FailureRecord, HostState, JobKind};
 use tendhost_pkg::{
-    Inventory, InventorySource, PackageManager, PendingUpdate, RebootState, UpgradedPackage,
+    Inventory, InventorySource, PackageManager, PendingUpdate, RebootState, ServiceToRestart,
+    UpgradedPackage,
 };
 
 use crate::http::error::ApiError;
@@ -29,6 +31,10 @@ impl From<FleetError> for ApiError {
         let message = err.to_string();
         match err {
             FleetError::NotFound { .. } => ApiError::not_found(message),
+            FleetError::UnhealthyBeforeUpdate { output, .. } => {
+                ApiError::new(StatusCode::CONFLICT, "unhealthy_before_update", message)
+                    .with_details(json!({ "output": output }))
+            }
             FleetError::HostBusy { job_id, .. } => {
                 ApiError::new(StatusCode::CONFLICT, "host_busy", message)
                     .with_details(json!({ "job_id": job_id }))
@@ -184,6 +190,7 @@ pub fn failure(failure: &FailureRecord) -> wire::Failure {
         retry_count: failure.retry_count,
         acknowledged: failure.acknowledged,
         job_id: failure.job_id.clone(),
+        reason: failure.reason.clone(),
     }
 }
 
@@ -291,7 +298,29 @@ pub fn host_detail(host: &HostSnapshot) -> wire::HostDetail {
         last_check: opt_time(host.last_check),
         current_job: host.current_job.clone(),
         last_error: host.last_error.clone(),
+        last_health_check: host
+            .last_health_check
+            .as_ref()
+            .map(|report| wire_gates::HealthCheck {
+                ok: report.ok,
+                at: time(report.at),
+                job_id: report.job_id.clone(),
+                output: report.output.clone(),
+                attempts: report.attempts,
+            }),
+        services_to_restart: services(&host.services_to_restart),
     }
+}
+
+fn services(processes: &[ServiceToRestart]) -> Vec<wire_gates::ServiceToRestart> {
+    processes
+        .iter()
+        .map(|process| wire_gates::ServiceToRestart {
+            pid: process.pid,
+            command: process.command.clone(),
+            unit: process.unit.clone(),
+        })
+        .collect()
 }
 
 pub fn host_inventory(host: &HostSnapshot) -> wire::HostInventory {
@@ -346,6 +375,7 @@ pub fn job(job: &JobSnapshot) -> wire_jobs::Job {
         packages_failed: job.packages_failed.clone(),
         pending: job.pending.iter().map(pending_update).collect(),
         commands: job.commands.clone(),
+        services_to_restart: services(&job.services_to_restart),
         log: job.log.iter().map(log_line).collect(),
     }
 }
@@ -360,6 +390,7 @@ pub fn rollout_kind(kind: RolloutKind) -> wire_rollouts::RolloutKind {
 pub fn rollout_state(state: RolloutState) -> wire_rollouts::RolloutState {
     match state {
         RolloutState::Running => wire_rollouts::RolloutState::Running,
+        RolloutState::AwaitingApproval => wire_rollouts::RolloutState::AwaitingApproval,
         RolloutState::Completed => wire_rollouts::RolloutState::Completed,
         RolloutState::Stopped => wire_rollouts::RolloutState::Stopped,
         RolloutState::Cancelled => wire_rollouts::RolloutState::Cancelled,
@@ -486,6 +517,21 @@ pub fn rollout(rollout: &RolloutSnapshot) -> wire_rollouts::Rollout {
         counts: counts(rollout),
         batches: rollout.batches.iter().map(batch).collect(),
         hosts: rollout.hosts.iter().map(rollout_host).collect(),
+        approve_after: request.approve_after.map(|gate| match gate {
+            ApproveAfter::Canary => wire_gates::ApproveAfter::Canary,
+            ApproveAfter::Batch(index) => {
+                wire_gates::ApproveAfter::Batch(u64::try_from(index).unwrap_or(u64::MAX))
+            }
+        }),
+        approval_timeout: request
+            .approval_timeout
+            .map(|timeout| humantime::format_duration(timeout).to_string()),
+        awaiting_approval: rollout.gate.as_ref().map(|gate| wire_gates::ApprovalGate {
+            after_batch: gate.after_batch,
+            since: time(gate.since),
+            deadline: opt_time(gate.deadline),
+        }),
+        approved_by: rollout.approved_by.clone(),
     }
 }
 
@@ -649,6 +695,7 @@ mod tests {
         }
         for state in [
             RolloutState::Running,
+            RolloutState::AwaitingApproval,
             RolloutState::Completed,
             RolloutState::Stopped,
             RolloutState::Cancelled,

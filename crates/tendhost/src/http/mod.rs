@@ -277,6 +277,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rollouts::list))
         .routes(routes!(rollouts::get))
         .routes(routes!(rollouts::cancel))
+        .routes(routes!(rollouts::approve))
         .routes(routes!(rollouts::resume))
         .routes(routes!(schedules::list))
         .routes(routes!(schedules::get))

@@ -149,6 +149,7 @@ pub fn host_spec(
         tags: new.tags,
         compose_paths: Vec::new(),
         reboot_command: None,
+        health_check: None,
         package_manager: new.package_manager.map(spec_package_manager),
         policy: HostPolicy {
             updates: spec_updates(policy.updates.unwrap_or_default()),
@@ -158,6 +159,7 @@ pub fn host_spec(
             apt_upgrade: policy
                 .apt_upgrade
                 .map_or(spec::AptUpgrade::DistUpgrade, spec_apt_upgrade),
+            restart_services: spec::RestartServices::Report,
             exclude: defaults.exclude.clone(),
         },
         docker: spec::DockerSettings::default(),

@@ -1,13 +1,15 @@
 //! `/rollouts` routes: one rollout with per-batch and per-host status, the paginated list
-//! (newest first), and cancellation (running hosts finish, no new ones start). Rollouts are
-//! started by the `/fleet` routes. Finished rollouts the fleet no longer holds in memory
-//! (`keep_finished_rollouts`) are answered from the state database, the same way.
+//! (newest first), cancellation (running hosts finish, no new ones start), approval at a gate
+//! and resuming an interrupted rollout. Rollouts are started by the `/fleet` routes. Finished
+//! rollouts the fleet no longer holds in memory (`keep_finished_rollouts`) are answered from
+//! the state database, the same way.
 
-use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use tendhost_api::ErrorResponse;
 use tendhost_api::rollouts::{Rollout, RolloutList, RolloutListQuery};
+use tendhost_auth::Caller;
 use tendhost_core::model::{FleetError, RolloutSnapshot, RolloutState};
 
 use crate::http::AppState;
@@ -19,8 +21,9 @@ use crate::http::mapping;
 /// The query parameters `GET /rollouts` knows.
 const LIST_PARAMS: &[&str] = &["page", "per_page", "state"];
 
-const STATES: [RolloutState; 5] = [
+const STATES: [RolloutState; 6] = [
     RolloutState::Running,
+    RolloutState::AwaitingApproval,
     RolloutState::Completed,
     RolloutState::Stopped,
     RolloutState::Cancelled,
@@ -173,6 +176,35 @@ pub async fn cancel(
         }
         other => other?,
     };
+    Ok((StatusCode::ACCEPTED, Json(mapping::rollout(&rollout))))
+}
+
+/// Approves a rollout waiting at its gate.
+#[utoipa::path(
+    post,
+    path = "/rollouts/{id}/approve",
+    operation_id = "approve_rollout",
+    tag = "rollouts",
+    summary = "Approve a rollout waiting at its gate",
+    description = "A rollout started with `approve_after` waits in `awaiting_approval` after \
+        that batch (also across a daemon restart). This lets it go on with the next batch, with \
+        a `rollout_approved` event naming the token that approved it. `POST \
+        /rollouts/{id}/cancel` stops it instead, updating no further host.",
+    params(("id" = String, Path, description = "Rollout id", example = "rollout-18f3a2b4c60-18")),
+    responses(
+        (status = 202, description = "Approved: the rollout runs again", body = Rollout),
+        (status = 404, description = "No such rollout", body = ErrorResponse),
+        (status = 409, description = "The rollout is not `awaiting_approval` (`invalid_rollout_state`, with `details.current_state`)", body = ErrorResponse,
+            example = json!({"error": {"code": "invalid_rollout_state", "message": "rollout rollout-18f3a2b4c60-18 is running: only a rollout awaiting approval can be approved", "details": {"current_state": "running"}}})),
+    )
+)]
+pub async fn approve(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<(StatusCode, Json<Rollout>), ApiError> {
+    let by = caller.map_or_else(|| "anonymous".to_owned(), |Extension(caller)| caller.name);
+    let rollout = state.fleet().approve_rollout(&id, &by).await?;
     Ok((StatusCode::ACCEPTED, Json(mapping::rollout(&rollout))))
 }
 

@@ -18,13 +18,14 @@ use serde_json::Value;
 use tendhost_core::events::{EventKind, OutputStream};
 use tendhost_core::model::HostStatus;
 use tendhost_core::model::{
-    DEFAULT_WINDOW_GRACE, HostFilter, JobSnapshot, JobState, LogLine, MaxFailures, Packages,
-    RebootChoice, RolloutBatch, RolloutHost, RolloutHostState, RolloutKind, RolloutRequest,
-    RolloutSnapshot, RolloutState, Trigger, UpdateOptions,
+    ApprovalGate, ApproveAfter, DEFAULT_WINDOW_GRACE, HostFilter, JobSnapshot, JobState, LogLine,
+    MaxFailures, Packages, RebootChoice, RolloutBatch, RolloutHost, RolloutHostState, RolloutKind,
+    RolloutRequest, RolloutSnapshot, RolloutState, Trigger, UpdateOptions,
 };
 use tendhost_core::state::{FailureRecord, HostState, JobKind};
 use tendhost_pkg::{
-    Inventory, InventorySource, PackageManager, PendingUpdate, RebootState, UpgradedPackage,
+    Inventory, InventorySource, PackageManager, PendingUpdate, RebootState, ServiceToRestart,
+    UpgradedPackage,
 };
 use tendhost_store::{
     EventRecord, HostStatusRecord, JobRecord, OutputLineRecord, RolloutBatchRecord,
@@ -213,6 +214,20 @@ enum StoredEvent {
         path: String,
         error: String,
     },
+    RolloutAwaitingApproval {
+        rollout_id: String,
+        after_batch: usize,
+    },
+    RolloutApproved {
+        rollout_id: String,
+        by: String,
+    },
+    HealthCheckFinished {
+        host: String,
+        job_id: Option<String>,
+        ok: bool,
+        output: String,
+    },
     ScheduleTriggered {
         schedule: String,
         rollout_id: String,
@@ -277,6 +292,8 @@ struct StoredFailure {
     retry_count: u32,
     acknowledged: bool,
     job_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -387,6 +404,7 @@ pub fn host_status_record(name: &str, status: &HostStatus, now_ms: i64) -> HostS
                 retry_count: failure.retry_count,
                 acknowledged: failure.acknowledged,
                 job_id: failure.job_id.clone(),
+                reason: failure.reason.clone(),
             })
         }),
         pending_updates: to_json(&pending_json(&status.report.pending)),
@@ -421,6 +439,7 @@ pub fn host_status(record: HostStatusRecord) -> HostStatus {
             retry_count: failure.retry_count,
             acknowledged: failure.acknowledged,
             job_id: failure.job_id,
+            reason: failure.reason,
         });
     if status.state == HostState::Failed && status.failure.is_none() {
         status.state = HostState::Idle;
@@ -530,9 +549,18 @@ struct StoredJob {
     packages_failed: Vec<String>,
     pending: Vec<Pending>,
     commands: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    services_to_restart: Vec<StoredService>,
     /// Always empty.
     #[serde(default, skip_deserializing)]
     log: [(); 0],
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredService {
+    pid: u32,
+    command: String,
+    unit: Option<String>,
 }
 
 fn changed_json(packages: &[UpgradedPackage]) -> Vec<Changed> {
@@ -558,6 +586,15 @@ pub fn job_record(job: &JobSnapshot) -> JobRecord {
         packages_failed: job.packages_failed.clone(),
         pending: pending_json(&job.pending),
         commands: job.commands.clone(),
+        services_to_restart: job
+            .services_to_restart
+            .iter()
+            .map(|process| StoredService {
+                pid: process.pid,
+                command: process.command.clone(),
+                unit: process.unit.clone(),
+            })
+            .collect(),
         log: [],
     };
     JobRecord {
@@ -635,6 +672,15 @@ pub fn job(record: &JobRecord, lines: Vec<OutputLineRecord>) -> Result<JobSnapsh
     job.packages_failed = outcome.packages_failed;
     job.pending = pending_of(outcome.pending);
     job.commands = outcome.commands;
+    job.services_to_restart = outcome
+        .services_to_restart
+        .into_iter()
+        .map(|process| ServiceToRestart {
+            pid: process.pid,
+            command: process.command,
+            unit: process.unit,
+        })
+        .collect();
     job.log = log_lines(lines);
     Ok(job)
 }
@@ -771,6 +817,39 @@ struct StoredRollout {
     counts: StoredCounts,
     batches: Vec<StoredBatch>,
     hosts: Vec<StoredRolloutHost>,
+    /// `"canary"` or a batch index; absent: no gate (and in rows of earlier releases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    approve_after: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    approval_timeout_ms: Option<u64>,
+    /// The open gate of a rollout `awaiting_approval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gate: Option<StoredGate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    approved_by: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredGate {
+    after_batch: usize,
+    since: String,
+    deadline: Option<String>,
+}
+
+fn stored_approve_after(gate: ApproveAfter) -> Value {
+    match gate {
+        ApproveAfter::Canary => Value::String("canary".to_owned()),
+        ApproveAfter::Batch(index) => Value::from(u64::try_from(index).unwrap_or(u64::MAX)),
+    }
+}
+
+fn approve_after_of(value: &Value) -> Option<ApproveAfter> {
+    match value {
+        Value::String(text) if text == "canary" => Some(ApproveAfter::Canary),
+        other => other
+            .as_u64()
+            .map(|index| ApproveAfter::Batch(usize::try_from(index).unwrap_or(usize::MAX))),
+    }
 }
 
 fn stored_rollout(rollout: &RolloutSnapshot) -> StoredRollout {
@@ -852,6 +931,16 @@ fn stored_rollout(rollout: &RolloutSnapshot) -> StoredRollout {
                 reason: host.reason.clone(),
             })
             .collect(),
+        approve_after: request.approve_after.map(stored_approve_after),
+        approval_timeout_ms: request
+            .approval_timeout
+            .map(|timeout| u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
+        gate: rollout.gate.as_ref().map(|gate| StoredGate {
+            after_batch: gate.after_batch,
+            since: time_text(gate.since),
+            deadline: gate.deadline.map(time_text),
+        }),
+        approved_by: rollout.approved_by.clone(),
     }
 }
 
@@ -921,6 +1010,7 @@ pub fn rollout(record: &RolloutRecord) -> Option<RolloutSnapshot> {
     };
     let state = match record.state.as_str() {
         "running" | "interrupted" => RolloutState::Interrupted,
+        "awaiting_approval" => RolloutState::AwaitingApproval,
         "completed" => RolloutState::Completed,
         "stopped" => RolloutState::Stopped,
         _ => RolloutState::Cancelled,
@@ -949,6 +1039,8 @@ pub fn rollout(record: &RolloutRecord) -> Option<RolloutSnapshot> {
             },
             dry_run: stored.dry_run,
             force: stored.force,
+            approve_after: stored.approve_after.as_ref().and_then(approve_after_of),
+            approval_timeout: stored.approval_timeout_ms.map(Duration::from_millis),
             packages: packages_of(stored.packages),
             reboot: stored.reboot.as_deref().and_then(RebootChoice::parse),
             defer_outside_window: stored.defer_outside_window,
@@ -981,6 +1073,14 @@ pub fn rollout(record: &RolloutRecord) -> Option<RolloutSnapshot> {
             })
             .collect(),
         n_failed: stored.n_failed,
+        gate: stored.gate.and_then(|gate| {
+            Some(ApprovalGate {
+                after_batch: gate.after_batch,
+                since: time_of(&gate.since)?,
+                deadline: gate.deadline.as_deref().and_then(time_of),
+            })
+        }),
+        approved_by: stored.approved_by,
     })
 }
 
