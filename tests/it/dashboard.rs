@@ -346,6 +346,11 @@ async fn an_operator_updates_rolls_out_and_reconnects_a_reader_only_looks() {
             host.addr()
         ));
     }
+    // For the screenshots: a schedule far from now (it never starts during the test).
+    config.push_str(
+        "\n[[schedule]]\nname = \"nightly-security\"\ncron = \"0 3 1 1 *\"\naction = \"update\"\n\
+         packages = \"security\"\n",
+    );
     let app = spawn_app(&config).await;
     let names: Vec<String> = fleet.hosts().iter().map(|h| h.name().to_owned()).collect();
     let (status, _) = call(
@@ -633,6 +638,8 @@ async fn an_operator_updates_rolls_out_and_reconnects_a_reader_only_looks() {
     page.screenshot(&shots.join("overview-phone-dark.png"))
         .await;
     page.viewport(1280, 900, false).await;
+    show(page, "#/schedules").await;
+    page.screenshot(&shots.join("schedules.png")).await;
     assert_clean_console_but_reconnects(page);
 
     // A read token: no action controls; a POST forced from the page is refused.
