@@ -1,13 +1,14 @@
 // app.js: the dashboard's shell. It finds out who the page acts as (`GET /session`; a login
 // form with `POST /session` when there is no session), starts the event stream, and routes
 // the fragment (`#/`, `#/hosts`, `#/hosts/NAME`, `#/rollouts`, `#/rollouts/ID`,
-// `#/rollouts/new`, `#/audit`) to a page. Client routes live in the fragment, never on the
+// `#/rollouts/new`, `#/schedules`, `#/audit`) to a page. Client routes live in the fragment,
+// never on the
 // API's paths. The role decides which controls are drawn; the API enforces it anyway.
 
-import { api, get, loadFeatures, whenUnauthorized } from './api.js';
+import { api, get, has, loadFeatures, whenUnauthorized } from './api.js';
 import { h, mount } from './dom.js';
 import * as live from './live.js';
-import { auditPage, hostPage, hostsPage, overviewPage } from './pages.js';
+import { auditPage, hostPage, hostsPage, overviewPage, schedulesPage } from './pages.js';
 import { rolloutFormPage, rolloutPage, rolloutsPage } from './rollouts.js';
 
 const main = document.getElementById('main');
@@ -106,6 +107,7 @@ async function route() {
   else if (parts[0] === 'rollouts' && parts[1] === 'new') page = rolloutFormPage;
   else if (parts[0] === 'rollouts' && parts.length > 1) page = rolloutPage;
   else if (parts[0] === 'rollouts') page = rolloutsPage;
+  else if (parts[0] === 'schedules') page = schedulesPage;
   else if (parts[0] === 'audit') page = auditPage;
   else page = null;
   const view = h('div', { class: 'view' });
@@ -143,6 +145,7 @@ async function boot() {
   document.getElementById('nav-audit').hidden = !can('admin');
   document.getElementById('logout').hidden = !me.auth_enabled;
   await loadFeatures();
+  document.getElementById('nav-schedules').hidden = !has('/schedules');
   live.start();
   await route();
 }

@@ -83,14 +83,16 @@ function rolloutRow(rollout) {
       h('code', {}, '…' + rollout.id.slice(-12)))),
     h('td', {}, rollout.kind + (rollout.dry_run ? ' (dry run)' : '')),
     h('td', {}, badge(rollout.state)),
-    h('td', {}, `${rollout.counts.succeeded}/${rollout.n_hosts} succeeded, ${rollout.counts.failed} failed`),
+    h('td', {}, `${rollout.counts.succeeded}/${rollout.n_hosts} succeeded, ${rollout.counts.failed} failed`
+      + (rollout.counts.deferred ? `, ${rollout.counts.deferred} deferred` : '')),
+    h('td', {}, triggerText(rollout.trigger)),
     h('td', {}, when(rollout.created_at)));
 }
 
 export function rolloutTable(rollouts) {
   if (!rollouts.length) return h('p', { class: 'muted' }, 'No rollouts yet.');
   return h('div', { class: 'scroll' }, h('table', { class: 'rollouts' },
-    h('thead', {}, h('tr', {}, ['Rollout', 'Kind', 'State', 'Progress', 'Started'].map((t) => h('th', { scope: 'col' }, t)))),
+    h('thead', {}, h('tr', {}, ['Rollout', 'Kind', 'State', 'Progress', 'Started by', 'Started'].map((t) => h('th', { scope: 'col' }, t)))),
     h('tbody', {}, rollouts.map(rolloutRow))));
 }
 
@@ -158,13 +160,74 @@ export async function overviewPage({ view }) {
   return off;
 }
 
+// `GET /schedules` items by `next_run`, soonest first; paused or disabled ones (no
+// `next_run`) last.
+function byNextRun(schedules) {
+  const items = ((schedules && schedules.data) || []).slice();
+  return items.sort((a, b) => (a.next_run ? 0 : 1) - (b.next_run ? 0 : 1)
+    || String(a.next_run || '').localeCompare(String(b.next_run || '')) || a.name.localeCompare(b.name));
+}
+
+function scheduleStatus(s) {
+  if (!s.enabled) return badge('disabled');
+  if (s.paused) return badge('paused');
+  return null;
+}
+
 function scheduleList(schedules) {
-  const items = (schedules.data || schedules || []).slice();
+  const items = byNextRun(schedules);
   if (!items.length) return h('p', { class: 'muted' }, 'No schedules.');
-  const next = (s) => s.next_run || s.next_run_at || s.next || null;
-  items.sort((a, b) => String(next(a)).localeCompare(String(next(b))));
-  return h('ul', { class: 'plain' }, items.slice(0, 10).map((s) =>
-    h('li', {}, h('strong', {}, s.name || s.id || 'schedule'), ' ', s.cron || s.schedule || '', ' — next ', when(next(s)))));
+  return h('ul', { class: 'plain', id: 'next-schedules' }, items.slice(0, 10).map((s) =>
+    h('li', { dataset: { schedule: s.name } }, h('a', { href: '#/schedules' }, h('strong', {}, s.name)), ' ',
+      s.next_run ? ['next ', when(s.next_run)] : scheduleStatus(s) || h('span', { class: 'muted' }, 'not planned'))));
+}
+
+// What a `packages` value selects, in words.
+export function packagesText(packages) {
+  if (packages === undefined || packages === null || packages === 'all') return 'all';
+  if (packages === 'security') return 'security only';
+  return Array.isArray(packages) ? packages.join(', ') : String(packages);
+}
+
+// Who started a rollout: `{"api": NAME}` or `{"schedule": NAME}`.
+export function triggerText(trigger) {
+  if (!trigger) return '';
+  if ('schedule' in trigger) return h('span', {}, 'schedule ', h('a', { href: '#/schedules' }, trigger.schedule));
+  if ('api' in trigger) return trigger.api === null ? 'API (auth off)' : `API (${trigger.api})`;
+  return JSON.stringify(trigger);
+}
+
+// ---------------------------------------------------------------- schedules
+
+export async function schedulesPage({ view }) {
+  const box = h('div', { id: 'schedules' });
+  mount(view, h('h1', {}, 'Schedules'),
+    h('p', { class: 'muted' }, 'The [[schedule]] sections of the config, in config order.'), box);
+  if (!has('/schedules')) {
+    mount(box, h('p', { class: 'muted' }, 'This daemon has no schedules.'));
+    return null;
+  }
+  async function draw() {
+    const schedules = await get('/schedules');
+    mount(box, schedules.data.length ? h('div', { class: 'scroll' }, h('table', { id: 'schedule-table' },
+      h('thead', {}, h('tr', {}, ['Name', 'Action', 'When', 'Next run', 'Last run', 'Last rollout', 'Enabled', 'Paused'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, schedules.data.map((s) => h('tr', { dataset: { schedule: s.name } },
+        h('th', { scope: 'row', class: 'schedule-name' }, s.name),
+        h('td', {}, `${s.action} ${s.action === 'update' ? packagesText(s.packages) : ''}`, s.reboot ? h('span', { class: 'muted' }, ` · reboot ${s.reboot.replaceAll('_', ' ')}`) : ''),
+        h('td', {}, h('code', {}, s.cron), h('span', { class: 'muted' }, ' ' + s.timezone)),
+        h('td', { class: 'schedule-next' }, s.next_run ? when(s.next_run) : h('span', { class: 'muted' }, '—')),
+        h('td', {}, s.last_run ? when(s.last_run) : h('span', { class: 'muted' }, 'never')),
+        h('td', {}, s.last_rollout_id ? h('a', { href: `#/rollouts/${encodeURIComponent(s.last_rollout_id)}`, title: s.last_rollout_id },
+          h('code', {}, '…' + s.last_rollout_id.slice(-12))) : h('span', { class: 'muted' }, '—')),
+        h('td', { class: 'schedule-enabled' }, s.enabled ? 'yes' : badge('disabled')),
+        h('td', { class: 'schedule-paused' }, s.paused ? badge('paused') : 'no'))))))
+      : h('p', { class: 'muted' }, 'No schedules configured.'));
+  }
+  await draw();
+  const redraw = debounce(() => draw().catch((err) => mount(box, errorBox(err))), 150);
+  return live.onEvent((event) => {
+    if (['schedule_triggered', 'rollout_finished', 'reconnected'].includes(event.type)) redraw();
+  });
 }
 
 // One line about an event, for the activity list.
@@ -182,6 +245,11 @@ export function describe(event) {
     case 'rollout_finished': return `rollout ${event.rollout_id} ${event.state}`;
     case 'host_added': return `${event.host}: added`;
     case 'host_removed': return `${event.host}: removed`;
+    case 'host_deferred': return `rollout ${event.rollout_id}: ${event.host} deferred until ${new Date(event.opens_at).toLocaleString()}`;
+    case 'schedule_triggered': return `schedule ${event.schedule} started rollout ${event.rollout_id}`;
+    case 'rollout_awaiting_approval': return `rollout ${event.rollout_id} awaits approval after batch ${event.after_batch + 1}`;
+    case 'rollout_approved': return `rollout ${event.rollout_id} approved by ${event.by}`;
+    case 'health_check_finished': return `${event.host}: health check ${event.ok ? 'passed' : 'failed'}${event.ok ? '' : ' (' + event.output + ')'}`;
     default: return event.type.replaceAll('_', ' ');
   }
 }
@@ -331,6 +399,7 @@ export async function hostPage({ view, parts, can }) {
         h('tbody', {}, host.pending.map((p) => h('tr', {},
           h('th', { scope: 'row' }, p.name), h('td', {}, p.current_version || '—'), h('td', {}, p.new_version),
           h('td', {}, [p.security ? h('span', { class: 'sec' }, 'security') : null,
+            p.excluded ? h('span', { class: 'tag excluded' }, 'excluded') : null,
             host.held.includes(p.name) ? h('span', { class: 'tag' }, 'held') : null,
             host.kept_back.includes(p.name) ? h('span', { class: 'tag' }, 'kept back') : null]),
           h('td', {}, p.origin))))))
@@ -353,9 +422,16 @@ export async function hostPage({ view, parts, can }) {
       card('Reboot and inventory', reboot, inventory),
       card('Tags and groups', h('p', {}, [...host.tags.map((t) => h('span', { class: 'tag' }, t)), ...host.groups.map((g) => h('span', { class: 'tag group' }, g))])),
     ];
-    const health = host.health || host.health_check;
+    const health = host.last_health_check;
     if (health) {
-      cards.push(card('Health check', h('pre', { class: 'log small' }, JSON.stringify(health, null, 2))));
+      cards.push(card('Health check', h('p', { id: 'health-check' }, badge(health.ok ? 'passed' : 'failed'), ' ', when(health.at),
+        ` · ${health.attempts} attempt${health.attempts === 1 ? '' : 's'}`,
+        health.job_id ? [' · job ', h('code', {}, health.job_id)] : ''),
+      health.output ? h('pre', { class: 'log small' }, health.output) : null));
+    }
+    if (host.services_to_restart && host.services_to_restart.length) {
+      cards.push(card(`Services to restart (${host.services_to_restart.length})`, h('ul', { class: 'plain', id: 'services-to-restart' },
+        host.services_to_restart.map((p) => h('li', {}, h('code', {}, p.command), ` pid ${p.pid}`, p.unit ? h('span', { class: 'muted' }, ' ' + p.unit) : '')))));
     }
     mount(details, ...cards);
     return host;
@@ -375,8 +451,8 @@ export async function hostPage({ view, parts, can }) {
       actionButton('Check now', start('check'), { id: 'act-check' }),
       actionButton('Update all', start('update', {}), { id: 'act-update', class: 'primary' }),
     ];
-    if (featureProps('updateRequest').includes('security_only')) {
-      buttons.push(actionButton('Update security only', start('update', { security_only: true }), { id: 'act-update-security' }));
+    if (featureProps('updateRequest').includes('packages')) {
+      buttons.push(actionButton('Update security only', start('update', { packages: 'security' }), { id: 'act-update-security' }));
     }
     buttons.push(actionButton('Reboot', start('reboot', {}), { id: 'act-reboot' }));
     if (host.state === 'failed') {

@@ -6,9 +6,12 @@
 import { featureProps, get, has, post, query } from './api.js';
 import { badge, debounce, h, mount, when } from './dom.js';
 import * as live from './live.js';
-import { actionButton, errorBox, rolloutTable } from './pages.js';
+import { actionButton, errorBox, packagesText, rolloutTable, triggerText } from './pages.js';
 
-const ROLLOUT_EVENTS = new Set(['rollout_started', 'batch_started', 'batch_finished', 'rollout_finished']);
+const ROLLOUT_EVENTS = new Set([
+  'rollout_started', 'batch_started', 'batch_finished', 'rollout_finished', 'host_deferred',
+  'rollout_awaiting_approval', 'rollout_approved', 'schedule_triggered',
+]);
 
 export async function rolloutsPage({ view, params, can }) {
   const table = h('div', { id: 'rollouts' });
@@ -40,7 +43,7 @@ function progress(rollout, jobs) {
   }
   return h('ol', { class: 'batches', id: 'batches' }, rollout.batches.map((batch) => {
     const hosts = byBatch.get(batch.index) || [];
-    const done = hosts.filter((x) => !['pending', 'running'].includes(x.state)).length;
+    const done = hosts.filter((x) => !['pending', 'running', 'deferred'].includes(x.state)).length;
     const meter = h('progress', { max: Math.max(1, hosts.length), value: done, 'aria-label': `Batch ${batch.index + 1}: ${done} of ${hosts.length} hosts done` });
     return h('li', { class: 'card batch', dataset: { batch: batch.index, state: batch.state } },
       h('h3', {}, `Batch ${batch.index + 1}${batch.canary ? ' (canary)' : ''} `, badge(batch.state)),
@@ -53,13 +56,20 @@ function progress(rollout, jobs) {
   }));
 }
 
-// What a (dry-run) job found: the packages it would upgrade.
+// What a (dry-run) job found: the packages it would upgrade (those the host's `exclude`
+// patterns match marked "excluded") and the exact commands, as the API returns them.
 function plan(job) {
   if (!job) return '';
   if (job.dry_run) {
-    if (!job.pending.length) return h('span', { class: 'muted' }, 'nothing to upgrade');
-    return h('ul', { class: 'plain packages' }, job.pending.map((p) =>
-      h('li', {}, h('code', {}, p.name), ` ${p.current_version || '—'} → ${p.new_version}`, p.security ? h('span', { class: 'sec' }, ' security') : '')));
+    const commands = job.commands && job.commands.length
+      ? h('details', { class: 'commands' }, h('summary', {}, `${job.commands.length} command${job.commands.length === 1 ? '' : 's'}`),
+        h('pre', { class: 'log small' }, job.commands.join('\n')))
+      : null;
+    if (!job.pending.length) return h('div', {}, h('span', { class: 'muted' }, 'nothing to upgrade'), commands);
+    return h('div', {}, h('ul', { class: 'plain packages' }, job.pending.map((p) =>
+      h('li', { dataset: { package: p.name } }, h('code', {}, p.name), ` ${p.current_version || '—'} → ${p.new_version}`,
+        p.security ? h('span', { class: 'sec' }, ' security') : '',
+        p.excluded ? [' ', h('span', { class: 'tag excluded' }, 'excluded')] : ''))), commands);
   }
   if (job.packages_changed.length) {
     return h('span', { class: 'muted' }, job.packages_changed.map((p) => `${p.name} ${p.to}`).join(', '));
@@ -85,21 +95,34 @@ export async function rolloutPage({ view, parts, can }) {
     const c = rollout.counts;
     const controls = [];
     if (can('operate')) {
-      if (has('/rollouts/{id}/approve') && (rollout.state === 'awaiting_approval' || rollout.state === 'waiting_approval' || rollout.awaiting_approval)) {
+      if (rollout.state === 'awaiting_approval' && has('/rollouts/{id}/approve')) {
         controls.push(actionButton('Approve', async () => { await post(`/rollouts/${encodeURIComponent(id)}/approve`, {}); return 'approved'; }, { class: 'primary', id: 'act-approve' }));
       }
-      if (rollout.state === 'running') {
+      if (rollout.state === 'running' || rollout.state === 'awaiting_approval') {
         controls.push(actionButton('Cancel', async () => { await post(`/rollouts/${encodeURIComponent(id)}/cancel`, {}); return 'cancelling'; }, { id: 'act-cancel' }));
       }
       if (rollout.state === 'interrupted') {
         controls.push(actionButton('Resume', async () => { await post(`/rollouts/${encodeURIComponent(id)}/resume`, {}); return 'resumed'; }, { class: 'primary', id: 'act-resume' }));
       }
     }
+    const gate = rollout.awaiting_approval;
+    const settings = [rollout.kind + (rollout.dry_run ? ' (dry run)' : ''),
+      rollout.kind === 'update' && rollout.packages !== undefined ? `packages ${packagesText(rollout.packages)}` : null,
+      `batch size ${rollout.batch_size}`, `max failures ${rollout.max_failures}`,
+      rollout.approve_after !== undefined && rollout.approve_after !== null
+        ? `approval after ${rollout.approve_after === 'canary' ? 'the canary batch' : 'batch ' + (rollout.approve_after + 1)}`
+          + (rollout.approval_timeout ? ` (within ${rollout.approval_timeout})` : '')
+        : null].filter(Boolean).join(' · ');
     mount(head,
       h('h1', {}, `Rollout `, h('code', {}, rollout.id), ' ', h('span', { id: 'rollout-state' }, badge(rollout.state))),
-      h('p', { class: 'muted' }, `${rollout.kind}${rollout.dry_run ? ' (dry run)' : ''} · batch size ${rollout.batch_size} · max failures ${rollout.max_failures} · started `, when(rollout.created_at),
+      h('p', { class: 'muted' }, `${settings} · started `, when(rollout.created_at),
+        rollout.trigger ? [' by ', h('span', { id: 'rollout-trigger' }, triggerText(rollout.trigger))] : '',
         rollout.finished_at ? [' · finished ', when(rollout.finished_at)] : ''),
-      h('p', { id: 'rollout-counts' }, `${c.succeeded} succeeded · ${c.failed} failed · ${c.running} running · ${c.pending} pending · ${c.skipped} skipped · ${c.cancelled} cancelled`),
+      gate ? h('p', { class: 'notice', id: 'approval-gate', role: 'status' }, `Waiting for approval after batch ${gate.after_batch + 1} since `, when(gate.since),
+        gate.deadline ? [' · cancelled unless approved by ', when(gate.deadline)] : '') : null,
+      rollout.approved_by ? h('p', { class: 'muted', id: 'approved-by' }, `Approved by ${rollout.approved_by}.`) : null,
+      h('p', { id: 'rollout-counts' }, `${c.succeeded} succeeded · ${c.failed} failed · ${c.running} running · ${c.pending} pending · `
+        + `${c.deferred || 0} deferred · ${c.skipped} skipped · ${c.cancelled} cancelled`),
       h('div', { class: 'actions' }, controls));
     mount(body, progress(rollout, jobs));
     return rollout;
@@ -136,10 +159,14 @@ export async function rolloutFormPage({ view, can }) {
       field('f-canary', 'Canary hosts (first, as their own batch)', { type: 'text' }),
       field('f-max-failures', 'Max failures', { type: 'text', value: '0' }, 'a count, or a percentage such as 10%'),
       field('f-delay', 'Delay between batches (ms)', { type: 'number', min: 0, value: 0 }),
-      props.includes('security_only') ? check('f-security', 'Security updates only') : null,
-      props.includes('approval') ? check('f-approval', 'Wait for approval after the canary batch') : null,
-      props.includes('require_approval') ? check('f-require-approval', 'Wait for approval before each batch') : null,
-      check('f-force', 'Also hosts outside their maintenance window')),
+      props.includes('packages') ? h('div', { class: 'field' }, h('label', { for: 'f-packages' }, 'Packages'),
+        h('select', { id: 'f-packages', name: 'f-packages' },
+          h('option', { value: 'all' }, 'All pending updates'), h('option', { value: 'security' }, 'Security updates only'))) : null,
+      props.includes('approve_after') ? field('f-approve-after', 'Wait for approval after', { type: 'text', placeholder: 'canary, or a batch number' },
+        'empty: never wait; "canary", or the batch number (1 is the first batch)') : null,
+      props.includes('approval_timeout') ? field('f-approval-timeout', 'Cancel unless approved within', { type: 'text', placeholder: '24h' }, 'empty: wait for ever') : null,
+      check('f-force', 'Also hosts outside their maintenance window'),
+      props.includes('defer_outside_window') ? check('f-defer', 'Hosts outside their window wait for it to open (deferred)') : null),
     h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', id: 'dry-run' }, 'Preview (dry run)')));
   const planBox = h('div', { id: 'plan', 'aria-live': 'polite' });
   mount(view, h('p', {}, h('a', { href: '#/rollouts' }, '← Rollouts')), h('h1', {}, 'New fleet update'), form, planBox);
@@ -158,9 +185,13 @@ export async function rolloutFormPage({ view, can }) {
       },
       force: value('f-force').checked,
     };
-    if (value('f-security')) request.security_only = value('f-security').checked;
-    if (value('f-approval')) request.approval = value('f-approval').checked;
-    if (value('f-require-approval')) request.require_approval = value('f-require-approval').checked;
+    if (value('f-packages')) request.packages = value('f-packages').value;
+    if (value('f-defer')) request.defer_outside_window = value('f-defer').checked;
+    const after = value('f-approve-after') ? value('f-approve-after').value.trim() : '';
+    // The form counts batches from 1 as the page shows them; the API's index is from 0.
+    if (after) request.approve_after = /^\d+$/.test(after) ? Number(after) - 1 : after;
+    const timeout = value('f-approval-timeout') ? value('f-approval-timeout').value.trim() : '';
+    if (timeout) request.approval_timeout = timeout;
     return request;
   }
 

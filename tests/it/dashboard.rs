@@ -113,6 +113,11 @@ async fn every_page_renders_under_its_policy_at_desktop_and_phone_width() {
             idx + 1
         ));
     }
+    // Far from now in any timezone: it never starts during the test.
+    config.push_str(
+        "[[schedule]]\nname = \"nightly-security\"\ncron = \"0 3 1 1 *\"\naction = \"update\"\n\
+         packages = \"security\"\nfilter = { tags = [\"web\"] }\n",
+    );
     let app = spawn_app(&config).await;
     let browser = Browser::launch().await;
     let page = &browser.page;
@@ -153,6 +158,7 @@ async fn every_page_renders_under_its_policy_at_desktop_and_phone_width() {
             "#/hosts/web-1",
             "#/rollouts",
             "#/rollouts/new",
+            "#/schedules",
         ] {
             show(page, route).await;
             // Nothing wider than the viewport, apart from tables that scroll in their box.
@@ -176,7 +182,45 @@ async fn every_page_renders_under_its_policy_at_desktop_and_phone_width() {
         .eval("document.querySelectorAll('table.hosts tbody tr').length")
         .await;
     assert_eq!(rows, json!(1));
+    // The configured schedule, with the fields of `GET /schedules`, on the overview and its page.
+    let (status, listed) = call(&app, &tokens.operate, "GET", "/schedules", None).await;
+    assert_eq!(status, 200, "{listed}");
+    let next_run = listed["data"][0]["next_run"].as_str().unwrap().to_owned();
+    show(page, "#/").await;
+    assert_eq!(
+        page.eval("document.querySelector('#next-schedules li').dataset.schedule")
+            .await,
+        json!("nightly-security")
+    );
+    show(page, "#/schedules").await;
+    let row = page
+        .eval(
+            "(() => { const r = document.querySelector('#schedule-table tbody tr'); return { \
+             name: r.querySelector('.schedule-name').textContent, \
+             next: r.querySelector('.schedule-next time').getAttribute('datetime'), \
+             enabled: r.querySelector('.schedule-enabled').textContent, \
+             paused: r.querySelector('.schedule-paused').textContent, text: r.innerText }; })()",
+        )
+        .await;
+    assert_eq!(row["name"], json!("nightly-security"), "{row}");
+    assert_eq!(row["next"], json!(next_run), "{row}");
+    assert_eq!(
+        (&row["enabled"], &row["paused"]),
+        (&json!("yes"), &json!("no")),
+        "{row}"
+    );
+    assert!(
+        row["text"].as_str().unwrap().contains("security only"),
+        "{row}"
+    );
     show(page, "#/hosts/web-1").await;
+    // Security-only updates are offered (the API takes `packages`).
+    assert_ne!(
+        page.eval("document.querySelector('#act-update-security')")
+            .await,
+        Value::Null,
+        "no security-only update button"
+    );
     // Every control is a labelled, keyboard-reachable element.
     let unlabelled = page
         .eval(
@@ -185,6 +229,15 @@ async fn every_page_renders_under_its_policy_at_desktop_and_phone_width() {
         .await;
     assert_eq!(unlabelled, json!([]), "inputs without a label");
     show(page, "#/rollouts/new").await;
+    let options = page
+        .eval("[...document.querySelectorAll('#f-packages option')].map(o => o.value)")
+        .await;
+    assert_eq!(options, json!(["all", "security"]), "the packages choice");
+    assert_ne!(
+        page.eval("document.querySelector('#f-defer')").await,
+        Value::Null,
+        "no defer_outside_window option"
+    );
     let unlabelled = page
         .eval(
             "[...document.querySelectorAll('input, select')].filter(el => !el.labels || !el.labels.length).map(el => el.id)",
@@ -293,6 +346,11 @@ async fn an_operator_updates_rolls_out_and_reconnects_a_reader_only_looks() {
             host.addr()
         ));
     }
+    // For the screenshots: a schedule far from now (it never starts during the test).
+    config.push_str(
+        "\n[[schedule]]\nname = \"nightly-security\"\ncron = \"0 3 1 1 *\"\naction = \"update\"\n\
+         packages = \"security\"\n",
+    );
     let app = spawn_app(&config).await;
     let names: Vec<String> = fleet.hosts().iter().map(|h| h.name().to_owned()).collect();
     let (status, _) = call(
@@ -580,6 +638,8 @@ async fn an_operator_updates_rolls_out_and_reconnects_a_reader_only_looks() {
     page.screenshot(&shots.join("overview-phone-dark.png"))
         .await;
     page.viewport(1280, 900, false).await;
+    show(page, "#/schedules").await;
+    page.screenshot(&shots.join("schedules.png")).await;
     assert_clean_console_but_reconnects(page);
 
     // A read token: no action controls; a POST forced from the page is refused.
