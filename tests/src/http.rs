@@ -1,11 +1,66 @@
-//! Small HTTP helpers the end-to-end tests share: JSON GET/POST against a daemon's base URL,
-//! waiting for a job to finish, and reading a package's installed version out of band. Every
-//! request and wait gives up after the suite's `wait::WAIT_DEADLINE`.
+//! Small HTTP helpers the end-to-end tests share: the typed client of a daemon (`api`), JSON
+//! GET/POST against a daemon's base URL, waiting for a job or rollout to finish, and reading a
+//! package's installed version out of band. Every request and wait gives up after the suite's
+//! `wait::WAIT_DEADLINE`.
 
 use serde_json::Value;
 
 use crate::fleet::Host;
 use crate::wait;
+
+/// The typed client (`tendhost-client`) of the daemon at `base_url`, trusting the CA in
+/// `TENDHOST_CACERT` when set, with the suite's deadline as its request timeout.
+pub fn api(base_url: &str) -> tendhost_client::Client {
+    let mut builder =
+        tendhost_client::ClientBuilder::new(base_url).request_timeout(wait::WAIT_DEADLINE);
+    if let Some(path) = std::env::var_os("TENDHOST_CACERT") {
+        let pem = std::fs::read(&path).unwrap_or_else(|err| {
+            panic!(
+                "TENDHOST_CACERT={}: cannot read: {err}",
+                path.to_string_lossy()
+            )
+        });
+        builder = builder.ca_pem(pem);
+    }
+    builder.build().expect("the test client builds")
+}
+
+/// Waits (at most [`wait::WAIT_DEADLINE`]) through the typed client until the job has ended.
+pub async fn wait_job_ended(
+    api: &tendhost_client::Client,
+    job_id: &str,
+) -> tendhost_api::jobs::Job {
+    use tendhost_api::jobs::JobState;
+    wait::until(&format!("job {job_id} ending"), || async {
+        let job = api.get_job(job_id).await.map_err(|err| err.to_string())?;
+        if matches!(job.summary.state, JobState::Queued | JobState::Running) {
+            Err(format!("state {:?}", job.summary.state))
+        } else {
+            Ok(job)
+        }
+    })
+    .await
+}
+
+/// Waits through the typed client until the rollout is no longer running.
+pub async fn wait_rollout_ended(
+    api: &tendhost_client::Client,
+    rollout_id: &str,
+) -> tendhost_api::rollouts::Rollout {
+    use tendhost_api::rollouts::RolloutState;
+    wait::until(&format!("rollout {rollout_id} ending"), || async {
+        let rollout = api
+            .get_rollout(rollout_id)
+            .await
+            .map_err(|err| err.to_string())?;
+        if rollout.state == RolloutState::Running {
+            Err(format!("{:?}", rollout.counts))
+        } else {
+            Ok(rollout)
+        }
+    })
+    .await
+}
 
 /// `GET base_url + path`, as JSON.
 pub async fn get_json(base_url: &str, path: &str) -> Value {
