@@ -11,6 +11,7 @@ mod claims;
 mod claims_daemon;
 mod claims_host_jobs;
 mod claims_rollouts;
+mod cli;
 mod client_contract;
 mod daemon_basics;
 mod docs_ui;
