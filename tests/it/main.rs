@@ -29,6 +29,7 @@ mod metrics;
 mod pkg_apt;
 mod pkg_dnf;
 mod pkg_job;
+mod service;
 mod store_compat;
 mod tls;
 mod ws_events;

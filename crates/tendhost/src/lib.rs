@@ -8,6 +8,7 @@ pub mod config;
 pub mod host_rules;
 pub mod http;
 pub mod persist;
+pub mod sd_notify;
 pub mod telemetry;
 #[cfg(test)]
 mod testing;
@@ -179,12 +180,14 @@ pub async fn run(
 
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%addr, scheme, "tendhost listening");
+    sd_notify::notify(&format!("READY=1\nSTATUS=listening on {scheme}://{addr}"));
     // The graceful shutdown also waits for upgraded (WebSocket) connections; every session sees
     // the same stop signal and ends after its close frame (`http::ws::CLOSE_TIMEOUT`). With TLS
     // the same `axum::serve` runs over `tendhost_tls::TlsListener`, so this holds for both.
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let graceful = async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
+        sd_notify::notify("STOPPING=1\nSTATUS=shutting down");
         tracing::info!("shutting down: no longer accepting connections");
     };
     let server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match &tls {
