@@ -1,6 +1,7 @@
 //! tendhost as a service: the unit `dist/tendhost.service` passes `systemd-analyze verify`
-//! (with no warning), the daemon reports `READY=1` and `STOPPING=1` on a notify socket the test
-//! creates, and the Debian package (built by `scripts/package-deb`; `scripts/test` builds it
+//! (with no warning), the daemon reports `READY=1`, `RELOADING=1` and `STOPPING=1` on a notify
+//! socket the test creates, SIGHUP reloads the config (hosts added, removed once their job
+//! ends, changed; a broken file changes nothing and says where), and the Debian package (built by `scripts/package-deb`; `scripts/test` builds it
 //! once and names it in `TENDHOST_TEST_DEB`) installs with `dpkg -i` in a fleet container,
 //! where its config passes `check-config` as the `tendhost` user.
 
@@ -8,6 +9,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use tendhost_api::jobs::JobState;
 use tendhost_tests::cli;
 use tendhost_tests::daemon::daemon_binary;
 use tendhost_tests::fleet::Fleet;
@@ -259,4 +261,155 @@ async fn the_deb_installs_in_a_fleet_container_and_its_config_checks() {
         ])
         .await;
     assert!(man.success(), "{}{}", man.stdout, man.stderr);
+}
+
+/// A daemon config with loopback SSH hosts `(name, port, tag)` (auth off, no check at start).
+fn hosts_config(hosts: &[(&str, u16, &str)]) -> String {
+    let mut text = String::from(
+        "[daemon]\nlog_level = \"info\"\ncheck_on_start = false\n\n[daemon.auth]\nenabled = false\n\n\
+         [defaults]\nconnect_timeout = \"5m\"\nknown_hosts = \"accept-new\"\n",
+    );
+    for (name, port, tag) in hosts {
+        text.push_str(&format!(
+            "\n[[host]]\nname = \"{name}\"\naddr = \"127.0.0.1\"\nport = {port}\ntags = [\"{tag}\"]\n"
+        ));
+    }
+    text
+}
+
+/// The next `config_reloaded` or `config_reload_failed` event on `stream`.
+async fn next_reload_event(
+    stream: &mut tendhost_client::EventStream,
+) -> tendhost_api::events::EventPayload {
+    use tendhost_api::events::{EventPayload, StreamMessage};
+    wait::within("a config_reloaded or config_reload_failed event", async {
+        loop {
+            let received = stream.next().await.expect("event stream");
+            if let Some(StreamMessage::Event(message)) = received.message
+                && matches!(
+                    message.event,
+                    EventPayload::ConfigReloaded { .. } | EventPayload::ConfigReloadFailed { .. }
+                )
+            {
+                return message.event;
+            }
+        }
+    })
+    .await
+}
+
+async fn host_names(client: &tendhost_client::Client) -> Vec<String> {
+    let hosts = client
+        .all_hosts(&tendhost_api::hosts::HostListQuery::default())
+        .await
+        .expect("GET /hosts");
+    hosts.into_iter().map(|host| host.name).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_hosts_and_a_broken_file_changes_nothing() {
+    use tendhost_api::events::EventPayload;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tendhost.toml");
+    let closed = crate::api_support::closed_port();
+    // SSH to it waits for a banner that never comes: a job there runs while it lives.
+    let silent = crate::api_support::silent_listener();
+    let silent_port = silent.local_addr().unwrap().port();
+    std::fs::write(
+        &config,
+        hosts_config(&[
+            ("keep", closed, "a"),
+            ("gone", closed, "a"),
+            ("busy", silent_port, "a"),
+        ]),
+    )
+    .unwrap();
+    let mut daemon =
+        tendhost_tests::daemon::DaemonProcess::start(&config, &dir.path().join("data"));
+    let client = api(&daemon.base_url);
+    let mut stream = client
+        .events(tendhost_client::StreamOptions::default())
+        .await
+        .expect("event stream");
+    let busy_job = client.check_host("busy").await.expect("check busy").job_id;
+    assert_eq!(host_names(&client).await, ["busy", "gone", "keep"]);
+
+    // Added, removed (the busy one keeps its job), changed.
+    std::fs::write(
+        &config,
+        hosts_config(&[("keep", closed, "b"), ("added", closed, "a")]),
+    )
+    .unwrap();
+    daemon.signal("HUP");
+    assert_eq!(
+        next_reload_event(&mut stream).await,
+        EventPayload::ConfigReloaded {
+            added: vec!["added".to_owned()],
+            removed: vec!["busy".to_owned(), "gone".to_owned()],
+            changed: vec!["keep".to_owned()],
+        }
+    );
+    assert_eq!(host_names(&client).await, ["added", "busy", "keep"]);
+    assert_eq!(client.get_host("keep").await.unwrap().tags, ["b"]);
+    let job = client.get_job(&busy_job).await.unwrap();
+    assert_eq!(
+        job.summary.state,
+        JobState::Running,
+        "the busy host's job was cut short"
+    );
+    // Its job ends (the listener goes): then the host goes.
+    drop(silent);
+    wait::until(
+        "the removed busy host disappearing after its job",
+        || async {
+            let names = host_names(&client).await;
+            if names.iter().any(|name| name == "busy") {
+                Err(format!("{names:?}"))
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    assert_ne!(
+        client.get_job(&busy_job).await.unwrap().summary.state,
+        JobState::Running
+    );
+
+    // A broken file: nothing changes, every problem with its position.
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{good}\n[[host]]\nname = \"bad one\"\naddr = \"127.0.0.1\"\nport = 70000\n"),
+    )
+    .unwrap();
+    daemon.signal("HUP");
+    let EventPayload::ConfigReloadFailed { errors } = next_reload_event(&mut stream).await else {
+        panic!("a broken file was applied");
+    };
+    let file = config.display().to_string();
+    assert!(errors.len() >= 2, "{errors:?}");
+    for error in &errors {
+        let position = error
+            .strip_prefix(&format!("{file}:"))
+            .unwrap_or_else(|| panic!("{error}"));
+        let mut parts = position.splitn(3, ':');
+        let (line, col) = (parts.next().unwrap(), parts.next().unwrap());
+        assert!(
+            line.parse::<u32>().is_ok() && col.parse::<u32>().is_ok(),
+            "{error}"
+        );
+    }
+    assert!(errors.iter().any(|e| e.contains("port")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("name")), "{errors:?}");
+    assert_eq!(host_names(&client).await, ["added", "keep"]);
+    for error in &errors {
+        assert!(
+            daemon.wait_for_log(error).is_some(),
+            "{error} not logged:\n{}",
+            daemon.log.join("\n")
+        );
+    }
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit("SIGTERM").success());
 }

@@ -179,7 +179,9 @@ fn host_of(event: &EventMessage) -> Option<&str> {
         | EventPayload::BatchFinished { .. }
         | EventPayload::RolloutFinished { .. }
         | EventPayload::CertificateRenewed { .. }
-        | EventPayload::CertificateReloadFailed { .. } => None,
+        | EventPayload::CertificateReloadFailed { .. }
+        | EventPayload::ConfigReloaded { .. }
+        | EventPayload::ConfigReloadFailed { .. } => None,
     }
 }
 

@@ -105,6 +105,18 @@ pub enum EventKind {
         path: String,
         error: String,
     },
+    /// The config file was re-read (SIGHUP) and applied: host names added, removed (a host
+    /// with a running job goes when the job ends), changed (new settings from its next job).
+    ConfigReloaded {
+        added: Vec<String>,
+        removed: Vec<String>,
+        changed: Vec<String>,
+    },
+    /// The config file was re-read and refused; nothing changed. Each problem as
+    /// `file:line:col: message`.
+    ConfigReloadFailed {
+        errors: Vec<String>,
+    },
 }
 
 impl EventKind {
@@ -126,6 +138,8 @@ impl EventKind {
             EventKind::HostRemoved { .. } => "host_removed",
             EventKind::CertificateRenewed { .. } => "certificate_renewed",
             EventKind::CertificateReloadFailed { .. } => "certificate_reload_failed",
+            EventKind::ConfigReloaded { .. } => "config_reloaded",
+            EventKind::ConfigReloadFailed { .. } => "config_reload_failed",
         }
     }
 
@@ -146,13 +160,15 @@ impl EventKind {
             | EventKind::BatchFinished { .. }
             | EventKind::RolloutFinished { .. }
             | EventKind::CertificateRenewed { .. }
-            | EventKind::CertificateReloadFailed { .. } => None,
+            | EventKind::CertificateReloadFailed { .. }
+            | EventKind::ConfigReloaded { .. }
+            | EventKind::ConfigReloadFailed { .. } => None,
         }
     }
 }
 
 /// All event type wire names (for validating `?types=`).
-pub const EVENT_TYPES: [&str; 15] = [
+pub const EVENT_TYPES: [&str; 17] = [
     "host_state_changed",
     "job_started",
     "job_output",
@@ -168,6 +184,8 @@ pub const EVENT_TYPES: [&str; 15] = [
     "host_removed",
     "certificate_renewed",
     "certificate_reload_failed",
+    "config_reloaded",
+    "config_reload_failed",
 ];
 
 /// Durable path for events: takes each published event, stores it, and hands it back with

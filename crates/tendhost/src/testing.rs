@@ -72,5 +72,15 @@ pub fn one_of_each() -> Vec<EventKind> {
             path: "/etc/tendhost/cert.pem".to_owned(),
             error: "no CERTIFICATE block in the file".to_owned(),
         },
+        EventKind::ConfigReloaded {
+            added: vec![host()],
+            removed: Vec::new(),
+            changed: vec!["web-02".to_owned()],
+        },
+        EventKind::ConfigReloadFailed {
+            errors: vec![
+                "/etc/tendhost/tendhost.toml:3:7: bind: invalid socket address".to_owned(),
+            ],
+        },
     ]
 }

@@ -110,6 +110,16 @@ fn payload(kind: &EventKind) -> EventPayload {
         EventKind::CertificateReloadFailed { path, error } => {
             EventPayload::CertificateReloadFailed { path, error }
         }
+        EventKind::ConfigReloaded {
+            added,
+            removed,
+            changed,
+        } => EventPayload::ConfigReloaded {
+            added,
+            removed,
+            changed,
+        },
+        EventKind::ConfigReloadFailed { errors } => EventPayload::ConfigReloadFailed { errors },
     }
 }
 

@@ -212,6 +212,14 @@ enum StoredEvent {
         path: String,
         error: String,
     },
+    ConfigReloaded {
+        added: Vec<String>,
+        removed: Vec<String>,
+        changed: Vec<String>,
+    },
+    ConfigReloadFailed {
+        errors: Vec<String>,
+    },
 }
 
 /// `#[serde(with = "by_time")]`: a time as RFC 3339 text with milliseconds.
