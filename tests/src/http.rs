@@ -86,18 +86,11 @@ pub async fn post_json(base_url: &str, path: &str, body: Value) -> (u16, Value) 
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-/// Polls `GET /jobs/{id}` until the job is neither queued nor running (at most
-/// [`wait::WAIT_DEADLINE`]).
+/// Polls `GET /jobs/{id}` (through the typed client) until the job is neither queued nor
+/// running (at most [`wait::WAIT_DEADLINE`]); the job as JSON.
 pub async fn wait_job(base_url: &str, job_id: &str) -> Value {
-    wait::until(&format!("job {job_id} ending"), || async {
-        let job = get_json(base_url, &format!("/jobs/{job_id}")).await;
-        if matches!(job["state"].as_str(), Some("queued" | "running")) {
-            Err(format!("state {}", job["state"]))
-        } else {
-            Ok(job)
-        }
-    })
-    .await
+    let job = wait_job_ended(&api(base_url), job_id).await;
+    serde_json::to_value(job).expect("a job serialises")
 }
 
 /// The installed version of a Debian package on `host`, read with `docker exec`.
@@ -106,16 +99,9 @@ pub async fn installed_version(host: &Host, package: &str) -> String {
         .await
 }
 
-/// Polls `GET /rollouts/{id}` until the rollout is no longer running (at most
-/// [`wait::WAIT_DEADLINE`]).
+/// Polls `GET /rollouts/{id}` (through the typed client) until the rollout is no longer
+/// running (at most [`wait::WAIT_DEADLINE`]); the rollout as JSON.
 pub async fn wait_rollout(base_url: &str, rollout_id: &str) -> Value {
-    wait::until(&format!("rollout {rollout_id} ending"), || async {
-        let rollout = get_json(base_url, &format!("/rollouts/{rollout_id}")).await;
-        if rollout["state"] == "running" {
-            Err(format!("{rollout:#}"))
-        } else {
-            Ok(rollout)
-        }
-    })
-    .await
+    let rollout = wait_rollout_ended(&api(base_url), rollout_id).await;
+    serde_json::to_value(rollout).expect("a rollout serialises")
 }

@@ -118,13 +118,14 @@ impl Reloader {
         // Tokens.
         let auth = &new.daemon.auth;
         let tokens_mode = auth.enabled && (!auth.tokens.is_empty() || auth.tokens_file.is_some());
-        if tokens_mode && self.keyring.tokens_file() == auth.tokens_file.as_deref() {
-            if let Err(problems) = self.keyring.set_config_tokens(auth.tokens.clone()) {
-                for problem in &problems {
-                    tracing::error!(%problem, "tokens_file not applied; the previous tokens stay in force");
-                }
-                return Err(problems);
+        if tokens_mode
+            && self.keyring.tokens_file() == auth.tokens_file.as_deref()
+            && let Err(problems) = self.keyring.set_config_tokens(auth.tokens.clone())
+        {
+            for problem in &problems {
+                tracing::error!(%problem, "tokens_file not applied; the previous tokens stay in force");
             }
+            return Err(problems);
         }
         // Groups.
         self.fleet.set_groups(new.groups.clone()).await;
