@@ -127,6 +127,11 @@ async fn panicking_host_actor_is_restarted_with_its_state_and_job() {
         matches!(fleet.hosts().await, Err(FleetError::ShuttingDown)),
         "hosts() after shutdown"
     );
+    // Nor its tags (`GET /tags` answers 503 `shutting_down` too).
+    assert!(
+        matches!(fleet.tags().await, Err(FleetError::ShuttingDown)),
+        "tags() after shutdown"
+    );
 }
 
 #[tokio::test]

@@ -395,7 +395,7 @@ async fn api_fleet_check_and_update_rollouts() {
     assert_eq!(update["n_failed"], 1);
     assert_eq!(
         update["counts"],
-        json!({"pending": 0, "running": 0, "succeeded": 0, "failed": 1, "skipped": 2, "cancelled": 0})
+        json!({"pending": 0, "running": 0, "succeeded": 0, "failed": 1, "skipped": 2, "cancelled": 0, "deferred": 0})
     );
     let states: Vec<(&str, &str)> = update["hosts"]
         .as_array()

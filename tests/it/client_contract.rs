@@ -81,7 +81,7 @@ async fn call(client: &Client, id: &str, host: &str, runtime: &NewHost) -> Optio
         "update_host" => {
             let request = UpdateRequest {
                 dry_run: true,
-                force: false,
+                ..UpdateRequest::default()
             };
             job(client, client.update_host(host, &request).await).await
         }

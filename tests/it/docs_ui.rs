@@ -6,14 +6,12 @@
 //! module checks only that the page really renders, served by the real daemon, listing every
 //! operation of the daemon's own OpenAPI document.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
 use tendhost::http::docs;
+use tendhost_tests::browser;
 use tendhost_tests::daemon::{EMPTY_CONFIG, spawn_app};
-use tokio::process::Command;
 
 #[tokio::test]
 async fn docs_page_renders_the_routes_offline() {
@@ -114,35 +112,12 @@ pub(crate) struct Rendered {
 /// Loads `url` in headless Chromium that can resolve nothing but 127.0.0.1 and dumps the DOM
 /// once the page is idle (virtual time stands still while requests are in flight).
 pub(crate) async fn render(url: &str) -> Rendered {
-    let chromium = chromium();
     let profile = tempfile::tempdir().unwrap();
-    let mut command = Command::new(&chromium);
-    command
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-proxy-server",
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--virtual-time-budget=30000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
+    let child = browser::chromium_command(profile.path())
+        .args(["--virtual-time-budget=30000", "--dump-dom"])
         .arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let child = command
         .spawn()
-        .unwrap_or_else(|err| panic!("cannot start {}: {err}", chromium.display()));
+        .unwrap_or_else(|err| panic!("cannot start {}: {err}", browser::chromium().display()));
     // A guard against a wedged browser, not a speed check.
     let output = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
         .await
@@ -162,21 +137,6 @@ pub(crate) async fn render(url: &str) -> Rendered {
             .map(str::to_owned)
             .collect(),
     }
-}
-
-/// Debian's `chromium` (override with `TENDHOST_CHROMIUM`).
-fn chromium() -> PathBuf {
-    if let Some(path) = std::env::var_os("TENDHOST_CHROMIUM") {
-        return PathBuf::from(path);
-    }
-    let path = Path::new("/usr/bin/chromium");
-    assert!(
-        path.exists(),
-        "{} not found: the /docs browser test needs Chromium. \
-         install chromium: scripts/test does it (or `apt-get install chromium`)",
-        path.display()
-    );
-    path.to_path_buf()
 }
 
 /// The text a reader sees: `dom` without tags, comments, scripts and styles, entities decoded.

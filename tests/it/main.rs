@@ -1,12 +1,14 @@
 //! The end-to-end suite: one integration binary, one module per area. Tests that need the
 //! Docker fleet ask `tendhost_tests::require_fleet()` first.
 
+mod acme;
 mod actors;
 mod api_errors;
 mod api_flows;
 mod api_hosts;
 mod api_support;
 mod auth;
+mod bounded_memory;
 mod claims;
 mod claims_daemon;
 mod claims_host_jobs;
@@ -14,6 +16,8 @@ mod claims_rollouts;
 mod cli;
 mod client_contract;
 mod daemon_basics;
+mod dashboard;
+mod dashboard_api;
 mod docs_ui;
 mod durability;
 mod exec_fleet;
@@ -26,9 +30,13 @@ mod fleet_smoke;
 mod guard;
 mod layering;
 mod metrics;
+mod notify;
 mod pkg_apt;
 mod pkg_dnf;
 mod pkg_job;
+mod recipes;
+mod schedules;
+mod selection;
 mod service;
 mod store_compat;
 mod tls;

@@ -571,6 +571,27 @@ fn tls_start_up_errors_name_the_file_and_exit_2() {
         "{stderr}"
     );
 
+    let acme = "[daemon.tls]\nmode = \"acme\"\n[daemon.tls.acme]\ndirectory = \"https://127.0.0.1:9/dir\"\nchallenge = \"tls-alpn-01\"\n";
+    let stderr = start_refused(
+        dir.path(),
+        &format!(
+            "{acme}domains = [\"tendhost.test\"]\nca_roots = \"{}\"\n",
+            missing.display()
+        ),
+    );
+    assert!(
+        stderr.contains(&format!("{}: cannot read", missing.display())),
+        "{stderr}"
+    );
+    let stderr = start_refused(
+        dir.path(),
+        &format!("{acme}domains = [\"*.tendhost.test\"]\n"),
+    );
+    assert!(
+        stderr.contains("tendhost.toml:6:12: domains: *.tendhost.test is a wildcard"),
+        "{stderr}"
+    );
+
     let stderr = start_refused(dir.path(), "[daemon.tls]\nenabled = true\n");
     assert!(
         stderr.contains("tendhost.toml:2:11: `enabled` is replaced by `mode`"),
@@ -641,7 +662,7 @@ fn tls_docs_snippets_pass_check_config() {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/tls.md"))
         .expect("docs/tls.md");
     let dir = tempfile::tempdir().unwrap();
-    let mut n_snippets = 0;
+    let (mut n_snippets, mut n_acme) = (0, 0);
     for (idx, snippet) in doc.split("```toml\n").skip(1).enumerate() {
         let snippet = snippet.split("```").next().unwrap();
         let path = dir.path().join(format!("snippet-{idx}.toml"));
@@ -658,8 +679,11 @@ fn tls_docs_snippets_pass_check_config() {
             "docs/tls.md snippet {idx} is refused:\n{snippet}\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        assert!(String::from_utf8_lossy(&output.stdout).contains("tls: "));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains("tls: "));
+        n_acme += usize::from(stdout.contains("tls: acme"));
         n_snippets += 1;
     }
-    assert!(n_snippets >= 3, "docs/tls.md has a TOML snippet per mode");
+    assert!(n_snippets >= 4, "docs/tls.md has a TOML snippet per mode");
+    assert!(n_acme >= 2, "docs/tls.md's ACME section has its snippets");
 }

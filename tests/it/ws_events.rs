@@ -2,7 +2,8 @@
 //! (tokio-tungstenite) against the in-process daemon, and against the real binary for SIGTERM:
 //! order and seq, `?since=` replay across reconnects with no gap or duplicate, `replay_gap`,
 //! `?host=`/`?types=` filters, bad parameters, a client that stops reading (`lagged`),
-//! ping/pong keepalive, and every socket getting a close frame on shutdown.
+//! ping/pong keepalive, every socket getting a close frame on shutdown, a replay from disk of
+//! many pages, and `max_ws_clients` (503 `too_many_clients` beyond it).
 //!
 //! Events come from real work: checks of a `local` host (this machine, package lists never
 //! refreshed: `apt-get -s` only) and of an SSH host on a closed loopback port (unreachable), and
@@ -173,15 +174,18 @@ fn host_of(event: &EventMessage) -> Option<&str> {
         | EventPayload::HostConnected { host }
         | EventPayload::HostDisconnected { host, .. }
         | EventPayload::HostAdded { host }
-        | EventPayload::HostRemoved { host } => Some(host),
+        | EventPayload::HostRemoved { host }
+        | EventPayload::HostDeferred { host, .. } => Some(host),
         EventPayload::RolloutStarted { .. }
+        | EventPayload::ScheduleTriggered { .. }
         | EventPayload::BatchStarted { .. }
         | EventPayload::BatchFinished { .. }
         | EventPayload::RolloutFinished { .. }
         | EventPayload::CertificateRenewed { .. }
         | EventPayload::CertificateReloadFailed { .. }
         | EventPayload::ConfigReloaded { .. }
-        | EventPayload::ConfigReloadFailed { .. } => None,
+        | EventPayload::ConfigReloadFailed { .. }
+        | EventPayload::CertificateRenewalFailed { .. } => None,
     }
 }
 
@@ -797,4 +801,61 @@ async fn ws_sigterm_with_clients_connected_exits_0() {
         "{}",
         daemon.log.join("\n")
     );
+}
+
+/// A replay from the state database longer than many of its pages arrives whole, in order,
+/// then goes live: the session reads the database page by page while it sends.
+#[tokio::test]
+async fn ws_replay_from_disk_spans_many_pages_without_gap() {
+    let app = spawn_app(&config("event_buffer = 1\n", &[])).await;
+    // 2 events per host: far more than one page of the disk replay.
+    let n_hosts = 3 * tendhost::persist::EVENT_PAGE as usize / 2 + 7;
+    churn_hosts(&app.client, &app.base_url, "page", n_hosts).await;
+    let last = 2 * n_hosts as u64;
+    let mut ws = connect(app.addr, "?since=0").await;
+    let replayed = events_until(&mut ws, |event| event.seq == last).await;
+    assert_eq!(seqs(&replayed), (1..=last).collect::<Vec<u64>>());
+    churn_hosts(&app.client, &app.base_url, "live", 1).await;
+    assert_eq!(
+        seqs(&events_until(&mut ws, |event| event.seq == last + 2).await),
+        [last + 1, last + 2]
+    );
+    app.stop().await.unwrap();
+}
+
+/// `max_ws_clients` streams at once: one more is refused before the upgrade with 503
+/// `too_many_clients` in the API's error shape; once a client leaves, a new one gets in.
+#[tokio::test]
+async fn ws_clients_beyond_max_ws_clients_get_503_too_many_clients() {
+    let app = spawn_app(&config("max_ws_clients = 2\n", &[])).await;
+    let first = connect(app.addr, "").await;
+    let _second = connect(app.addr, "").await;
+
+    let url = format!("ws://{}/ws/events", app.addr);
+    let refused = tokio_tungstenite::connect_async(url.as_str()).await;
+    let Err(tokio_tungstenite::tungstenite::Error::Http(response)) = refused else {
+        panic!("a third client was not refused: {refused:?}");
+    };
+    assert_eq!(response.status(), 503);
+    let body: Value = serde_json::from_slice(response.body().as_deref().unwrap_or_default())
+        .expect("the refusal is JSON");
+    assert_eq!(body["error"]["code"], "too_many_clients", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_ws_clients"),
+        "{body}"
+    );
+
+    drop(first);
+    let again = wait::until("a new client once one has left", || async {
+        match tokio_tungstenite::connect_async(url.as_str()).await {
+            Ok((ws, _)) => Ok(ws),
+            Err(err) => Err(err.to_string()),
+        }
+    })
+    .await;
+    drop(again);
+    app.stop().await.unwrap();
 }

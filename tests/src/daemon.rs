@@ -64,6 +64,12 @@ fn apply_auth_default(path: &Path) {
 /// Starts the daemon in-process again on `dir` (from [`TestApp::into_dir`]): same config file,
 /// same data dir, a new port.
 pub async fn spawn_app_in(dir: TempDir) -> TestApp {
+    spawn_app_in_at(dir, SocketAddr::from(([127, 0, 0, 1], 0))).await
+}
+
+/// [`spawn_app_in`] on a fixed address (a test whose outside peer dials a known port, such as
+/// an ACME CA validating TLS-ALPN-01 on the HTTPS port).
+pub async fn spawn_app_in_at(dir: TempDir, bind: SocketAddr) -> TestApp {
     crate::tls::install_provider();
     let path = dir.path().join("tendhost.toml");
     apply_auth_default(&path);
@@ -76,9 +82,9 @@ pub async fn spawn_app_in(dir: TempDir) -> TestApp {
         Ok(config) => config,
         Err(err) => panic!("test config is invalid:\n{err}"),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let listener = tokio::net::TcpListener::bind(bind)
         .await
-        .expect("bind 127.0.0.1:0");
+        .unwrap_or_else(|err| panic!("bind {bind}: {err}"));
     let addr = listener.local_addr().expect("local addr");
     let scheme = if config.daemon.tls.mode.is_some() {
         "https"

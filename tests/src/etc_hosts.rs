@@ -1,7 +1,10 @@
 //! Test names in `/etc/hosts`: the machine's DNS resolver is unreachable (see TESTBED.md), so a
 //! test that needs a name resolving to an address adds a line and removes it again on drop.
 //! Lines carry a marker with the test process's pid, so parallel test processes only ever
-//! remove their own lines. Needs write access to `/etc/hosts` (root, as in CI).
+//! remove their own lines, and every read-modify-write holds an exclusive lock on a file
+//! in the temp dir, so two test processes (nextest runs each test in its own) never lose
+//! each other's lines or read the file half-written. Needs write access to `/etc/hosts` (root,
+//! as in CI).
 
 use std::sync::Mutex;
 
@@ -50,6 +53,17 @@ fn edit(change: impl FnOnce(&str) -> String) {
     let _guard = LOCK
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let lock_path = std::env::temp_dir().join("tendhost-etc-hosts.lock");
+    let lock_file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap_or_else(|err| panic!("{}: {err}", lock_path.display()));
+    // Across test processes; released when `lock_file` is dropped at the end.
+    lock_file
+        .lock()
+        .unwrap_or_else(|err| panic!("lock {}: {err}", lock_path.display()));
     let text = std::fs::read_to_string(ETC_HOSTS).expect("read /etc/hosts");
     std::fs::write(ETC_HOSTS, change(&text))
         .expect("write /etc/hosts (the API host tests need root)");

@@ -137,6 +137,28 @@ pub enum EventPayload {
         /// Every problem, as `file:line:col: message`.
         errors: Vec<String>,
     },
+    /// A `[[schedule]]` started its rollout (the usual rollout events follow).
+    ScheduleTriggered {
+        schedule: String,
+        rollout_id: String,
+    },
+    /// A host of a rollout is outside its maintenance window: it waits as `deferred` until
+    /// the window opens (RFC 3339 `opens_at`), or is skipped past the run's `window_grace`.
+    HostDeferred {
+        rollout_id: String,
+        host: String,
+        #[schema(format = DateTime)]
+        opens_at: String,
+    },
+    /// `acme`: the CA did not issue a certificate (unreachable, refused, a failed validation);
+    /// the current certificate keeps serving.
+    CertificateRenewalFailed {
+        /// What failed.
+        error: String,
+        /// When the daemon tries again (RFC 3339, UTC); the pause grows with each failure.
+        #[schema(format = DateTime)]
+        next_attempt: String,
+    },
 }
 
 /// A message about the stream itself (carries no `seq`).

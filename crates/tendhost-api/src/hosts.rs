@@ -381,6 +381,10 @@ pub struct HostListQuery {
     /// Only hosts whose name starts with this.
     #[param(example = "web-")]
     pub search: Option<String>,
+    /// Order: `name` (default), `state`, `pending`, `security`, `reboot` or `last_check`;
+    /// a leading `-` reverses it. Ties are broken by name.
+    #[param(example = "-security")]
+    pub sort: Option<String>,
 }
 
 /// Policy of a host registered through the API. Omitted fields take the defaults shown.
@@ -451,9 +455,9 @@ pub struct NewHost {
 }
 
 /// `POST /hosts/{name}/update` (the body is optional: no body means `{}`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"dry_run": true, "force": false}))]
+#[schema(example = json!({"dry_run": true, "force": false, "packages": "security"}))]
 pub struct UpdateRequest {
     /// Only show what would be upgraded and the exact commands; change nothing.
     #[serde(default)]
@@ -461,6 +465,9 @@ pub struct UpdateRequest {
     /// Ignore the host's maintenance window.
     #[serde(default)]
     pub force: bool,
+    /// What to install. Default `"all"`.
+    #[serde(default)]
+    pub packages: crate::schedules::Packages,
 }
 
 /// `POST /hosts/{name}/reboot` (the body is optional: no body means `{}`).

@@ -111,6 +111,7 @@ pub struct JobSummary {
     "summary": "1 package(s) upgraded, exit code 0",
     "exit_code": 0,
     "packages_changed": [{"name": "openssl", "from": "3.0.11-1~deb12u2", "to": "3.0.13-1~deb12u1"}],
+    "also_installed": [],
     "packages_failed": [],
     "pending": [],
     "commands": [],
@@ -123,6 +124,9 @@ pub struct Job {
     pub summary: JobSummary,
     /// Packages whose version the upgrade changed.
     pub packages_changed: Vec<PackageChange>,
+    /// Of `packages_changed`, those the request's `packages` did not name: what the package
+    /// manager installed or upgraded for the selected ones.
+    pub also_installed: Vec<PackageChange>,
     /// Packages the package manager reported as failed.
     pub packages_failed: Vec<String>,
     /// Checks and dry runs: what would be upgraded.
@@ -187,6 +191,7 @@ mod tests {
                 exit_code: None,
             },
             packages_changed: Vec::new(),
+            also_installed: Vec::new(),
             packages_failed: Vec::new(),
             pending: Vec::new(),
             commands: Vec::new(),

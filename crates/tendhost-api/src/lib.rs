@@ -8,9 +8,13 @@ pub mod events;
 pub mod groups;
 pub mod hosts;
 pub mod jobs;
+pub mod notifications;
 pub mod packages;
 pub mod pagination;
 pub mod rollouts;
+pub mod schedules;
+pub mod session;
+pub mod summary;
 pub mod system;
 pub mod tls;
 

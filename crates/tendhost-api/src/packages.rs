@@ -13,7 +13,8 @@ use utoipa::ToSchema;
     "new_version": "3.0.13-1~deb12u1",
     "origin": "Debian-Security:12/stable-security",
     "arch": "amd64",
-    "security": true
+    "security": true,
+    "excluded": false
 }))]
 pub struct PendingUpdate {
     pub name: String,
@@ -24,6 +25,8 @@ pub struct PendingUpdate {
     pub arch: String,
     /// From a security suite (apt) or with a security advisory (dnf).
     pub security: bool,
+    /// An `exclude` pattern of the host matches it: listed, never installed.
+    pub excluded: bool,
 }
 
 /// A package whose installed version an upgrade changed.

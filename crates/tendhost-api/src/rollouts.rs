@@ -165,6 +165,13 @@ pub struct FleetUpdateRequest {
     /// Update hosts outside their maintenance window too (otherwise they are skipped).
     #[serde(default)]
     pub force: bool,
+    /// What each host installs. Default `"all"`.
+    #[serde(default)]
+    pub packages: crate::schedules::Packages,
+    /// Hosts outside their maintenance window wait (`deferred`) until it opens, for at most
+    /// 24 hours, instead of being skipped.
+    #[serde(default)]
+    pub defer_outside_window: bool,
 }
 
 fn default_batch_size() -> u32 {
@@ -201,6 +208,9 @@ pub enum RolloutHostState {
     Failed,
     Skipped,
     Cancelled,
+    /// Outside its maintenance window; updated when it opens (within the run's
+    /// `window_grace`), else `skipped` with reason `window_not_open`.
+    Deferred,
 }
 
 /// A batch's progress.
@@ -242,7 +252,7 @@ pub struct RolloutHost {
 
 /// Hosts of a rollout by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"pending": 0, "running": 2, "succeeded": 3, "failed": 0, "skipped": 1, "cancelled": 0}))]
+#[schema(example = json!({"pending": 0, "running": 2, "succeeded": 3, "failed": 0, "skipped": 1, "cancelled": 0, "deferred": 0}))]
 pub struct RolloutCounts {
     pub pending: usize,
     pub running: usize,
@@ -250,6 +260,7 @@ pub struct RolloutCounts {
     pub failed: usize,
     pub skipped: usize,
     pub cancelled: usize,
+    pub deferred: usize,
 }
 
 /// `202` answer of `POST /fleet/check` and `POST /fleet/update`: the rollout runs in the
@@ -287,8 +298,11 @@ pub struct RolloutAccepted {
     "filter": {"tags": ["web"], "groups": [], "exclude_hosts": [], "hosts": []},
     "dry_run": false,
     "force": false,
+    "packages": "all",
+    "reboot": null,
+    "trigger": {"api": "ops"},
     "n_failed": 0,
-    "counts": {"pending": 0, "running": 2, "succeeded": 1, "failed": 0, "skipped": 0, "cancelled": 0},
+    "counts": {"pending": 0, "running": 2, "succeeded": 1, "failed": 0, "skipped": 0, "cancelled": 0, "deferred": 0},
     "batches": [
         {"index": 0, "hosts": ["web-01"], "canary": true, "state": "finished"},
         {"index": 1, "hosts": ["web-02", "web-03"], "canary": false, "state": "running"}
@@ -317,6 +331,12 @@ pub struct Rollout {
     pub filter: HostFilter,
     pub dry_run: bool,
     pub force: bool,
+    /// What each host installs.
+    pub packages: crate::schedules::Packages,
+    /// For this run, instead of each host's `auto_reboot`; null keeps it.
+    pub reboot: Option<crate::schedules::RebootChoice>,
+    /// Who started it.
+    pub trigger: crate::schedules::Trigger,
     /// Failures counted against `max_failures`.
     pub n_failed: usize,
     pub counts: RolloutCounts,
@@ -333,10 +353,11 @@ pub struct Rollout {
     "created_at": "2026-05-02T03:00:00Z",
     "finished_at": "2026-05-02T03:09:12Z",
     "dry_run": false,
+    "trigger": {"schedule": "weekly"},
     "n_hosts": 3,
     "n_batches": 2,
     "n_failed": 0,
-    "counts": {"pending": 0, "running": 0, "succeeded": 3, "failed": 0, "skipped": 0, "cancelled": 0}
+    "counts": {"pending": 0, "running": 0, "succeeded": 3, "failed": 0, "skipped": 0, "cancelled": 0, "deferred": 0}
 }))]
 pub struct RolloutSummary {
     pub id: String,
@@ -349,6 +370,8 @@ pub struct RolloutSummary {
     #[schema(format = DateTime)]
     pub finished_at: Option<String>,
     pub dry_run: bool,
+    /// Who started it.
+    pub trigger: crate::schedules::Trigger,
     pub n_hosts: usize,
     pub n_batches: usize,
     /// Failures counted against `max_failures`.

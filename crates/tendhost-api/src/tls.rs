@@ -15,10 +15,11 @@ use utoipa::ToSchema;
     "not_before": "2026-12-01T21:00:00Z",
     "not_after": "2026-12-31T21:01:00Z",
     "next_renewal": "2026-12-21T21:01:00Z",
-    "last_error": null
+    "last_error": null,
+    "temporary": null
 }))]
 pub struct TlsStatus {
-    /// `off`, `files` or `self-signed`.
+    /// `off`, `files`, `self-signed` or `acme`.
     pub mode: String,
     pub subject: Option<String>,
     /// DNS names and IP addresses the certificate is valid for.
@@ -28,9 +29,13 @@ pub struct TlsStatus {
     pub serial: Option<String>,
     pub not_before: Option<String>,
     pub not_after: Option<String>,
-    /// When the daemon renews it (`self-signed` only).
+    /// When the daemon renews it (`self-signed`, `acme`); in `acme` mode after a failure,
+    /// when it tries again.
     pub next_renewal: Option<String>,
     /// Why the last reload or renewal failed, until one succeeds (the old certificate keeps
     /// serving).
     pub last_error: Option<String>,
+    /// `acme` only: `true` while the daemon serves its temporary self-signed certificate
+    /// because the CA has not issued one yet, `false` once it has.
+    pub temporary: Option<bool>,
 }

@@ -10,12 +10,15 @@
 //!   bootstrap admin token in `data_dir/admin.token`, mode 0600).
 //! - [`limiter`]: slows down repeated wrong tokens from one source address.
 //! - [`ticket`]: single-use, short-lived WebSocket tickets for browsers.
+//! - [`session`]: signed `tendhost_session` cookies for the web dashboard (key in
+//!   `data_dir/session.key`, mode 0600).
 //!
 //! The daemon turns these answers into 401/403/429 responses; nothing here knows axum.
 
 pub mod keyring;
 pub mod limiter;
 pub mod role;
+pub mod session;
 pub mod ticket;
 pub mod token;
 pub mod tokens_file;
@@ -25,6 +28,7 @@ pub use crate::keyring::{
 };
 pub use crate::limiter::{FailureLimiter, Limited};
 pub use crate::role::{Access, Role, required_access};
+pub use crate::session::{SESSION_COOKIE, Sessions};
 pub use crate::ticket::TicketBook;
 pub use crate::token::{Caller, TokenEntry, TokenError, TokenHash, TokenSet, new_token};
 pub use crate::tokens_file::{EntryError, parse_tokens_file};

@@ -64,10 +64,19 @@ pub enum Access {
 }
 
 /// Routes open without a token (exact templates), and open prefixes (the docs' assets).
-const OPEN: &[(&str, &str)] = &[("GET", "/health"), ("GET", "/openapi.json")];
-const OPEN_PREFIXES: &[&str] = &["/docs"];
+/// `/session` logs in and out (it checks the token itself); `/` redirects to the dashboard,
+/// whose assets under `/ui` show nothing but what the API answers.
+const OPEN: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/openapi.json"),
+    ("GET", "/"),
+    ("POST", "/session"),
+    ("DELETE", "/session"),
+];
+const OPEN_PREFIXES: &[&str] = &["/docs", "/ui"];
 
-/// Routes that change something and need `operate`. Any other non-GET route needs `admin`.
+/// Routes that change something and need `operate`. Any other non-GET route needs `admin`
+/// (`POST /hosts`, `DELETE /hosts/{name}`, `POST /tls/renew`, `POST /notifications/{name}/test`).
 const OPERATE: &[(&str, &str)] = &[
     ("POST", "/hosts/{name}/check"),
     ("POST", "/hosts/{name}/update"),
@@ -78,6 +87,9 @@ const OPERATE: &[(&str, &str)] = &[
     ("POST", "/fleet/update"),
     ("POST", "/rollouts/{id}/cancel"),
     ("POST", "/rollouts/{id}/resume"),
+    ("POST", "/schedules/{name}/run"),
+    ("POST", "/schedules/{name}/pause"),
+    ("POST", "/schedules/{name}/resume"),
 ];
 
 /// Read-only routes that are not GETs: asking for a WebSocket ticket changes nothing.
@@ -113,7 +125,9 @@ pub fn required_access(method: &str, route: &str) -> Access {
         }
         return Access::Role(Role::Read);
     }
-    if is(READ_NON_GET) {
+    if is(OPEN) {
+        Access::Open
+    } else if is(READ_NON_GET) {
         Access::Role(Role::Read)
     } else if is(OPERATE) {
         Access::Role(Role::Operate)
@@ -139,6 +153,15 @@ mod tests {
         check("GET", "/docs", Open);
         check("GET", "/docs/scalar.js", Open);
         check("GET", "/docsx", R(Role::Read));
+        check("GET", "/", Open);
+        check("GET", "/ui", Open);
+        check("GET", "/ui/app.js", Open);
+        check("GET", "/uix", R(Role::Read));
+        check("POST", "/session", Open);
+        check("DELETE", "/session", Open);
+        check("GET", "/session", R(Role::Read));
+        check("GET", "/fleet/summary", R(Role::Read));
+        check("POST", "/ui/app.js", R(Role::Admin));
         check("POST", "/health", R(Role::Admin));
         check("GET", "/hosts", R(Role::Read));
         check("GET", "/hosts/{name}", R(Role::Read));
@@ -148,10 +171,14 @@ mod tests {
         check("POST", "/hosts/{name}/check", R(Role::Operate));
         check("post", "/hosts/{name}/update", R(Role::Operate));
         check("POST", "/rollouts/{id}/resume", R(Role::Operate));
+        check("POST", "/schedules/{name}/pause", R(Role::Operate));
+        check("GET", "/schedules", R(Role::Read));
         check("POST", "/hosts", R(Role::Admin));
         check("DELETE", "/hosts/{name}", R(Role::Admin));
         check("GET", "/audit", R(Role::Admin));
         check("GET", "/auditx", R(Role::Read));
+        check("GET", "/notifications", R(Role::Read));
+        check("POST", "/notifications/{name}/test", R(Role::Admin));
         check("PUT", "/something/new", R(Role::Admin));
     }
 

@@ -1,6 +1,8 @@
 //! What every host and rollout shares: the event bus, the job registry, the id generator, the
 //! fleet-wide concurrency limit, and `Persistence`, the hook the store plugs into.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -28,6 +30,12 @@ pub trait Persistence: Send + Sync {
     /// An output line of a job, with the time the registry gave it (so the stored log and the
     /// live one agree to the millisecond).
     fn job_output(&self, job_id: &str, stream: OutputStream, time: Timestamp, line: &str);
+    /// Waits until the durable queue has room for more output (backpressure: a job printing
+    /// faster than the store commits waits here, before reading more of its output). Ready at
+    /// once by default.
+    fn room(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Shared by the whole fleet.
@@ -58,6 +66,13 @@ impl FleetContext {
     pub fn persist_rollout(&self, rollout: &RolloutSnapshot) {
         if let Some(persistence) = &self.persistence {
             persistence.rollout_changed(rollout);
+        }
+    }
+
+    /// Waits until the store can take more output lines (see [`Persistence::room`]).
+    pub async fn output_room(&self) {
+        if let Some(persistence) = &self.persistence {
+            persistence.room().await;
         }
     }
 

@@ -13,12 +13,12 @@ use jiff::Timestamp;
 use tendhost_exec::{OutputSink, Stream};
 use tendhost_pkg::{
     AptUpgrade as PkgAptUpgrade, CheckReport, Inventory, JobId, ListRefresh, PackageManager,
-    PkgError, PkgOptions, RebootState, UpgradeOutcome, UpgradeState, progress_package,
+    PkgError, PkgOptions, RebootState, Target, UpgradeOutcome, UpgradeState, progress_package,
 };
 
 use crate::events::{EventKind, OutputStream};
 use crate::host::HostShared;
-use crate::model::{JobState, LostJob, UpdateOptions};
+use crate::model::{JobState, LostJob, Packages, RebootChoice, UpdateOptions};
 use crate::settle::{Ending, Step, requires_reboot, settle};
 use crate::spec::{AptUpgrade, PinnedManager};
 use crate::state::{HostState, JobKind};
@@ -53,6 +53,10 @@ impl OutputSink for JobSink<'_> {
             });
         }
     }
+
+    fn ready(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(self.host.ctx().output_room())
+    }
 }
 
 /// Appends a line tendhost itself writes (not the host's output) to the job log and the bus.
@@ -84,7 +88,12 @@ fn note_report(
                 update.current_version.as_deref().unwrap_or("(new)"),
                 update.new_version,
                 update.origin,
-                if update.security { ", security" } else { "" }
+                match (update.security, update.excluded) {
+                    (true, true) => ", security, excluded",
+                    (true, false) => ", security",
+                    (false, true) => ", excluded",
+                    (false, false) => "",
+                }
             ),
         );
     }
@@ -122,6 +131,7 @@ fn pkg_options(host: &HostShared, refresh: bool) -> PkgOptions {
         },
         lock_timeout: spec.timing.dpkg_lock_timeout,
         reconnect_window: spec.timing.reconnect_window,
+        exclude: spec.policy.exclude.clone(),
         ..PkgOptions::default()
     }
 }
@@ -174,8 +184,8 @@ pub async fn run_job(host: &Arc<HostShared>, job_id: &str, kind: JobKind, option
     crate::testing::job_panic_hook(host.name());
     let result = match kind {
         JobKind::Check => run_check(host, job_id, true).await,
-        JobKind::Update if options.dry_run => run_dry_run(host, job_id).await,
-        JobKind::Update => run_update(host, job_id).await,
+        JobKind::Update if options.dry_run => run_dry_run(host, job_id, &options).await,
+        JobKind::Update => run_update(host, job_id, &options).await,
         JobKind::Reboot => run_reboot(host, job_id).await,
     };
     let (ending, state, summary) = match result {
@@ -196,7 +206,7 @@ pub async fn run_job(host: &Arc<HostShared>, job_id: &str, kind: JobKind, option
         Err(StepError::Failed(error)) => (Some(Ending::Failed), JobState::Failed, error),
     };
     if let Some(ending) = ending {
-        match settle(ending, host.spec.policy.auto_reboot) {
+        match settle(ending, auto_reboot(host, &options)) {
             HostState::Failed => host.fail(kind, previous, summary.clone(), job_id),
             to => host.transition(to),
         }
@@ -324,6 +334,16 @@ async fn look(
 /// the state it settled on, or `rebooting` when the job has to reboot the host now (the host
 /// is still where the step left it then).
 fn record_and_settle(host: &HostShared, step: Step, findings: Findings) -> HostState {
+    record_and_settle_with(host, step, findings, host.spec.policy.auto_reboot)
+}
+
+/// [`record_and_settle`] with the reboot policy of this job.
+fn record_and_settle_with(
+    host: &HostShared,
+    step: Step,
+    findings: Findings,
+    auto_reboot: bool,
+) -> HostState {
     let ending = {
         let mut status = host.status();
         let Findings {
@@ -346,7 +366,7 @@ fn record_and_settle(host: &HostShared, step: Step, findings: Findings) -> HostS
         status.last_check = Some(Timestamp::now());
         ending
     };
-    let to = settle(ending, host.spec.policy.auto_reboot);
+    let to = settle(ending, auto_reboot);
     if !matches!(to, HostState::Rebooting | HostState::Failed) {
         host.transition(to);
     }
@@ -489,12 +509,54 @@ fn outcome_summary(outcome: &UpgradeOutcome) -> String {
     summary
 }
 
+/// Whether a job reboots a host that needs it: the job's `reboot` choice, else the host's
+/// `auto_reboot`.
+fn auto_reboot(host: &HostShared, options: &UpdateOptions) -> bool {
+    match options.reboot {
+        None => host.spec.policy.auto_reboot,
+        Some(RebootChoice::Never) => false,
+        Some(RebootChoice::IfRequired | RebootChoice::Always) => true,
+    }
+}
+
+/// Logs the selection of an update that is not "every package".
+fn note_selection(host: &HostShared, job_id: &str, options: &UpdateOptions) {
+    if options.packages != Packages::All {
+        job_note(
+            host,
+            job_id,
+            &format!("packages: {}", options.packages.describe()),
+        );
+    }
+    if !host.spec.policy.exclude.is_empty() {
+        let globs: Vec<&str> = host
+            .spec
+            .policy
+            .exclude
+            .iter()
+            .map(tendhost_pkg::ExcludeGlob::as_str)
+            .collect();
+        job_note(
+            host,
+            job_id,
+            &format!("never upgraded here: {}", globs.join(", ")),
+        );
+    }
+}
+
 /// Dry run: querying -> what a check would settle on, with the last known reboot state.
-async fn run_dry_run(host: &HostShared, job_id: &str) -> Result<String, StepError> {
+async fn run_dry_run(
+    host: &HostShared,
+    job_id: &str,
+    options: &UpdateOptions,
+) -> Result<String, StepError> {
     host.transition(HostState::Querying);
     let manager = manager(host).await?;
     let opts = pkg_options(host, true);
-    let dry_run = tendhost_pkg::dry_run(host.executor.as_ref(), manager, &opts).await?;
+    note_selection(host, job_id, options);
+    let dry_run =
+        tendhost_pkg::dry_run_selected(host.executor.as_ref(), manager, &opts, &options.packages)
+            .await?;
     let n_pending = dry_run.report.pending.len();
     note_report(host, job_id, &dry_run.report, &host.status().reboot.clone());
     for command in &dry_run.commands {
@@ -515,15 +577,41 @@ async fn run_dry_run(host: &HostShared, job_id: &str) -> Result<String, StepErro
 
 /// Update: (a first check) -> updating -> the detached upgrade -> what `settle` says, which
 /// on an `auto_reboot` host that needs it is a reboot and its verification.
-async fn run_update(host: &HostShared, job_id: &str) -> Result<String, StepError> {
-    if host.status().last_check.is_none() {
+async fn run_update(
+    host: &HostShared,
+    job_id: &str,
+    options: &UpdateOptions,
+) -> Result<String, StepError> {
+    // A selection is resolved against a fresh look at the host, not the last periodic check.
+    let selective = options.packages != Packages::All || !host.spec.policy.exclude.is_empty();
+    if host.status().last_check.is_none() || selective {
         run_check(host, job_id, true).await?;
     }
     let manager = manager(host).await?;
     let previous = host.status().state;
     host.transition(HostState::Updating);
     let opts = pkg_options(host, false);
-    let total = u32::try_from(host.status().report.pending.len()).unwrap_or(u32::MAX);
+    note_selection(host, job_id, options);
+    let target = Target::resolve(
+        manager,
+        &options.packages,
+        &opts.exclude,
+        &host.status().report,
+    );
+    if !target.not_pending.is_empty() {
+        job_note(
+            host,
+            job_id,
+            &format!(
+                "no pending update on this host for: {}",
+                target.not_pending.join(", ")
+            ),
+        );
+    }
+    let total = match &target.selected {
+        Some(selected) => u32::try_from(selected.len()).unwrap_or(u32::MAX),
+        None => u32::try_from(host.status().report.pending.len()).unwrap_or(u32::MAX),
+    };
     let sink = JobSink {
         host,
         job_id,
@@ -531,21 +619,37 @@ async fn run_update(host: &HostShared, job_id: &str) -> Result<String, StepError
         done: 0.into(),
     };
     let id = JobId::new(job_id).map_err(|err| StepError::Failed(err.to_string()))?;
-    let outcome =
-        match tendhost_pkg::upgrade(host.executor.as_ref(), manager, &id, &opts, &sink).await {
-            Ok(outcome) => outcome,
-            Err(err) => {
-                return Err(match StepError::from(err) {
-                    StepError::Busy { error, .. } => StepError::Busy {
-                        error,
-                        back_to: Some(previous),
-                    },
-                    other => other,
-                });
-            }
-        };
+    let outcome = match tendhost_pkg::upgrade_selected(
+        host.executor.as_ref(),
+        manager,
+        &id,
+        &opts,
+        &target,
+        &sink,
+    )
+    .await
+    {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            return Err(match StepError::from(err) {
+                StepError::Busy { error, .. } => StepError::Busy {
+                    error,
+                    back_to: Some(previous),
+                },
+                other => other,
+            });
+        }
+    };
     record_outcome(host, job_id, &outcome);
-    let summary = outcome_summary(&outcome);
+    let also_installed = target.also_installed(&outcome.upgraded);
+    let mut summary = outcome_summary(&outcome);
+    if !also_installed.is_empty() {
+        let names: Vec<&str> = also_installed.iter().map(|p| p.name.as_str()).collect();
+        summary.push_str(&format!("; also installed: {}", names.join(", ")));
+    }
+    host.ctx().jobs.update(job_id, |job| {
+        job.also_installed = also_installed;
+    });
     match outcome.state {
         UpgradeState::Succeeded => {}
         UpgradeState::Failed => {
@@ -576,7 +680,9 @@ async fn run_update(host: &HostShared, job_id: &str) -> Result<String, StepError
     // Where the host stands now: pending list (no refresh) and reboot flag.
     let findings = look(host, manager, false, WithInventory::No).await?;
     host.status().failure = None;
-    if record_and_settle(host, Step::Update, findings) == HostState::Rebooting {
+    let settled = record_and_settle_with(host, Step::Update, findings, auto_reboot(host, options));
+    let always = options.reboot == Some(RebootChoice::Always) && settled != HostState::Failed;
+    if settled == HostState::Rebooting || always {
         reboot_and_verify(host, job_id).await?;
         return Ok(format!("{summary}; rebooted and verified"));
     }

@@ -117,6 +117,22 @@ pub enum EventKind {
     ConfigReloadFailed {
         errors: Vec<String>,
     },
+    /// A `[[schedule]]` started its rollout.
+    ScheduleTriggered {
+        schedule: String,
+        rollout_id: String,
+    },
+    /// A host of a rollout is outside its maintenance window and waits for it to open.
+    HostDeferred {
+        rollout_id: String,
+        host: String,
+        opens_at: Timestamp,
+    },
+    /// The ACME CA did not issue a certificate; the current one keeps serving.
+    CertificateRenewalFailed {
+        error: String,
+        next_attempt: Timestamp,
+    },
 }
 
 impl EventKind {
@@ -140,6 +156,9 @@ impl EventKind {
             EventKind::CertificateReloadFailed { .. } => "certificate_reload_failed",
             EventKind::ConfigReloaded { .. } => "config_reloaded",
             EventKind::ConfigReloadFailed { .. } => "config_reload_failed",
+            EventKind::ScheduleTriggered { .. } => "schedule_triggered",
+            EventKind::HostDeferred { .. } => "host_deferred",
+            EventKind::CertificateRenewalFailed { .. } => "certificate_renewal_failed",
         }
     }
 
@@ -154,7 +173,8 @@ impl EventKind {
             | EventKind::HostConnected { host }
             | EventKind::HostDisconnected { host, .. }
             | EventKind::HostAdded { host }
-            | EventKind::HostRemoved { host } => Some(host),
+            | EventKind::HostRemoved { host }
+            | EventKind::HostDeferred { host, .. } => Some(host),
             EventKind::RolloutStarted { .. }
             | EventKind::BatchStarted { .. }
             | EventKind::BatchFinished { .. }
@@ -162,13 +182,15 @@ impl EventKind {
             | EventKind::CertificateRenewed { .. }
             | EventKind::CertificateReloadFailed { .. }
             | EventKind::ConfigReloaded { .. }
-            | EventKind::ConfigReloadFailed { .. } => None,
+            | EventKind::ConfigReloadFailed { .. }
+            | EventKind::ScheduleTriggered { .. }
+            | EventKind::CertificateRenewalFailed { .. } => None,
         }
     }
 }
 
 /// All event type wire names (for validating `?types=`).
-pub const EVENT_TYPES: [&str; 17] = [
+pub const EVENT_TYPES: [&str; 20] = [
     "host_state_changed",
     "job_started",
     "job_output",
@@ -186,6 +208,9 @@ pub const EVENT_TYPES: [&str; 17] = [
     "certificate_reload_failed",
     "config_reloaded",
     "config_reload_failed",
+    "schedule_triggered",
+    "host_deferred",
+    "certificate_renewal_failed",
 ];
 
 /// Durable path for events: takes each published event, stores it, and hands it back with

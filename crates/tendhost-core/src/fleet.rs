@@ -20,10 +20,10 @@ use crate::events::{EventBus, EventKind, EventTransport};
 use crate::host::Panic;
 use crate::host::{Acknowledge, HostEntry, HostShared, StartJob};
 use crate::ids::Ids;
-use crate::jobs::Jobs;
+use crate::jobs::{Jobs, JobsOptions};
 use crate::model::{
-    FleetError, HostFilter, HostSnapshot, HostStatus, JobSnapshot, JobState, MaxFailures,
-    RolloutKind, RolloutRequest, RolloutSnapshot, UpdateOptions,
+    DEFAULT_WINDOW_GRACE, FleetError, HostFilter, HostSnapshot, HostStatus, JobSnapshot, JobState,
+    MaxFailures, Packages, RolloutKind, RolloutRequest, RolloutSnapshot, Trigger, UpdateOptions,
 };
 pub use crate::orchestrator::Put;
 use crate::orchestrator::{
@@ -50,6 +50,10 @@ pub struct FleetOptions {
     pub check_on_start: bool,
     /// Seq of the first event (continues the stored sequence after a restart).
     pub first_seq: u64,
+    /// What the job registry keeps in memory.
+    pub jobs: JobsOptions,
+    /// Finished rollouts kept in memory (older ones only in the store).
+    pub keep_finished_rollouts: usize,
 }
 
 impl Default for FleetOptions {
@@ -61,6 +65,8 @@ impl Default for FleetOptions {
             event_channel: 4_096,
             check_on_start: true,
             first_seq: 1,
+            jobs: JobsOptions::default(),
+            keep_finished_rollouts: 100,
         }
     }
 }
@@ -184,7 +190,7 @@ impl Fleet {
                 options.event_buffer,
                 options.event_channel,
             ),
-            jobs: Arc::new(Jobs::default()),
+            jobs: Arc::new(Jobs::new(options.jobs)),
             ids,
             remote_slots: Arc::new(Semaphore::new(options.max_parallel.max(1))),
             persistence,
@@ -210,6 +216,7 @@ impl Fleet {
             groups,
             executor_factory,
             rollouts: restored.rollouts,
+            keep_finished_rollouts: options.keep_finished_rollouts,
         });
         let scheduler = tokio::spawn(schedule_checks(
             orchestrator.clone(),
@@ -234,7 +241,8 @@ impl Fleet {
             EventKind::CertificateRenewed { .. }
             | EventKind::CertificateReloadFailed { .. }
             | EventKind::ConfigReloaded { .. }
-            | EventKind::ConfigReloadFailed { .. } => {
+            | EventKind::ConfigReloadFailed { .. }
+            | EventKind::CertificateRenewalFailed { .. } => {
                 self.ctx.bus.publish(kind);
                 Ok(())
             }
@@ -339,15 +347,8 @@ impl Fleet {
     }
 
     pub async fn retry(&self, name: &str) -> Result<String, FleetError> {
-        self.request(
-            name,
-            Request::Retry,
-            UpdateOptions {
-                dry_run: false,
-                force: true,
-            },
-        )
-        .await
+        self.request(name, Request::Retry, UpdateOptions::new(false, true))
+            .await
     }
 
     pub async fn acknowledge(&self, name: &str) -> Result<HostSnapshot, FleetError> {
@@ -363,6 +364,17 @@ impl Fleet {
         })
     }
 
+    /// The job without its log (the store has the whole log).
+    pub fn job_without_log(&self, id: &str) -> Result<JobSnapshot, FleetError> {
+        self.ctx
+            .jobs
+            .get_without_log(id)
+            .ok_or_else(|| FleetError::NotFound {
+                kind: "job",
+                name: id.to_owned(),
+            })
+    }
+
     /// Jobs, newest first (without logs).
     pub fn jobs(&self, host: Option<&str>, state: Option<JobState>) -> Vec<JobSnapshot> {
         self.ctx.jobs.list(host, state)
@@ -374,6 +386,15 @@ impl Fleet {
     }
 
     pub async fn fleet_check(&self, filter: HostFilter) -> Result<RolloutSnapshot, FleetError> {
+        self.fleet_check_by(filter, Trigger::default()).await
+    }
+
+    /// [`Fleet::fleet_check`] started by `trigger`.
+    pub async fn fleet_check_by(
+        &self,
+        filter: HostFilter,
+        trigger: Trigger,
+    ) -> Result<RolloutSnapshot, FleetError> {
         let request = RolloutRequest {
             batch_size: usize::MAX,
             delay: Duration::ZERO,
@@ -382,6 +403,11 @@ impl Fleet {
             filter,
             dry_run: false,
             force: true,
+            packages: Packages::All,
+            reboot: None,
+            defer_outside_window: false,
+            window_grace: DEFAULT_WINDOW_GRACE,
+            trigger,
         };
         self.start_rollout(RolloutKind::Check, request).await
     }
@@ -436,15 +462,16 @@ impl Fleet {
         self.orchestrator.ask(Groups).await.unwrap_or_default()
     }
 
-    /// Tags with the number of hosts carrying each.
-    pub async fn tags(&self) -> BTreeMap<String, usize> {
+    /// Tags with the number of hosts carrying each; [`FleetError::ShuttingDown`] once the
+    /// orchestrator is gone.
+    pub async fn tags(&self) -> Result<BTreeMap<String, usize>, FleetError> {
         let mut tags = BTreeMap::new();
-        for host in self.hosts().await.unwrap_or_default() {
+        for host in self.hosts().await? {
             for tag in host.tags {
                 *tags.entry(tag).or_insert(0) += 1;
             }
         }
-        tags
+        Ok(tags)
     }
 
     /// Test hook: makes a host actor panic (its supervisor restarts it).

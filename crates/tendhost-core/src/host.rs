@@ -219,7 +219,7 @@ impl HostShared {
                 Request::Acknowledge => unreachable!("acknowledge starts no job"),
             };
             if matches!(kind, JobKind::Update | JobKind::Reboot) && !options.dry_run {
-                self.check_policy(kind, options)?;
+                self.check_policy(kind, &options)?;
             }
             let previous_state = if request == Request::Retry {
                 if let Some(failure) = status.failure.as_mut() {
@@ -233,9 +233,13 @@ impl HostShared {
                 status.state
             };
             let job_id = self.ctx.ids.next("job");
-            self.ctx
-                .jobs
-                .create(job_id.clone(), &self.spec.name, kind, options, rollout_id);
+            self.ctx.jobs.create(
+                job_id.clone(),
+                &self.spec.name,
+                kind,
+                options.clone(),
+                rollout_id,
+            );
             status.current_job = Some(job_id.clone());
             (kind, previous_state, job_id)
         };
@@ -259,7 +263,7 @@ impl HostShared {
         Ok(job_id)
     }
 
-    fn check_policy(&self, kind: JobKind, options: UpdateOptions) -> Result<(), FleetError> {
+    fn check_policy(&self, kind: JobKind, options: &UpdateOptions) -> Result<(), FleetError> {
         if matches!(kind, JobKind::Update | JobKind::Reboot)
             && self.spec.policy.updates == UpdatePolicy::CheckOnly
         {
@@ -269,7 +273,7 @@ impl HostShared {
         }
         if !options.force
             && let Some(window) = &self.spec.policy.maintenance_window
-            && !crate::window::is_open(window, &jiff::Zoned::now())
+            && !crate::window::is_open(window, &crate::clock::zoned_now())
         {
             return Err(FleetError::OutsideMaintenanceWindow {
                 host: self.spec.name.clone(),

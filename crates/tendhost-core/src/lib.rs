@@ -1,6 +1,7 @@
 //! tendhost's domain core: host definitions and policy (`spec`), the host state machine
 //! (`state`), the values that cross the boundary (`model`), the event stream (`events`), and
-//! [`Fleet`], the handle the daemon drives. No HTTP, no SQL, no process spawning here:
+//! [`Fleet`], the handle the daemon drives, schedules (`schedule`) and the wall clock they
+//! and maintenance windows read (`clock`). No HTTP, no SQL, no process spawning here:
 //! commands go through `tendhost-exec` (via `tendhost-pkg`), durability through the
 //! [`Persistence`] and [`events::EventTransport`] hooks the daemon implements.
 //!
@@ -9,6 +10,7 @@
 //! (`driver`) with the one post-job state decision (`settle`), rollouts (`rollout`) and
 //! maintenance windows (`window`).
 
+pub mod clock;
 mod context;
 mod driver;
 pub mod events;
@@ -19,6 +21,7 @@ mod jobs;
 pub mod model;
 mod orchestrator;
 mod rollout;
+pub mod schedule;
 mod settle;
 pub mod spec;
 pub mod state;
@@ -29,3 +32,4 @@ pub mod testing;
 
 pub use crate::context::Persistence;
 pub use crate::fleet::{Fleet, FleetOptions, FleetStartError, Restored};
+pub use crate::jobs::{FinishedLogs, JobsOptions};

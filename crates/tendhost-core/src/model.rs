@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
+pub use tendhost_pkg::Packages;
 use tendhost_pkg::{
     CheckReport, Inventory, PackageManager, PendingUpdate, RebootState, Removal, UpgradedPackage,
 };
@@ -132,9 +133,6 @@ impl JobState {
     }
 }
 
-/// Output lines a job keeps in memory (older lines are dropped first).
-pub const MAX_LOG_LINES: usize = 50_000;
-
 /// One line of a job's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
@@ -144,11 +142,58 @@ pub struct LogLine {
 }
 
 /// Options of an update job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UpdateOptions {
     pub dry_run: bool,
     /// Ignore the maintenance window.
     pub force: bool,
+    /// What the update installs (the host's excludes still apply).
+    pub packages: Packages,
+    /// For this job, instead of the host's `auto_reboot`; `None` keeps it.
+    pub reboot: Option<RebootChoice>,
+}
+
+impl UpdateOptions {
+    /// A plain update or reboot: every package, the host's own reboot policy.
+    pub fn new(dry_run: bool, force: bool) -> Self {
+        Self {
+            dry_run,
+            force,
+            ..Self::default()
+        }
+    }
+}
+
+/// Whether an update reboots its host afterwards (a schedule's `reboot`), overriding the
+/// host's `auto_reboot` for that run; the maintenance window still applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RebootChoice {
+    /// Never reboot.
+    Never,
+    /// Reboot when the host says it needs one (`auto_reboot = true`).
+    IfRequired,
+    /// Reboot after every update that ran.
+    Always,
+}
+
+impl RebootChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RebootChoice::Never => "never",
+            RebootChoice::IfRequired => "if_required",
+            RebootChoice::Always => "always",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RebootChoice> {
+        [
+            RebootChoice::Never,
+            RebootChoice::IfRequired,
+            RebootChoice::Always,
+        ]
+        .into_iter()
+        .find(|choice| choice.as_str() == s)
+    }
 }
 
 /// A job, as of now.
@@ -167,6 +212,9 @@ pub struct JobSnapshot {
     pub summary: Option<String>,
     pub exit_code: Option<i32>,
     pub packages_changed: Vec<UpgradedPackage>,
+    /// Of `packages_changed`, those the selection did not name: what the package manager
+    /// installed or upgraded for the selected packages.
+    pub also_installed: Vec<UpgradedPackage>,
     pub packages_failed: Vec<String>,
     /// For dry runs and checks: what would be upgraded.
     pub pending: Vec<PendingUpdate>,
@@ -198,6 +246,7 @@ impl JobSnapshot {
             summary: None,
             exit_code: None,
             packages_changed: Vec::new(),
+            also_installed: Vec::new(),
             packages_failed: Vec::new(),
             pending: Vec::new(),
             commands: Vec::new(),
@@ -252,6 +301,35 @@ pub struct RolloutRequest {
     pub filter: HostFilter,
     pub dry_run: bool,
     pub force: bool,
+    /// What each host's update installs.
+    pub packages: Packages,
+    /// For this run, instead of each host's `auto_reboot`.
+    pub reboot: Option<RebootChoice>,
+    /// Hosts outside their maintenance window wait in the rollout (`deferred`) for it to open
+    /// rather than being skipped; at most `window_grace` after the rollout started.
+    pub defer_outside_window: bool,
+    pub window_grace: Duration,
+    /// Who started it.
+    pub trigger: Trigger,
+}
+
+/// The default `window_grace`: one day.
+pub const DEFAULT_WINDOW_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+/// Who started a rollout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// A request through the API, with the name of its token (`None` with auth off, or in a
+    /// rollout stored before triggers were recorded).
+    Api(Option<String>),
+    /// A `[[schedule]]`, by name.
+    Schedule(String),
+}
+
+impl Default for Trigger {
+    fn default() -> Self {
+        Trigger::Api(None)
+    }
 }
 
 /// What kind of fleet operation a rollout runs on each host.
@@ -302,6 +380,9 @@ pub enum RolloutHostState {
     Failed,
     Skipped,
     Cancelled,
+    /// Outside its maintenance window, waiting for it to open (within the run's
+    /// `window_grace`).
+    Deferred,
 }
 
 impl RolloutHostState {
@@ -313,6 +394,7 @@ impl RolloutHostState {
             RolloutHostState::Failed => "failed",
             RolloutHostState::Skipped => "skipped",
             RolloutHostState::Cancelled => "cancelled",
+            RolloutHostState::Deferred => "deferred",
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::events::EventKind;
 use crate::host::{HostActor, HostArgs, HostEntry, HostShared};
 use crate::model::{
     FleetError, HostFilter, HostSnapshot, HostStatus, RolloutKind, RolloutRequest, RolloutSnapshot,
+    RolloutState,
 };
 use crate::rollout::{self, RolloutHandle};
 use crate::spec::{HostOrigin, HostSpec};
@@ -32,6 +33,8 @@ pub struct OrchestratorArgs {
     pub executor_factory: ExecutorFactory,
     /// Rollouts from previous runs (oldest first), shown and resumable but not running.
     pub rollouts: Vec<RolloutSnapshot>,
+    /// Finished rollouts kept in memory; older ones are forgotten (the store keeps them).
+    pub keep_finished_rollouts: usize,
 }
 
 pub struct OrchestratorActor {
@@ -40,10 +43,39 @@ pub struct OrchestratorActor {
     groups: BTreeMap<String, Vec<String>>,
     rollouts: HashMap<String, RolloutHandle>,
     rollout_order: Vec<String>,
+    keep_finished_rollouts: usize,
     executor_factory: ExecutorFactory,
 }
 
 impl OrchestratorActor {
+    /// Forgets the oldest finished rollouts beyond `keep_finished_rollouts` (running and
+    /// interrupted ones always stay: they can still change).
+    fn evict_rollouts(&mut self) {
+        let mut n_finished = 0;
+        let mut forget = Vec::new();
+        for id in self.rollout_order.iter().rev() {
+            let Some(handle) = self.rollouts.get(id) else {
+                continue;
+            };
+            let state = handle.snapshot().state;
+            if matches!(state, RolloutState::Running | RolloutState::Interrupted) {
+                continue;
+            }
+            n_finished += 1;
+            if n_finished > self.keep_finished_rollouts {
+                forget.push(id.clone());
+            }
+        }
+        if forget.is_empty() {
+            return;
+        }
+        for id in &forget {
+            self.rollouts.remove(id);
+        }
+        let rollouts = &self.rollouts;
+        self.rollout_order.retain(|id| rollouts.contains_key(id));
+    }
+
     async fn spawn_host(
         &self,
         me: &ActorRef<Self>,
@@ -144,6 +176,7 @@ impl Actor for OrchestratorActor {
             groups: args.groups,
             rollouts: HashMap::new(),
             rollout_order: Vec::new(),
+            keep_finished_rollouts: args.keep_finished_rollouts,
             executor_factory: args.executor_factory,
         };
         for (spec, status) in args.hosts {
@@ -157,6 +190,7 @@ impl Actor for OrchestratorActor {
             orchestrator.rollout_order.push(id.clone());
             orchestrator.rollouts.insert(id, handle);
         }
+        orchestrator.evict_rollouts();
         Ok(orchestrator)
     }
 }
@@ -277,6 +311,7 @@ impl Message<StartRollout> for OrchestratorActor {
         let snapshot = handle.snapshot();
         self.rollout_order.push(snapshot.id.clone());
         self.rollouts.insert(snapshot.id.clone(), handle);
+        self.evict_rollouts();
         Ok(snapshot)
     }
 }

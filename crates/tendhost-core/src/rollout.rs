@@ -15,7 +15,7 @@ use crate::events::EventKind;
 use crate::host::{HostActor, HostEntry, StartJob};
 use crate::model::{
     FleetError, JobState, RolloutBatch, RolloutHost, RolloutHostState, RolloutKind, RolloutRequest,
-    RolloutSnapshot, RolloutState, UpdateOptions,
+    RolloutSnapshot, RolloutState, Trigger, UpdateOptions,
 };
 use crate::spec::UpdatePolicy;
 use crate::state::{HostState, Request};
@@ -75,7 +75,9 @@ impl RolloutHandle {
                 for host in &mut rollout.hosts {
                     if matches!(
                         host.state,
-                        RolloutHostState::Pending | RolloutHostState::Running
+                        RolloutHostState::Pending
+                            | RolloutHostState::Running
+                            | RolloutHostState::Deferred
                     ) {
                         host.state = RolloutHostState::Cancelled;
                         host.reason = Some("rollout cancelled after it was interrupted".to_owned());
@@ -129,7 +131,9 @@ impl RolloutHandle {
             for host in &mut rollout.hosts {
                 if matches!(
                     host.state,
-                    RolloutHostState::Pending | RolloutHostState::Running
+                    RolloutHostState::Pending
+                        | RolloutHostState::Running
+                        | RolloutHostState::Deferred
                 ) {
                     host.state = RolloutHostState::Pending;
                     match batches.iter_mut().find(|(index, _)| *index == host.batch) {
@@ -151,6 +155,7 @@ impl RolloutHandle {
             .flat_map(|(_, hosts)| hosts.clone())
             .collect();
         Ok(launch(
+            Start::Resumed,
             Arc::clone(&self.ctx),
             Arc::clone(&self.shared),
             hosts,
@@ -160,9 +165,17 @@ impl RolloutHandle {
     }
 }
 
+/// Whether `launch` starts a rollout or resumes one.
+#[derive(Clone, Copy)]
+enum Start {
+    New,
+    Resumed,
+}
+
 /// Runs `shared` (persisted and announced first) over `batches` (original batch index, hosts)
 /// in a background task; `hosts` is what `rollout_started` names.
 fn launch(
+    start: Start,
     ctx: Arc<FleetContext>,
     shared: SharedRollout,
     hosts: Vec<String>,
@@ -171,6 +184,12 @@ fn launch(
 ) -> RolloutHandle {
     let snapshot = lock(&shared).clone();
     ctx.persist_rollout(&snapshot);
+    if let (Start::New, Trigger::Schedule(schedule)) = (start, &snapshot.request.trigger) {
+        ctx.bus.publish(EventKind::ScheduleTriggered {
+            schedule: schedule.clone(),
+            rollout_id: snapshot.id.clone(),
+        });
+    }
     ctx.bus.publish(EventKind::RolloutStarted {
         rollout_id: snapshot.id,
         hosts,
@@ -185,6 +204,7 @@ fn launch(
         shared: Arc::clone(&shared),
         cancel: cancel_rx,
         targets,
+        started_at: crate::clock::now(),
     };
     tokio::spawn(runner.run(batches));
     RolloutHandle {
@@ -245,7 +265,14 @@ pub fn start(
         .enumerate()
         .map(|(index, (hosts, _))| (index, hosts))
         .collect();
-    launch(ctx, Arc::new(Mutex::new(snapshot)), names, batches, targets)
+    launch(
+        Start::New,
+        ctx,
+        Arc::new(Mutex::new(snapshot)),
+        names,
+        batches,
+        targets,
+    )
 }
 
 struct Runner {
@@ -255,6 +282,8 @@ struct Runner {
     shared: SharedRollout,
     cancel: watch::Receiver<bool>,
     targets: Vec<HostEntry>,
+    /// The clock when this run started (what `window_grace` counts from).
+    started_at: Timestamp,
 }
 
 impl Runner {
@@ -298,7 +327,10 @@ impl Runner {
     fn close_pending(&self, state: RolloutHostState, reason: &str) {
         let mut rollout = lock(&self.shared);
         for host in &mut rollout.hosts {
-            if host.state == RolloutHostState::Pending {
+            if matches!(
+                host.state,
+                RolloutHostState::Pending | RolloutHostState::Deferred
+            ) {
                 host.state = state;
                 host.reason = Some(reason.to_owned());
             }
@@ -325,7 +357,7 @@ impl Runner {
         }
         if !self.request.force
             && let Some(window) = &spec.policy.maintenance_window
-            && !crate::window::is_open(window, &jiff::Zoned::now())
+            && !crate::window::is_open(window, &crate::clock::zoned_now())
         {
             return Some(format!(
                 "outside its maintenance window ({})",
@@ -353,6 +385,8 @@ impl Runner {
                 options: UpdateOptions {
                     dry_run: self.request.dry_run,
                     force: self.request.force,
+                    packages: self.request.packages.clone(),
+                    reboot: self.request.reboot,
                 },
                 rollout_id: Some(rollout_id.to_owned()),
             })
@@ -361,6 +395,129 @@ impl Runner {
                 kameo::error::SendError::HandlerError(err) => err,
                 other => FleetError::Unavailable(format!("host actor unavailable: {other}")),
             })
+    }
+
+    /// Starts `hosts` (skipping or deferring those that cannot run now) and waits for their
+    /// jobs; deferred hosts go to `deferred` with the time their window opens. `None` when the
+    /// daemon is stopping (a job was interrupted).
+    async fn run_hosts(
+        &self,
+        rollout_id: &str,
+        hosts: &[String],
+        deferred: &mut Vec<(Timestamp, String)>,
+    ) -> Option<(usize, usize)> {
+        let mut started = Vec::new();
+        for name in hosts {
+            let Some(entry) = self.entry(name).filter(|e| e.actor.is_alive()).cloned() else {
+                self.set_host(
+                    name,
+                    RolloutHostState::Skipped,
+                    None,
+                    Some("host was removed".to_owned()),
+                );
+                continue;
+            };
+            if let Some(opens_at) = self.defer_until(&entry) {
+                let grace_ends = self.started_at.checked_add(self.request.window_grace).ok();
+                if grace_ends.is_some_and(|ends| opens_at <= ends) {
+                    self.set_host(name, RolloutHostState::Deferred, None, None);
+                    self.ctx.bus.publish(EventKind::HostDeferred {
+                        rollout_id: rollout_id.to_owned(),
+                        host: name.clone(),
+                        opens_at,
+                    });
+                    deferred.push((opens_at, name.clone()));
+                } else {
+                    self.set_host(
+                        name,
+                        RolloutHostState::Skipped,
+                        None,
+                        Some(format!(
+                            "window_not_open: its maintenance window does not open within \
+                             window_grace ({}s) of the run's start",
+                            self.request.window_grace.as_secs()
+                        )),
+                    );
+                }
+                continue;
+            }
+            if let Some(reason) = self.skip_reason(&entry) {
+                self.set_host(name, RolloutHostState::Skipped, None, Some(reason));
+                continue;
+            }
+            match self.start_host(&entry.actor, rollout_id).await {
+                Ok(job_id) => {
+                    self.set_host(name, RolloutHostState::Running, Some(job_id.clone()), None);
+                    // Watched from now: the registry may forget the job once it finished.
+                    let watch = self.ctx.jobs.watch(&job_id);
+                    started.push((name.clone(), job_id, watch));
+                }
+                Err(err @ FleetError::HostBusy { .. }) => {
+                    self.set_host(
+                        name,
+                        RolloutHostState::Skipped,
+                        None,
+                        Some(format!("busy: {err}")),
+                    );
+                }
+                Err(err) => {
+                    self.set_host(name, RolloutHostState::Failed, None, Some(err.to_string()));
+                }
+            }
+        }
+        let (mut n_ok, mut n_failed) = (0, 0);
+        for (name, job_id, watch) in started {
+            let state = match watch {
+                Some(watch) => crate::jobs::wait_finished(watch).await,
+                None => None,
+            };
+            if state == Some(JobState::Interrupted) {
+                // Only `Fleet::shutdown` interrupts a job of this run: the daemon is
+                // stopping. The rollout is not over; leave it as stored (`running`) for
+                // the next start to mark `interrupted`, as after a crash: no failure
+                // counted, no new host started, nothing to resume lost.
+                return None;
+            }
+            if state == Some(JobState::Succeeded) {
+                n_ok += 1;
+                self.set_host(&name, RolloutHostState::Succeeded, None, None);
+            } else {
+                n_failed += 1;
+                let summary = self
+                    .ctx
+                    .jobs
+                    .get_without_log(&job_id)
+                    .and_then(|job| job.summary)
+                    .unwrap_or_default();
+                let outcome = state.map_or("unknown", JobState::as_str);
+                self.set_host(
+                    &name,
+                    RolloutHostState::Failed,
+                    None,
+                    Some(format!("job {outcome}: {summary}")),
+                );
+            }
+        }
+        Some((n_ok, n_failed))
+    }
+
+    /// When a host outside its maintenance window would be updated, if this run defers such
+    /// hosts (`defer_outside_window`, not `force`) and the host's window is closed now.
+    fn defer_until(&self, entry: &HostEntry) -> Option<Timestamp> {
+        if self.kind == RolloutKind::Check
+            || self.request.force
+            || self.request.dry_run
+            || !self.request.defer_outside_window
+            || entry.shared.spec.policy.updates == UpdatePolicy::CheckOnly
+        {
+            return None;
+        }
+        let window = entry.shared.spec.policy.maintenance_window.as_ref()?;
+        let now = crate::clock::zoned_now();
+        if crate::window::is_open(window, &now) {
+            return None;
+        }
+        crate::window::next_open(window, &now).map(|opens| opens.timestamp())
     }
 
     /// Runs `batches` (original batch index, hosts) in order.
@@ -372,6 +529,7 @@ impl Runner {
             RolloutKind::Update => self.request.max_failures.allowed(n_hosts),
         };
         let mut final_state = RolloutState::Completed;
+        let mut deferred: Vec<(Timestamp, String)> = Vec::new();
         for (position, (index, hosts)) in batches.iter().enumerate() {
             let index = *index;
             if *self.cancel.borrow() {
@@ -393,64 +551,10 @@ impl Runner {
                 batch: index,
                 hosts: hosts.clone(),
             });
-            let mut started = Vec::new();
-            for name in hosts {
-                let Some(entry) = self.entry(name).filter(|e| e.actor.is_alive()).cloned() else {
-                    self.set_host(
-                        name,
-                        RolloutHostState::Skipped,
-                        None,
-                        Some("host was removed".to_owned()),
-                    );
-                    continue;
-                };
-                if let Some(reason) = self.skip_reason(&entry) {
-                    self.set_host(name, RolloutHostState::Skipped, None, Some(reason));
-                    continue;
-                }
-                match self.start_host(&entry.actor, &rollout_id).await {
-                    Ok(job_id) => {
-                        self.set_host(name, RolloutHostState::Running, Some(job_id.clone()), None);
-                        started.push((name.clone(), job_id));
-                    }
-                    Err(err @ FleetError::HostBusy { .. }) => {
-                        self.set_host(name, RolloutHostState::Skipped, None, Some(err.to_string()));
-                    }
-                    Err(err) => {
-                        self.set_host(name, RolloutHostState::Failed, None, Some(err.to_string()));
-                    }
-                }
-            }
-            let (mut n_ok, mut n_failed) = (0, 0);
-            for (name, job_id) in started {
-                let state = self.ctx.jobs.wait_finished(&job_id).await;
-                if state == Some(JobState::Interrupted) {
-                    // Only `Fleet::shutdown` interrupts a job of this run: the daemon is
-                    // stopping. The rollout is not over; leave it as stored (`running`) for
-                    // the next start to mark `interrupted`, as after a crash: no failure
-                    // counted, no new host started, nothing to resume lost.
-                    return;
-                }
-                if state == Some(JobState::Succeeded) {
-                    n_ok += 1;
-                    self.set_host(&name, RolloutHostState::Succeeded, None, None);
-                } else {
-                    n_failed += 1;
-                    let summary = self
-                        .ctx
-                        .jobs
-                        .get(&job_id)
-                        .and_then(|job| job.summary)
-                        .unwrap_or_default();
-                    let outcome = state.map_or("unknown", JobState::as_str);
-                    self.set_host(
-                        &name,
-                        RolloutHostState::Failed,
-                        None,
-                        Some(format!("job {outcome}: {summary}")),
-                    );
-                }
-            }
+            let Some((n_ok, n_failed)) = self.run_hosts(&rollout_id, hosts, &mut deferred).await
+            else {
+                return;
+            };
             self.set_batch(index, "finished");
             self.ctx.bus.publish(EventKind::BatchFinished {
                 rollout_id: rollout_id.clone(),
@@ -462,6 +566,37 @@ impl Runner {
             if n_failed_total > allowed {
                 final_state = RolloutState::Stopped;
                 break;
+            }
+        }
+        // Deferred hosts, as their windows open: the rollout runs until they are done.
+        while final_state == RolloutState::Completed && !deferred.is_empty() {
+            let Some(next) = deferred.iter().map(|(opens_at, _)| *opens_at).min() else {
+                break;
+            };
+            tokio::select! {
+                () = crate::clock::sleep_until(next) => {}
+                _ = self.cancel.wait_for(|c| *c) => {
+                    final_state = RolloutState::Cancelled;
+                    break;
+                }
+            }
+            let now = crate::clock::now();
+            let (due, later): (Vec<_>, Vec<_>) = deferred
+                .into_iter()
+                .partition(|(opens_at, _)| *opens_at <= now);
+            deferred = later;
+            let due: Vec<String> = due.into_iter().map(|(_, name)| name).collect();
+            let mut again = Vec::new();
+            if self
+                .run_hosts(&rollout_id, &due, &mut again)
+                .await
+                .is_none()
+            {
+                return;
+            }
+            deferred.extend(again);
+            if lock(&self.shared).n_failed > allowed {
+                final_state = RolloutState::Stopped;
             }
         }
         match final_state {

@@ -57,6 +57,8 @@ pub struct HostPolicy {
     /// Refresh package lists (`apt-get update`, `dnf makecache`) before a check.
     pub refresh_lists: bool,
     pub apt_upgrade: AptUpgrade,
+    /// Packages never upgraded (`[defaults]`'s and the host's own `exclude` globs).
+    pub exclude: Vec<tendhost_pkg::ExcludeGlob>,
 }
 
 /// Docker compose settings (used by the compose issue; parsed now).

@@ -24,6 +24,31 @@ pub fn is_open(window: &MaintenanceWindow, now: &Zoned) -> bool {
     window.contains(weekday(now.weekday()), minute)
 }
 
+/// When `window` next opens after `now`: its start time on the next day it starts on
+/// (`None` only for a window no day can open, which config validation prevents).
+pub fn next_open(window: &MaintenanceWindow, now: &Zoned) -> Option<Zoned> {
+    let start = jiff::civil::Time::new(
+        i8::try_from(window.start_minute / 60).ok()?,
+        i8::try_from(window.start_minute % 60).ok()?,
+        0,
+        0,
+    )
+    .ok()?;
+    (0..=8).find_map(|n_days| {
+        let date = now
+            .date()
+            .checked_add(jiff::Span::new().days(n_days))
+            .ok()?;
+        let opens = date
+            .to_datetime(start)
+            .to_zoned(now.time_zone().clone())
+            .ok()?;
+        let day = weekday(opens.weekday());
+        let starts = window.days.is_empty() || window.days.contains(&day);
+        (starts && opens > *now).then_some(opens)
+    })
+}
+
 /// `HH:MM-HH:MM on mon,tue` for messages.
 pub fn describe(window: &MaintenanceWindow) -> String {
     let hhmm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
@@ -57,7 +82,7 @@ mod tests {
     use jiff::civil::date;
 
     use crate::spec::{MaintenanceWindow, Weekday};
-    use crate::window::{describe, is_open};
+    use crate::window::{describe, is_open, next_open};
 
     #[test]
     fn open_and_closed_at_real_times() {
@@ -74,5 +99,13 @@ mod tests {
         assert!(is_open(&window, &sat_0100));
         assert!(!is_open(&window, &sat_0300));
         assert_eq!(describe(&window), "23:00-02:00 on fri, daemon local time");
+        let opens = next_open(&window, &sat_0300).unwrap();
+        assert_eq!(opens.to_string(), "2026-11-27T23:00:00+00:00[UTC]");
+        let every_day = MaintenanceWindow {
+            days: Vec::new(),
+            ..window
+        };
+        let opens = next_open(&every_day, &sat_0300).unwrap();
+        assert_eq!(opens.to_string(), "2026-11-21T23:00:00+00:00[UTC]");
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! Spawning processes and SSH channels lives in `local.rs` and `ssh/`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt as _};
@@ -29,6 +31,13 @@ pub enum Stream {
 pub trait OutputSink: Send + Sync {
     /// One line of output.
     fn line(&self, stream: Stream, line: &str);
+
+    /// Waits until the sink can take more lines: the pump awaits it before each read of the
+    /// command's output, so a sink whose consumer is behind (a full store queue) slows the
+    /// reading instead of piling lines up. Ready at once by default.
+    fn ready(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// A sink that discards every line (the output is still captured in [`Output`]).
@@ -130,6 +139,7 @@ where
     let mut pending: Vec<u8> = Vec::new();
     let mut buf = vec![0_u8; 8192];
     loop {
+        sink.ready().await;
         let n_read = match reader.read(&mut buf).await {
             Ok(0) => break,
             Ok(n_read) => n_read,

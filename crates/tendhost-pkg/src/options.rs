@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::error::PkgError;
+use crate::selection::ExcludeGlob;
 
 /// Whether a check refreshes the package lists first (`apt-get update`, `dnf --refresh`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,6 +52,8 @@ pub struct PkgOptions {
     pub stream_pass: Duration,
     /// Directory on the host holding one directory per job (`<job_root>/<job_id>/`).
     pub job_root: String,
+    /// Packages never upgraded; a check marks the pending updates they match `excluded`.
+    pub exclude: Vec<ExcludeGlob>,
 }
 
 impl Default for PkgOptions {
@@ -63,6 +66,7 @@ impl Default for PkgOptions {
             retry_interval: Duration::from_secs(2),
             stream_pass: Duration::from_secs(30),
             job_root: "/var/lib/tendhost/jobs".to_owned(),
+            exclude: Vec::new(),
         }
     }
 }

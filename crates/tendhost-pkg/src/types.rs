@@ -73,6 +73,8 @@ pub struct PendingUpdate {
     pub arch: String,
     /// The new version comes from a security suite (apt) or has a security advisory (dnf).
     pub security: bool,
+    /// An exclude pattern of the host matches it: listed, never installed.
+    pub excluded: bool,
 }
 
 /// One package a check says would be removed.

@@ -134,20 +134,18 @@ impl Store {
 
     /// Audit rows matching `filter`, newest first.
     pub async fn list_audit(&self, filter: AuditFilter, page: Page) -> Result<Listed<AuditRecord>> {
-        self.call(move |writer| {
+        self.read(move |conn: &Connection| {
             let condition = "(?1 IS NULL OR token = ?1) AND (?2 IS NULL OR host = ?2)
                              AND (?3 IS NULL OR path LIKE ?3 ESCAPE '\\')
                              AND (?4 IS NULL OR time_ms >= ?4)";
             let pattern = filter.path_prefix.as_deref().map(like_prefix);
-            let n_rows: i64 = writer
-                .conn
+            let n_rows: i64 = conn
                 .prepare_cached(&format!("SELECT COUNT(*) FROM audit WHERE {condition}"))?
                 .query_row(
                     params![filter.token, filter.host, pattern, filter.since_ms],
                     |row| row.get(0),
                 )?;
-            let items = writer
-                .conn
+            let items = conn
                 .prepare_cached(&format!(
                     "SELECT {COLUMNS} FROM audit WHERE {condition}
                      ORDER BY id DESC LIMIT ?5 OFFSET ?6"

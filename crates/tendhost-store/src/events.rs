@@ -97,8 +97,8 @@ impl Store {
 
     /// Up to `limit` committed events with `seq > after_seq`, oldest first.
     pub async fn events_after(&self, after_seq: i64, limit: u32) -> Result<Vec<EventRecord>> {
-        self.call(move |writer| {
-            let mut stmt = writer.conn.prepare_cached(
+        self.read_committed(move |conn: &Connection| {
+            let mut stmt = conn.prepare_cached(
                 "SELECT seq, time_ms, type, host, body FROM events
                  WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )?;
@@ -113,10 +113,8 @@ impl Store {
     /// The oldest `seq` still stored (`None` when the log is empty): replay from before it is
     /// a gap.
     pub async fn oldest_event_seq(&self) -> Result<Option<i64>> {
-        self.call(|writer| {
-            let seq = writer
-                .conn
-                .query_row("SELECT MIN(seq) FROM events", [], |row| row.get(0))?;
+        self.read_committed(move |conn: &Connection| {
+            let seq = conn.query_row("SELECT MIN(seq) FROM events", [], |row| row.get(0))?;
             Ok(seq)
         })
         .await

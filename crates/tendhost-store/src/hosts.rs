@@ -102,9 +102,8 @@ impl Store {
 
     pub async fn runtime_host(&self, name: &str) -> Result<Option<RuntimeHostRecord>> {
         let name = name.to_owned();
-        self.call(move |writer| {
-            let host = writer
-                .conn
+        self.read(move |conn: &Connection| {
+            let host = conn
                 .query_row(
                     &format!("SELECT {HOST_COLUMNS} FROM runtime_hosts WHERE name = ?1"),
                     [name],
@@ -118,9 +117,8 @@ impl Store {
 
     /// Every runtime host, in the order they were added.
     pub async fn runtime_hosts(&self) -> Result<Vec<RuntimeHostRecord>> {
-        self.call(|writer| {
-            let hosts = writer
-                .conn
+        self.read(move |conn: &Connection| {
+            let hosts = conn
                 .prepare(&format!(
                     "SELECT {HOST_COLUMNS} FROM runtime_hosts ORDER BY added_at_ms, name"
                 ))?
@@ -156,9 +154,8 @@ impl Store {
 
     pub async fn host_status(&self, name: &str) -> Result<Option<HostStatusRecord>> {
         let name = name.to_owned();
-        self.call(move |writer| {
-            let status = writer
-                .conn
+        self.read(move |conn: &Connection| {
+            let status = conn
                 .query_row(
                     &format!("SELECT {STATUS_COLUMNS} FROM host_status WHERE name = ?1"),
                     [name],
@@ -172,9 +169,8 @@ impl Store {
 
     /// Every stored host status, by name.
     pub async fn host_statuses(&self) -> Result<Vec<HostStatusRecord>> {
-        self.call(|writer| {
-            let statuses = writer
-                .conn
+        self.read(move |conn: &Connection| {
+            let statuses = conn
                 .prepare(&format!(
                     "SELECT {STATUS_COLUMNS} FROM host_status ORDER BY name"
                 ))?

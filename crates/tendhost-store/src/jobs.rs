@@ -103,9 +103,31 @@ fn update(conn: &Connection, id: &str, changed: usize) -> Result<JobRecord> {
     get(conn, id)?.ok_or_else(|| not_found(id))
 }
 
+#[cfg(test)]
 pub(crate) fn next_line_idx(conn: &Connection, job_id: &str) -> rusqlite::Result<i64> {
-    conn.prepare_cached("SELECT COALESCE(MAX(idx) + 1, 0) FROM job_output WHERE job_id = ?1")?
+    Ok(line_position(conn, job_id)?.0)
+}
+
+/// Where a job's stored output stands: the next line index, the bytes of the lines stored so
+/// far, and whether its last line is the truncation marker.
+pub(crate) fn line_position(conn: &Connection, job_id: &str) -> rusqlite::Result<(i64, u64, bool)> {
+    let (next_idx, n_bytes) = conn
+        .prepare_cached(
+            "SELECT COALESCE(MAX(idx) + 1, 0), COALESCE(SUM(LENGTH(CAST(line AS BLOB))), 0)
+             FROM job_output WHERE job_id = ?1",
+        )?
+        .query_row([job_id], |row| {
+            Ok((
+                row.get(0)?,
+                u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+            ))
+        })?;
+    let last: Option<String> = conn
+        .prepare_cached("SELECT line FROM job_output WHERE job_id = ?1 ORDER BY idx DESC LIMIT 1")?
         .query_row([job_id], |row| row.get(0))
+        .optional()?;
+    let truncated = last.is_some_and(|line| line.starts_with(crate::LOG_TRUNCATED));
+    Ok((next_idx, n_bytes, truncated))
 }
 
 pub(crate) fn insert_line(conn: &Connection, line: &LineOp, idx: i64) -> rusqlite::Result<()> {
@@ -159,22 +181,20 @@ impl Store {
 
     pub async fn job(&self, id: &str) -> Result<Option<JobRecord>> {
         let id = id.to_owned();
-        self.call(move |writer| get(&writer.conn, &id)).await
+        self.read(move |conn: &Connection| get(conn, &id)).await
     }
 
     /// Jobs matching `filter`, newest first, one page of them, with the total count.
     pub async fn list_jobs(&self, filter: JobFilter, page: Page) -> Result<Listed<JobRecord>> {
-        self.call(move |writer| {
+        self.read(move |conn: &Connection| {
             let condition = "(?1 IS NULL OR host = ?1) AND (?2 IS NULL OR state = ?2) \
                              AND (?3 IS NULL OR kind = ?3)";
-            let total_jobs: i64 = writer
-                .conn
+            let total_jobs: i64 = conn
                 .prepare_cached(&format!("SELECT COUNT(*) FROM jobs WHERE {condition}"))?
                 .query_row(params![filter.host, filter.state, filter.kind], |row| {
                     row.get(0)
                 })?;
-            let items = writer
-                .conn
+            let items = conn
                 .prepare_cached(&format!(
                     "SELECT {JOB_COLUMNS} FROM jobs WHERE {condition}
                      ORDER BY created_at_ms DESC, id DESC LIMIT ?4 OFFSET ?5"
@@ -293,9 +313,8 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<OutputLineRecord>> {
         let job_id = job_id.to_owned();
-        self.call(move |writer| {
-            let lines = writer
-                .conn
+        self.read(move |conn: &Connection| {
+            let lines = conn
                 .prepare_cached(
                     "SELECT job_id, idx, stream, time_ms, line FROM job_output
                      WHERE job_id = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3",

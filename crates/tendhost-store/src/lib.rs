@@ -7,6 +7,13 @@
 //! return only after their writes are committed. [`Store::log_line`] and [`Store::post_event`]
 //! only queue; [`Store::flush`] waits until everything queued before it is committed.
 //!
+//! The writer's queue is bounded ([`StoreOptions::queue`]): async requests wait for room,
+//! producers of output lines wait in [`Store::room`] before queueing, and a queueing call that
+//! finds the queue full waits on its thread until the writer has made room, so no write is ever
+//! dropped. That wait cannot deadlock: the writer thread never waits on a caller (it only answers
+//! oneshot channels and hands committed events to the sink, whose locks nobody holds while
+//! queueing). Reads run on read-only connections of their own (`reader`), never on the writer.
+//!
 //! Here: opening (data dir, OS lock, migrations, writer thread), the handle's plumbing (the
 //! requests it queues for the writer), and retention. Table queries live in `hosts`, `jobs`, `events`, `rollouts`; record types in
 //! `records`. No wire types, no actors, no clocks: callers pass times (Unix epoch ms).
@@ -17,7 +24,9 @@ mod events;
 mod hosts;
 mod jobs;
 mod lock;
+mod notifications;
 mod posted;
+mod reader;
 mod records;
 mod rollouts;
 mod schema;
@@ -29,15 +38,16 @@ mod writer;
 
 use std::fmt;
 use std::path::Path;
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 pub use crate::audit::{AuditFilter, AuditRecord, AuditUpdate};
 pub use crate::error::{Result, StoreError};
 pub use crate::events::EventSink;
 use crate::jobs::LineOp;
 pub use crate::lock::LOCK_FILE;
+pub use crate::notifications::{DeliveryRecord, DeliveryUpdate};
 pub use crate::records::{
     EventRecord, HostStatusRecord, JobCompletion, JobFilter, JobRecord, Listed, NewEvent,
     OutputLineRecord, Page, Pruned, RolloutBatchRecord, RolloutHostRecord, RolloutRecord,
@@ -49,6 +59,28 @@ use crate::writer::{CallFn, Writer};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "tendhost.db";
+
+/// How the store bounds what it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Requests the writer's queue holds before producers wait (`[daemon] store_queue`).
+    pub queue: usize,
+    /// Bytes of output stored per job (`[daemon] job_log_max`); past them one marker line
+    /// ([`LOG_TRUNCATED`]) is stored and the rest of the job's output is not.
+    pub job_log_max: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            queue: 4096,
+            job_log_max: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Start of the line stored in place of a job's output past `job_log_max`.
+pub const LOG_TRUNCATED: &str = "[tendhost: log truncated:";
 
 /// A request to the writer thread, in the order it was sent.
 pub(crate) enum Op {
@@ -69,6 +101,7 @@ pub(crate) enum Op {
 pub struct Store {
     ops: mpsc::Sender<Op>,
     db_path: Arc<Path>,
+    readers: Arc<reader::Readers>,
 }
 
 impl fmt::Debug for Store {
@@ -87,6 +120,11 @@ impl Store {
     /// Errors name the path: [`StoreError::DataDir`], [`StoreError::Locked`] (with the holder's
     /// pid), [`StoreError::Corrupt`], [`StoreError::TooNew`], [`StoreError::Migration`].
     pub fn open(data_dir: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(data_dir, StoreOptions::default())
+    }
+
+    /// [`Store::open`] with bounds other than the defaults.
+    pub fn open_with(data_dir: impl AsRef<Path>, options: StoreOptions) -> Result<Self> {
         let data_dir = data_dir.as_ref();
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
             path: data_dir.to_path_buf(),
@@ -98,15 +136,16 @@ impl Store {
         schema::migrate(&mut conn, &db_path, SCHEMA_VERSION)?;
         let next_seq = events::initial_next_seq(&conn)
             .map_err(|source| error::open_error(&db_path, source))?;
-        let writer = Writer::new(conn, next_seq, db_path.clone(), lock);
-        let (ops, ops_rx) = mpsc::channel();
+        let writer = Writer::new(conn, next_seq, db_path.clone(), lock, options.job_log_max);
+        let (ops, mut ops_rx) = mpsc::channel(options.queue.max(1));
         std::thread::Builder::new()
-            .name("tendhost-store".to_owned())
-            .spawn(move || writer.run(&ops_rx))
+            .name(WRITER_THREAD.to_owned())
+            .spawn(move || writer.run(&mut ops_rx))
             .map_err(StoreError::Thread)?;
         tracing::debug!(path = %db_path.display(), next_seq, "store opened");
         Ok(Self {
             ops,
+            readers: Arc::new(reader::Readers::new(db_path.clone())),
             db_path: Arc::from(db_path),
         })
     }
@@ -126,7 +165,7 @@ impl Store {
     /// returns once all of that is done. Other handles get [`StoreError::Closed`] afterwards.
     pub async fn close(self) -> Result<()> {
         let (reply, done) = oneshot::channel();
-        self.send(Op::Close(reply))?;
+        self.send_async(Op::Close(reply)).await?;
         done.await.map_err(|_| StoreError::Closed)
     }
 
@@ -140,6 +179,7 @@ impl Store {
             let events = events::prune(&writer.conn, older_than_ms, writer.last_seq())?;
             let rollouts = rollouts::prune(&writer.conn, older_than_ms)?;
             audit::prune(&writer.conn, older_than_ms)?;
+            notifications::prune(&writer.conn, older_than_ms)?;
             Ok(Pruned {
                 jobs,
                 output_lines,
@@ -158,7 +198,7 @@ impl Store {
         F: FnOnce(&mut Writer) -> Result<R> + Send + 'static,
     {
         let (op, answer) = writer::call_op(f);
-        self.send(op)?;
+        self.send_async(op).await?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -166,18 +206,180 @@ impl Store {
         self.send(op)
     }
 
+    /// Waits until the writer's queue has room for a few more requests: producers of many
+    /// writes (a job's output lines) call it before queueing, so a flood waits here instead of
+    /// filling the queue.
+    pub async fn room(&self) -> Result<()> {
+        let n_wanted = (self.ops.max_capacity() / 4).clamp(1, ROOM_WANTED);
+        let permits = self
+            .ops
+            .reserve_many(n_wanted)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        drop(permits);
+        Ok(())
+    }
+
+    /// Requests queued and not yet taken by the writer.
+    pub fn queued(&self) -> usize {
+        self.ops.max_capacity() - self.ops.capacity()
+    }
+
+    /// Queues `op`; when the queue is full, waits on this thread until the writer makes room.
+    /// The writer never waits on a caller, so this wait always ends.
     fn send(&self, op: Op) -> Result<()> {
-        self.ops.send(op).map_err(|_| StoreError::Closed)
+        match self.ops.try_send(op) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(StoreError::Closed),
+            Err(mpsc::error::TrySendError::Full(op)) => {
+                let send = || reader::block_on(self.ops.send(op));
+                let sent = match tokio::runtime::Handle::try_current() {
+                    // Lets the runtime move this worker's other tasks elsewhere meanwhile.
+                    Ok(handle)
+                        if handle.runtime_flavor()
+                            == tokio::runtime::RuntimeFlavor::MultiThread =>
+                    {
+                        tokio::task::block_in_place(send)
+                    }
+                    _ => send(),
+                };
+                sent.map_err(|_| StoreError::Closed)
+            }
+        }
+    }
+
+    /// Queues `op`, waiting (asynchronously) for room.
+    async fn send_async(&self, op: Op) -> Result<()> {
+        self.ops.send(op).await.map_err(|_| StoreError::Closed)
     }
 }
+
+/// Name of the writer thread.
+pub(crate) const WRITER_THREAD: &str = "tendhost-store";
+
+/// Most queue slots [`Store::room`] waits for.
+const ROOM_WANTED: usize = 64;
 
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use crate::records::{JobCompletion, JobRecord, NewEvent};
     use crate::testing::{self, reopen_after_drop};
-    use crate::{Pruned, Store, StoreError};
+    use crate::{Pruned, Store, StoreError, StoreOptions, WRITER_THREAD};
+
+    /// Keeps the writer thread inside one request until the returned sender is used (or
+    /// dropped), as a slow disk would.
+    async fn hold_writer(store: &Store) -> std::sync::mpsc::Sender<()> {
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (entered, inside) = tokio::sync::oneshot::channel();
+        let held = store.clone();
+        tokio::spawn(async move {
+            held.call(move |_| {
+                let _ = entered.send(());
+                let _ = released.recv();
+                Ok(())
+            })
+            .await
+        });
+        inside.await.unwrap();
+        release
+    }
+
+    /// With the writer held, a producer of output lines gets no further than the queue's
+    /// capacity (it waits in `room`, and a plain `log_line` waits on its thread); once the
+    /// writer goes on, every line is stored: none was dropped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_slows_producers_and_drops_nothing() {
+        const CAPACITY: usize = 16;
+        const N_LINES: usize = 1_000;
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            queue: CAPACITY,
+            ..StoreOptions::default()
+        };
+        let store = Store::open_with(dir.path(), options).unwrap();
+        store.insert_job(job("j", "running", 1)).await.unwrap();
+        let release = hold_writer(&store).await;
+
+        let n_queued = Arc::new(AtomicUsize::new(0));
+        let producer = {
+            let (store, n_queued) = (store.clone(), Arc::clone(&n_queued));
+            tokio::spawn(async move {
+                for line_idx in 0..N_LINES {
+                    store.room().await.unwrap();
+                    store
+                        .log_line("j", "stdout", 1, &format!("line {line_idx}"))
+                        .unwrap();
+                    n_queued.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        // A second producer on a plain thread, without `room`: it blocks in `log_line`.
+        let blocking = {
+            let (store, n_queued) = (store.clone(), Arc::clone(&n_queued));
+            std::thread::spawn(move || {
+                for line_idx in 0..N_LINES {
+                    store
+                        .log_line("j", "stderr", 1, &format!("b {line_idx}"))
+                        .unwrap();
+                    n_queued.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        // Both have run into the full queue: nothing more is queued after many turns.
+        for _ in 0..1_000 {
+            tokio::task::yield_now().await;
+            assert!(store.queued() <= CAPACITY);
+        }
+        assert!(
+            n_queued.load(Ordering::SeqCst) <= CAPACITY,
+            "{} lines queued behind a held writer with a queue of {CAPACITY}",
+            n_queued.load(Ordering::SeqCst)
+        );
+        release.send(()).unwrap();
+        producer.await.unwrap();
+        tokio::task::spawn_blocking(move || blocking.join().unwrap())
+            .await
+            .unwrap();
+        store.flush().await.unwrap();
+        let lines = store.job_output("j", 0, 10_000).await.unwrap();
+        assert_eq!(lines.len(), 2 * N_LINES, "no line dropped");
+        store.close().await.unwrap();
+    }
+
+    /// Reads run on read-only connections, not on the writer thread: a replay read answers
+    /// while the writer is held inside another request, and no read runs on that thread.
+    #[tokio::test]
+    async fn reads_do_not_wait_for_or_run_on_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for time_ms in [1, 2, 3] {
+            store.append_event(event(time_ms)).await.unwrap();
+        }
+        let release = hold_writer(&store).await;
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(120),
+            store.events_after(0, 10),
+        )
+        .await
+        .expect("a read of committed events waited for the held writer");
+        assert_eq!(read.unwrap().len(), 3);
+        let thread = store
+            .read_committed(|_| Ok(std::thread::current().name().map(str::to_owned)))
+            .await
+            .unwrap();
+        assert_ne!(thread.as_deref(), Some(WRITER_THREAD));
+        release.send(()).unwrap();
+        // A read of the writer's own tables sees what was queued before it.
+        store.log_line("x", "stdout", 1, "queued").unwrap();
+        store.insert_job(job("x", "running", 1)).await.unwrap();
+        assert!(store.job("x").await.unwrap().is_some());
+        store.close().await.unwrap();
+    }
 
     fn job(id: &str, state: &str, created_at_ms: i64) -> JobRecord {
         testing::job(id, "web-1", state, created_at_ms)

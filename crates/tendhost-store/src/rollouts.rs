@@ -205,27 +205,35 @@ impl Store {
 
     pub async fn rollout(&self, id: &str) -> Result<Option<RolloutRecord>> {
         let id = id.to_owned();
-        self.call(move |writer| get(&writer.conn, &id)).await
+        self.read(move |conn: &Connection| get(conn, &id)).await
     }
 
     /// Rollouts, newest first, one page of them, with the total count.
     pub async fn list_rollouts(&self, page: Page) -> Result<Listed<RolloutRecord>> {
-        self.call(move |writer| {
-            let total_rollouts: i64 =
-                writer
-                    .conn
-                    .query_row("SELECT COUNT(*) FROM rollouts", [], |row| row.get(0))?;
-            let rollouts = writer
-                .conn
+        self.list_rollouts_in(None, page).await
+    }
+
+    /// Rollouts in `state` (every state for `None`), newest first, one page of them, with
+    /// the total count.
+    pub async fn list_rollouts_in(
+        &self,
+        state: Option<String>,
+        page: Page,
+    ) -> Result<Listed<RolloutRecord>> {
+        self.read(move |conn: &Connection| {
+            let total_rollouts: i64 = conn
+                .prepare_cached("SELECT COUNT(*) FROM rollouts WHERE ?1 IS NULL OR state = ?1")?
+                .query_row([&state], |row| row.get(0))?;
+            let rollouts = conn
                 .prepare(&format!(
-                    "SELECT {ROLLOUT_COLUMNS} FROM rollouts
+                    "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE ?3 IS NULL OR state = ?3
                      ORDER BY created_at_ms DESC, id DESC LIMIT ?1 OFFSET ?2"
                 ))?
-                .query_map(params![page.limit, page.offset], rollout_from_row)?
+                .query_map(params![page.limit, page.offset, state], rollout_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let items = rollouts
                 .into_iter()
-                .map(|rollout| complete(&writer.conn, rollout))
+                .map(|rollout| complete(conn, rollout))
                 .collect::<Result<Vec<_>>>()?;
             Ok(Listed {
                 items,
@@ -422,6 +430,32 @@ mod tests {
             store.set_rollout_state("r2", "cancelled", None).await,
             Err(StoreError::NotFound { .. })
         ));
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn list_rollouts_in_a_state_counts_and_pages_only_those() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for (idx, state) in ["completed", "running", "completed"]
+            .into_iter()
+            .enumerate()
+        {
+            let record = rollout(&format!("r{idx}"), state, i64::try_from(idx).unwrap());
+            store.insert_rollout(record).await.unwrap();
+        }
+        let page = Page {
+            offset: 0,
+            limit: 10,
+        };
+        let completed = store
+            .list_rollouts_in(Some("completed".to_owned()), page)
+            .await
+            .unwrap();
+        assert_eq!(completed.total, 2);
+        let ids: Vec<&str> = completed.items.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["r2", "r0"]);
+        assert_eq!(store.list_rollouts(page).await.unwrap().total, 3);
         store.close().await.unwrap();
     }
 

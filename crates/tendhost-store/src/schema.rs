@@ -36,6 +36,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0004_audit",
         sql: include_str!("../migrations/0004_audit.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_notifications",
+        sql: include_str!("../migrations/0005_notifications.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands.

@@ -3,21 +3,23 @@
 //! its own savepoint so one failing call does not undo the others, commits once, hands committed
 //! events to the event sink in `seq` order, and only then answers the callers. So whatever a
 //! caller is told has happened is on disk, and a burst of output lines costs one commit, not one
-//! per line. The typed operations on tables live in their own modules; this file only schedules.
-
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, TryRecvError};
+//! per line. It also keeps each job's stored output within `job_log_max` bytes (one marker line
+//! past them). The typed operations on tables live in their own modules; this file only
+//! schedules.
 
 use rusqlite::Connection;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use tokio::sync::mpsc::Receiver;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::oneshot;
 
-use crate::Op;
 use crate::error::{Result, StoreError};
 use crate::events::EventSink;
 use crate::jobs::LineOp;
 use crate::lock::DataDirLock;
 use crate::records::{EventRecord, NewEvent};
+use crate::{LOG_TRUNCATED, Op};
 use crate::{events, jobs};
 
 /// Most requests committed in one transaction; bounds the latency one group adds.
@@ -58,8 +60,11 @@ pub(crate) struct Writer {
     /// The `seq` the next event gets; only ever increases, except back to the start of a group
     /// whose commit failed (those numbers were never handed out).
     next_seq: i64,
-    /// Next output line index per job, learned from the table on a job's first line.
-    next_line_idx: HashMap<String, i64>,
+    /// Where each job's output stands (next line index, bytes stored), learned from the table
+    /// on a job's first line.
+    line_budget: HashMap<String, LineBudget>,
+    /// Bytes of output stored per job before the marker line.
+    job_log_max: u64,
     /// Events written in the open transaction with their correlation numbers, handed to the
     /// sink after the commit.
     uncommitted_events: Vec<(EventRecord, u64)>,
@@ -75,11 +80,13 @@ impl Writer {
         next_seq: i64,
         db_path: PathBuf,
         lock: DataDirLock,
+        job_log_max: u64,
     ) -> Self {
         Self {
             conn,
             next_seq,
-            next_line_idx: HashMap::new(),
+            line_budget: HashMap::new(),
+            job_log_max,
             uncommitted_events: Vec::new(),
             sink: None,
             db_path,
@@ -87,10 +94,10 @@ impl Writer {
         }
     }
 
-    pub(crate) fn run(mut self, ops: &Receiver<Op>) {
+    pub(crate) fn run(mut self, ops: &mut Receiver<Op>) {
         let mut group = Vec::new();
         let close_reply = loop {
-            let Ok(op) = ops.recv() else {
+            let Some(op) = ops.blocking_recv() else {
                 // Every `Store` handle is gone.
                 break None;
             };
@@ -159,7 +166,7 @@ impl Writer {
                 }
                 self.next_seq = seq_at_start;
                 self.uncommitted_events.clear();
-                self.next_line_idx.clear();
+                self.line_budget.clear();
             }
         }
         let committed = committed.as_ref().copied().map_err(String::as_str);
@@ -229,29 +236,73 @@ impl Writer {
 
     fn log_line(&mut self, line: &LineOp) {
         let result = (|| -> Result<()> {
-            let idx = match self.next_line_idx.get(&line.job_id) {
-                Some(idx) => *idx,
-                None => jobs::next_line_idx(&self.conn, &line.job_id)?,
+            let budget = if let Some(budget) = self.line_budget.get(&line.job_id) {
+                *budget
+            } else {
+                let (next_idx, n_bytes, truncated) = jobs::line_position(&self.conn, &line.job_id)?;
+                LineBudget {
+                    next_idx,
+                    n_bytes,
+                    truncated,
+                }
             };
-            jobs::insert_line(&self.conn, line, idx)?;
-            self.next_line_idx.insert(line.job_id.clone(), idx + 1);
+            if budget.truncated {
+                return Ok(());
+            }
+            let n_line_bytes = line.line.len() as u64;
+            let next = if budget.n_bytes + n_line_bytes <= self.job_log_max {
+                jobs::insert_line(&self.conn, line, budget.next_idx)?;
+                LineBudget {
+                    next_idx: budget.next_idx + 1,
+                    n_bytes: budget.n_bytes + n_line_bytes,
+                    truncated: false,
+                }
+            } else {
+                let marker = LineOp {
+                    job_id: line.job_id.clone(),
+                    stream: line.stream.clone(),
+                    time_ms: line.time_ms,
+                    line: format!(
+                        "{LOG_TRUNCATED} it reached {} bytes (daemon.job_log_max); \
+                         later output of this job was not stored]",
+                        self.job_log_max
+                    ),
+                };
+                jobs::insert_line(&self.conn, &marker, budget.next_idx)?;
+                LineBudget {
+                    next_idx: budget.next_idx + 1,
+                    n_bytes: budget.n_bytes,
+                    truncated: true,
+                }
+            };
+            self.line_budget.insert(line.job_id.clone(), next);
             Ok(())
         })();
         if let Err(error) = result {
-            self.next_line_idx.remove(&line.job_id);
+            self.line_budget.remove(&line.job_id);
             tracing::error!(job_id = %line.job_id, %error, "cannot store an output line");
         }
     }
 
-    /// Forgets cached line indexes (after jobs were deleted or completed).
+    /// Forgets cached line positions (after jobs were deleted or completed).
     pub(crate) fn forget_line_idx(&mut self, job_id: Option<&str>) {
         match job_id {
             Some(job_id) => {
-                self.next_line_idx.remove(job_id);
+                self.line_budget.remove(job_id);
             }
-            None => self.next_line_idx.clear(),
+            None => self.line_budget.clear(),
         }
     }
+}
+
+/// Where a job's stored output stands.
+#[derive(Debug, Clone, Copy)]
+struct LineBudget {
+    next_idx: i64,
+    /// Bytes of the lines stored (the marker not counted).
+    n_bytes: u64,
+    /// The marker is stored: nothing more of this job's output is.
+    truncated: bool,
 }
 
 #[cfg(test)]
@@ -265,14 +316,67 @@ mod tests {
     use crate::lock::DataDirLock;
     use crate::records::NewEvent;
     use crate::writer::{Writer, call_op};
-    use crate::{DB_FILE, Op, schema, testing};
+    use crate::{DB_FILE, LOG_TRUNCATED, Op, schema, testing};
 
     fn writer(dir: &std::path::Path) -> Writer {
+        writer_with_log_max(dir, u64::MAX)
+    }
+
+    fn writer_with_log_max(dir: &std::path::Path, job_log_max: u64) -> Writer {
         let lock = DataDirLock::acquire(dir).unwrap();
         let db_path = dir.join(DB_FILE);
         let mut conn = schema::open_connection(&db_path).unwrap();
         schema::migrate(&mut conn, &db_path, schema::SCHEMA_VERSION).unwrap();
-        Writer::new(conn, 1, db_path, lock)
+        Writer::new(conn, 1, db_path, lock, job_log_max)
+    }
+
+    fn stored_lines(writer: &Writer, job_id: &str) -> Vec<String> {
+        writer
+            .conn
+            .prepare("SELECT line FROM job_output WHERE job_id = ?1 ORDER BY idx")
+            .unwrap()
+            .query_map([job_id], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .unwrap()
+    }
+
+    /// A job's stored output stops at `job_log_max` bytes with one marker line saying so;
+    /// other jobs are not affected, and a writer started later (a restart) goes on counting
+    /// from what is stored.
+    #[test]
+    fn output_past_job_log_max_ends_in_one_marker_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = writer_with_log_max(dir.path(), 10);
+        for id in ["a", "b"] {
+            let job = testing::job(id, "h", "running", 0);
+            jobs::insert(&writer.conn, &job, OnConflict::Ignore).unwrap();
+        }
+        let mut group = vec![
+            line("a", "12345"),
+            line("a", "6789"),
+            line("b", "0123456789"),
+            line("a", "abc"),
+            line("a", "d"),
+            line("a", "e"),
+        ];
+        writer.run_group(&mut group);
+        let a = stored_lines(&writer, "a");
+        assert_eq!(a[..2], ["12345", "6789"]);
+        assert_eq!(a.len(), 3, "{a:?}");
+        assert!(a[2].starts_with(LOG_TRUNCATED), "{a:?}");
+        assert!(a[2].contains("10 bytes (daemon.job_log_max)"), "{a:?}");
+        assert_eq!(stored_lines(&writer, "b"), ["0123456789"]);
+
+        writer.forget_line_idx(None);
+        writer.run_group(&mut vec![line("a", "f"), line("b", "g")]);
+        assert_eq!(
+            stored_lines(&writer, "a").len(),
+            3,
+            "nothing after the marker"
+        );
+        assert_eq!(stored_lines(&writer, "b").len(), 2, "b got its marker now");
+        assert!(stored_lines(&writer, "b")[1].starts_with(LOG_TRUNCATED));
     }
 
     fn insert_job(id: &str) -> impl FnOnce(&mut Writer) -> crate::Result<()> + Send + 'static {

@@ -54,6 +54,15 @@ pub(crate) fn load_pair(
     })
 }
 
+/// A PEM chain and key held in memory, the reason in words when they are not a usable pair.
+pub(crate) fn pair_from_pem_text(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    provider: &CryptoProvider,
+) -> Result<Loaded, String> {
+    pair_from_pem(cert_pem, key_pem, provider).map_err(|(_, reason)| reason)
+}
+
 enum Which {
     Cert,
     Key,

@@ -1,15 +1,18 @@
 //! The daemon's certificates and its TLS listener, with no fleet knowledge.
 //!
-//! Two ways to get a certificate ([`Mode`]): PEM files placed by an outside tool, watched and
-//! reloaded when they change (`files`), or the daemon's own CA under `<data_dir>/tls/` that
-//! issues short-lived server certificates and renews them before they expire (`self-signed`).
-//! Either way the served pair sits behind a `rustls` certificate resolver read on every
+//! Three ways to get a certificate ([`Mode`]): PEM files placed by an outside tool, watched and
+//! reloaded when they change (`files`), the daemon's own CA under `<data_dir>/tls/` that
+//! issues short-lived server certificates and renews them before they expire (`self-signed`),
+//! or an ACME CA (`acme`, through instant-acme: HTTP-01 or TLS-ALPN-01, the account and the
+//! certificate kept under `<data_dir>/tls/acme/`). Whichever, the served pair sits behind a
+//! `rustls` certificate resolver read on every
 //! handshake, so a new pair applies to new connections without a restart while open ones
 //! (WebSockets included) stay up. [`Tls`] is the running service (status, renew now, events);
 //! [`TlsListener`] turns a TCP listener into an `axum::serve` listener of TLS streams.
 //!
 //! One crypto provider for the workspace: `ring` ([`provider`]).
 
+mod acme;
 mod ca;
 mod certs;
 mod fsio;
@@ -21,6 +24,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::acme::{
+    ACME_TLS_ALPN, Acme, Challenge, DEFAULT_RENEW_BEFORE as DEFAULT_ACME_RENEW_BEFORE,
+    DEFAULT_RETRY as DEFAULT_ACME_RETRY, MAX_RETRY_FACTOR as ACME_MAX_RETRY_FACTOR,
+};
 pub use crate::certs::{CertInfo, peer_info};
 pub use crate::listener::TlsListener;
 pub use crate::san::{San, default_names};
@@ -36,14 +43,17 @@ pub enum Mode {
     },
     /// The daemon's own CA.
     SelfSigned(SelfSigned),
+    /// A certificate ordered from an ACME CA and renewed before it expires.
+    Acme(Acme),
 }
 
 impl Mode {
-    /// `"files"` or `"self-signed"`, as in the config file and `GET /tls`.
+    /// `"files"`, `"self-signed"` or `"acme"`, as in the config file and `GET /tls`.
     pub fn name(&self) -> &'static str {
         match self {
             Mode::Files { .. } => "files",
             Mode::SelfSigned(_) => "self-signed",
+            Mode::Acme(_) => "acme",
         }
     }
 }
@@ -81,6 +91,9 @@ pub enum Error {
     /// Generating or signing a certificate failed.
     #[error("cannot issue a certificate: {0}")]
     Issue(String),
+    /// The ACME CA did not issue a certificate (unreachable, refused, a failed validation).
+    #[error("{0}")]
+    Acme(String),
 }
 
 impl Error {

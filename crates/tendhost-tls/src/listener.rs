@@ -1,7 +1,8 @@
 //! `TlsListener`: a TCP listener whose connections come out TLS-terminated, as an
 //! `axum::serve` listener. Handshakes run in their own tasks (with a timeout), so a slow or
 //! silent client never holds up the accept loop; `Addr` is the peer's `SocketAddr`, so
-//! `ConnectInfo<SocketAddr>` works as on plain TCP.
+//! `ConnectInfo<SocketAddr>` works as on plain TCP. Handshakes that negotiated `acme-tls/1`
+//! (TLS-ALPN-01 validations) are closed instead of handed on.
 
 use std::io;
 use std::net::SocketAddr;
@@ -66,6 +67,10 @@ async fn accept_loop(
         let tx = tx.clone();
         tokio::spawn(async move {
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                // A TLS-ALPN-01 validation only needs the handshake; it carries no HTTP.
+                Ok(Ok(tls)) if tls.get_ref().1.alpn_protocol() == Some(crate::ACME_TLS_ALPN) => {
+                    tracing::debug!(%addr, "answered a tls-alpn-01 validation handshake");
+                }
                 Ok(Ok(tls)) => {
                     let _ = tx.send((tls, addr)).await;
                 }

@@ -1,23 +1,29 @@
 //! The running TLS service: the certificate resolver read on every handshake, the status
 //! behind `GET /tls`, and the background task that keeps the certificate fresh (renewal in
-//! `self-signed` mode, watching the files in `files` mode).
+//! `self-signed` mode, watching the files in `files` mode, ordering from the CA in `acme`
+//! mode).
 //!
 //! A new pair is always complete and checked before it is swapped in; a refused one leaves
 //! the old pair serving and is reported as a [`TlsEvent::ReloadFailed`] and in `last_error`.
+//! In `acme` mode a failed order is a [`TlsEvent::RenewalFailed`] with the time of the next
+//! attempt, which backs off; until the first certificate is issued a temporary self-signed
+//! one serves, so the API is up meanwhile.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
+use crate::acme::{ACME_TLS_ALPN, Issuer};
 use crate::ca::{Ca, Paths};
 use crate::certs::{CertInfo, Loaded, load_pair};
 use crate::fsio::{self, CERT_MODE, KEY_MODE};
-use crate::{Error, Mode, SelfSigned};
+use crate::{Acme, Challenge, Error, Mode, SelfSigned};
 
 /// How often the watched files are looked at in `files` mode.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -39,15 +45,24 @@ pub enum TlsEvent {
     },
     /// A replacement was refused; the old certificate keeps serving.
     ReloadFailed { path: PathBuf, error: String },
+    /// The ACME CA did not issue a certificate; the current one keeps serving and the next
+    /// attempt is at `next_attempt`.
+    RenewalFailed {
+        error: String,
+        next_attempt: SystemTime,
+    },
 }
 
 /// The served certificate and what happens next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsStatus {
-    /// `"files"` or `"self-signed"`.
+    /// `"files"`, `"self-signed"` or `"acme"`.
     pub mode: &'static str,
     pub cert: CertInfo,
-    /// When the next renewal is due (`self-signed` only).
+    /// `acme`: the served certificate is the temporary self-signed one (nothing issued yet).
+    pub temporary: bool,
+    /// When the next renewal (or, after a failure, the next attempt) is due (`self-signed`
+    /// and `acme`).
     pub next_renewal: Option<SystemTime>,
     /// Why the last reload or renewal failed, until one succeeds.
     pub last_error: Option<String>,
@@ -56,7 +71,7 @@ pub struct TlsStatus {
 /// Why `renew` did not renew.
 #[derive(Debug, thiserror::Error)]
 pub enum RenewError {
-    #[error("renewal is only possible in self-signed mode; this daemon runs in {0} mode")]
+    #[error("renewal is only possible in self-signed and acme mode; this daemon runs in {0} mode")]
     NotSupported(&'static str),
     #[error("{0}")]
     Failed(Error),
@@ -78,6 +93,11 @@ struct Inner {
     status: Mutex<TlsStatus>,
     on_event: EventSink,
     ca: Option<Ca>,
+    acme: Option<Issuer>,
+    /// Failed ACME attempts in a row (the backoff).
+    acme_failures: AtomicU32,
+    /// Turns `true` once the listeners that answer ACME challenges are up.
+    listening: watch::Sender<bool>,
     /// Serialises renewals (timer and `POST /tls/renew`).
     renewing: tokio::sync::Mutex<()>,
     /// Wakes the renewal timer when a manual renewal moved the due time.
@@ -108,23 +128,38 @@ impl Tls {
         on_event: impl Fn(TlsEvent) + Send + Sync + 'static,
     ) -> Result<Tls, Error> {
         let provider = crate::provider();
-        let (loaded, ca, next_renewal) = match &mode {
+        let (mut ca, mut acme, mut temporary) = (None, None, false);
+        let (loaded, next_renewal) = match &mode {
             Mode::Files {
                 cert_path,
                 key_path,
             } => {
                 warn_if_readable_by_others(key_path);
-                (load_pair(cert_path, key_path, &provider)?, None, None)
+                (load_pair(cert_path, key_path, &provider)?, None)
             }
             Mode::SelfSigned(settings) => {
-                let (ca, loaded) = start_self_signed(settings, &provider)?;
+                let (own_ca, loaded) = start_self_signed(settings, &provider)?;
                 let next = renewal_due(&loaded.info, settings);
-                (loaded, Some(ca), Some(next))
+                ca = Some(own_ca);
+                (loaded, Some(next))
+            }
+            Mode::Acme(settings) => {
+                let (issuer, stored) = start_acme(settings, &provider)?;
+                acme = Some(issuer);
+                if let Some(loaded) = stored {
+                    let next = acme_due(&loaded.info, settings);
+                    (loaded, Some(next))
+                } else {
+                    temporary = true;
+                    let loaded = crate::acme::temporary(&settings.domains, &provider)?;
+                    (loaded, Some(SystemTime::now()))
+                }
             }
         };
         let status = TlsStatus {
             mode: mode.name(),
             cert: loaded.info.clone(),
+            temporary,
             next_renewal,
             last_error: None,
         };
@@ -135,6 +170,9 @@ impl Tls {
             status: Mutex::new(status),
             on_event: Box::new(on_event),
             ca,
+            acme,
+            acme_failures: AtomicU32::new(0),
+            listening: watch::Sender::new(false),
             renewing: tokio::sync::Mutex::new(()),
             rescheduled: Notify::new(),
         });
@@ -142,6 +180,7 @@ impl Tls {
         let task = match &inner.mode {
             Mode::Files { .. } => tokio::spawn(watch_files(weak)),
             Mode::SelfSigned(_) => tokio::spawn(renew_on_time(weak)),
+            Mode::Acme(_) => tokio::spawn(order_on_time(weak)),
         };
         Ok(Tls {
             inner,
@@ -164,18 +203,35 @@ impl Tls {
         self.inner.ca.as_ref().map(Ca::fingerprint)
     }
 
-    /// Issues and swaps in a new server certificate now (`self-signed` mode only).
+    /// Issues (`self-signed`) or orders (`acme`) a new certificate now and swaps it in.
     pub async fn renew(&self) -> Result<TlsStatus, RenewError> {
-        if !matches!(self.inner.mode, Mode::SelfSigned(_)) {
-            return Err(RenewError::NotSupported(self.inner.mode.name()));
-        }
-        renew(&self.inner).await.map_err(RenewError::Failed)?;
+        let result = match self.inner.mode {
+            Mode::SelfSigned(_) => renew(&self.inner).await,
+            Mode::Acme(_) => order(&self.inner).await,
+            Mode::Files { .. } => return Err(RenewError::NotSupported(self.inner.mode.name())),
+        };
+        // Success or failure, the next renewal (or attempt) moved.
         self.inner.rescheduled.notify_one();
+        result.map_err(RenewError::Failed)?;
         Ok(self.status())
     }
 
+    /// Tells the service that the listeners answering ACME challenges (the HTTPS listener,
+    /// the HTTP-01 one) are up: `acme` mode places no order before.
+    pub fn listeners_ready(&self) {
+        self.inner.listening.send_replace(true);
+    }
+
+    /// The answer to an HTTP-01 challenge of the order in progress (`acme` mode).
+    pub fn http01_answer(&self, token: &str) -> Option<String> {
+        self.inner
+            .acme
+            .as_ref()
+            .and_then(|issuer| issuer.answers.http01(token))
+    }
+
     /// A rustls server configuration that reads the current certificate on every handshake
-    /// (ALPN `http/1.1`).
+    /// (ALPN `http/1.1`, and `acme-tls/1` when TLS-ALPN-01 answers challenges).
     pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
         let mut config =
             rustls::ServerConfig::builder_with_provider(Arc::clone(&self.inner.provider))
@@ -184,6 +240,13 @@ impl Tls {
                 .with_no_client_auth()
                 .with_cert_resolver(Arc::new(Resolver(Arc::clone(&self.inner))));
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        if let Mode::Acme(Acme {
+            challenge: Challenge::TlsAlpn01,
+            ..
+        }) = &self.inner.mode
+        {
+            config.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+        }
         Arc::new(config)
     }
 }
@@ -198,7 +261,18 @@ impl std::fmt::Debug for Resolver {
 }
 
 impl ResolvesServerCert for Resolver {
-    fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+    fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        // A TLS-ALPN-01 validation offers only `acme-tls/1` and gets the challenge certificate
+        // for its name, or no handshake at all.
+        if let Some(issuer) = &self.0.acme
+            && client_hello
+                .alpn()
+                .is_some_and(|mut protocols| protocols.any(|protocol| protocol == ACME_TLS_ALPN))
+        {
+            return client_hello
+                .server_name()
+                .and_then(|name| issuer.answers.alpn(name));
+        }
         Some(Arc::clone(&self.0.current.read().expect("tls cert lock")))
     }
 }
@@ -208,6 +282,7 @@ impl Inner {
         *self.current.write().expect("tls cert lock") = loaded.key;
         let mut status = self.status.lock().expect("tls status lock");
         status.cert = loaded.info.clone();
+        status.temporary = false;
         status.next_renewal = next_renewal;
         status.last_error = None;
         drop(status);
@@ -234,6 +309,18 @@ impl Inner {
         (self.on_event)(TlsEvent::ReloadFailed {
             path: path.to_owned(),
             error,
+        });
+    }
+
+    fn renewal_failed(&self, error: String, next_attempt: SystemTime) {
+        tracing::warn!(%error, next_attempt = %humantime_rfc3339(next_attempt), "no certificate from the ACME CA; the current one keeps serving");
+        let mut status = self.status.lock().expect("tls status lock");
+        status.last_error = Some(error.clone());
+        status.next_renewal = Some(next_attempt);
+        drop(status);
+        (self.on_event)(TlsEvent::RenewalFailed {
+            error,
+            next_attempt,
         });
     }
 }
@@ -377,6 +464,137 @@ async fn renew_on_time(inner: std::sync::Weak<Inner>) {
     }
 }
 
+/// `acme`: the issuer (its `ca_roots` read) and the stored certificate when it is usable and
+/// for the configured domains.
+fn start_acme(
+    settings: &Acme,
+    provider: &Arc<CryptoProvider>,
+) -> Result<(Issuer, Option<Loaded>), Error> {
+    for dir in settings
+        .dir
+        .parent()
+        .into_iter()
+        .chain([settings.dir.as_path()])
+    {
+        fsio::private_dir(dir).map_err(|err| Error::file(dir, format!("cannot create: {err}")))?;
+    }
+    let issuer = Issuer::new(settings, Arc::clone(provider))?;
+    let paths = issuer.paths();
+    paths.restrict()?;
+    if !(paths.cert.exists() && paths.key.exists()) {
+        tracing::info!(domains = ?settings.domains, "no ACME certificate yet; serving a temporary self-signed one until the CA issues one");
+        return Ok((issuer, None));
+    }
+    let stored = match load_pair(&paths.cert, &paths.key, provider) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            tracing::warn!(%err, "stored ACME certificate unusable; ordering a new one");
+            return Ok((issuer, None));
+        }
+    };
+    let mut served: Vec<&str> = stored.info.sans.iter().map(String::as_str).collect();
+    let mut wanted: Vec<&str> = settings.domains.iter().map(String::as_str).collect();
+    served.sort_unstable();
+    wanted.sort_unstable();
+    if served != wanted {
+        tracing::info!(old = ?stored.info.sans, new = ?settings.domains, "acme.domains changed; ordering a new certificate");
+        return Ok((issuer, None));
+    }
+    Ok((issuer, Some(stored)))
+}
+
+/// When an ACME certificate is to be renewed: `renew_before` ahead of its end, or half-way
+/// through its validity when `renew_before` is not shorter than the validity (else every new
+/// certificate would be due at once, and the CA asked again and again).
+fn acme_due(info: &CertInfo, settings: &Acme) -> SystemTime {
+    let lifetime = validity(info);
+    if settings.renew_before < lifetime {
+        info.not_after - settings.renew_before
+    } else {
+        info.not_before + lifetime / 2
+    }
+}
+
+fn validity(info: &CertInfo) -> Duration {
+    info.not_after
+        .duration_since(info.not_before)
+        .unwrap_or_default()
+}
+
+/// `acme`: one attempt to order a certificate and swap it in; a failure schedules the next
+/// attempt with backoff and is reported.
+async fn order(inner: &Arc<Inner>) -> Result<(), Error> {
+    let (Mode::Acme(settings), Some(issuer)) = (&inner.mode, &inner.acme) else {
+        return Ok(());
+    };
+    let _renewing = inner.renewing.lock().await;
+    let result = match issuer.order().await {
+        Ok(issued) => {
+            let paths = issuer.paths();
+            paths
+                .store_pair(&issued.chain_pem, &issued.key_pem)
+                .map_err(|err| err.to_string())
+                .and_then(|()| {
+                    load_pair(&paths.cert, &paths.key, &inner.provider)
+                        .map_err(|err| format!("the CA's certificate is unusable: {err}"))
+                })
+        }
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(loaded) => {
+            inner.acme_failures.store(0, Ordering::Relaxed);
+            if settings.renew_before >= validity(&loaded.info) {
+                tracing::warn!(renew_before = ?settings.renew_before, "acme.renew_before is not shorter than the validity of the CA's certificates; renewing half-way through instead");
+            }
+            let next = acme_due(&loaded.info, settings);
+            inner.swap(loaded, Some(next));
+            Ok(())
+        }
+        Err(error) => {
+            let n_failures = inner.acme_failures.fetch_add(1, Ordering::Relaxed) + 1;
+            let next_attempt =
+                SystemTime::now() + crate::acme::retry_pause(settings.retry, n_failures);
+            inner.renewal_failed(error.clone(), next_attempt);
+            Err(Error::Acme(error))
+        }
+    }
+}
+
+/// `acme`: once the listeners are up, orders whenever the certificate (or the next attempt
+/// after a failure) is due.
+async fn order_on_time(inner: std::sync::Weak<Inner>) {
+    let Some(mut listening) = inner.upgrade().map(|inner| inner.listening.subscribe()) else {
+        return;
+    };
+    if listening.wait_for(|up| *up).await.is_err() {
+        return;
+    }
+    loop {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let due = strong
+            .status
+            .lock()
+            .expect("tls status lock")
+            .next_renewal
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let wait = due
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+            .min(RETRY_MAX);
+        let woken = tokio::select! {
+            () = tokio::time::sleep(wait) => false,
+            () = strong.rescheduled.notified() => true,
+        };
+        if woken || SystemTime::now() < due {
+            continue;
+        }
+        let _ = order(&strong).await;
+    }
+}
+
 /// A key file placed by another tool is left as it is, but one that others can read is worth
 /// a warning.
 fn warn_if_readable_by_others(path: &Path) {
@@ -454,7 +672,7 @@ async fn watch_files(inner: std::sync::Weak<Inner>) {
                 reported = true;
                 let path = match &err {
                     Error::File { path, .. } => path.clone(),
-                    Error::Issue(_) => cert_path.clone(),
+                    Error::Issue(_) | Error::Acme(_) => cert_path.clone(),
                 };
                 inner.failed(&path, err.to_string());
             }
@@ -475,6 +693,95 @@ mod tests {
             lifetime: Duration::from_secs(3600),
             renew_before: Duration::from_secs(1200),
         }
+    }
+
+    fn acme_settings(dir: &Path) -> Acme {
+        Acme {
+            dir: dir.join("tls/acme"),
+            // Nothing listens there; no order is placed before `listeners_ready` anyway.
+            directory: "https://127.0.0.1:9/dir".to_owned(),
+            email: None,
+            domains: vec!["a.example.org".to_owned()],
+            challenge: Challenge::Http01,
+            renew_before: Duration::from_secs(1200),
+            ca_roots: None,
+            retry: Duration::from_secs(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn acme_serves_a_temporary_certificate_until_one_is_stored_for_its_domains() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = acme_settings(dir.path());
+        let tls = Tls::start(Mode::Acme(settings.clone()), |_| {}).unwrap();
+        let status = tls.status();
+        assert!(status.temporary);
+        assert_eq!(status.mode, "acme");
+        assert_eq!(status.cert.sans, ["a.example.org"]);
+        assert!(
+            status.next_renewal.unwrap() <= SystemTime::now(),
+            "ordered at once"
+        );
+        assert!(settings.dir.is_dir());
+        drop(tls);
+
+        // A stored pair for the domains (as an issued one would be) is served, not due yet.
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(settings.domains.clone()).unwrap();
+        let now = SystemTime::now();
+        params.not_before = now.into();
+        params.not_after = (now + Duration::from_secs(3600)).into();
+        let cert = params.self_signed(&key).unwrap();
+        let paths = crate::acme::Paths::new(&settings.dir);
+        paths.store_pair(&cert.pem(), &key.serialize_pem()).unwrap();
+        let tls = Tls::start(Mode::Acme(settings.clone()), |_| {}).unwrap();
+        let status = tls.status();
+        assert!(!status.temporary);
+        let next = status.next_renewal.unwrap();
+        assert_eq!(
+            status.cert.not_after.duration_since(next).unwrap(),
+            settings.renew_before
+        );
+        drop(tls);
+
+        // Other domains: the stored certificate does not fit, a temporary one serves.
+        let other = Acme {
+            domains: vec!["b.example.org".to_owned()],
+            ..settings.clone()
+        };
+        let tls = Tls::start(Mode::Acme(other), |_| {}).unwrap();
+        assert!(tls.status().temporary);
+        assert_eq!(tls.status().cert.sans, ["b.example.org"]);
+        drop(tls);
+
+        // A renew_before longer than the validity: half-way through instead.
+        let long = Acme {
+            renew_before: Duration::from_secs(7200),
+            ..settings.clone()
+        };
+        let info = load_pair(&paths.cert, &paths.key, &crate::provider())
+            .unwrap()
+            .info;
+        assert_eq!(
+            acme_due(&info, &long),
+            info.not_before + Duration::from_secs(1800)
+        );
+
+        // ca_roots that cannot be read stop the start, naming the file.
+        let roots = dir.path().join("missing-roots.pem");
+        let err = Tls::start(
+            Mode::Acme(Acme {
+                ca_roots: Some(roots.clone()),
+                ..settings
+            }),
+            |_| {},
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{}: cannot read", roots.display())),
+            "{err}"
+        );
     }
 
     #[tokio::test]

@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 
 use std::sync::Arc;
 
+use jiff::Timestamp;
 use tendhost_core::{Fleet, FleetOptions, Restored};
 use tendhost_store::Store;
 
@@ -51,7 +52,11 @@ pub async fn run(
     // The store first: it takes the data dir's lock, so a second daemon stops here, before
     // touching the first one's SSH control sockets.
     let data_dir = config.daemon.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
+    let store_options = tendhost_store::StoreOptions {
+        queue: config.daemon.limits.store_queue,
+        job_log_max: config.daemon.limits.job_log_max,
+    };
+    let store = tokio::task::spawn_blocking(move || Store::open_with(&data_dir, store_options))
         .await
         .wrap_err("opening the store panicked")?
         .wrap_err("cannot open the state database")?;
@@ -111,6 +116,13 @@ pub async fn run(
             event_buffer: config.daemon.event_buffer,
             event_channel: config.daemon.event_channel,
             first_seq,
+            jobs: tendhost_core::JobsOptions {
+                log_memory: config.daemon.limits.job_log_memory,
+                keep_finished: config.daemon.limits.keep_finished_jobs,
+                // The store has every job's whole log (up to `job_log_max`).
+                finished_logs: tendhost_core::FinishedLogs::Drop,
+            },
+            keep_finished_rollouts: config.daemon.limits.keep_finished_rollouts,
         },
         &mut statuses,
         Some(Arc::clone(&bridge) as Arc<dyn tendhost_core::Persistence>),
@@ -133,6 +145,15 @@ pub async fn run(
             }
         }
     }
+    let schedule_store =
+        persist::schedules::FileScheduleStore::new(&config.daemon.data_dir, Some(store.clone()));
+    let saved_schedules = schedule_store.load();
+    let schedules = tendhost_core::schedule::Schedules::start(
+        fleet.clone(),
+        config.schedules.clone(),
+        saved_schedules,
+        Arc::new(schedule_store),
+    );
     let retention = tokio::spawn(persist::retention(
         store.clone(),
         config.daemon.retention_days,
@@ -167,13 +188,44 @@ pub async fn run(
     if let Some(tls) = &tls {
         state = state.with_tls(tls.clone());
     }
+    state = state.with_schedules(schedules.clone());
+    let n_ended = store
+        .fail_pending_deliveries(
+            Timestamp::now().as_millisecond(),
+            "the daemon stopped before delivering it".to_owned(),
+        )
+        .await
+        .wrap_err("cannot read the notification deliveries")?;
+    if n_ended > 0 {
+        tracing::warn!(
+            n_ended,
+            "notifications still pending at the last stop are recorded as failed"
+        );
+    }
+    let notify = start_notify(&config, &fleet, &store)?;
+    if let Some(notify) = &notify {
+        state = state.with_notify(Arc::clone(notify));
+    }
     let tls_forward = tokio::spawn(forward_tls_events(tls_events, fleet.clone()));
-    let redirect = match (config.daemon.tls.redirect_http, &tls) {
-        (Some(redirect_addr), Some(_)) => Some(
-            http::redirect::spawn(redirect_addr, addr.port(), stop_rx.clone())
-                .await
-                .wrap_err_with(|| format!("cannot listen on redirect_http {redirect_addr}"))?,
-        ),
+    // The plain listener: redirects to https, and/or the ACME HTTP-01 answers.
+    let tls_config = &config.daemon.tls;
+    let redirect = match (tls_config.acme_http.or(tls_config.redirect_http), &tls) {
+        (Some(plain_addr), Some(tls)) => {
+            let plain = http::redirect::Plain {
+                redirect: tls_config.redirect_http == Some(plain_addr),
+                acme: tls_config.acme_http.map(|_| tls.clone()),
+            };
+            let what = if plain.redirect {
+                "redirect_http"
+            } else {
+                "the ACME HTTP-01 address"
+            };
+            Some(
+                http::redirect::spawn(plain_addr, addr.port(), plain, stop_rx.clone())
+                    .await
+                    .wrap_err_with(|| format!("cannot listen on {what} {plain_addr}"))?,
+            )
+        }
         _ => None,
     };
     let app = http::router(state);
@@ -204,6 +256,8 @@ pub async fn run(
                 .tap_io(|stream| {
                     let _ = stream.get_ref().0.set_nodelay(true);
                 });
+            // Both listeners are up (the plain one is bound above): ACME may order now.
+            tls.listeners_ready();
             Box::pin(
                 axum::serve(listener, app)
                     .with_graceful_shutdown(graceful)
@@ -226,6 +280,7 @@ pub async fn run(
             tracing::warn!(timeout = ?DRAIN_TIMEOUT, "in-flight requests did not finish in time; closing them");
         }
     }
+    schedules.stop();
     fleet.shutdown(JOB_GRACE).await;
     retention.abort();
     reload.abort();
@@ -236,6 +291,7 @@ pub async fn run(
     }
     drop(tls);
     metrics_follower.abort();
+    drop(notify);
     store
         .flush()
         .await
@@ -247,6 +303,30 @@ pub async fn run(
         .wrap_err("cannot close the state database")?;
     tracing::info!("tendhost stopped");
     Ok(())
+}
+
+/// Starts the notifiers of `[[notify]]` (none: no service). Deliveries are recorded in the
+/// store; their tasks stop when the service is dropped at shutdown.
+fn start_notify(
+    config: &Config,
+    fleet: &Fleet,
+    store: &Store,
+) -> Result<Option<Arc<tendhost_notify::Service>>> {
+    if config.notify.is_empty() {
+        return Ok(None);
+    }
+    let log = Arc::new(persist::DeliveryLogStore::new(store.clone()));
+    let service = tendhost_notify::Service::start(
+        fleet,
+        config.notify.clone(),
+        log,
+        config.daemon.public_url.clone(),
+    )
+    .wrap_err("cannot start the notifiers")?;
+    for (name, kind) in service.notifiers() {
+        tracing::info!(notifier = name, kind, "notifier ready");
+    }
+    Ok(Some(Arc::new(service)))
 }
 
 /// Starts the certificate service when TLS is on; with it off, warns when the bind address is
@@ -277,6 +357,7 @@ fn start_tls(
         serial = %status.cert.serial,
         sans = ?status.cert.sans,
         not_after = %http::tls::time(status.cert.not_after),
+        temporary = status.temporary,
         "TLS certificate loaded"
     );
     Ok((Some(tls), rx))
@@ -301,7 +382,7 @@ pub fn tls_ca_pem(config: &Config) -> Result<String, String> {
 }
 
 /// Publishes the certificate service's events on the event bus (`certificate_renewed`,
-/// `certificate_reload_failed`).
+/// `certificate_reload_failed`, `certificate_renewal_failed`).
 async fn forward_tls_events(
     mut events: tokio::sync::mpsc::UnboundedReceiver<tendhost_tls::TlsEvent>,
     fleet: Fleet,
@@ -322,6 +403,14 @@ async fn forward_tls_events(
                     error,
                 }
             }
+            tendhost_tls::TlsEvent::RenewalFailed {
+                error,
+                next_attempt,
+            } => EventKind::CertificateRenewalFailed {
+                error,
+                next_attempt: jiff::Timestamp::try_from(next_attempt)
+                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+            },
         };
         if let Err(kind) = fleet.announce(kind) {
             tracing::error!(?kind, "not a daemon event; not published");
@@ -377,11 +466,21 @@ fn access_control(config: &Config, store: &Store) -> Result<http::auth::AccessCo
         tendhost_auth::Keyring::new(auth.tokens.clone(), auth.tokens_file.clone())
             .map_err(|errors| color_eyre::eyre::eyre!("bad tokens_file:\n{}", errors.join("\n")))?
     };
+    let sessions = if auth.enabled {
+        Some(
+            tendhost_auth::Sessions::load_or_create(&config.daemon.data_dir).map_err(|err| {
+                color_eyre::eyre::eyre!("cannot set up the dashboard's session key: {err}")
+            })?,
+        )
+    } else {
+        None
+    };
     Ok(http::auth::AccessControl {
         enabled: auth.enabled,
         keyring: Arc::new(keyring),
         limiter: tendhost_auth::FailureLimiter::default(),
         tickets: tendhost_auth::TicketBook::default(),
+        sessions,
         trusted_proxies: config.daemon.trusted_proxies.clone(),
         audit: Some(audit::AuditLog::new(store.clone())),
     })

@@ -82,5 +82,19 @@ pub fn one_of_each() -> Vec<EventKind> {
                 "/etc/tendhost/tendhost.toml:3:7: bind: invalid socket address".to_owned(),
             ],
         },
+        EventKind::ScheduleTriggered {
+            schedule: "nightly".to_owned(),
+            rollout_id: rollout_id(),
+        },
+        EventKind::HostDeferred {
+            rollout_id: rollout_id(),
+            host: host(),
+            opens_at: jiff::Timestamp::from_millisecond(1_767_225_600_000).unwrap(),
+        },
+        EventKind::CertificateRenewalFailed {
+            error: "cannot use the ACME directory https://acme.example/dir: connection refused"
+                .to_owned(),
+            next_attempt: jiff::Timestamp::from_millisecond(1_767_225_600_456).unwrap(),
+        },
     ]
 }

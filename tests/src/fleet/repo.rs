@@ -38,6 +38,8 @@ pub struct Pkg {
     preinst: Option<String>,
     postinst: Option<String>,
     security: bool,
+    /// `(name, version)`: needs that package at that version or newer.
+    depends: Vec<(String, String)>,
 }
 
 impl Pkg {
@@ -74,7 +76,17 @@ impl Pkg {
             preinst: None,
             postinst: None,
             security: false,
+            depends: Vec::new(),
         }
+    }
+
+    /// Needs `other` at its version or newer (deb `Depends: N (>= V)`, rpm
+    /// `Requires: N >= V-1`), so upgrading this one pulls `other` in.
+    #[must_use]
+    pub fn depends(mut self, other: &Pkg) -> Self {
+        self.depends
+            .push((other.name.clone(), other.version.clone()));
+        self
     }
 
     /// Runs `body` (shell) after unpacking: deb `postinst configure`, rpm `%post`. A
@@ -248,10 +260,20 @@ impl Repos {
             let control = format!(
                 "Package: {name}\nVersion: {version}\nArchitecture: all\n\
                  Maintainer: tendhost tests <tests@tendhost.invalid>\nSection: misc\n\
-                 Priority: optional\nDescription: tendhost test package {name}\n \
+                 Priority: optional\n{depends}Description: tendhost test package {name}\n \
                  Published by the tendhost test fleet harness.\n",
                 name = pkg.name,
                 version = pkg.version,
+                depends = if pkg.depends.is_empty() {
+                    String::new()
+                } else {
+                    let list: Vec<String> = pkg
+                        .depends
+                        .iter()
+                        .map(|(name, version)| format!("{name} (>= {version})"))
+                        .collect();
+                    format!("Depends: {}\n", list.join(", "))
+                },
             );
             write(&debian.join("control"), control).await?;
             for (script, body) in [("preinst", &pkg.preinst), ("postinst", &pkg.postinst)] {
@@ -332,12 +354,19 @@ impl Repos {
             create_dir(&topdir, 0o755).await?;
             let mut spec = format!(
                 "Name: {name}\nVersion: {version}\nRelease: 1\n\
-                 Summary: tendhost test package {name}\nLicense: MIT\nBuildArch: noarch\n\n\
+                 Summary: tendhost test package {name}\nLicense: MIT\nBuildArch: noarch\n{requires}\n\
                  %description\nPublished by the tendhost test fleet harness.\n\n\
                  %install\nmkdir -p %{{buildroot}}/usr/share/tendhost-test/{name}\n\
                  echo {version} > %{{buildroot}}/usr/share/tendhost-test/{name}/version\n\n",
                 name = pkg.name,
                 version = pkg.version,
+                requires = pkg
+                    .depends
+                    .iter()
+                    .fold(String::new(), |mut out, (name, version)| {
+                        let _ = writeln!(out, "Requires: {name} >= {version}-1");
+                        out
+                    }),
             );
             if let Some(body) = &pkg.preinst {
                 let _ = write!(spec, "%pre\n{}\n\n", rpm_escape(body));

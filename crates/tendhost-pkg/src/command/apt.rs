@@ -75,6 +75,31 @@ pub fn upgrade(opts: &PkgOptions) -> Cmd {
         .privileged()
 }
 
+/// The upgrade of named packages only: `apt-get -y -q -o ... install --only-upgrade NAME...
+/// [NAME=VERSION...]` with [`NONINTERACTIVE_ENV`] (as root). apt installs what the named
+/// upgrades need; `keep` pins excluded packages at their installed version.
+pub fn upgrade_only(opts: &PkgOptions, names: &[String], keep: &[(String, String)]) -> Cmd {
+    with_env(Cmd::new("apt-get"))
+        .args([
+            "-y",
+            "-q",
+            "-o",
+            "Dpkg::Options::=--force-confdef",
+            "-o",
+            "Dpkg::Options::=--force-confold",
+            "-o",
+            &lock_timeout(opts),
+            "install",
+            "--only-upgrade",
+        ])
+        .args(names.iter().map(String::as_str))
+        .args(
+            keep.iter()
+                .map(|(name, version)| format!("{name}={version}")),
+        )
+        .privileged()
+}
+
 /// The repair of an interrupted dpkg: `dpkg --force-confdef --force-confold --configure -a`
 /// with [`NONINTERACTIVE_ENV`] (as root).
 pub fn repair() -> Cmd {
@@ -108,7 +133,7 @@ pub fn reboot_probe() -> Cmd {
 mod tests {
     use std::time::Duration;
 
-    use crate::command::apt::{repair, simulate, upgrade};
+    use crate::command::apt::{repair, simulate, upgrade, upgrade_only};
     use crate::options::{AptUpgrade, PkgOptions};
 
     #[test]
@@ -139,6 +164,18 @@ mod tests {
         assert_eq!(
             simulate(&plain).display(),
             "env LC_ALL=C apt-get -s upgrade"
+        );
+        assert_eq!(
+            upgrade_only(
+                &opts,
+                &["openssl".to_owned(), "libssl3".to_owned()],
+                &[("linux-image-amd64".to_owned(), "6.1.0+1".to_owned())]
+            )
+            .display(),
+            "env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a LC_ALL=C apt-get -y -q \
+             -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+             -o DPkg::Lock::Timeout=7 install --only-upgrade openssl libssl3 \
+             linux-image-amd64=6.1.0+1"
         );
     }
 }

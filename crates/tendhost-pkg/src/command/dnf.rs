@@ -4,6 +4,7 @@
 use tendhost_exec::Cmd;
 
 use crate::options::{ListRefresh, PkgOptions};
+use crate::selection::{Target, TargetKind};
 use crate::types::PackageManager;
 
 fn manager_cmd(manager: PackageManager) -> Cmd {
@@ -52,6 +53,23 @@ pub fn upgrade(manager: PackageManager, opts: &PkgOptions) -> Cmd {
     cmd.arg("upgrade").privileged()
 }
 
+/// The selected upgrade: `dnf -y [--refresh] upgrade [--security] [--exclude=GLOB...] [--
+/// NAME...]` (as root). `target` is never [`TargetKind::Nothing`] here (the job skips the
+/// upgrade then; a bare `upgrade` would take everything).
+pub fn upgrade_target(manager: PackageManager, opts: &PkgOptions, target: &Target) -> Cmd {
+    let mut cmd = upgrade(manager, opts);
+    if target.kind == TargetKind::Security {
+        cmd = cmd.arg("--security");
+    }
+    for glob in &target.exclude {
+        cmd = cmd.arg(format!("--exclude={glob}"));
+    }
+    if let TargetKind::Names(names) = &target.kind {
+        cmd = cmd.arg("--").args(names.iter().map(String::as_str));
+    }
+    cmd
+}
+
 /// `needs-restarting -r`: dnf's plugin, or yum-utils' standalone tool for yum.
 pub fn needs_restarting(manager: PackageManager) -> Cmd {
     match manager {
@@ -69,8 +87,9 @@ pub fn needs_restarting(manager: PackageManager) -> Cmd {
 
 #[cfg(test)]
 mod tests {
-    use crate::command::dnf::{check_update, installed, upgrade};
+    use crate::command::dnf::{check_update, installed, upgrade, upgrade_target};
     use crate::options::{ListRefresh, PkgOptions};
+    use crate::selection::{Target, TargetKind};
     use crate::types::PackageManager;
 
     #[test]
@@ -89,5 +108,22 @@ mod tests {
             "env LC_ALL=C yum -y upgrade"
         );
         assert!(installed().display().starts_with("rpm -qa --qf '%{NAME}"));
+        let security = Target {
+            kind: TargetKind::Security,
+            exclude: vec!["kernel*".to_owned()],
+            ..Target::everything()
+        };
+        assert_eq!(
+            upgrade_target(PackageManager::Dnf, &cached, &security).display(),
+            "env LC_ALL=C dnf -y upgrade --security '--exclude=kernel*'"
+        );
+        let named = Target {
+            kind: TargetKind::Names(vec!["openssl".to_owned()]),
+            ..Target::everything()
+        };
+        assert_eq!(
+            upgrade_target(PackageManager::Dnf, &cached, &named).display(),
+            "env LC_ALL=C dnf -y upgrade -- openssl"
+        );
     }
 }

@@ -14,6 +14,7 @@ use tendhost_exec::{Cmd, quote};
 use crate::command::{apt, dnf};
 use crate::options::{JobId, ListRefresh, PkgOptions};
 use crate::parse::job::REPAIR_MARKER;
+use crate::selection::{Target, TargetKind};
 use crate::types::PackageManager;
 
 /// The job script and, for dry runs and logs, the command lines it runs in order.
@@ -51,6 +52,19 @@ fn step(cmd: &Cmd) -> String {
 /// [`REPAIR_MARKER`], runs `dpkg --configure -a` with the same non-interactive settings, and
 /// runs the upgrade again. dnf/yum: the upgrade.
 pub fn run_script(manager: PackageManager, job_id: &JobId, opts: &PkgOptions) -> JobScript {
+    run_script_for(manager, job_id, opts, &Target::everything())
+}
+
+/// [`run_script`] for a resolved selection: apt's upgrade becomes `install --only-upgrade`
+/// with the names (`apt::upgrade_only`), dnf's takes `--security`, `--exclude=` and names
+/// (`dnf::upgrade_target`); [`TargetKind::Nothing`] runs no upgrade step (the job still
+/// refreshes when asked and takes its snapshots, and logs that nothing was selected).
+pub fn run_script_for(
+    manager: PackageManager,
+    job_id: &JobId,
+    opts: &PkgOptions,
+    target: &Target,
+) -> JobScript {
     let dir = opts.job_dir(job_id);
     let snapshot;
     let mut body = String::new();
@@ -58,13 +72,20 @@ pub fn run_script(manager: PackageManager, job_id: &JobId, opts: &PkgOptions) ->
     let mut commands = Vec::new();
     match manager {
         PackageManager::Apt => {
-            snapshot = apt::installed().display();
             if opts.refresh == ListRefresh::Refresh {
                 let refresh = apt::refresh(opts);
                 body.push_str(&step(&refresh));
                 commands.push(refresh.display());
             }
-            let upgrade = apt::upgrade(opts);
+            if target.kind == TargetKind::Nothing {
+                body.push_str(NOTHING_SELECTED);
+                snapshot = apt::installed().display();
+                return finish_script(&dir, job_id, manager, &snapshot, &body, None, commands);
+            }
+            let upgrade = match &target.kind {
+                TargetKind::Names(names) => apt::upgrade_only(opts, names, &target.keep),
+                _ => apt::upgrade(opts),
+            };
             let repair_cmd = apt::repair();
             let announce = format!("{REPAIR_MARKER}; repairing with: {}", repair_cmd.display());
             body.push_str("pos=$(stat -c %s \"$d/log\" 2>/dev/null || echo 0)\n");
@@ -82,14 +103,36 @@ pub fn run_script(manager: PackageManager, job_id: &JobId, opts: &PkgOptions) ->
             ));
             repair = Some(repair_cmd.display());
             commands.push(upgrade.display());
+            snapshot = apt::installed().display();
         }
         PackageManager::Dnf | PackageManager::Yum => {
             snapshot = dnf::installed().display();
-            let upgrade = dnf::upgrade(manager, opts);
-            body.push_str(&step(&upgrade));
-            commands.push(upgrade.display());
+            if target.kind == TargetKind::Nothing {
+                body.push_str(NOTHING_SELECTED);
+            } else {
+                let upgrade = dnf::upgrade_target(manager, opts, target);
+                body.push_str(&step(&upgrade));
+                commands.push(upgrade.display());
+            }
         }
     }
+    finish_script(&dir, job_id, manager, &snapshot, &body, repair, commands)
+}
+
+/// The line a job logs when its selection matched no pending update.
+const NOTHING_SELECTED: &str =
+    "echo 'tendhost: no pending update matches the selection; nothing to upgrade'\n";
+
+/// Wraps `body` into the job script: pid, times, snapshots before and after, exit code last.
+fn finish_script(
+    dir: &str,
+    job_id: &JobId,
+    manager: PackageManager,
+    snapshot: &str,
+    body: &str,
+    repair: Option<String>,
+    commands: Vec<String>,
+) -> JobScript {
     let script = format!(
         "d={dir}\n\
          echo $$ > \"$d/pid\"\n\
@@ -105,7 +148,7 @@ pub fn run_script(manager: PackageManager, job_id: &JobId, opts: &PkgOptions) ->
          ms > \"$d/ended\"\n\
          echo \"tendhost: job finished with exit code $rc\"\n\
          echo \"$rc\" > \"$d/exit.tmp\" && mv \"$d/exit.tmp\" \"$d/exit\"\n",
-        dir = quote(&dir),
+        dir = quote(dir),
         started = quote(format!("tendhost: job {job_id} started ({manager})")),
     );
     JobScript {
@@ -189,9 +232,12 @@ pub fn summary(job_id: &JobId, opts: &PkgOptions) -> Cmd {
         "d={dir}\n\
          if [ ! -d \"$d\" ]; then echo \"tendhost: no job directory $d\" >&2; exit 3; fi\n\
          for f in exit started ended before after; do echo \"@@tendhost:$f@@\"; cat \"$d/$f\" 2>/dev/null || true; done\n\
+         echo '@@tendhost:size@@'\n\
+         wc -c < \"$d/log\" 2>/dev/null || echo 0\n\
          echo '@@tendhost:log@@'\n\
-         {SANITIZE} < \"$d/log\" 2>/dev/null || true\n",
+         tail -c {max} \"$d/log\" 2>/dev/null | {SANITIZE} || true\n",
         dir = quote(opts.job_dir(job_id)),
+        max = crate::parse::job::MAX_COLLECTED_LOG,
     ))
     .privileged()
     .timeout(Duration::from_secs(120))

@@ -9,6 +9,7 @@ use crate::ops::{command_failed, run, run_ok};
 use crate::options::{JobId, ListRefresh, PkgOptions};
 use crate::parse::installed::parse_installed;
 use crate::parse::{apt, dnf};
+use crate::selection::{Packages, Target, mark_excluded};
 use crate::types::{CheckReport, DryRun, PackageManager};
 
 /// What an upgrade would change on the host. Refreshes the package lists first when
@@ -19,10 +20,12 @@ pub async fn check(
     opts: &PkgOptions,
 ) -> Result<CheckReport, PkgError> {
     opts.validate()?;
-    match manager {
+    let mut report = match manager {
         PackageManager::Apt => check_apt(exec, opts).await,
         PackageManager::Dnf | PackageManager::Yum => check_dnf(exec, manager, opts).await,
-    }
+    }?;
+    mark_excluded(&mut report, &opts.exclude);
+    Ok(report)
 }
 
 async fn check_apt(exec: &dyn Executor, opts: &PkgOptions) -> Result<CheckReport, PkgError> {
@@ -102,9 +105,21 @@ pub async fn dry_run(
     manager: PackageManager,
     opts: &PkgOptions,
 ) -> Result<DryRun, PkgError> {
+    dry_run_selected(exec, manager, opts, &Packages::All).await
+}
+
+/// [`dry_run`] of an upgrade of `packages` (minus `opts.exclude`): the commands are those of
+/// the selection resolved against this check.
+pub async fn dry_run_selected(
+    exec: &dyn Executor,
+    manager: PackageManager,
+    opts: &PkgOptions,
+    packages: &Packages,
+) -> Result<DryRun, PkgError> {
     let report = check(exec, manager, opts).await?;
     let job_id = JobId::new("dry-run")?;
-    let script = job_cmd::run_script(manager, &job_id, opts);
+    let target = Target::resolve(manager, packages, &opts.exclude, &report);
+    let script = job_cmd::run_script_for(manager, &job_id, opts, &target);
     let mut commands = script.commands;
     if report.dpkg_interrupted
         && let Some(repair) = script.repair

@@ -1,7 +1,8 @@
 //! The upgrade as a detached job on the host: [`upgrade`] launches it and collects it;
 //! [`collect`] follows a job's log from a byte offset through dropped connections (for up to
 //! the reconnect window) and reads its outcome from the job directory. The same `collect`
-//! serves a live upgrade, a reconnect, a daemon restart and a retry.
+//! serves a live upgrade, a reconnect, a daemon restart and a retry. What is kept of the log
+//! is bounded (`LogTail`, the summary's tail read): every line still reaches the sink.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -13,7 +14,8 @@ use crate::command::job as job_cmd;
 use crate::error::PkgError;
 use crate::ops::{command_failed, is_retryable, run_ok};
 use crate::options::{JobId, PkgOptions};
-use crate::parse::job::{self, JobState};
+use crate::parse::job::{self, JobState, LOG_HEAD_SKIPPED, MAX_COLLECTED_LOG};
+use crate::selection::Target;
 use crate::types::{PackageManager, UpgradeOutcome, UpgradeState};
 
 /// Launches the upgrade as job `job_id` on the host, detached from the connection, and
@@ -29,8 +31,20 @@ pub async fn upgrade(
     opts: &PkgOptions,
     sink: &dyn OutputSink,
 ) -> Result<UpgradeOutcome, PkgError> {
+    upgrade_selected(exec, manager, job_id, opts, &Target::everything(), sink).await
+}
+
+/// [`upgrade`] of a resolved selection ([`Target::resolve`] over the host's last check).
+pub async fn upgrade_selected(
+    exec: &dyn Executor,
+    manager: PackageManager,
+    job_id: &JobId,
+    opts: &PkgOptions,
+    target: &Target,
+    sink: &dyn OutputSink,
+) -> Result<UpgradeOutcome, PkgError> {
     opts.validate()?;
-    let script = job_cmd::run_script(manager, job_id, opts);
+    let script = job_cmd::run_script_for(manager, job_id, opts, target);
     let launch = job_cmd::launch(job_id, opts, &script);
     let started = Instant::now();
     let mut maybe_started = false;
@@ -75,7 +89,7 @@ pub async fn collect(
     let host = exec.host();
     let began = Instant::now();
     let mut offset = from_offset;
-    let mut seen = String::new();
+    let mut seen = LogTail::default();
     let mut unreachable_since: Option<Instant> = None;
     loop {
         let pass = job_cmd::stream(job_id, opts, offset);
@@ -88,7 +102,7 @@ pub async fn collect(
                 }
                 let status = job::parse_stream_status(&output.stderr)
                     .map_err(|e| PkgError::parse(host, e))?;
-                seen.push_str(&follower.into_text());
+                seen.append(&follower.into_parts().1);
                 offset = status.offset;
                 match status.state {
                     JobState::Missing => {
@@ -103,13 +117,13 @@ pub async fn collect(
                 }
             }
             Err(err) if is_retryable(&err) => {
-                let (bytes, text) = follower.into_parts();
+                let (bytes, tail) = follower.into_parts();
                 offset += bytes;
-                seen.push_str(&text);
+                seen.append(&tail);
                 let since = *unreachable_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= opts.reconnect_window {
                     tracing::warn!(host, %job_id, error = %err, "host unreachable past the reconnect window; job lost");
-                    return Ok(lost(seen, offset, began.elapsed()));
+                    return Ok(lost(seen.into_text(), offset, began.elapsed()));
                 }
                 tracing::info!(host, %job_id, error = %err, offset, "connection lost while following the job; reconnecting");
                 tokio::time::sleep(opts.retry_interval).await;
@@ -124,7 +138,7 @@ pub async fn collect(
             Err(PkgError::Exec(err)) if is_retryable(&err) => {
                 let since = *unreachable_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= opts.reconnect_window {
-                    return Ok(lost(seen, offset, began.elapsed()));
+                    return Ok(lost(seen.into_text(), offset, began.elapsed()));
                 }
                 tokio::time::sleep(opts.retry_interval).await;
             }
@@ -151,7 +165,7 @@ pub async fn collect(
         exit_code: summary.exit_code,
         duration: summary.duration().unwrap_or_else(|| began.elapsed()),
         repaired_dpkg: job::repaired_dpkg(&log),
-        log_offset: summary.log.len() as u64,
+        log_offset: summary.log_size.unwrap_or(summary.log.len() as u64),
         log,
     })
 }
@@ -188,30 +202,76 @@ fn lost(log: String, offset: u64, waited: Duration) -> UpgradeOutcome {
     }
 }
 
+/// The newest [`MAX_COLLECTED_LOG`] bytes of a log, whole lines, and how many bytes before
+/// them were let go.
+#[derive(Debug, Default)]
+struct LogTail {
+    text: String,
+    n_dropped: u64,
+}
+
+impl LogTail {
+    fn push_line(&mut self, line: &str) {
+        self.text.push_str(line);
+        self.text.push('\n');
+        // Trimmed in steps, so each byte is moved a bounded number of times.
+        if self.text.len() > 2 * MAX_COLLECTED_LOG {
+            self.trim();
+        }
+    }
+
+    fn append(&mut self, other: &LogTail) {
+        self.n_dropped += other.n_dropped;
+        for line in other.text.lines() {
+            self.push_line(line);
+        }
+    }
+
+    fn trim(&mut self) {
+        if self.text.len() <= MAX_COLLECTED_LOG {
+            return;
+        }
+        let excess = self.text.len() - MAX_COLLECTED_LOG;
+        let cut = self.text[excess..]
+            .find('\n')
+            .map_or(self.text.len(), |idx| excess + idx + 1);
+        self.text.drain(..cut);
+        self.n_dropped += cut as u64;
+    }
+
+    /// The tail, after a marker line when bytes were let go.
+    fn into_text(mut self) -> String {
+        self.trim();
+        if self.n_dropped == 0 {
+            return self.text;
+        }
+        format!(
+            "{LOG_HEAD_SKIPPED} the first {} bytes seen were not kept]\n{}",
+            self.n_dropped, self.text
+        )
+    }
+}
+
 /// Forwards log lines to the caller's sink and counts the bytes they stand for, so a pass cut
 /// short by a dropped connection still tells where to resume. The stream script makes the log
 /// ASCII with `\n` line ends, so a line of `n` bytes stands for `n + 1` bytes of the file.
 struct LogFollower<'a> {
     sink: &'a dyn OutputSink,
-    seen: Mutex<(u64, String)>,
+    seen: Mutex<(u64, LogTail)>,
 }
 
 impl<'a> LogFollower<'a> {
     fn new(sink: &'a dyn OutputSink) -> Self {
         Self {
             sink,
-            seen: Mutex::new((0, String::new())),
+            seen: Mutex::new((0, LogTail::default())),
         }
     }
 
-    fn into_parts(self) -> (u64, String) {
+    fn into_parts(self) -> (u64, LogTail) {
         self.seen
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn into_text(self) -> String {
-        self.into_parts().1
     }
 }
 
@@ -227,10 +287,13 @@ impl OutputSink for LogFollower<'_> {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             seen.0 += line.len() as u64 + 1;
-            seen.1.push_str(line);
-            seen.1.push('\n');
+            seen.1.push_line(line);
         }
         self.sink.line(Stream::Stdout, line);
+    }
+
+    fn ready(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        self.sink.ready()
     }
 }
 
@@ -252,8 +315,9 @@ mod tests {
 
     use crate::command::job::{JobScript, launch};
     use crate::error::PkgError;
-    use crate::ops::job::collect;
+    use crate::ops::job::{LogTail, collect};
     use crate::options::{JobId, PkgOptions};
+    use crate::parse::job::{LOG_HEAD_SKIPPED, MAX_COLLECTED_LOG};
     use crate::types::{PackageManager, UpgradeState, UpgradedPackage};
 
     fn setup() -> (LocalExecutor, tempfile::TempDir, PkgOptions) {
@@ -383,6 +447,65 @@ echo 1 > \"$d/exit.tmp\"; mv \"$d/exit.tmp\" \"$d/exit\"
             "{}",
             outcome.log
         );
+    }
+
+    /// A job whose log is far bigger than what is kept: the outcome holds the log's tail
+    /// after a marker line, its offset is the whole file's size, and every line still reached
+    /// the sink.
+    #[tokio::test]
+    async fn a_huge_log_is_collected_as_a_marked_tail() {
+        let (exec, _dir, opts) = setup();
+        let job_id = JobId::new("huge").unwrap();
+        let n_lines = 3 * MAX_COLLECTED_LOG / 10;
+        start(
+            &exec,
+            &opts,
+            &job_id,
+            &format!(
+                "seq -w 1 {n_lines} | sed 's/$/ xx/'\n\
+                 echo 0 > \"$d/exit.tmp\"; mv \"$d/exit.tmp\" \"$d/exit\"\n"
+            ),
+        )
+        .await;
+        let n_seen = std::sync::atomic::AtomicUsize::new(0);
+        let sink = |_: Stream, _: &str| {
+            n_seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        };
+        let outcome = collect(&exec, PackageManager::Apt, &job_id, 0, &opts, &sink)
+            .await
+            .unwrap();
+        assert_eq!(n_seen.into_inner(), n_lines);
+        let file_size = (n_lines * 10) as u64;
+        assert_eq!(outcome.log_offset, file_size);
+        assert!(
+            outcome.log.len() <= MAX_COLLECTED_LOG + 200,
+            "{} bytes kept",
+            outcome.log.len()
+        );
+        let first = outcome.log.lines().next().unwrap();
+        assert!(first.starts_with(LOG_HEAD_SKIPPED), "{first}");
+        let second = outcome.log.lines().nth(1).unwrap();
+        assert_eq!(
+            second.len(),
+            9,
+            "the tail starts at a whole line: {second:?}"
+        );
+        assert_eq!(outcome.log.lines().last().unwrap(), format!("{n_lines} xx"));
+        assert_eq!(outcome.state, UpgradeState::Succeeded);
+    }
+
+    /// The kept tail of what was followed stays within its bound, whole lines after a marker.
+    #[test]
+    fn the_followed_tail_is_bounded() {
+        let mut tail = LogTail::default();
+        for idx in 0..1_000_000 {
+            tail.push_line(&format!("{idx:07} and some more text"));
+            assert!(tail.text.len() <= 2 * MAX_COLLECTED_LOG + 64);
+        }
+        let text = tail.into_text();
+        assert!(text.len() <= MAX_COLLECTED_LOG + 100);
+        assert!(text.starts_with(LOG_HEAD_SKIPPED));
+        assert!(text.ends_with("0999999 and some more text\n"));
     }
 
     #[tokio::test]

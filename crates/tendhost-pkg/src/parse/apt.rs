@@ -82,6 +82,7 @@ fn parse_inst(rest: &str, line_no: usize) -> Result<PendingUpdate, ParseError> {
         security: is_security_origin(&origin),
         origin,
         arch: arch.to_owned(),
+        excluded: false,
     })
 }
 
@@ -211,6 +212,7 @@ mod tests {
             origin: origin.into(),
             arch: arch.into(),
             security,
+            excluded: false,
         }
     }
 

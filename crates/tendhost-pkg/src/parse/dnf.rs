@@ -170,6 +170,7 @@ pub fn pending_updates(
                 origin: a.repo.clone(),
                 arch: a.arch.clone(),
                 security: security.contains(&(a.name.as_str(), a.arch.as_str())),
+                excluded: false,
             }
         })
         .collect()

@@ -23,9 +23,19 @@ pub struct JobSummary {
     pub ended_ms: Option<u64>,
     pub before: Vec<Installed>,
     pub after: Vec<Installed>,
-    /// The whole job log.
+    /// The job log's last bytes as read (at most `MAX_COLLECTED_LOG`), after a marker line
+    /// when the log was longer.
     pub log: String,
+    /// Size of the whole log on the host, when the summary told it.
+    pub log_size: Option<u64>,
 }
+
+/// Bytes of a job log the summary reads from the host: its tail, where the package manager's
+/// verdict is. The log streamed while the job ran went to the job's own log line by line.
+pub const MAX_COLLECTED_LOG: usize = 1024 * 1024;
+
+/// Start of the line put before a log of which only the tail was read.
+pub const LOG_HEAD_SKIPPED: &str = "[tendhost: log truncated:";
 
 impl JobSummary {
     /// Host-side wall time of the job, when both timestamps were written.
@@ -64,13 +74,26 @@ pub fn parse_summary(text: &str) -> Result<JobSummary, ParseError> {
             })?)
         };
     let millis = |name: &str| section(&sections, name).and_then(|s| s.trim().parse().ok());
+    let log_size: Option<u64> = millis("size");
+    let log = match log_size {
+        Some(size) if size > log.len() as u64 => {
+            // Only the tail was read; its first line is likely cut.
+            let rest = log.find('\n').map_or("", |idx| &log[idx + 1..]);
+            format!(
+                "{LOG_HEAD_SKIPPED} the first {} of its {size} bytes were not read]\n{rest}",
+                size - rest.len() as u64
+            )
+        }
+        _ => log.to_owned(),
+    };
     Ok(JobSummary {
         exit_code,
         started_ms: millis("started"),
         ended_ms: millis("ended"),
         before: parse_installed(section(&sections, "before").unwrap_or(""))?,
         after: parse_installed(section(&sections, "after").unwrap_or(""))?,
-        log: log.to_owned(),
+        log,
+        log_size,
     })
 }
 

@@ -5,7 +5,11 @@
 //! the file, which wins over defaults. Reading the process environment happens in `main`; this
 //! module takes a lookup function so tests can pin the precedence without mutating globals.
 
+mod acme;
+mod limits;
+mod notify;
 mod raw;
+mod schedule;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -17,8 +21,11 @@ use tendhost_core::spec::{
     AptUpgrade, DockerSettings, HostOrigin, HostPolicy, HostSpec, HostTarget, KnownHostsPolicy,
     MaintenanceWindow, Timing, UpdatePolicy,
 };
+use tendhost_pkg::ExcludeGlob;
 use toml::Spanned;
 
+pub use crate::config::limits::Limits;
+use crate::config::limits::RawLimits;
 use crate::config::raw::{RawConfig, RawDefaults, RawHost, RawWindow};
 use crate::host_rules::{self, Field, RuleError};
 
@@ -38,6 +45,10 @@ pub struct Config {
     pub defaults: HostDefaults,
     pub groups: BTreeMap<String, Vec<String>>,
     pub hosts: Vec<HostSpec>,
+    /// `[[schedule]]`, in file order.
+    pub schedules: Vec<tendhost_core::schedule::ScheduleSpec>,
+    /// `[[notify]]`, in file order.
+    pub notify: Vec<tendhost_notify::NotifierSpec>,
 }
 
 /// `[daemon]`.
@@ -59,6 +70,8 @@ pub struct DaemonConfig {
     /// How often each WebSocket is pinged; a client that has not answered the previous ping
     /// by the next one is closed.
     pub ws_ping_interval: Duration,
+    /// Memory bounds (`job_log_memory`, `job_log_max`, `max_ws_clients`, ...).
+    pub limits: Limits,
     /// Reverse proxies whose `X-Forwarded-For` names the client (audit, rate limit).
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// More names clients use for the daemon (the `Host` check), besides its bind address,
@@ -66,6 +79,9 @@ pub struct DaemonConfig {
     pub public_names: Vec<String>,
     /// Foreign origins (`scheme://host[:port]`) whose pages may call the API (CORS).
     pub cors_origins: Vec<String>,
+    /// The daemon's address as its users reach it (`https://tendhost.lan:8443`), without a
+    /// trailing `/`: notifications link rollouts and hosts under it.
+    pub public_url: Option<String>,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
     pub api_hosts: ApiHostsConfig,
@@ -84,6 +100,9 @@ pub struct TlsConfig {
     pub mode: Option<tendhost_tls::Mode>,
     /// A plain listener that redirects to https.
     pub redirect_http: Option<SocketAddr>,
+    /// `mode = "acme"` with `challenge = "http-01"`: where the HTTP-01 answers are served (the
+    /// `redirect_http` listener when there is one).
+    pub acme_http: Option<SocketAddr>,
 }
 
 /// `[daemon.api_hosts]`: registering hosts through `POST /hosts`.
@@ -147,6 +166,8 @@ pub struct HostDefaults {
     pub sudo: bool,
     pub known_hosts: KnownHostsPolicy,
     pub timing: Timing,
+    /// Packages never upgraded on any host (a host's own `exclude` adds to these).
+    pub exclude: Vec<ExcludeGlob>,
 }
 
 impl Default for HostDefaults {
@@ -158,6 +179,7 @@ impl Default for HostDefaults {
             sudo: false,
             known_hosts: KnownHostsPolicy::Strict,
             timing: Timing::default(),
+            exclude: Vec::new(),
         }
     }
 }
@@ -288,12 +310,16 @@ impl Validator<'_> {
         let defaults = self.defaults(&raw.defaults);
         let hosts = self.hosts(raw.host, &defaults);
         let groups = self.groups(raw.groups, &hosts);
+        let schedules = self.schedules(raw.schedule, &hosts, &groups);
+        let notify = self.notifiers(raw.notify, &groups);
         Config {
+            schedules,
             source: path.to_owned(),
             daemon,
             defaults,
             groups,
             hosts,
+            notify,
         }
     }
 
@@ -389,12 +415,21 @@ impl Validator<'_> {
             }
         };
 
+        let limits = self.limits(&RawLimits {
+            job_log_memory: raw.job_log_memory.as_ref(),
+            job_log_max: raw.job_log_max.as_ref(),
+            keep_finished_jobs: raw.keep_finished_jobs.as_ref(),
+            keep_finished_rollouts: raw.keep_finished_rollouts.as_ref(),
+            store_queue: raw.store_queue.as_ref(),
+            max_ws_clients: raw.max_ws_clients.as_ref(),
+        });
         let tls = self.tls(raw.tls, bind, &data_dir);
         let auth = self.auth(raw.auth, bind);
         let api_hosts = self.api_hosts(raw.api_hosts);
         let trusted_proxies = self.trusted_proxies(&raw.trusted_proxies);
         let public_names = self.public_names(&raw.public_names);
         let cors_origins = self.cors_origins(&raw.cors_origins);
+        let public_url = self.public_url(raw.public_url.as_ref());
         DaemonConfig {
             bind,
             log_level,
@@ -406,9 +441,11 @@ impl Validator<'_> {
             event_buffer: usize::try_from(event_buffer).unwrap_or(10_000),
             event_channel: usize::try_from(event_channel).unwrap_or(4_096),
             ws_ping_interval,
+            limits,
             trusted_proxies,
             public_names,
             cors_origins,
+            public_url,
             tls,
             auth,
             api_hosts,
@@ -479,12 +516,14 @@ impl Validator<'_> {
             .mode
             .as_ref()
             .map_or("off", |mode| mode.get_ref().as_str());
-        if !matches!(mode_name, "off" | "files" | "self-signed")
+        if !matches!(mode_name, "off" | "files" | "self-signed" | "acme")
             && let Some(mode) = &raw.mode
         {
             self.error(
                 &mode.span(),
-                format!("mode must be \"off\", \"files\" or \"self-signed\", not {mode_name:?}"),
+                format!(
+                    "mode must be \"off\", \"files\", \"self-signed\" or \"acme\", not {mode_name:?}"
+                ),
             );
             return TlsConfig::default();
         }
@@ -507,11 +546,15 @@ impl Validator<'_> {
                 self.error(&span, only_in(key, "self-signed"));
             }
         }
+        if let Some(acme) = raw.acme.as_ref().filter(|_| mode_name != "acme") {
+            self.error(&acme.span(), only_in("[daemon.tls.acme]", "acme"));
+        }
         let redirect_http = raw.redirect_http.as_ref().and_then(|value| {
             if mode_name == "off" {
                 self.error(
                     &value.span(),
-                    "redirect_http needs TLS: set mode = \"files\" or \"self-signed\"".to_owned(),
+                    "redirect_http needs TLS: set mode = \"files\", \"self-signed\" or \"acme\""
+                        .to_owned(),
                 );
                 return None;
             }
@@ -533,6 +576,7 @@ impl Validator<'_> {
                 }
             }
         });
+        let mut acme_http = None;
         let mode = match mode_name {
             "files" => match (&raw.cert_path, &raw.key_path) {
                 (Some(cert), Some(key)) => Some(tendhost_tls::Mode::Files {
@@ -552,11 +596,28 @@ impl Validator<'_> {
             "self-signed" => self
                 .self_signed(&raw, bind, data_dir)
                 .map(tendhost_tls::Mode::SelfSigned),
+            "acme" => {
+                if let Some(acme) = &raw.acme {
+                    self.acme(acme, bind, redirect_http, data_dir)
+                        .map(|(settings, http)| {
+                            acme_http = http;
+                            tendhost_tls::Mode::Acme(settings)
+                        })
+                } else {
+                    self.error(
+                        &table,
+                        "mode = \"acme\" needs a [daemon.tls.acme] table with directory and domains"
+                            .to_owned(),
+                    );
+                    None
+                }
+            }
             _ => None,
         };
         TlsConfig {
             mode,
             redirect_http,
+            acme_http,
         }
     }
 
@@ -790,7 +851,21 @@ impl Validator<'_> {
                 .as_ref()
                 .map_or(base.known_hosts, |policy| self.known_hosts(policy)),
             timing,
+            exclude: self.exclude(&raw.exclude, &[]),
         }
+    }
+
+    /// `exclude` globs, after `inherited` ones (each checked; a repeat is dropped).
+    fn exclude(&mut self, raw: &[Spanned<String>], inherited: &[ExcludeGlob]) -> Vec<ExcludeGlob> {
+        let mut globs = inherited.to_vec();
+        for pattern in raw {
+            match ExcludeGlob::new(pattern.get_ref()) {
+                Ok(glob) if !globs.contains(&glob) => globs.push(glob),
+                Ok(_) => {}
+                Err(message) => self.error(&pattern.span(), format!("exclude: {message}")),
+            }
+        }
+        globs
     }
 
     fn hosts(&mut self, raw_hosts: Vec<RawHost>, defaults: &HostDefaults) -> Vec<HostSpec> {
@@ -887,7 +962,10 @@ impl Validator<'_> {
                 .collect(),
             reboot_command,
             package_manager,
-            policy: self.policy(&raw.policy),
+            policy: HostPolicy {
+                exclude: self.exclude(&raw.exclude, &defaults.exclude),
+                ..self.policy(&raw.policy)
+            },
             docker: DockerSettings {
                 compose_version: raw.docker.compose_version,
                 pull_before_update: raw.docker.pull_before_update,
@@ -912,6 +990,7 @@ impl Validator<'_> {
                 .and_then(|window| self.window(window)),
             refresh_lists: raw.refresh_lists.unwrap_or(true),
             apt_upgrade,
+            exclude: Vec::new(),
         }
     }
 
@@ -1192,6 +1271,30 @@ impl Config {
         out.push_str(&format!("  groups: {}\n", self.groups.len()));
         for (name, members) in &self.groups {
             out.push_str(&format!("    {name}: {}\n", members.join(", ")));
+        }
+        if !self.schedules.is_empty() {
+            out.push_str(&format!("  schedules: {}\n", self.schedules.len()));
+        }
+        for schedule in &self.schedules {
+            out.push_str(&format!(
+                "    {} ({} {}, {}, packages {}{})\n",
+                schedule.name,
+                schedule.cron_text,
+                schedule.timezone_name,
+                schedule.action.as_str(),
+                schedule.request.packages.describe(),
+                if schedule.enabled { "" } else { ", disabled" },
+            ));
+        }
+        out.push_str(&format!("  notifiers: {}\n", self.notify.len()));
+        for notifier in &self.notify {
+            let events: Vec<&str> = notifier.events.iter().map(|e| e.as_str()).collect();
+            out.push_str(&format!(
+                "    {} ({}): {}\n",
+                notifier.name,
+                notifier.channel.kind(),
+                events.join(", ")
+            ));
         }
         out
     }

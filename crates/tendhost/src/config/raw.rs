@@ -18,6 +18,10 @@ pub(crate) struct RawConfig {
     pub groups: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
     #[serde(default)]
     pub host: Vec<RawHost>,
+    #[serde(default)]
+    pub schedule: Vec<crate::config::schedule::RawSchedule>,
+    #[serde(default)]
+    pub notify: Vec<Spanned<crate::config::notify::RawNotify>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -33,12 +37,19 @@ pub(crate) struct RawDaemon {
     pub event_buffer: Option<Spanned<i64>>,
     pub event_channel: Option<Spanned<i64>>,
     pub ws_ping_interval: Option<Spanned<String>>,
+    pub job_log_memory: Option<Spanned<i64>>,
+    pub job_log_max: Option<Spanned<i64>>,
+    pub keep_finished_jobs: Option<Spanned<i64>>,
+    pub keep_finished_rollouts: Option<Spanned<i64>>,
+    pub store_queue: Option<Spanned<i64>>,
+    pub max_ws_clients: Option<Spanned<i64>>,
     #[serde(default)]
     pub trusted_proxies: Vec<Spanned<String>>,
     #[serde(default)]
     pub public_names: Vec<Spanned<String>>,
     #[serde(default)]
     pub cors_origins: Vec<Spanned<String>>,
+    pub public_url: Option<Spanned<String>>,
     /// Spanned so a problem of the whole table points at it, however it is written
     /// (`[daemon.tls]`, `tls = { ... }`, `tls.mode = "files"`).
     pub tls: Option<Spanned<RawTls>>,
@@ -68,6 +79,21 @@ pub(crate) struct RawTls {
     pub lifetime: Option<Spanned<String>>,
     pub renew_before: Option<Spanned<String>>,
     pub redirect_http: Option<Spanned<String>>,
+    /// `[daemon.tls.acme]` (`mode = "acme"`).
+    pub acme: Option<Spanned<RawAcme>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAcme {
+    pub directory: Option<Spanned<String>>,
+    pub email: Option<Spanned<String>>,
+    pub domains: Option<Spanned<Vec<Spanned<String>>>>,
+    pub challenge: Option<Spanned<String>>,
+    pub http_port: Option<Spanned<i64>>,
+    pub renew_before: Option<Spanned<String>>,
+    pub ca_roots: Option<Spanned<String>>,
+    pub retry: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -102,6 +128,8 @@ pub(crate) struct RawDefaults {
     pub ssh_idle_timeout: Option<Spanned<String>>,
     pub reconnect_window: Option<Spanned<String>>,
     pub dpkg_lock_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,6 +157,8 @@ pub(crate) struct RawHost {
     pub compose_paths: Vec<Spanned<String>>,
     pub reboot_command: Option<Spanned<Vec<String>>>,
     pub package_manager: Option<Spanned<String>>,
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
     #[serde(default)]
     pub policy: RawPolicy,
     #[serde(default)]

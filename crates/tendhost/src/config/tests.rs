@@ -399,10 +399,10 @@ fn tls_modes_are_checked() {
         "`enabled` is replaced by `mode`",
     );
     check_err(
-        "[daemon.tls]\nmode = \"acme\"\n",
+        "[daemon.tls]\nmode = \"letsencrypt\"\n",
         2,
         8,
-        "mode must be \"off\", \"files\" or \"self-signed\"",
+        "mode must be \"off\", \"files\", \"self-signed\" or \"acme\"",
     );
     check_err(
         "[daemon.tls]\nmode = \"files\"\ncert_path = \"c.pem\"\n",
@@ -483,6 +483,142 @@ fn tls_modes_are_checked() {
             .mode
             .is_none()
     );
+}
+
+#[test]
+fn acme_settings_are_checked() {
+    use tendhost_tls::{Challenge, Mode};
+    const HEAD: &str = "[daemon.tls]\nmode = \"acme\"\n[daemon.tls.acme]\n";
+    let acme = |lines: &str| format!("{HEAD}{lines}");
+    let good = "directory = \"https://acme.example/dir\"\ndomains = [\"a.example.org\"]\n";
+    check_err(
+        "[daemon.tls]\nmode = \"acme\"\n",
+        1,
+        1,
+        "mode = \"acme\" needs a [daemon.tls.acme] table",
+    );
+    check_err(
+        &acme("domains = [\"a.example.org\"]\n"),
+        3,
+        1,
+        "needs directory",
+    );
+    check_err(
+        &acme("directory = \"http://acme.example/dir\"\ndomains = [\"a.example.org\"]\n"),
+        4,
+        13,
+        "directory \"http://acme.example/dir\" is not an https:// URL",
+    );
+    check_err(
+        &acme("directory = \"https://acme.example/dir\"\n"),
+        3,
+        1,
+        "needs domains",
+    );
+    check_err(
+        &acme(
+            "directory = \"https://a.example/d\"\ndomains = [\"ok.example.org\", \"*.example.org\", \"10.0.0.1\"]\n",
+        ),
+        5,
+        30,
+        "*.example.org is a wildcard, which needs the dns-01 challenge",
+    );
+    check_err(
+        &acme(
+            "directory = \"https://a.example/d\"\ndomains = [\"ok.example.org\", \"*.example.org\", \"10.0.0.1\"]\n",
+        ),
+        5,
+        47,
+        "10.0.0.1 is an IP address",
+    );
+    check_err(
+        &acme(&format!("{good}email = \"mailto:ops@example.org\"\n")),
+        6,
+        9,
+        "starts with mailto:",
+    );
+    check_err(
+        &acme(&format!("{good}challenge = \"dns-01\"\n")),
+        6,
+        13,
+        "challenge must be \"http-01\" or \"tls-alpn-01\", not \"dns-01\"",
+    );
+    check_err(
+        &acme(&format!(
+            "{good}challenge = \"tls-alpn-01\"\nhttp_port = 8080\n"
+        )),
+        7,
+        13,
+        "http_port is only used with challenge = \"http-01\"",
+    );
+    check_err(
+        &acme(&format!("{good}http_port = 70000\n")),
+        6,
+        13,
+        "http_port must be between 1 and 65535",
+    );
+    check_err(
+        &format!("[daemon]\nbind = \"0.0.0.0:8443\"\n{HEAD}{good}http_port = 8443\n"),
+        8,
+        13,
+        "http_port 8443 is the bind port",
+    );
+    check_err(
+        &format!(
+            "[daemon.tls]\nmode = \"acme\"\nredirect_http = \"0.0.0.0:80\"\n[daemon.tls.acme]\n{good}http_port = 8080\n"
+        ),
+        7,
+        13,
+        "http_port 8080 differs from the port of redirect_http 0.0.0.0:80",
+    );
+    check_err(
+        &acme(&format!("{good}renew_before = \"soon\"\nretry = \"0s\"\n")),
+        6,
+        16,
+        "renew_before \"soon\" is not a duration",
+    );
+    check_err(
+        &acme(&format!("{good}retry = \"0s\"\n")),
+        6,
+        9,
+        "retry must be greater than zero",
+    );
+    check_err(
+        &format!("[daemon.tls]\nmode = \"self-signed\"\n[daemon.tls.acme]\n{good}"),
+        3,
+        1,
+        "[daemon.tls.acme] is only used with mode = \"acme\"",
+    );
+
+    // Defaults: http-01 on port 80 of the bind address, 30 days ahead, 10 minutes' retry.
+    let config = parse_ok(&format!("[daemon]\nbind = \"10.9.8.7:443\"\n{HEAD}{good}"));
+    let Some(Mode::Acme(settings)) = &config.daemon.tls.mode else {
+        panic!("acme mode expected");
+    };
+    assert_eq!(settings.challenge, Challenge::Http01);
+    assert_eq!(settings.domains, ["a.example.org"]);
+    assert_eq!(settings.renew_before, Duration::from_secs(30 * 24 * 3600));
+    assert_eq!(settings.retry, Duration::from_secs(600));
+    assert!(settings.dir.ends_with("tls/acme"));
+    assert_eq!(
+        config.daemon.tls.acme_http,
+        Some("10.9.8.7:80".parse().unwrap())
+    );
+    // With redirect_http, one listener answers the challenges and redirects the rest.
+    let config = parse_ok(&format!(
+        "[daemon.tls]\nmode = \"acme\"\nredirect_http = \"0.0.0.0:80\"\n[daemon.tls.acme]\n{good}ca_roots = \"roots.pem\"\n"
+    ));
+    assert_eq!(config.daemon.tls.acme_http, config.daemon.tls.redirect_http);
+    let Some(Mode::Acme(settings)) = &config.daemon.tls.mode else {
+        panic!("acme mode expected");
+    };
+    assert_eq!(
+        settings.ca_roots.as_deref(),
+        Some(std::path::Path::new("/etc/tendhost/roots.pem"))
+    );
+    // TLS-ALPN-01 needs no plain listener.
+    let config = parse_ok(&acme(&format!("{good}challenge = \"tls-alpn-01\"\n")));
+    assert_eq!(config.daemon.tls.acme_http, None);
 }
 
 /// A whole-table problem points at the table however it is written; a header in a comment or
@@ -649,6 +785,48 @@ fn event_stream_settings_have_defaults_and_bounds() {
 }
 
 #[test]
+fn memory_limits_have_defaults_and_bounds() {
+    let config = parse_ok("");
+    assert_eq!(config.daemon.limits, crate::config::Limits::default());
+    assert_eq!(config.daemon.limits.job_log_memory, 1024 * 1024);
+    assert_eq!(config.daemon.limits.job_log_max, 64 * 1024 * 1024);
+    assert_eq!(config.daemon.limits.max_ws_clients, 1000);
+    let config = parse_ok(
+        "[daemon]\njob_log_memory = 8192\njob_log_max = 65536\nkeep_finished_jobs = 3\n\
+         keep_finished_rollouts = 2\nstore_queue = 64\nmax_ws_clients = 5\n",
+    );
+    assert_eq!(
+        config.daemon.limits,
+        crate::config::Limits {
+            job_log_memory: 8192,
+            job_log_max: 65536,
+            keep_finished_jobs: 3,
+            keep_finished_rollouts: 2,
+            store_queue: 64,
+            max_ws_clients: 5,
+        }
+    );
+    check_err(
+        "[daemon]\nmax_ws_clients = 0\n",
+        2,
+        18,
+        "max_ws_clients must be between 1 and 1000000",
+    );
+    check_err(
+        "[daemon]\njob_log_memory = 1\n",
+        2,
+        18,
+        "job_log_memory must be between 4096 and 268435456",
+    );
+    check_err(
+        "[daemon]\nstore_queue = 99999999999\n",
+        2,
+        15,
+        "store_queue must be between 16 and 1000000",
+    );
+}
+
+#[test]
 fn api_hosts_table() {
     let config = parse_ok("");
     assert!(!config.daemon.api_hosts.enabled());
@@ -678,5 +856,119 @@ fn api_hosts_table() {
         4,
         19,
         "host_key_sha256 \"md5\" is not a SHA256 fingerprint",
+    );
+}
+
+#[test]
+fn schedules_and_excludes() {
+    let config = parse_ok(
+        "[defaults]\nexclude = [\"linux-image-*\"]\n\n\
+         [[host]]\nname = \"a\"\naddr = \"10.0.0.1\"\nexclude = [\"docker-ce\", \"linux-image-*\"]\n\n\
+         [[schedule]]\nname = \"nightly\"\ncron = \"0 3 * * *\"\ntimezone = \"Europe/Berlin\"\n\
+         packages = \"security\"\nreboot = \"if_required\"\nwindow_grace = \"6h\"\n\
+         max_failures = \"10%\"\ncanary = [\"a\"]\nfilter = { hosts = [\"a\"] }\n\n\
+         [[schedule]]\nname = \"named\"\ncron = \"@weekly\"\naction = \"check\"\n\
+         packages = [\"openssl\"]\nenabled = false\ncatch_up = true\n",
+    );
+    let globs: Vec<&str> = config.hosts[0]
+        .policy
+        .exclude
+        .iter()
+        .map(tendhost_pkg::ExcludeGlob::as_str)
+        .collect();
+    assert_eq!(globs, ["linux-image-*", "docker-ce"]);
+    let [nightly, named] = config.schedules.as_slice() else {
+        panic!("two schedules");
+    };
+    assert_eq!(nightly.timezone_name, "Europe/Berlin");
+    assert_eq!(
+        nightly.request.packages,
+        tendhost_core::model::Packages::Security
+    );
+    assert_eq!(
+        nightly.request.reboot,
+        Some(tendhost_core::model::RebootChoice::IfRequired)
+    );
+    assert_eq!(nightly.request.window_grace, Duration::from_secs(6 * 3600));
+    assert!(nightly.request.defer_outside_window);
+    assert_eq!(
+        nightly.request.trigger,
+        tendhost_core::model::Trigger::Schedule("nightly".to_owned())
+    );
+    assert!(!named.enabled && named.catch_up);
+    assert_eq!(named.action, tendhost_core::model::RolloutKind::Check);
+
+    let base = "[[host]]\nname = \"a\"\naddr = \"10.0.0.1\"\n\n[[schedule]]\nname = \"s\"\n";
+    for (extra, line, col, needle) in [
+        ("cron = \"0 3 * *\"\n", 7, 8, "must have 5 fields"),
+        ("cron = \"99 * * * *\"\n", 7, 8, "is not valid"),
+        (
+            "cron = \"@daily\"\ntimezone = \"Mars/Base\"\n",
+            8,
+            12,
+            "not an IANA time zone",
+        ),
+        (
+            "cron = \"@daily\"\naction = \"reboot\"\n",
+            8,
+            10,
+            "must be \"check\" or \"update\"",
+        ),
+        (
+            "cron = \"@daily\"\npackages = \"some\"\n",
+            8,
+            12,
+            "must be \"all\", \"security\"",
+        ),
+        (
+            "cron = \"@daily\"\npackages = [\"-rf\"]\n",
+            8,
+            12,
+            "must start with a letter",
+        ),
+        (
+            "cron = \"@daily\"\nreboot = \"maybe\"\n",
+            8,
+            10,
+            "\"never\", \"if_required\" or \"always\"",
+        ),
+        (
+            "cron = \"@daily\"\nwindow_grace = \"30d\"\n",
+            8,
+            16,
+            "window_grace",
+        ),
+        (
+            "cron = \"@daily\"\nfilter = { hosts = [\"zz\"] }\n",
+            8,
+            21,
+            "unknown host \"zz\"",
+        ),
+        (
+            "cron = \"@daily\"\ncanary = [\"zz\"]\n",
+            8,
+            11,
+            "canary names unknown host",
+        ),
+        (
+            "cron = \"@daily\"\nbatch_size = 0\n",
+            8,
+            14,
+            "batch_size must be between",
+        ),
+    ] {
+        check_err(&format!("{base}{extra}"), line, col, needle);
+    }
+    check_err(
+        "[defaults]\nexclude = [\"a b\"]\n",
+        2,
+        12,
+        "exclude: exclude pattern",
+    );
+    check_err(
+        &format!("{base}cron = \"@daily\"\n\n[[schedule]]\nname = \"s\"\ncron = \"@daily\"\n"),
+        10,
+        8,
+        "schedule \"s\" is defined twice",
     );
 }

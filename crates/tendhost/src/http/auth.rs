@@ -1,6 +1,7 @@
 //! Access control on the HTTP side: the middleware that refuses cross-site state changes
 //! (CSRF: no bearer token and not `application/json`: 415), authenticates every request on a
-//! matched route (bearer token, or a WebSocket ticket on `GET /ws/events`), checks the role
+//! matched route (bearer token, the dashboard's `tendhost_session` cookie, or a WebSocket
+//! ticket on `GET /ws/events`), checks the role
 //! the route needs (`tendhost_auth::required_access`, the one table), slows down wrong-token
 //! floods per source address, and writes the audit trail; plus `POST /ws/ticket` and
 //! `GET /audit`. Refusals are the usual JSON errors: 401 `unauthorized` (with
@@ -10,6 +11,11 @@
 //! An audited request (anything but GET/HEAD, and every refusal) has its row committed before
 //! its handler runs, so no effect of it can be announced before the row is on disk; the answer
 //! (status, job or rollout id) is committed before the client sees it.
+//!
+//! A session cookie is a browser's credential, so a request it authenticates must come from
+//! the daemon's own page: a state change or a WebSocket upgrade needs an `Origin` that is the
+//! daemon's own (a listed `cors_origins` entry is not enough), besides the JSON rule above.
+//! The cookie's `SameSite=Strict` keeps other sites from sending it at all.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -24,8 +30,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tendhost_api::ErrorResponse;
 use tendhost_api::auth::{AuditEntry, AuditList, AuditListQuery, WsTicket};
+use tendhost_auth::session::Rejected;
 use tendhost_auth::{
-    Access, Caller, FailureLimiter, Keyring, Role, TicketBook, required_access, ticket::TICKET_TTL,
+    Access, Caller, FailureLimiter, Keyring, Role, SESSION_COOKIE, Sessions, TicketBook,
+    required_access, ticket::TICKET_TTL,
 };
 
 use crate::audit::{AuditLog, AuditStart};
@@ -48,6 +56,8 @@ pub struct AccessControl {
     pub keyring: Arc<Keyring>,
     pub limiter: FailureLimiter,
     pub tickets: TicketBook,
+    /// Signs and checks `tendhost_session` cookies (`None` with auth off).
+    pub sessions: Option<Sessions>,
     pub trusted_proxies: Vec<IpAddr>,
     pub audit: Option<AuditLog>,
 }
@@ -60,6 +70,7 @@ impl AccessControl {
             keyring: Arc::new(Keyring::fixed(Vec::new())),
             limiter: FailureLimiter::default(),
             tickets: TicketBook::default(),
+            sessions: None,
             trusted_proxies: Vec::new(),
             audit: None,
         }
@@ -72,12 +83,21 @@ fn client_addr(request: &Request, trusted: &[IpAddr]) -> IpAddr {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+        .map(|info| info.0);
+    client_addr_of(peer, request.headers(), trusted)
+}
+
+/// [`client_addr`] from a peer address and the headers.
+pub(crate) fn client_addr_of(
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+    trusted: &[IpAddr],
+) -> IpAddr {
+    let peer = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |addr| addr.ip());
     if !trusted.contains(&peer) {
         return peer;
     }
-    let forwarded: Vec<IpAddr> = request
-        .headers()
+    let forwarded: Vec<IpAddr> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|value| value.to_str().ok())
@@ -92,7 +112,7 @@ fn client_addr(request: &Request, trusted: &[IpAddr]) -> IpAddr {
 }
 
 /// Why a request is refused before its handler.
-enum Refusal {
+pub(crate) enum Refusal {
     /// 401; `counted` when a wrong credential was presented (it feeds the limiter).
     Unauthorized {
         message: &'static str,
@@ -105,10 +125,12 @@ enum Refusal {
         retry_after_secs: u64,
     },
     BadRequest(&'static str),
+    /// 403 `forbidden_origin`: a session cookie used from somewhere else than the daemon's page.
+    ForeignOrigin(&'static str),
 }
 
 impl Refusal {
-    fn into_response(self) -> Response {
+    pub(crate) fn into_response(self) -> Response {
         match self {
             Refusal::Unauthorized { message, counted } => {
                 let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
@@ -151,6 +173,9 @@ impl Refusal {
             Refusal::BadRequest(message) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message).into_response()
             }
+            Refusal::ForeignOrigin(message) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden_origin", message).into_response()
+            }
         }
     }
 }
@@ -192,6 +217,25 @@ fn ticket_of(request: &Request) -> Option<String> {
         .map(|(_, value)| value.into_owned())
 }
 
+/// The value of the `tendhost_session` cookie, if the request sends one.
+pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim())
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
 /// Who is calling, or why they may not.
 fn authenticate(
     access: &AccessControl,
@@ -203,7 +247,10 @@ fn authenticate(
     let ticket = (route == "/ws/events" && token.is_none())
         .then(|| ticket_of(request))
         .flatten();
-    if token.is_none() && ticket.is_none() {
+    let session = (token.is_none() && ticket.is_none())
+        .then(|| session_cookie(request.headers()))
+        .flatten();
+    if token.is_none() && ticket.is_none() && session.is_none() {
         return Err(Refusal::Unauthorized {
             message: "this needs a token: send `Authorization: Bearer <token>`",
             counted: false,
@@ -214,6 +261,9 @@ fn authenticate(
         return Err(Refusal::Limited {
             retry_after_secs: limited.retry_after_secs(),
         });
+    }
+    if let Some(value) = session {
+        return session_caller(access, request, route, value, source, now);
     }
     let caller = match (token, ticket) {
         (Some(token), _) => access.keyring.authenticate(token),
@@ -227,6 +277,46 @@ fn authenticate(
             counted: true,
         }
     })
+}
+
+/// The caller a session cookie stands for, under the browser rules: a state change or a
+/// WebSocket upgrade must carry the daemon's own `Origin`.
+fn session_caller(
+    access: &AccessControl,
+    request: &Request,
+    route: &str,
+    value: &str,
+    source: IpAddr,
+    now: Instant,
+) -> Result<Caller, Refusal> {
+    let Some(sessions) = &access.sessions else {
+        return Err(Refusal::Unauthorized {
+            message: "this needs a token: send `Authorization: Bearer <token>`",
+            counted: false,
+        });
+    };
+    let reads = matches!(*request.method(), Method::GET | Method::HEAD) && route != "/ws/events";
+    if !reads && !crate::http::guard::is_own_origin(request.headers()) {
+        return Err(Refusal::ForeignOrigin(
+            "a request authenticated by the session cookie that changes something (or opens the \
+             event stream) must come from the daemon's own page: its Origin header must be the \
+             daemon's own origin",
+        ));
+    }
+    match sessions.verify(value, &access.keyring.current(), unix_now()) {
+        Ok(caller) => Ok(caller),
+        Err(Rejected::Ended) => Err(Refusal::Unauthorized {
+            message: "the session has ended (expired, logged out, or its token was removed); log in again",
+            counted: false,
+        }),
+        Err(Rejected::Invalid) => {
+            access.limiter.record_failure(source, now);
+            Err(Refusal::Unauthorized {
+                message: "the session cookie is not one this daemon issued",
+                counted: true,
+            })
+        }
+    }
 }
 
 /// The host a request is about: the `{name}` segment of a host route, or a registration
@@ -372,7 +462,11 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
 }
 
 /// Answers a refusal, after committing its audit row.
-async fn refuse(access: &AccessControl, start: AuditStart, refusal: Refusal) -> Response {
+pub(crate) async fn refuse(
+    access: &AccessControl,
+    start: AuditStart,
+    refusal: Refusal,
+) -> Response {
     let response = refusal.into_response();
     if let Some(audit) = &access.audit {
         let start = AuditStart {

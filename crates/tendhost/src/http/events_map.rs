@@ -120,6 +120,29 @@ fn payload(kind: &EventKind) -> EventPayload {
             changed,
         },
         EventKind::ConfigReloadFailed { errors } => EventPayload::ConfigReloadFailed { errors },
+        EventKind::ScheduleTriggered {
+            schedule,
+            rollout_id,
+        } => EventPayload::ScheduleTriggered {
+            schedule,
+            rollout_id,
+        },
+        EventKind::HostDeferred {
+            rollout_id,
+            host,
+            opens_at,
+        } => EventPayload::HostDeferred {
+            rollout_id,
+            host,
+            opens_at: time(opens_at),
+        },
+        EventKind::CertificateRenewalFailed {
+            error,
+            next_attempt,
+        } => EventPayload::CertificateRenewalFailed {
+            error,
+            next_attempt: time(next_attempt),
+        },
     }
 }
 

@@ -12,15 +12,26 @@ use tendhost_api::ErrorResponse;
 use tendhost_api::rollouts::{
     FleetCheckRequest, FleetUpdateRequest, HostFilter, MaxFailures, RolloutAccepted,
 };
+use tendhost_auth::Caller;
 use tendhost_core::model::{self, RolloutRequest, RolloutSnapshot};
 
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiJson};
 use crate::http::extract::OptionalJson;
 use crate::http::mapping;
+use crate::http::selection;
 
 /// The longest `delay_ms` accepted: one day.
 pub const MAX_DELAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// The largest `batch_size` accepted (more than any fleet this daemon serves).
+pub const MAX_BATCH_SIZE: u32 = 100_000;
+
+/// The largest `max_failures` count accepted.
+pub const MAX_FAILURES: u64 = 1_000_000;
+
+/// Most names in `canary` and in each list of `filter`.
+pub const MAX_NAMES: usize = 10_000;
 
 /// Checks many hosts.
 #[utoipa::path(
@@ -45,10 +56,12 @@ pub const MAX_DELAY_MS: u64 = 24 * 60 * 60 * 1000;
 )]
 pub async fn check(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<Caller>>,
     OptionalJson(body): OptionalJson<FleetCheckRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let filter = host_filter(body.unwrap_or_default().filter);
-    let rollout = state.fleet().fleet_check(filter).await?;
+    let filter = host_filter(body.unwrap_or_default().filter)?;
+    let trigger = selection::api_trigger(caller.as_ref().map(|axum::Extension(c)| c));
+    let rollout = state.fleet().fleet_check_by(filter, trigger).await?;
     Ok(accepted(&rollout))
 }
 
@@ -62,7 +75,9 @@ pub async fn check(
     description = "Updates the hosts matching `filter`: the `canary` hosts first as their own \
         batch, then fixed batches of `batch_size`, `delay_ms` apart. The rollout stops when \
         failures (`unreachable` included) exceed `max_failures` and the remaining hosts are \
-        reported `skipped`. Hosts outside their maintenance window are skipped unless `force`; \
+        reported `skipped`. Hosts outside their maintenance window are skipped unless `force` \
+        (or wait as `deferred` for it to open, up to 24 hours, with `defer_outside_window`); \
+        `packages` picks what each host installs; \
         `check-only` hosts are skipped unless `dry_run`. Answers at once with the rollout id \
         and its batches. The body is required (`{}` takes every default).",
     request_body(content = FleetUpdateRequest, content_type = "application/json"),
@@ -77,9 +92,11 @@ pub async fn check(
 )]
 pub async fn update(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<Caller>>,
     ApiJson(body): ApiJson<FleetUpdateRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let request = rollout_request(body)?;
+    let mut request = rollout_request(body)?;
+    request.trigger = selection::api_trigger(caller.as_ref().map(|axum::Extension(c)| c));
     let rollout = state.fleet().fleet_update(request).await?;
     Ok(accepted(&rollout))
 }
@@ -89,6 +106,21 @@ fn rollout_request(body: FleetUpdateRequest) -> Result<RolloutRequest, ApiError>
     if body.batch_size == 0 {
         return Err(ApiError::invalid_value("batch_size", "must be at least 1"));
     }
+    if body.batch_size > MAX_BATCH_SIZE {
+        return Err(ApiError::invalid_value(
+            "batch_size",
+            format!("must be at most {MAX_BATCH_SIZE}, not {}", body.batch_size),
+        ));
+    }
+    if let MaxFailures::Count(count) = body.max_failures
+        && count > MAX_FAILURES
+    {
+        return Err(ApiError::invalid_value(
+            "max_failures",
+            format!("must be at most {MAX_FAILURES} (or a percentage), not {count}"),
+        ));
+    }
+    names_within_bound("canary", &body.canary)?;
     if body.delay_ms > MAX_DELAY_MS {
         return Err(ApiError::invalid_value(
             "delay_ms",
@@ -108,19 +140,38 @@ fn rollout_request(body: FleetUpdateRequest) -> Result<RolloutRequest, ApiError>
             MaxFailures::Percent(percent) => model::MaxFailures::Percent(percent),
         },
         canary: body.canary,
-        filter: host_filter(body.filter),
+        filter: host_filter(body.filter)?,
         dry_run: body.dry_run,
         force: body.force,
+        packages: selection::packages(body.packages)?,
+        reboot: None,
+        defer_outside_window: body.defer_outside_window,
+        window_grace: model::DEFAULT_WINDOW_GRACE,
+        trigger: model::Trigger::default(),
     })
 }
 
-fn host_filter(filter: HostFilter) -> model::HostFilter {
-    model::HostFilter {
+fn host_filter(filter: HostFilter) -> Result<model::HostFilter, ApiError> {
+    names_within_bound("filter.tags", &filter.tags)?;
+    names_within_bound("filter.groups", &filter.groups)?;
+    names_within_bound("filter.exclude_hosts", &filter.exclude_hosts)?;
+    names_within_bound("filter.hosts", &filter.hosts)?;
+    Ok(model::HostFilter {
         tags: filter.tags,
         groups: filter.groups,
         exclude_hosts: filter.exclude_hosts,
         hosts: filter.hosts,
+    })
+}
+
+fn names_within_bound(field: &str, names: &[String]) -> Result<(), ApiError> {
+    if names.len() > MAX_NAMES {
+        return Err(ApiError::invalid_value(
+            field,
+            format!("at most {MAX_NAMES} names, not {}", names.len()),
+        ));
     }
+    Ok(())
 }
 
 fn accepted(rollout: &RolloutSnapshot) -> impl IntoResponse + use<> {
@@ -138,7 +189,9 @@ mod tests {
     use tendhost_api::rollouts::FleetUpdateRequest;
     use tendhost_core::model::MaxFailures;
 
-    use crate::http::fleet::{MAX_DELAY_MS, rollout_request};
+    use crate::http::fleet::{
+        MAX_BATCH_SIZE, MAX_DELAY_MS, MAX_FAILURES, MAX_NAMES, rollout_request,
+    };
 
     fn body(json: &str) -> FleetUpdateRequest {
         serde_json::from_str(json).unwrap()
@@ -169,6 +222,25 @@ mod tests {
             (
                 format!(r#"{{"delay_ms": {}}}"#, MAX_DELAY_MS + 1),
                 "delay_ms",
+            ),
+            (
+                format!(r#"{{"batch_size": {}}}"#, MAX_BATCH_SIZE + 1),
+                "batch_size",
+            ),
+            (
+                format!(r#"{{"max_failures": {}}}"#, MAX_FAILURES + 1),
+                "max_failures",
+            ),
+            (
+                format!(r#"{{"canary": {:?}}}"#, vec!["a"; MAX_NAMES + 1]),
+                "canary",
+            ),
+            (
+                format!(
+                    r#"{{"filter": {{"hosts": {:?}}}}}"#,
+                    vec!["a"; MAX_NAMES + 1]
+                ),
+                "filter.hosts",
             ),
         ] {
             let err = rollout_request(body(&json)).unwrap_err();

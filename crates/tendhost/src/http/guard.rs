@@ -131,6 +131,14 @@ pub(crate) fn is_json(headers: &HeaderMap) -> bool {
     })
 }
 
+/// Whether the request's `Origin` is present and is the daemon's own (the authority its
+/// `Host` names). Browsers send `Origin` on every state change and WebSocket upgrade.
+pub(crate) fn is_own_origin(headers: &HeaderMap) -> bool {
+    let host = single_header(headers, &header::HOST);
+    let origin = single_header(headers, &header::ORIGIN).and_then(origin_authority);
+    matches!((origin, host), (Some(origin), Some(host)) if origin.eq_ignore_ascii_case(host))
+}
+
 /// The checks, before routing.
 pub async fn check(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let guard = state.guard();

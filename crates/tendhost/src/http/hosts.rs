@@ -22,9 +22,12 @@ use crate::http::error::{ApiError, ApiJson};
 use crate::http::extract::{ApiPath, OptionalJson, Query};
 use crate::http::mapping;
 use crate::http::new_host::host_spec;
+use crate::http::selection;
 
 /// The query parameters `GET /hosts` knows.
-const LIST_PARAMS: &[&str] = &["page", "per_page", "tag", "state", "group", "search"];
+const LIST_PARAMS: &[&str] = &[
+    "page", "per_page", "tag", "state", "group", "search", "sort",
+];
 
 /// Lists hosts.
 #[utoipa::path(
@@ -33,9 +36,11 @@ const LIST_PARAMS: &[&str] = &["page", "per_page", "tag", "state", "group", "sea
     operation_id = "list_hosts",
     tag = "hosts",
     summary = "List hosts",
-    description = "Hosts in name order, one page at a time. Filters combine: `tag` (repeatable; \
-        a host must carry every tag given), `state`, `group` and `search` (name prefix). \
-        Unknown parameters and bad values answer 422 naming the parameter.",
+    description = "Hosts in name order (or `sort`'s), one page at a time. Filters combine: `tag` \
+        (repeatable; a host must carry every tag given), `state`, `group` and `search` (name \
+        prefix). `sort` is `name`, `state`, `pending`, `security`, `reboot` or `last_check`, \
+        `-` first for the reverse order; ties go by name. Unknown parameters and bad values \
+        answer 422 naming the parameter.",
     params(HostListQuery),
     responses(
         (status = 200, description = "One page of hosts", body = HostList),
@@ -54,6 +59,7 @@ pub async fn list(
     let host_state = query.parsed("state", parse_host_state)?;
     let search = query.single("search")?.unwrap_or_default().to_owned();
     let group = query.single("group")?.map(str::to_owned);
+    let sort = query.parsed("sort", HostSort::parse)?.unwrap_or_default();
     if let Some(group) = &group
         && !state.fleet().groups().await.contains_key(group)
     {
@@ -62,7 +68,7 @@ pub async fn list(
             format!("unknown group {group:?}"),
         ));
     }
-    let hosts: Vec<_> = state
+    let mut hosts: Vec<_> = state
         .fleet()
         .hosts()
         .await?
@@ -72,11 +78,92 @@ pub async fn list(
         .filter(|host| group.as_ref().is_none_or(|g| host.groups.contains(g)))
         .filter(|host| host.name.starts_with(&search))
         .collect();
+    sort.apply(&mut hosts);
     let (hosts, pagination) = page.slice(hosts);
     Ok(Json(HostList {
         data: hosts.iter().map(mapping::host_summary).collect(),
         pagination,
     }))
+}
+
+/// The order of `GET /hosts`: a key and a direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct HostSort {
+    key: SortKey,
+    descending: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum SortKey {
+    #[default]
+    Name,
+    State,
+    Pending,
+    Security,
+    Reboot,
+    LastCheck,
+}
+
+impl HostSort {
+    const KEYS: [(&'static str, SortKey); 6] = [
+        ("name", SortKey::Name),
+        ("state", SortKey::State),
+        ("pending", SortKey::Pending),
+        ("security", SortKey::Security),
+        ("reboot", SortKey::Reboot),
+        ("last_check", SortKey::LastCheck),
+    ];
+
+    fn parse(value: &str) -> Result<HostSort, String> {
+        let (descending, name) = match value.strip_prefix('-') {
+            Some(name) => (true, name),
+            None => (false, value),
+        };
+        Self::KEYS
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|(_, key)| HostSort {
+                key: *key,
+                descending,
+            })
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::KEYS.iter().map(|(name, _)| *name).collect();
+                format!(
+                    "unknown sort key {value:?}; use one of {} (a leading - reverses it)",
+                    names.join(", ")
+                )
+            })
+    }
+
+    /// Sorts `hosts` by the key; ties go by name, ascending whatever the direction.
+    fn apply(self, hosts: &mut [tendhost_core::model::HostSnapshot]) {
+        use std::cmp::Ordering;
+        use tendhost_core::model::HostSnapshot;
+        let security = |host: &HostSnapshot| host.pending.iter().filter(|p| p.security).count();
+        let compare = |a: &HostSnapshot, b: &HostSnapshot| -> Ordering {
+            let by_key = match self.key {
+                SortKey::Name => a.name.cmp(&b.name),
+                SortKey::State => a.state.as_str().cmp(b.state.as_str()),
+                SortKey::Pending => a.pending.len().cmp(&b.pending.len()),
+                SortKey::Security => security(a).cmp(&security(b)),
+                SortKey::Reboot => {
+                    let rank = |host: &HostSnapshot| {
+                        mapping::reboot_state(&host.reboot)
+                            == tendhost_api::hosts::RebootState::Required
+                    };
+                    rank(a).cmp(&rank(b))
+                }
+                SortKey::LastCheck => a.last_check.cmp(&b.last_check),
+            };
+            let by_key = if self.descending {
+                by_key.reverse()
+            } else {
+                by_key
+            };
+            by_key.then_with(|| a.name.cmp(&b.name))
+        };
+        hosts.sort_by(compare);
+    }
 }
 
 fn parse_host_state(value: &str) -> Result<HostState, String> {
@@ -298,8 +385,10 @@ pub async fn check(
     tag = "hosts",
     summary = "Update a host",
     description = "Starts an upgrade (checking first if the host was never checked) and answers \
-        at once with its job id. With `dry_run` nothing changes: the job lists what would be \
-        upgraded and the exact commands. The body is optional (no body means `{}`). Refused \
+        at once with its job id. `packages` picks what to install (`\"all\"`, `\"security\"` \
+        or package names, with what they need: `also_installed` in the job); packages the \
+        host's `exclude` patterns match are never installed. With `dry_run` nothing changes: \
+        the job lists what would be upgraded and the exact commands. The body is optional (no body means `{}`). Refused \
         with 409 on a `failed` host (use retry), a host waiting for a reboot, a `check-only` \
         host (`updates_disabled`) and outside the maintenance window unless `force`.",
     params(("name" = String, Path, description = "Host name", example = "web-01")),
@@ -323,8 +412,8 @@ pub async fn update(
 ) -> Result<impl IntoResponse, ApiError> {
     let body = body.unwrap_or_default();
     let options = UpdateOptions {
-        dry_run: body.dry_run,
-        force: body.force,
+        packages: selection::packages(body.packages)?,
+        ..UpdateOptions::new(body.dry_run, body.force)
     };
     let result = state.fleet().update(&name, options).await;
     accepted(&state, &name, JobKind::Update, result).await
@@ -359,10 +448,7 @@ pub async fn reboot(
     ApiPath(name): ApiPath<String>,
     OptionalJson(body): OptionalJson<RebootRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let options = UpdateOptions {
-        dry_run: false,
-        force: body.unwrap_or_default().force,
-    };
+    let options = UpdateOptions::new(false, body.unwrap_or_default().force);
     let result = state.fleet().reboot(&name, options).await;
     accepted(&state, &name, JobKind::Reboot, result).await
 }

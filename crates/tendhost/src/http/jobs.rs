@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use tendhost_api::ErrorResponse;
 use tendhost_api::jobs::{Job, JobList, JobListQuery};
-use tendhost_core::model::JobState;
+use tendhost_core::model::{FleetError, JobState};
 use tendhost_core::state::JobKind;
 
 use crate::http::AppState;
@@ -38,18 +38,24 @@ pub async fn get(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Job>, ApiError> {
-    match state.fleet().job(&id) {
-        Ok(job) => Ok(Json(mapping::job(&job))),
-        Err(not_found) => {
-            // A job of an earlier run: from the state database.
-            let Some(records) = state.records() else {
-                return Err(not_found.into());
-            };
-            match records.job(&id).await.map_err(records_error)? {
-                Some(job) => Ok(Json(mapping::job(&job))),
-                None => Err(not_found.into()),
-            }
+    let fleet = state.fleet();
+    let Some(records) = state.records() else {
+        return Ok(Json(mapping::job(&fleet.job(&id)?)));
+    };
+    // A job this run still holds: its state from memory, its whole log from the state
+    // database (memory keeps only a tail).
+    if let Ok(mut job) = fleet.job_without_log(&id) {
+        job.log = records.job_log(&id).await.map_err(records_error)?;
+        return Ok(Json(mapping::job(&job)));
+    }
+    // A job of an earlier run, or one this run no longer holds: from the state database.
+    match records.job(&id).await.map_err(records_error)? {
+        Some(job) => Ok(Json(mapping::job(&job))),
+        None => Err(FleetError::NotFound {
+            kind: "job",
+            name: id,
         }
+        .into()),
     }
 }
 
@@ -109,7 +115,8 @@ pub async fn list(
     }))
 }
 
-fn records_error(err: RecordsError) -> ApiError {
+/// The state database's failure as an answer (503 when it cannot answer).
+pub(crate) fn records_error(err: RecordsError) -> ApiError {
     match err {
         RecordsError::Unavailable(message) => ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

@@ -9,14 +9,18 @@ use tendhost_api::hosts as wire;
 use tendhost_api::jobs as wire_jobs;
 use tendhost_api::packages as wire_packages;
 use tendhost_api::rollouts as wire_rollouts;
+use tendhost_api::schedules as wire_schedules;
 use tendhost_core::events::OutputStream;
 use tendhost_core::model::{
-    FleetError, HostFilter, HostSnapshot, JobSnapshot, JobState, LogLine, MaxFailures,
-    RolloutBatch, RolloutHost, RolloutHostState, RolloutKind, RolloutSnapshot, RolloutState,
+    FleetError, HostFilter, HostSnapshot, JobSnapshot, JobState, LogLine, MaxFailures, Packages,
+    RebootChoice, RolloutBatch, RolloutHost, RolloutHostState, RolloutKind, RolloutSnapshot,
+    RolloutState, Trigger,
 };
 use tendhost_core::spec::{HostOrigin, MaintenanceWindow, UpdatePolicy, Weekday};
 use tendhost_core::state::{FailureRecord, HostState, JobKind};
-use tendhost_pkg::{Inventory, InventorySource, PackageManager, PendingUpdate, RebootState};
+use tendhost_pkg::{
+    Inventory, InventorySource, PackageManager, PendingUpdate, RebootState, UpgradedPackage,
+};
 
 use crate::http::error::ApiError;
 
@@ -76,7 +80,7 @@ pub fn time(timestamp: Timestamp) -> String {
     millis.to_string()
 }
 
-fn opt_time(timestamp: Option<Timestamp>) -> Option<String> {
+pub fn opt_time(timestamp: Option<Timestamp>) -> Option<String> {
     timestamp.map(time)
 }
 
@@ -191,6 +195,7 @@ pub fn pending_update(update: &PendingUpdate) -> wire_packages::PendingUpdate {
         origin: update.origin.clone(),
         arch: update.arch.clone(),
         security: update.security,
+        excluded: update.excluded,
     }
 }
 
@@ -325,18 +330,19 @@ pub fn job_summary(job: &JobSnapshot) -> wire_jobs::JobSummary {
     }
 }
 
+fn package_change(package: &UpgradedPackage) -> wire_packages::PackageChange {
+    wire_packages::PackageChange {
+        name: package.name.clone(),
+        from: package.from.clone(),
+        to: package.to.clone(),
+    }
+}
+
 pub fn job(job: &JobSnapshot) -> wire_jobs::Job {
     wire_jobs::Job {
         summary: job_summary(job),
-        packages_changed: job
-            .packages_changed
-            .iter()
-            .map(|package| wire_packages::PackageChange {
-                name: package.name.clone(),
-                from: package.from.clone(),
-                to: package.to.clone(),
-            })
-            .collect(),
+        packages_changed: job.packages_changed.iter().map(package_change).collect(),
+        also_installed: job.also_installed.iter().map(package_change).collect(),
         packages_failed: job.packages_failed.clone(),
         pending: job.pending.iter().map(pending_update).collect(),
         commands: job.commands.clone(),
@@ -369,6 +375,7 @@ fn rollout_host_state(state: RolloutHostState) -> wire_rollouts::RolloutHostStat
         RolloutHostState::Failed => wire_rollouts::RolloutHostState::Failed,
         RolloutHostState::Skipped => wire_rollouts::RolloutHostState::Skipped,
         RolloutHostState::Cancelled => wire_rollouts::RolloutHostState::Cancelled,
+        RolloutHostState::Deferred => wire_rollouts::RolloutHostState::Deferred,
     }
 }
 
@@ -406,6 +413,7 @@ fn counts(rollout: &RolloutSnapshot) -> wire_rollouts::RolloutCounts {
             RolloutHostState::Failed => &mut counts.failed,
             RolloutHostState::Skipped => &mut counts.skipped,
             RolloutHostState::Cancelled => &mut counts.cancelled,
+            RolloutHostState::Deferred => &mut counts.deferred,
         };
         *count += 1;
     }
@@ -471,6 +479,9 @@ pub fn rollout(rollout: &RolloutSnapshot) -> wire_rollouts::Rollout {
         filter: filter(&request.filter),
         dry_run: request.dry_run,
         force: request.force,
+        packages: packages(&request.packages),
+        reboot: request.reboot.map(reboot_choice),
+        trigger: trigger(&request.trigger),
         n_failed: rollout.n_failed,
         counts: counts(rollout),
         batches: rollout.batches.iter().map(batch).collect(),
@@ -486,10 +497,34 @@ pub fn rollout_summary(rollout: &RolloutSnapshot) -> wire_rollouts::RolloutSumma
         created_at: time(rollout.created_at),
         finished_at: opt_time(rollout.finished_at),
         dry_run: rollout.request.dry_run,
+        trigger: trigger(&rollout.request.trigger),
         n_hosts: rollout.hosts.len(),
         n_batches: rollout.batches.len(),
         n_failed: rollout.n_failed,
         counts: counts(rollout),
+    }
+}
+
+pub fn packages(packages: &Packages) -> wire_schedules::Packages {
+    match packages {
+        Packages::All => wire_schedules::Packages::All,
+        Packages::Security => wire_schedules::Packages::Security,
+        Packages::Names(names) => wire_schedules::Packages::Names(names.clone()),
+    }
+}
+
+pub fn reboot_choice(choice: RebootChoice) -> wire_schedules::RebootChoice {
+    match choice {
+        RebootChoice::Never => wire_schedules::RebootChoice::Never,
+        RebootChoice::IfRequired => wire_schedules::RebootChoice::IfRequired,
+        RebootChoice::Always => wire_schedules::RebootChoice::Always,
+    }
+}
+
+pub fn trigger(trigger: &Trigger) -> wire_schedules::Trigger {
+    match trigger {
+        Trigger::Api(token) => wire_schedules::Trigger::Api(token.clone()),
+        Trigger::Schedule(name) => wire_schedules::Trigger::Schedule(name.clone()),
     }
 }
 

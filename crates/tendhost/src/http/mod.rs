@@ -15,8 +15,13 @@ pub mod jobs;
 pub mod mapping;
 pub mod metrics;
 pub mod new_host;
+pub mod notifications;
 pub mod redirect;
 pub mod rollouts;
+pub mod schedules;
+pub mod selection;
+pub mod session;
+pub mod summary;
 pub mod system;
 pub mod tags;
 pub mod tls;
@@ -65,6 +70,10 @@ struct Inner {
     tls: Option<tendhost_tls::Tls>,
     /// The Prometheus registry (`GET /metrics`, WebSocket clients).
     metrics: Arc<tendhost_metrics::Metrics>,
+    /// `[[schedule]]` and their runner (`/schedules`).
+    schedules: Option<tendhost_core::schedule::Schedules>,
+    /// The notifiers (`/notifications`), when `[[notify]]` names any.
+    notify: Option<Arc<tendhost_notify::Service>>,
 }
 
 impl AppState {
@@ -92,10 +101,49 @@ impl AppState {
                 shutdown,
                 ws: ws::WsSettings {
                     ping_interval: config.daemon.ws_ping_interval,
+                    clients: Arc::new(tokio::sync::Semaphore::new(
+                        config.daemon.limits.max_ws_clients,
+                    )),
                 },
                 tls: None,
+                schedules: None,
+                notify: None,
             }),
         }
+    }
+
+    /// The same state with the schedules.
+    #[must_use]
+    pub fn with_schedules(self, schedules: tendhost_core::schedule::Schedules) -> Self {
+        let Ok(mut inner) = Arc::try_unwrap(self.inner) else {
+            panic!("with_schedules is called before the state is shared");
+        };
+        inner.schedules = Some(schedules);
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The same state with the notification service.
+    #[must_use]
+    pub fn with_notify(self, notify: Arc<tendhost_notify::Service>) -> Self {
+        let Ok(mut inner) = Arc::try_unwrap(self.inner) else {
+            panic!("with_notify is called before the state is shared");
+        };
+        inner.notify = Some(notify);
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The schedules, when the daemon runs them.
+    pub fn schedules(&self) -> Option<&tendhost_core::schedule::Schedules> {
+        self.inner.schedules.as_ref()
+    }
+
+    /// The notification service, when notifiers are configured.
+    pub fn notify(&self) -> Option<&tendhost_notify::Service> {
+        self.inner.notify.as_deref()
     }
 
     /// The same state with the certificate service (TLS on).
@@ -160,15 +208,19 @@ impl AppState {
     }
 }
 
-/// `public_names` and, in `self-signed` mode, the names the certificate is issued for: a
-/// client that verifies the certificate by a name reaches the daemon by it.
+/// `public_names` and, in `self-signed` and `acme` mode, the names the certificate is issued
+/// for: a client that verifies the certificate by a name reaches the daemon by it.
 fn own_names(config: &Config) -> Vec<String> {
     let mut names = config.daemon.public_names.clone();
-    if let Some(tendhost_tls::Mode::SelfSigned(settings)) = &config.daemon.tls.mode {
-        names.extend(settings.names.iter().map(|name| match name {
-            tendhost_tls::San::Ip(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
-            other => other.to_string(),
-        }));
+    match &config.daemon.tls.mode {
+        Some(tendhost_tls::Mode::SelfSigned(settings)) => {
+            names.extend(settings.names.iter().map(|name| match name {
+                tendhost_tls::San::Ip(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+                other => other.to_string(),
+            }));
+        }
+        Some(tendhost_tls::Mode::Acme(settings)) => names.extend(settings.domains.clone()),
+        _ => {}
     }
     names
 }
@@ -185,11 +237,14 @@ fn own_names(config: &Config) -> Vec<String> {
         (name = "jobs", description = "Checks, updates and reboots of single hosts, with their outcome and log"),
         (name = "fleet", description = "Fleet-wide checks and rolling updates"),
         (name = "rollouts", description = "Progress and cancellation of fleet operations"),
+        (name = "schedules", description = "Schedules from the config: when they run next, run one now, pause and resume"),
         (name = "groups", description = "Groups and tags of hosts"),
-        (name = "access", description = "WebSocket tickets for browsers and the audit trail of changes and refusals"),
-        (name = "tls", description = "The TLS certificate the daemon serves: status, and renewal in self-signed mode"),
-        (name = "monitoring", description = "Prometheus metrics of the daemon and its fleet")
-    )
+        (name = "access", description = "WebSocket tickets and dashboard sessions for browsers, and the audit trail of changes and refusals"),
+        (name = "tls", description = "The TLS certificate the daemon serves: status, and renewal in self-signed and acme mode"),
+        (name = "monitoring", description = "Prometheus metrics of the daemon and its fleet"),
+        (name = "notifications", description = "Deliveries to the webhook, ntfy and email notifiers, and test messages")
+    ),
+    components(schemas(tendhost_api::notifications::NotificationV1))
 )]
 struct ApiDoc;
 
@@ -200,9 +255,13 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tls::get))
         .routes(routes!(tls::renew))
         .routes(routes!(metrics::metrics))
+        .routes(routes!(notifications::list))
+        .routes(routes!(notifications::test))
         .routes(routes!(ws::events))
         .routes(routes!(auth::ws_ticket))
         .routes(routes!(auth::list_audit))
+        .routes(routes!(session::create, session::get, session::delete))
+        .routes(routes!(summary::get))
         .routes(routes!(hosts::list, hosts::create))
         .routes(routes!(hosts::get, hosts::delete))
         .routes(routes!(hosts::inventory))
@@ -219,6 +278,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rollouts::get))
         .routes(routes!(rollouts::cancel))
         .routes(routes!(rollouts::resume))
+        .routes(routes!(schedules::list))
+        .routes(routes!(schedules::get))
+        .routes(routes!(schedules::run))
+        .routes(routes!(schedules::pause))
+        .routes(routes!(schedules::resume))
         .routes(routes!(groups::list))
         .routes(routes!(groups::get))
         .routes(routes!(tags::list))
@@ -244,6 +308,7 @@ pub fn router(state: AppState) -> Router {
     let router = api
         .merge(docs::router(Arc::new(openapi)))
         .merge(openapi_json)
+        .merge(tendhost_ui::router())
         .fallback(not_found_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

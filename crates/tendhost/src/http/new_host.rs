@@ -153,6 +153,7 @@ pub fn host_spec(
             apt_upgrade: policy
                 .apt_upgrade
                 .map_or(spec::AptUpgrade::DistUpgrade, spec_apt_upgrade),
+            exclude: defaults.exclude.clone(),
         },
         docker: spec::DockerSettings::default(),
         origin: HostOrigin::Runtime,

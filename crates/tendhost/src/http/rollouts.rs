@@ -1,17 +1,19 @@
 //! `/rollouts` routes: one rollout with per-batch and per-host status, the paginated list
 //! (newest first), and cancellation (running hosts finish, no new ones start). Rollouts are
-//! started by the `/fleet` routes.
+//! started by the `/fleet` routes. Finished rollouts the fleet no longer holds in memory
+//! (`keep_finished_rollouts`) are answered from the state database, the same way.
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use tendhost_api::ErrorResponse;
 use tendhost_api::rollouts::{Rollout, RolloutList, RolloutListQuery};
-use tendhost_core::model::RolloutState;
+use tendhost_core::model::{FleetError, RolloutSnapshot, RolloutState};
 
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiPath, Query};
+use crate::http::jobs::records_error;
 use crate::http::mapping;
 
 /// The query parameters `GET /rollouts` knows.
@@ -44,8 +46,25 @@ pub async fn get(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Rollout>, ApiError> {
-    let rollout = state.fleet().rollout(&id).await?;
-    Ok(Json(mapping::rollout(&rollout)))
+    Ok(Json(mapping::rollout(&rollout(&state, &id).await?)))
+}
+
+/// Rollout `id`: from memory, else (finished long ago, or of an earlier run the daemon no
+/// longer holds) from the state database.
+async fn rollout(state: &AppState, id: &str) -> Result<RolloutSnapshot, ApiError> {
+    match state.fleet().rollout(id).await {
+        Err(FleetError::NotFound { kind, name }) => {
+            let not_found = || FleetError::NotFound { kind, name };
+            let Some(records) = state.records() else {
+                return Err(not_found().into());
+            };
+            match records.rollout(id).await.map_err(records_error)? {
+                Some(rollout) => Ok(rollout),
+                None => Err(not_found().into()),
+            }
+        }
+        other => Ok(other?),
+    }
 }
 
 /// Lists rollouts.
@@ -88,6 +107,31 @@ pub async fn list(
         .into_iter()
         .filter(|rollout| wanted.is_none_or(|wanted| rollout.state == wanted))
         .collect();
+    if let Some(records) = state.records() {
+        let offset = (page.page - 1).saturating_mul(page.per_page);
+        let (stored, total) = records
+            .rollouts(wanted, offset, page.per_page)
+            .await
+            .map_err(records_error)?;
+        if total > rollouts.len() as u64 {
+            // Some are only in the state database now: page over it, preferring the
+            // snapshot in memory (the same, or newer) where there is one.
+            let data = stored
+                .iter()
+                .map(|rollout| {
+                    rollouts
+                        .iter()
+                        .find(|held| held.id == rollout.id)
+                        .unwrap_or(rollout)
+                })
+                .map(mapping::rollout_summary)
+                .collect();
+            return Ok(Json(RolloutList {
+                data,
+                pagination: page.pagination(total),
+            }));
+        }
+    }
     let (rollouts, pagination) = page.slice(rollouts);
     Ok(Json(RolloutList {
         data: rollouts.iter().map(mapping::rollout_summary).collect(),
@@ -117,7 +161,18 @@ pub async fn cancel(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Rollout>), ApiError> {
-    let rollout = state.fleet().cancel_rollout(&id).await?;
+    let rollout = match state.fleet().cancel_rollout(&id).await {
+        // Only finished rollouts leave memory: refused as a finished one held would be.
+        Err(FleetError::NotFound { .. }) => {
+            let stored = rollout(&state, &id).await?;
+            return Err(FleetError::RolloutFinished {
+                id: stored.id,
+                state: stored.state.as_str(),
+            }
+            .into());
+        }
+        other => other?,
+    };
     Ok((StatusCode::ACCEPTED, Json(mapping::rollout(&rollout))))
 }
 
@@ -144,6 +199,18 @@ pub async fn resume(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Rollout>), ApiError> {
-    let rollout = state.fleet().resume_rollout(&id).await?;
+    let rollout = match state.fleet().resume_rollout(&id).await {
+        // Only finished rollouts leave memory: refused as a finished one held would be.
+        Err(FleetError::NotFound { .. }) => {
+            let stored = rollout(&state, &id).await?;
+            return Err(FleetError::InvalidRollout {
+                id: stored.id,
+                state: stored.state.as_str(),
+                hint: "only an interrupted rollout can be resumed",
+            }
+            .into());
+        }
+        other => other?,
+    };
     Ok((StatusCode::ACCEPTED, Json(mapping::rollout(&rollout))))
 }

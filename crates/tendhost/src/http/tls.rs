@@ -1,6 +1,6 @@
 //! `/tls` routes: the served certificate (`GET /tls`), renewing it now (`POST /tls/renew`,
-//! `self-signed` mode only), and the HSTS header every answer carries when TLS is on. The
-//! certificate lifecycle itself lives in `tendhost-tls`.
+//! `self-signed` and `acme` modes), and the HSTS header every answer carries when TLS is on.
+//! The certificate lifecycle itself lives in `tendhost-tls`.
 
 use std::time::SystemTime;
 
@@ -24,9 +24,11 @@ const HSTS: &str = "max-age=31536000";
     operation_id = "get_tls",
     tag = "tls",
     summary = "Show the served TLS certificate",
-    description = "The mode (`off`, `files`, `self-signed`) and, when TLS is on, the served \
-        certificate: subject, names, issuer, serial, validity, the next renewal (`self-signed`) \
-        and why the last reload or renewal failed, if it did.",
+    description = "The mode (`off`, `files`, `self-signed`, `acme`) and, when TLS is on, the \
+        served certificate: subject, names, issuer, serial, validity, the next renewal \
+        (`self-signed`, `acme`: after a failure the next attempt), why the last reload or \
+        renewal failed, if it did, and in `acme` mode whether the certificate is the temporary \
+        self-signed one served until the CA issues the first.",
     responses((status = 200, description = "The TLS status", body = TlsStatus))
 )]
 pub async fn get(State(state): State<AppState>) -> Json<TlsStatus> {
@@ -40,13 +42,15 @@ pub async fn get(State(state): State<AppState>) -> Json<TlsStatus> {
     operation_id = "renew_tls",
     tag = "tls",
     summary = "Renew the TLS certificate now",
-    description = "In `self-signed` mode, issues a new server certificate from the daemon's CA \
-        and serves it from the next handshake on; open connections stay up. Answers the new \
-        status. In `off` and `files` mode answers 409 `renew_not_supported`.",
+    description = "In `self-signed` mode, issues a new server certificate from the daemon's CA; \
+        in `acme` mode, orders one from the ACME CA now. The new certificate serves from the \
+        next handshake on; open connections stay up. Answers the new status. In `off` and \
+        `files` mode answers 409 `renew_not_supported`.",
     responses(
         (status = 200, description = "Renewed; the new status", body = TlsStatus),
-        (status = 409, description = "Not in self-signed mode", body = ErrorResponse),
+        (status = 409, description = "Not in self-signed or acme mode", body = ErrorResponse),
         (status = 500, description = "Issuing failed; the old certificate keeps serving", body = ErrorResponse),
+        (status = 502, description = "The ACME CA did not issue a certificate; the old one keeps serving and the next attempt is scheduled", body = ErrorResponse),
     )
 )]
 pub async fn renew(State(state): State<AppState>) -> Result<Json<TlsStatus>, ApiError> {
@@ -56,6 +60,15 @@ pub async fn renew(State(state): State<AppState>) -> Result<Json<TlsStatus>, Api
     match tls.renew().await {
         Ok(status) => Ok(Json(self::status(&status))),
         Err(tendhost_tls::RenewError::NotSupported(mode)) => Err(not_supported(mode)),
+        Err(tendhost_tls::RenewError::Failed(tendhost_tls::Error::Acme(err))) => {
+            Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "renew_failed",
+                format!(
+                    "the ACME CA did not issue a certificate, the old one keeps serving: {err}"
+                ),
+            ))
+        }
         Err(tendhost_tls::RenewError::Failed(err)) => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "renew_failed",
@@ -69,7 +82,7 @@ fn not_supported(mode: &str) -> ApiError {
         StatusCode::CONFLICT,
         "renew_not_supported",
         format!(
-            "renewing on request needs mode = \"self-signed\"; this daemon runs with mode = \"{mode}\""
+            "renewing on request needs mode = \"self-signed\" or \"acme\"; this daemon runs with mode = \"{mode}\""
         ),
     )
 }
@@ -85,6 +98,7 @@ fn off() -> TlsStatus {
         not_after: None,
         next_renewal: None,
         last_error: None,
+        temporary: None,
     }
 }
 
@@ -100,6 +114,7 @@ fn status(status: &tendhost_tls::TlsStatus) -> TlsStatus {
         not_after: Some(time(cert.not_after)),
         next_renewal: status.next_renewal.map(time),
         last_error: status.last_error.clone(),
+        temporary: (status.mode == "acme").then_some(status.temporary),
     }
 }
 

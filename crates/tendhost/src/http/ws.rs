@@ -5,8 +5,10 @@
 //! when `?since=` is older than the buffer, then the buffered events after `since`, then live
 //! events, skipping any live event at or below the last seq handled (no gap, no duplicate at the
 //! seam). `?host=` and `?types=` filter both. A `since` older than the buffer is served from
-//! the state database first (`persist::Records`, which hands back domain events, sent through
-//! the same mapping as live ones).
+//! the state database first, after the 101, one page at a time (`persist::Records::events_page`,
+//! which hands back domain events, sent through the same mapping as live ones), so a session
+//! holds at most a page of stored events. At most `max_ws_clients` sessions run at once; one
+//! more is refused with 503 `too_many_clients` before the upgrade.
 //! A client that falls behind the bus gets `lagged {missed}` and continues; one that stops
 //! reading long enough to block a send for two ping intervals, or that leaves a ping unanswered
 //! until the next, is dropped. On daemon shutdown every session sends a close frame (1001) and
@@ -30,7 +32,7 @@ use serde::Serialize;
 use tendhost_api::events::ControlMessage;
 use tendhost_core::events::{EVENT_TYPES, Event, EventKind, Replay};
 use tendhost_core::spec::is_valid_host_name;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -44,10 +46,12 @@ pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 
 /// WebSocket settings from `[daemon]`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WsSettings {
     /// Every session is pinged this often; no pong by the next ping closes it.
     pub ping_interval: Duration,
+    /// One permit per open session (`max_ws_clients`).
+    pub clients: Arc<Semaphore>,
 }
 
 /// The validated query: where to start and what to send.
@@ -78,27 +82,35 @@ impl Filter {
 /// Most stored events one reconnecting client is replayed from disk.
 const MAX_DISK_REPLAY: usize = 200_000;
 
-/// Events older than the in-memory buffer, from the state database: `(events, gap)` where
-/// `gap` is the oldest seq still available when even the database no longer has `since + 1`
-/// (retention pruned it).
+/// The part of a replay older than the in-memory buffer, read from the state database page by
+/// page while it is sent.
+struct DiskReplay {
+    records: Records,
+    since: u64,
+    /// The oldest seq of the memory buffer: the disk replay stops below it.
+    before: u64,
+}
+
+/// Where a replay from the state database starts: `(replay, gap)` where `gap` is the oldest
+/// seq still available when even the database no longer has `since + 1` (retention pruned
+/// it). Reads one number; the events themselves are read while they are sent.
 async fn disk_replay(
     records: &Records,
     since: u64,
     memory_oldest: u64,
-    filter: &Filter,
-) -> (Vec<Event>, Option<u64>) {
+) -> (DiskReplay, Option<u64>) {
     let stored_oldest = records.oldest_event_seq().await.ok().flatten();
     let gap = match stored_oldest {
         Some(oldest) if oldest <= since.saturating_add(1) => None,
         Some(oldest) => Some(oldest.min(memory_oldest)),
         None => Some(memory_oldest),
     };
-    let events = records
-        .events_between(since, memory_oldest, MAX_DISK_REPLAY, |kind| {
-            filter.matches(kind)
-        })
-        .await;
-    (events, gap)
+    let replay = DiskReplay {
+        records: records.clone(),
+        since,
+        before: memory_oldest,
+    };
+    (replay, gap)
 }
 
 fn parse_query(pairs: &[(String, String)]) -> Result<StreamQuery, ApiError> {
@@ -183,7 +195,8 @@ next ping; on daemon shutdown every socket gets a close frame (1001).",
         (status = 101, description = "Switching Protocols: the connection is now a WebSocket carrying `StreamMessage` JSON text messages", body = tendhost_api::events::StreamMessage, content_type = "application/json"),
         (status = 422, description = "A query parameter is invalid (the message and `details.field` name it)", body = tendhost_api::ErrorResponse),
         (status = 426, description = "The request is not a WebSocket handshake", body = tendhost_api::ErrorResponse),
-        (status = 503, description = "The daemon is shutting down", body = tendhost_api::ErrorResponse),
+        (status = 503, description = "The daemon is shutting down (`shutting_down`), or `max_ws_clients` streams are open (`too_many_clients`)", body = tendhost_api::ErrorResponse,
+            example = json!({"error": {"code": "too_many_clients", "message": "1000 event streams are open, the most this daemon serves (daemon.max_ws_clients); try again later"}})),
     )
 )]
 pub async fn events(
@@ -217,23 +230,25 @@ pub async fn events(
             "the daemon is shutting down",
         ));
     }
+    let client_slot = client_slot(&state.ws().clients)?;
     let ping_interval = state.ws().ping_interval;
     // Subscribed before the 101 goes out: every event published after the client sees the
     // handshake complete reaches it, even without `?since=`.
     let (mut replay, live) = state.fleet().events().subscribe_since(stream_query.since);
     // Older than the memory buffer: replay from disk; a gap only for what retention pruned.
-    let mut disk = Vec::new();
+    let mut disk = None;
     if let (Some(memory_oldest), Some(since), Some(records)) =
         (replay.gap_oldest_seq, stream_query.since, state.records())
     {
-        let (events, gap) = disk_replay(records, since, memory_oldest, &stream_query.filter).await;
-        disk = events;
+        let (from_disk, gap) = disk_replay(records, since, memory_oldest).await;
+        disk = Some(from_disk);
         replay.gap_oldest_seq = gap;
     }
     Ok(upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| async move {
+            let _client_slot = client_slot;
             let _client = state.metrics().websocket_opened();
             let settings = Settings {
                 ping_interval,
@@ -241,6 +256,18 @@ pub async fn events(
             };
             session(socket, replay, disk, live, &stream_query.filter, settings).await;
         }))
+}
+
+/// A place among the `max_ws_clients` sessions, held until the session ends.
+fn client_slot(clients: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, ApiError> {
+    Arc::clone(clients).try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_clients",
+            "the daemon serves as many event streams as daemon.max_ws_clients allows; \
+             try again later",
+        )
+    })
 }
 
 struct Settings {
@@ -302,7 +329,7 @@ impl Outbox {
 async fn session(
     socket: WebSocket,
     replay: Replay,
-    disk: Vec<Event>,
+    disk: Option<DiskReplay>,
     live: broadcast::Receiver<Arc<Event>>,
     filter: &Filter,
     settings: Settings,
@@ -360,12 +387,35 @@ fn close_frame(code: u16, reason: &'static str) -> CloseFrame {
     }
 }
 
+/// Sends the stored events of `disk`, one page read at a time (filtered as read).
+async fn send_from_disk(outbox: &mut Outbox, disk: DiskReplay, filter: &Filter) -> Result<(), End> {
+    let mut after = disk.since;
+    let mut n_sent = 0;
+    loop {
+        let (events, next) = disk
+            .records
+            .events_page(after, disk.before, |kind| filter.matches(kind))
+            .await;
+        for event in &events {
+            if n_sent >= MAX_DISK_REPLAY {
+                return Ok(());
+            }
+            outbox.json(&event_message(event)).await?;
+            n_sent += 1;
+        }
+        match next {
+            Some(next) => after = next,
+            None => return Ok(()),
+        }
+    }
+}
+
 /// Replay, then live until something ends the session (the `Err`).
 async fn stream_events(
     outbox: &mut Outbox,
     stream: &mut SplitStream<WebSocket>,
     replay: Replay,
-    disk: Vec<Event>,
+    disk: Option<DiskReplay>,
     mut live: broadcast::Receiver<Arc<Event>>,
     filter: &Filter,
     settings: &Settings,
@@ -375,9 +425,8 @@ async fn stream_events(
             .json(&ControlMessage::ReplayGap { oldest_seq })
             .await?;
     }
-    // Already filtered when read from disk.
-    for event in &disk {
-        outbox.json(&event_message(event)).await?;
+    if let Some(disk) = disk {
+        send_from_disk(outbox, disk, filter).await?;
     }
     // The highest seq handled (sent or filtered out); live events at or below it were replayed.
     let mut last_seq = 0;

@@ -18,8 +18,9 @@ use serde_json::Value;
 use tendhost_core::events::{EventKind, OutputStream};
 use tendhost_core::model::HostStatus;
 use tendhost_core::model::{
-    HostFilter, JobSnapshot, JobState, LogLine, MaxFailures, RolloutBatch, RolloutHost,
-    RolloutHostState, RolloutKind, RolloutRequest, RolloutSnapshot, RolloutState, UpdateOptions,
+    DEFAULT_WINDOW_GRACE, HostFilter, JobSnapshot, JobState, LogLine, MaxFailures, Packages,
+    RebootChoice, RolloutBatch, RolloutHost, RolloutHostState, RolloutKind, RolloutRequest,
+    RolloutSnapshot, RolloutState, Trigger, UpdateOptions,
 };
 use tendhost_core::state::{FailureRecord, HostState, JobKind};
 use tendhost_pkg::{
@@ -220,6 +221,21 @@ enum StoredEvent {
     ConfigReloadFailed {
         errors: Vec<String>,
     },
+    ScheduleTriggered {
+        schedule: String,
+        rollout_id: String,
+    },
+    HostDeferred {
+        rollout_id: String,
+        host: String,
+        #[serde(with = "by_time")]
+        opens_at: Timestamp,
+    },
+    CertificateRenewalFailed {
+        error: String,
+        #[serde(with = "by_time")]
+        next_attempt: Timestamp,
+    },
 }
 
 /// `#[serde(with = "by_time")]`: a time as RFC 3339 text with milliseconds.
@@ -280,6 +296,17 @@ struct StoredPendingUpdate {
     origin: String,
     arch: String,
     security: bool,
+    /// Written only when set, so rows without excludes keep the first release's bytes.
+    #[serde(default, skip_serializing_if = "is_false")]
+    excluded: bool,
+}
+
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// One pending update in a JSON array.
@@ -433,6 +460,45 @@ struct StoredJobParams {
     force: bool,
     #[serde(default)]
     rollout_id: Option<String>,
+    /// `"security"` or a list of names; absent for every package.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    packages: Option<StoredPackages>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reboot: Option<String>,
+}
+
+/// A selection other than every package: `"security"`, or names.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum StoredPackages {
+    Word(String),
+    Names(Vec<String>),
+}
+
+fn stored_packages(packages: &Packages) -> Option<StoredPackages> {
+    match packages {
+        Packages::All => None,
+        Packages::Security => Some(StoredPackages::Word("security".to_owned())),
+        Packages::Names(names) => Some(StoredPackages::Names(names.clone())),
+    }
+}
+
+fn packages_of(stored: Option<StoredPackages>) -> Packages {
+    match stored {
+        None => Packages::All,
+        Some(StoredPackages::Word(word)) if word == "security" => Packages::Security,
+        Some(StoredPackages::Word(_)) => Packages::All,
+        Some(StoredPackages::Names(names)) => Packages::Names(names),
+    }
+}
+
+fn job_options(dry_run: bool, force: bool, params: StoredJobParams) -> UpdateOptions {
+    UpdateOptions {
+        dry_run,
+        force,
+        packages: packages_of(params.packages),
+        reboot: params.reboot.as_deref().and_then(RebootChoice::parse),
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -466,6 +532,9 @@ struct StoredJob {
     summary: Option<String>,
     exit_code: Option<i32>,
     packages_changed: Vec<Changed>,
+    /// Written only when not empty (rows of the first release have none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    also_installed: Vec<Changed>,
     packages_failed: Vec<String>,
     pending: Vec<Pending>,
     commands: Vec<String>,
@@ -493,6 +562,7 @@ pub fn job_record(job: &JobSnapshot) -> JobRecord {
         summary: job.summary.clone(),
         exit_code: job.exit_code,
         packages_changed: changed_json(&job.packages_changed),
+        also_installed: changed_json(&job.also_installed),
         packages_failed: job.packages_failed.clone(),
         pending: pending_json(&job.pending),
         commands: job.commands.clone(),
@@ -506,6 +576,8 @@ pub fn job_record(job: &JobSnapshot) -> JobRecord {
             dry_run: job.options.dry_run,
             force: job.options.force,
             rollout_id: job.rollout_id.clone(),
+            packages: stored_packages(&job.options.packages),
+            reboot: job.options.reboot.map(|choice| choice.as_str().to_owned()),
         }),
         state: job.state.as_str().to_owned(),
         created_at_ms: ms(job.created_at),
@@ -522,10 +594,8 @@ fn job_base(record: &JobRecord) -> Result<JobSnapshot, String> {
         .ok_or_else(|| format!("unknown job kind {:?}", record.kind))?;
     let params: StoredJobParams = serde_json::from_value(record.params.clone())
         .map_err(|err| format!("params do not decode: {err}"))?;
-    let options = UpdateOptions {
-        dry_run: params.dry_run,
-        force: params.force,
-    };
+    let rollout_id = params.rollout_id.clone();
+    let options = job_options(params.dry_run, params.force, params);
     let created_at = from_ms(record.created_at_ms);
     Ok(JobSnapshot {
         state: JobState::parse(&record.state).unwrap_or(JobState::Interrupted),
@@ -536,7 +606,7 @@ fn job_base(record: &JobRecord) -> Result<JobSnapshot, String> {
             record.host.clone(),
             kind,
             options,
-            params.rollout_id,
+            rollout_id,
             created_at,
         )
     })
@@ -552,10 +622,8 @@ pub fn job(record: &JobRecord, lines: Vec<OutputLineRecord>) -> Result<JobSnapsh
         .and_then(|outcome| serde_json::from_value(outcome).map_err(|_| "outcome does not decode"))
         .map_err(|err| format!("stored job {}: {err}", record.id))?;
     let mut job = job_base(record).map_err(|err| format!("stored job {}: {err}", record.id))?;
-    job.options = UpdateOptions {
-        dry_run: outcome.dry_run,
-        force: outcome.force,
-    };
+    job.options.dry_run = outcome.dry_run;
+    job.options.force = outcome.force;
     job.rollout_id = outcome.rollout_id;
     job.summary = outcome.summary;
     if record.state == job_state::INTERRUPTED && job.summary.is_none() {
@@ -567,18 +635,28 @@ pub fn job(record: &JobRecord, lines: Vec<OutputLineRecord>) -> Result<JobSnapsh
         .into_iter()
         .map(|Changed(package)| package)
         .collect();
+    job.also_installed = outcome
+        .also_installed
+        .into_iter()
+        .map(|Changed(package)| package)
+        .collect();
     job.packages_failed = outcome.packages_failed;
     job.pending = pending_of(outcome.pending);
     job.commands = outcome.commands;
-    job.log = lines
+    job.log = log_lines(lines);
+    Ok(job)
+}
+
+/// Stored output lines as a job's log.
+pub fn log_lines(lines: Vec<OutputLineRecord>) -> Vec<LogLine> {
+    lines
         .into_iter()
         .map(|line| LogLine {
             time: from_ms(line.time_ms),
             stream: stream_of(&line.stream),
             line: line.line,
         })
-        .collect();
-    Ok(job)
+        .collect()
 }
 
 /// A job recovery marked `interrupted`, back in the registry's shape.
@@ -617,6 +695,39 @@ struct StoredCounts {
     failed: usize,
     skipped: usize,
     cancelled: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    deferred: usize,
+}
+
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_zero(value: &usize) -> bool {
+    *value == 0
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StoredTrigger {
+    Schedule(String),
+    Api(String),
+}
+
+fn stored_trigger(trigger: &Trigger) -> Option<StoredTrigger> {
+    match trigger {
+        Trigger::Api(None) => None,
+        Trigger::Api(Some(token)) => Some(StoredTrigger::Api(token.clone())),
+        Trigger::Schedule(name) => Some(StoredTrigger::Schedule(name.clone())),
+    }
+}
+
+fn trigger_of(stored: Option<StoredTrigger>) -> Trigger {
+    match stored {
+        None => Trigger::Api(None),
+        Some(StoredTrigger::Api(token)) => Trigger::Api(Some(token)),
+        Some(StoredTrigger::Schedule(name)) => Trigger::Schedule(name),
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -653,6 +764,17 @@ struct StoredRollout {
     filter: StoredFilter,
     dry_run: bool,
     force: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    packages: Option<StoredPackages>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reboot: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    defer_outside_window: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    window_grace_ms: Option<u64>,
+    /// `{"schedule": NAME}` or `{"api": TOKEN}`; absent for an API request without a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trigger: Option<StoredTrigger>,
     n_failed: usize,
     counts: StoredCounts,
     batches: Vec<StoredBatch>,
@@ -701,6 +823,12 @@ fn stored_rollout(rollout: &RolloutSnapshot) -> StoredRollout {
         },
         dry_run: request.dry_run,
         force: request.force,
+        packages: stored_packages(&request.packages),
+        reboot: request.reboot.map(|choice| choice.as_str().to_owned()),
+        defer_outside_window: request.defer_outside_window,
+        window_grace_ms: (request.window_grace != DEFAULT_WINDOW_GRACE)
+            .then(|| u64::try_from(request.window_grace.as_millis()).unwrap_or(u64::MAX)),
+        trigger: stored_trigger(&request.trigger),
         n_failed: rollout.n_failed,
         counts: StoredCounts {
             pending: count(RolloutHostState::Pending),
@@ -709,6 +837,7 @@ fn stored_rollout(rollout: &RolloutSnapshot) -> StoredRollout {
             failed: count(RolloutHostState::Failed),
             skipped: count(RolloutHostState::Skipped),
             cancelled: count(RolloutHostState::Cancelled),
+            deferred: count(RolloutHostState::Deferred),
         },
         batches: rollout
             .batches
@@ -784,6 +913,7 @@ fn rollout_host_state(name: &str) -> RolloutHostState {
         "failed" => RolloutHostState::Failed,
         "skipped" => RolloutHostState::Skipped,
         "cancelled" => RolloutHostState::Cancelled,
+        "deferred" => RolloutHostState::Deferred,
         _ => RolloutHostState::Pending,
     }
 }
@@ -827,6 +957,13 @@ pub fn rollout(record: &RolloutRecord) -> Option<RolloutSnapshot> {
             },
             dry_run: stored.dry_run,
             force: stored.force,
+            packages: packages_of(stored.packages),
+            reboot: stored.reboot.as_deref().and_then(RebootChoice::parse),
+            defer_outside_window: stored.defer_outside_window,
+            window_grace: stored
+                .window_grace_ms
+                .map_or(DEFAULT_WINDOW_GRACE, Duration::from_millis),
+            trigger: trigger_of(stored.trigger),
         },
         created_at: from_ms(record.created_at_ms),
         finished_at: record.finished_at_ms.map(from_ms),

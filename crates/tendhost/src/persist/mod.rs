@@ -9,9 +9,13 @@
 //! types: handlers map what `Records` returns with the same code as this run's values.
 
 mod codec;
+mod notify;
 mod records;
+pub mod schedules;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
@@ -24,7 +28,8 @@ use tendhost_core::model::{JobSnapshot, RolloutSnapshot};
 use tendhost_core::state::JobKind;
 use tendhost_store::{EventRecord, NewEvent, Store};
 
-pub use crate::persist::records::{JobQuery, Records, RecordsError, RuntimeHost};
+pub use crate::persist::notify::{Delivery, DeliveryLogStore};
+pub use crate::persist::records::{EVENT_PAGE, JobQuery, Records, RecordsError, RuntimeHost};
 
 fn now_ms() -> i64 {
     codec::ms(jiff::Timestamp::now())
@@ -131,6 +136,13 @@ impl Persistence for StoreBridge {
             time.as_millisecond(),
             line,
         );
+    }
+
+    fn room(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async {
+            // A closed store (shutdown) has no queue to wait for.
+            let _ = self.store.room().await;
+        })
     }
 }
 

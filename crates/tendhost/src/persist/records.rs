@@ -8,17 +8,25 @@ use std::fmt;
 use jiff::Timestamp;
 use serde_json::Value;
 use tendhost_core::events::{Event, EventKind};
-use tendhost_core::model::{JobSnapshot, JobState};
+use tendhost_core::model::{JobSnapshot, JobState, LogLine, RolloutSnapshot, RolloutState};
 use tendhost_core::state::JobKind;
-use tendhost_store::{JobFilter, Page, RuntimeHostRecord, Store, StoreError};
+use tendhost_store::{JobFilter, OutputLineRecord, Page, RuntimeHostRecord, Store, StoreError};
 
 use crate::persist::codec;
 
 /// Output lines read per request when loading a job's log.
 const LOG_PAGE: u32 = 10_000;
 
-/// Events read per request when replaying from disk.
-const EVENT_PAGE: u32 = 5_000;
+/// Events read (and held) per page when replaying from disk.
+pub const EVENT_PAGE: u32 = 500;
+
+fn decode_rollout(record: &tendhost_store::RolloutRecord) -> Option<RolloutSnapshot> {
+    let rollout = codec::rollout(record);
+    if rollout.is_none() {
+        tracing::warn!(rollout = %record.id, "stored rollout does not decode; left out");
+    }
+    rollout
+}
 
 /// Why the state database could not answer.
 #[derive(Debug)]
@@ -113,24 +121,43 @@ impl Records {
         Self { store }
     }
 
-    /// A stored job with its log (the first `MAX_LOG_LINES` lines at least), `None` if unknown.
+    /// The `limit` most recent notification deliveries, newest first.
+    pub async fn deliveries(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<crate::persist::Delivery>, RecordsError> {
+        let records = self.store.list_deliveries(limit).await?;
+        Ok(records.into_iter().map(Into::into).collect())
+    }
+
+    /// A stored job with its whole stored log (at most `job_log_max` bytes and the marker
+    /// line), `None` if unknown.
     pub async fn job(&self, id: &str) -> Result<Option<JobSnapshot>, RecordsError> {
         let Some(record) = self.store.job(id).await? else {
             return Ok(None);
         };
+        let lines = self.output_lines(id).await?;
+        codec::job(&record, lines)
+            .map(Some)
+            .map_err(RecordsError::Corrupt)
+    }
+
+    /// A job's whole stored log, with every line queued before this call.
+    pub async fn job_log(&self, id: &str) -> Result<Vec<LogLine>, RecordsError> {
+        Ok(codec::log_lines(self.output_lines(id).await?))
+    }
+
+    async fn output_lines(&self, id: &str) -> Result<Vec<OutputLineRecord>, RecordsError> {
         let mut lines = Vec::new();
         loop {
             let from = i64::try_from(lines.len()).unwrap_or(i64::MAX);
             let page = self.store.job_output(id, from, LOG_PAGE).await?;
             let n = page.len();
             lines.extend(page);
-            if n < LOG_PAGE as usize || lines.len() >= tendhost_core::model::MAX_LOG_LINES {
-                break;
+            if n < LOG_PAGE as usize {
+                return Ok(lines);
             }
         }
-        codec::job(&record, lines)
-            .map(Some)
-            .map_err(RecordsError::Corrupt)
     }
 
     /// One page of the stored jobs matching `query`, newest first, without their logs, and how
@@ -159,57 +186,79 @@ impl Records {
         Ok((jobs, listed.total))
     }
 
+    /// A stored rollout, `None` if unknown (or if it does not decode, logged).
+    pub async fn rollout(&self, id: &str) -> Result<Option<RolloutSnapshot>, RecordsError> {
+        let record = self.store.rollout(id).await?;
+        Ok(record.as_ref().and_then(decode_rollout))
+    }
+
+    /// One page of the stored rollouts in `state` (all for `None`), newest first, and how
+    /// many match in all. One that does not decode is left out (logged).
+    pub async fn rollouts(
+        &self,
+        state: Option<RolloutState>,
+        offset: u32,
+        limit: u32,
+    ) -> Result<(Vec<RolloutSnapshot>, u64), RecordsError> {
+        let listed = self
+            .store
+            .list_rollouts_in(
+                state.map(|state| state.as_str().to_owned()),
+                Page { offset, limit },
+            )
+            .await?;
+        let rollouts = listed.items.iter().filter_map(decode_rollout).collect();
+        Ok((rollouts, listed.total))
+    }
+
     /// The oldest `seq` still stored (`None` when the log is empty).
     pub async fn oldest_event_seq(&self) -> Result<Option<u64>, RecordsError> {
         let seq = self.store.oldest_event_seq().await?;
         Ok(seq.and_then(|seq| u64::try_from(seq).ok()))
     }
 
-    /// Stored events with `since < seq < before`, oldest first, the ones `keep` accepts, at
-    /// most `max` of them. A store failure ends the replay with what was read so far (logged);
-    /// an event that does not decode is skipped (logged).
-    pub async fn events_between(
+    /// One page of stored events: those with `after < seq < before`, oldest first, at most
+    /// [`EVENT_PAGE`] read, the ones `keep` accepts. Also the seq to read on from, or `None`
+    /// when nothing more is below `before`. A store failure ends the replay (logged); an event
+    /// that does not decode is skipped (logged).
+    pub async fn events_page(
         &self,
-        since: u64,
+        after: u64,
         before: u64,
-        max: usize,
         keep: impl Fn(&EventKind) -> bool,
-    ) -> Vec<Event> {
-        let mut events = Vec::new();
-        let mut after = i64::try_from(since).unwrap_or(i64::MAX);
-        loop {
-            let page = match self.store.events_after(after, EVENT_PAGE).await {
-                Ok(page) => page,
-                Err(err) => {
-                    tracing::warn!(%err, "replay from the state database stopped");
-                    return events;
-                }
-            };
-            let n = page.len();
-            for record in page {
-                let Ok(seq) = u64::try_from(record.seq) else {
-                    continue;
-                };
-                if seq >= before || events.len() >= max {
-                    return events;
-                }
-                after = record.seq;
-                let Some(kind) = codec::event_kind(&record) else {
-                    tracing::warn!(seq, kind = %record.kind, "stored event does not decode; skipped");
-                    continue;
-                };
-                if keep(&kind) {
-                    events.push(Event {
-                        seq,
-                        time: codec::from_ms(record.time_ms),
-                        kind,
-                    });
-                }
+    ) -> (Vec<Event>, Option<u64>) {
+        let from = i64::try_from(after).unwrap_or(i64::MAX);
+        let page = match self.store.events_after(from, EVENT_PAGE).await {
+            Ok(page) => page,
+            Err(err) => {
+                tracing::warn!(%err, "replay from the state database stopped");
+                return (Vec::new(), None);
             }
-            if n < EVENT_PAGE as usize {
-                return events;
+        };
+        let full = page.len() == EVENT_PAGE as usize;
+        let mut events = Vec::new();
+        let mut last = after;
+        for record in page {
+            let Ok(seq) = u64::try_from(record.seq) else {
+                continue;
+            };
+            if seq >= before {
+                return (events, None);
+            }
+            last = seq;
+            let Some(kind) = codec::event_kind(&record) else {
+                tracing::warn!(seq, kind = %record.kind, "stored event does not decode; skipped");
+                continue;
+            };
+            if keep(&kind) {
+                events.push(Event {
+                    seq,
+                    time: codec::from_ms(record.time_ms),
+                    kind,
+                });
             }
         }
+        (events, full.then_some(last))
     }
 
     /// Keeps a host registered through the API (an existing name is an error).
