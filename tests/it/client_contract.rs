@@ -7,12 +7,21 @@ use tendhost_api::auth::AuditListQuery;
 use tendhost_api::hosts::{HostListQuery, NewHost, RebootRequest, UpdateRequest};
 use tendhost_api::jobs::JobListQuery;
 use tendhost_api::rollouts::{FleetCheckRequest, FleetUpdateRequest, RolloutListQuery};
+use tendhost_api::session::SessionRequest;
 use tendhost_client::{Client, Error, OPERATIONS, StreamOptions};
 use tendhost_tests::cli::fleet_config;
 use tendhost_tests::daemon::spawn_app;
 use tendhost_tests::fleet::Fleet;
 use tendhost_tests::http::{api, wait_job_ended, wait_rollout_ended};
 use tendhost_tests::wait;
+
+/// The `[[schedule]]` of the test's config (a check of the fleet host, disabled: it runs
+/// only when asked).
+const SCHEDULE: &str = "contract-check";
+
+/// The `[[notify]]` of the test's config: a webhook to a closed port (its test delivery is
+/// recorded as failed).
+const NOTIFIER: &str = "contract-hook";
 
 /// The operations of an OpenAPI document: `(operationId, METHOD, path)`.
 fn operations(doc: &serde_json::Value) -> Vec<(String, String, String)> {
@@ -134,6 +143,28 @@ async fn call(client: &Client, id: &str, host: &str, runtime: &NewHost) -> Optio
         "list_tags" => reached(client.list_tags().await),
         "get_tls" => reached(client.get_tls().await),
         "renew_tls" => reached(client.renew_tls().await),
+        "fleet_summary" => reached(client.fleet_summary().await),
+        "list_schedules" => reached(client.list_schedules().await),
+        "get_schedule" => reached(client.get_schedule(SCHEDULE).await),
+        "run_schedule" => match client.run_schedule(SCHEDULE).await {
+            Ok(accepted) => {
+                wait_rollout_ended(client, &accepted.rollout_id).await;
+                Ok(())
+            }
+            Err(err) => reached(Err::<(), _>(err)),
+        },
+        "pause_schedule" => reached(client.pause_schedule(SCHEDULE).await),
+        "resume_schedule" => reached(client.resume_schedule(SCHEDULE).await),
+        "list_notifications" => reached(client.list_notifications(Some(10)).await),
+        "test_notification" => reached(client.test_notification(NOTIFIER).await),
+        "create_session" => {
+            let request = SessionRequest {
+                token: "not-a-token".to_owned(),
+            };
+            reached(client.create_session(&request).await)
+        }
+        "get_session" => reached(client.get_session().await),
+        "delete_session" => reached(client.delete_session().await),
         _ => return None,
     };
     Some(outcome)
@@ -184,7 +215,9 @@ async fn client_calls_every_operation_of_the_daemons_openapi_document() {
     };
     let host = &fleet.hosts()[0];
     let config = format!(
-        "{}\n[groups]\nall = [\"{}\"]\n\n[daemon.api_hosts]\nallow = [\"{}/32\"]\nknown_hosts = \"accept-new\"\nssh_key = \"{}\"\n",
+        "{}\n[groups]\nall = [\"{}\"]\n\n[daemon.api_hosts]\nallow = [\"{}/32\"]\nknown_hosts = \"accept-new\"\nssh_key = \"{}\"\n\n\
+         [[schedule]]\nname = \"{SCHEDULE}\"\nenabled = false\ncron = \"0 3 * * *\"\naction = \"check\"\n\n\
+         [[notify]]\nname = \"{NOTIFIER}\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\nsecret = \"contract-secret-0123456789\"\n",
         fleet_config(&fleet, &[host], &["web"]),
         host.name(),
         host.addr(),

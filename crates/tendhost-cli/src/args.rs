@@ -123,6 +123,11 @@ pub enum Command {
         #[arg(long)]
         follow: bool,
     },
+    /// List the `[[schedule]]`s: next and last run, paused or not.
+    Schedules,
+    /// Run, pause or resume a schedule.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// List jobs, newest first.
     Jobs(JobsArgs),
     /// Print a job's output.
@@ -138,6 +143,21 @@ pub enum Command {
     Completions { shell: Shell },
     /// Print the man page (roff).
     Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Start a run at once, whatever `enabled` and paused say.
+    Run {
+        name: String,
+        /// Follow the rollout to its end.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Stop a schedule from running until it is resumed (kept across restarts).
+    Pause { name: String },
+    /// Let a paused schedule run again.
+    Resume { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -242,9 +262,16 @@ pub struct RolloutArgs {
     /// Failed hosts tolerated before the rollout stops: a count or a percentage.
     #[arg(long, value_name = "N|N%")]
     pub max_failures: Option<String>,
-    /// Wait for approval (`tendhost approve`) after this stage (canary).
-    #[arg(long, value_name = "STAGE")]
+    /// Wait for approval (`tendhost approve`) after this batch: `canary`, or a batch index
+    /// from 0 (not the last batch).
+    #[arg(long, value_name = "canary|INDEX")]
     pub approve_after: Option<String>,
+    /// Cancel the rollout when it has waited for approval this long (`30m`, `24h`).
+    #[arg(long, value_name = "DURATION", requires = "approve_after")]
+    pub approval_timeout: Option<String>,
+    /// Hosts outside their maintenance window wait for it (up to 24 h) instead of being skipped.
+    #[arg(long)]
+    pub defer_outside_window: bool,
     /// Pause between batches, in seconds.
     #[arg(long, value_name = "SECONDS")]
     pub delay: Option<u64>,

@@ -12,10 +12,13 @@ use tendhost_api::rollouts::{
     FleetCheckRequest, HostFilter, MaxFailures, Rollout, RolloutAccepted, RolloutHostState,
     RolloutListQuery, RolloutState,
 };
+use tendhost_api::schedules::{Packages, Schedule};
 use tendhost_client::{Client, StreamOptions};
 
 use crate::Failure;
-use crate::args::{CheckArgs, Command, EventsArgs, HostsArgs, JobsArgs, RolloutArgs, UpdateArgs};
+use crate::args::{
+    CheckArgs, Command, EventsArgs, HostsArgs, JobsArgs, RolloutArgs, ScheduleCommand, UpdateArgs,
+};
 use crate::follow::{self, Work};
 use crate::output::{self, Style, Table, name, or_dash, short_time};
 
@@ -70,6 +73,26 @@ pub(crate) async fn run(client: &Client, cx: &Context, command: Command) -> Resu
             let stream = opened(client, follow).await?;
             let answer = client.resume_rollout(&rollout).await?;
             rollout_changed(client, cx, answer, "resumed", stream).await
+        }
+        Command::Schedules => schedules(client, cx).await,
+        Command::Schedule(ScheduleCommand::Run { name, follow }) => {
+            let stream = opened(client, follow).await?;
+            let accepted = client.run_schedule(&name).await?;
+            if stream.is_none() {
+                if cx.json {
+                    return output::json(&accepted);
+                }
+                println!("schedule {name}: rollout {} started", accepted.rollout_id);
+                return Ok(());
+            }
+            let rollout = client.get_rollout(&accepted.rollout_id).await?;
+            rollout_changed(client, cx, rollout, "started", stream).await
+        }
+        Command::Schedule(ScheduleCommand::Pause { name }) => {
+            schedule_changed(cx, &client.pause_schedule(&name).await?, "paused")
+        }
+        Command::Schedule(ScheduleCommand::Resume { name }) => {
+            schedule_changed(cx, &client.resume_schedule(&name).await?, "resumed")
         }
         Command::Jobs(args) => jobs(client, cx, args).await,
         Command::Logs { job, follow } => logs(client, cx, &job, follow).await,
@@ -235,20 +258,36 @@ async fn update(client: &Client, cx: &Context, args: UpdateArgs) -> Result<(), F
     jobs_started(client, cx, accepted, stream).await
 }
 
-/// `--packages security|all|a,b` as the API's `packages` field: the word, or the list.
+/// `--packages security|all|a,b` as the API's `packages` field (`Packages`: the word, or the
+/// list of names).
 fn packages_value(text: &str) -> Result<Value, Failure> {
-    match text {
-        "security" | "all" => Ok(Value::String(text.to_owned())),
+    let packages = match text {
+        "security" => Packages::Security,
+        "all" => Packages::All,
         list => {
-            let names: Vec<&str> = list.split(',').map(str::trim).collect();
-            if names.iter().any(|name| name.is_empty()) {
+            let names: Vec<String> = list.split(',').map(|name| name.trim().to_owned()).collect();
+            if names.iter().any(String::is_empty) {
                 return Err(Failure::usage(format!(
                     "--packages {text:?}: use security, all, or a comma list of package names"
                 )));
             }
-            Ok(json!(names))
+            Packages::Names(names)
         }
+    };
+    Ok(json!(packages))
+}
+
+/// `--approve-after canary|INDEX` as the API's `approve_after`: `"canary"` or the batch index
+/// (a number, from 0).
+fn approve_after_value(text: &str) -> Result<Value, Failure> {
+    if text == "canary" {
+        return Ok(json!("canary"));
     }
+    text.parse::<u64>().map(|index| json!(index)).map_err(|_| {
+        Failure::usage(format!(
+            "--approve-after {text:?}: use canary or a batch index (0, 1, ...)"
+        ))
+    })
 }
 
 /// Jobs were accepted: print them, or follow them to their end.
@@ -342,7 +381,13 @@ fn rollout_body(args: &RolloutArgs) -> Result<Value, Failure> {
         body["delay_ms"] = json!(seconds.saturating_mul(1000));
     }
     if let Some(stage) = &args.approve_after {
-        body["approve_after"] = json!(stage);
+        body["approve_after"] = approve_after_value(stage)?;
+    }
+    if let Some(timeout) = &args.approval_timeout {
+        body["approval_timeout"] = json!(timeout);
+    }
+    if args.defer_outside_window {
+        body["defer_outside_window"] = json!(true);
     }
     if let Some(packages) = &args.packages {
         body["packages"] = packages_value(packages)?;
@@ -487,6 +532,74 @@ async fn rollouts(client: &Client, cx: &Context, state: Option<String>) -> Resul
         ]);
     }
     table.print(cx.style);
+    Ok(())
+}
+
+async fn schedules(client: &Client, cx: &Context) -> Result<(), Failure> {
+    let schedules = client.list_schedules().await?.data;
+    if cx.json {
+        return output::json(&schedules);
+    }
+    let mut table = Table::new(&[
+        "NAME",
+        "CRON",
+        "ACTION",
+        "PACKAGES",
+        "STATE",
+        "NEXT RUN",
+        "LAST RUN",
+        "LAST ROLLOUT",
+    ]);
+    for schedule in &schedules {
+        table.row(vec![
+            schedule.name.clone(),
+            format!("{} ({})", schedule.cron, schedule.timezone),
+            name(&schedule.action),
+            packages_text(&schedule.packages),
+            cx.style.state(schedule_state(schedule)),
+            schedule
+                .next_run
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), short_time),
+            schedule
+                .last_run
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), short_time),
+            or_dash(schedule.last_rollout_id.as_deref()),
+        ]);
+    }
+    table.print(cx.style);
+    Ok(())
+}
+
+fn schedule_state(schedule: &Schedule) -> &'static str {
+    if !schedule.enabled {
+        "disabled"
+    } else if schedule.paused {
+        "paused"
+    } else {
+        "active"
+    }
+}
+
+fn packages_text(packages: &Packages) -> String {
+    match packages {
+        Packages::All => "all".to_owned(),
+        Packages::Security => "security".to_owned(),
+        Packages::Names(names) => names.join(","),
+    }
+}
+
+/// A schedule paused or resumed: one line, or its JSON.
+fn schedule_changed(cx: &Context, schedule: &Schedule, what: &str) -> Result<(), Failure> {
+    if cx.json {
+        return output::json(schedule);
+    }
+    let next = schedule
+        .next_run
+        .as_deref()
+        .map_or_else(|| "-".to_owned(), short_time);
+    println!("schedule {}: {what} (next run {next})", schedule.name);
     Ok(())
 }
 

@@ -15,10 +15,14 @@ use tendhost_api::hosts::{
     RebootRequest,
 };
 use tendhost_api::jobs::{Job, JobList, JobListQuery, JobSummary};
+use tendhost_api::notifications::{NotificationDelivery, NotificationList};
 use tendhost_api::pagination::{MAX_PER_PAGE, Pagination};
 use tendhost_api::rollouts::{
     FleetCheckRequest, Rollout, RolloutAccepted, RolloutList, RolloutListQuery, RolloutSummary,
 };
+use tendhost_api::schedules::{Schedule, ScheduleList, ScheduleRunAccepted};
+use tendhost_api::session::{SessionInfo, SessionRequest};
+use tendhost_api::summary::FleetSummary;
 use tendhost_api::tls::TlsStatus;
 
 use crate::{Client, Error, json, query_pairs, segment};
@@ -69,6 +73,17 @@ pub const OPERATIONS: &[Operation] = &[
     op("list_tags", "GET", "/tags"),
     op("get_tls", "GET", "/tls"),
     op("renew_tls", "POST", "/tls/renew"),
+    op("fleet_summary", "GET", "/fleet/summary"),
+    op("list_schedules", "GET", "/schedules"),
+    op("get_schedule", "GET", "/schedules/{name}"),
+    op("run_schedule", "POST", "/schedules/{name}/run"),
+    op("pause_schedule", "POST", "/schedules/{name}/pause"),
+    op("resume_schedule", "POST", "/schedules/{name}/resume"),
+    op("list_notifications", "GET", "/notifications"),
+    op("test_notification", "POST", "/notifications/{name}/test"),
+    op("create_session", "POST", "/session"),
+    op("get_session", "GET", "/session"),
+    op("delete_session", "DELETE", "/session"),
 ];
 
 /// A page of a list: its items and where it sits.
@@ -305,6 +320,73 @@ impl Client {
         self.call(Method::POST, "/tls/renew", &[], None).await
     }
 
+    /// `GET /fleet/summary`: the fleet's counts at a glance.
+    pub async fn fleet_summary(&self) -> Result<FleetSummary, Error> {
+        self.call(Method::GET, "/fleet/summary", &[], None).await
+    }
+
+    /// `GET /schedules`.
+    pub async fn list_schedules(&self) -> Result<ScheduleList, Error> {
+        self.call(Method::GET, "/schedules", &[], None).await
+    }
+
+    /// `GET /schedules/{name}`.
+    pub async fn get_schedule(&self, name: &str) -> Result<Schedule, Error> {
+        self.call(Method::GET, &schedule_path(name, ""), &[], None)
+            .await
+    }
+
+    /// `POST /schedules/{name}/run`: starts a run at once.
+    pub async fn run_schedule(&self, name: &str) -> Result<ScheduleRunAccepted, Error> {
+        self.call(Method::POST, &schedule_path(name, "/run"), &[], None)
+            .await
+    }
+
+    /// `POST /schedules/{name}/pause`.
+    pub async fn pause_schedule(&self, name: &str) -> Result<Schedule, Error> {
+        self.call(Method::POST, &schedule_path(name, "/pause"), &[], None)
+            .await
+    }
+
+    /// `POST /schedules/{name}/resume`.
+    pub async fn resume_schedule(&self, name: &str) -> Result<Schedule, Error> {
+        self.call(Method::POST, &schedule_path(name, "/resume"), &[], None)
+            .await
+    }
+
+    /// `GET /notifications`: the newest deliveries (`limit` 1 to 500, the daemon's default
+    /// without).
+    pub async fn list_notifications(&self, limit: Option<u32>) -> Result<NotificationList, Error> {
+        let query: Vec<(String, String)> = limit
+            .map(|limit| ("limit".to_owned(), limit.to_string()))
+            .into_iter()
+            .collect();
+        self.call(Method::GET, "/notifications", &query, None).await
+    }
+
+    /// `POST /notifications/{name}/test`: sends a test message, answers its delivery.
+    pub async fn test_notification(&self, name: &str) -> Result<NotificationDelivery, Error> {
+        let path = format!("/notifications/{}/test", segment(name));
+        self.call(Method::POST, &path, &[], None).await
+    }
+
+    /// `POST /session`: logs in with a token (the answer's `Set-Cookie` is the dashboard's;
+    /// this client keeps sending its bearer).
+    pub async fn create_session(&self, body: &SessionRequest) -> Result<SessionInfo, Error> {
+        self.call(Method::POST, "/session", &[], Some(json(body)?))
+            .await
+    }
+
+    /// `GET /session`: who the caller is.
+    pub async fn get_session(&self) -> Result<SessionInfo, Error> {
+        self.call(Method::GET, "/session", &[], None).await
+    }
+
+    /// `DELETE /session`.
+    pub async fn delete_session(&self) -> Result<(), Error> {
+        self.call_empty(Method::DELETE, "/session").await
+    }
+
     /// Every item of a paginated list, `MAX_PER_PAGE` at a time, until the last page.
     async fn all_pages<L, Q>(&self, path: &str, query: &Q) -> Result<Vec<L::Item>, Error>
     where
@@ -337,4 +419,8 @@ fn host_path(name: &str, rest: &str) -> String {
 
 fn rollout_path(id: &str, rest: &str) -> String {
     format!("/rollouts/{}{rest}", segment(id))
+}
+
+fn schedule_path(name: &str, rest: &str) -> String {
+    format!("/schedules/{}{rest}", segment(name))
 }
