@@ -175,6 +175,7 @@ pub async fn run(
     let reload = tokio::spawn(reload_tokens(Arc::clone(&access.keyring)));
     let config_reload = tokio::spawn(
         reload::Reloader::new(config.clone(), fleet.clone(), Arc::clone(&access.keyring))
+            .with_schedules(schedules.clone())
             .on_hangup(),
     );
     let mut state = http::AppState::new(

@@ -6,7 +6,11 @@
 //! - groups: as in the file;
 //! - hosts: added ones are added, removed ones removed (one with a running job when the job
 //!   ends), changed ones get their new definition for their next job (a busy one after its
-//!   job); hosts registered through the API are left alone.
+//!   job); hosts registered through the API are left alone;
+//! - schedules: as in the file (a schedule that keeps its name keeps its pause and last run;
+//!   a run already started goes on).
+//!
+//! Notifiers (`[[notify]]`) are not reloaded yet: they need a restart.
 //!
 //! Settings that only a restart can change (bind address, TLS, data_dir, the auth mode) are
 //! logged as such. An invalid file changes nothing: every problem is logged as
@@ -21,6 +25,7 @@ use std::sync::Arc;
 use tendhost_core::Fleet;
 use tendhost_core::events::EventKind;
 use tendhost_core::model::FleetError;
+use tendhost_core::schedule::{ScheduleChanges, Schedules};
 use tendhost_core::spec::HostSpec;
 use tokio::task::JoinHandle;
 
@@ -41,6 +46,8 @@ pub struct Reloader {
     current: Config,
     fleet: Fleet,
     keyring: Arc<tendhost_auth::Keyring>,
+    /// The `[[schedule]]` runner, when the daemon has one.
+    schedules: Option<Schedules>,
     /// Removals and replacements waiting for a running job to end, by host.
     deferred: HashMap<String, JoinHandle<()>>,
 }
@@ -54,8 +61,16 @@ impl Reloader {
             current,
             fleet,
             keyring,
+            schedules: None,
             deferred: HashMap::new(),
         }
+    }
+
+    /// Reloads also replace the schedules of `schedules`.
+    #[must_use]
+    pub fn with_schedules(mut self, schedules: Schedules) -> Reloader {
+        self.schedules = Some(schedules);
+        self
     }
 
     /// Reloads on every SIGHUP until the task is aborted.
@@ -157,7 +172,19 @@ impl Reloader {
                 self.retire(name.clone()).await;
             }
         }
-        // Later sections (schedules, notifiers) apply `new` here.
+        // Schedules: replaced; a kept name keeps its pause and last run.
+        if let Some(schedules) = &self.schedules {
+            let changed = schedules.set_specs(new.schedules.clone());
+            if changed != ScheduleChanges::default() {
+                tracing::info!(
+                    added = ?changed.added,
+                    removed = ?changed.removed,
+                    changed = ?changed.changed,
+                    "schedules reloaded"
+                );
+            }
+        }
+        // Later sections (notifiers) apply `new` here.
         changes.added.sort();
         changes.removed.sort();
         changes.changed.sort();
@@ -246,6 +273,9 @@ impl Reloader {
         };
         if auth_mode(&old.auth) != auth_mode(&fresh.auth) {
             keys.push("daemon.auth (enabled, bootstrap or tokens_file)");
+        }
+        if self.current.notify != new.notify || old.public_url != fresh.public_url {
+            keys.push("[[notify]] and daemon.public_url");
         }
         if !keys.is_empty() {
             tracing::warn!(keys = ?keys, "changed in the config file; these take effect at the next restart");
