@@ -263,7 +263,7 @@ async fn client_calls_every_operation_of_the_daemons_openapi_document() {
         problems.join("\n")
     );
     assert!(
-        ops.len() >= 28,
+        ops.len() >= 39,
         "only {} operations in the document",
         ops.len()
     );

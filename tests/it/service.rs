@@ -413,3 +413,87 @@ async fn sighup_reloads_hosts_and_a_broken_file_changes_nothing() {
     daemon.signal("TERM");
     assert!(daemon.wait_exit("SIGTERM").success());
 }
+
+/// `[[schedule]]` tables for `hosts_config`: `(name, cron)`, each a check of every host.
+fn schedules_config(schedules: &[(&str, &str)]) -> String {
+    schedules
+        .iter()
+        .map(|(name, cron)| {
+            format!(
+                "\n[[schedule]]\nname = \"{name}\"\ncron = \"{cron}\"\ntimezone = \"UTC\"\naction = \"check\"\n"
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_schedules_and_a_kept_schedule_stays_paused() {
+    use tendhost_api::events::EventPayload;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tendhost.toml");
+    let closed = crate::api_support::closed_port();
+    let hosts = hosts_config(&[("keep", closed, "a")]);
+    std::fs::write(
+        &config,
+        format!(
+            "{hosts}{}",
+            schedules_config(&[("nightly", "0 3 * * *"), ("weekly", "0 4 * * sun")])
+        ),
+    )
+    .unwrap();
+    let mut daemon =
+        tendhost_tests::daemon::DaemonProcess::start(&config, &dir.path().join("data"));
+    let client = api(&daemon.base_url);
+    let mut stream = client
+        .events(tendhost_client::StreamOptions::default())
+        .await
+        .expect("event stream");
+    let paused = client
+        .pause_schedule("nightly")
+        .await
+        .expect("pause nightly");
+    assert!(paused.paused && paused.next_run.is_none(), "{paused:?}");
+
+    // nightly changes its time, weekly goes, hourly comes.
+    std::fs::write(
+        &config,
+        format!(
+            "{hosts}{}",
+            schedules_config(&[("nightly", "30 4 * * *"), ("hourly", "@hourly")])
+        ),
+    )
+    .unwrap();
+    daemon.signal("HUP");
+    assert!(matches!(
+        next_reload_event(&mut stream).await,
+        EventPayload::ConfigReloaded { .. }
+    ));
+    let schedules = client.list_schedules().await.expect("GET /schedules").data;
+    let names: Vec<&str> = schedules.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["nightly", "hourly"], "{schedules:?}");
+    assert_eq!(schedules[0].cron, "30 4 * * *");
+    assert!(
+        schedules[0].paused && schedules[0].next_run.is_none(),
+        "the kept schedule lost its pause: {:?}",
+        schedules[0]
+    );
+    assert!(
+        !schedules[1].paused && schedules[1].next_run.is_some(),
+        "the new schedule is not running: {:?}",
+        schedules[1]
+    );
+    let Err(tendhost_client::Error::Api { status, .. }) = client.get_schedule("weekly").await
+    else {
+        panic!("the removed schedule is still there");
+    };
+    assert_eq!(status, 404);
+    // The new one runs when asked, through the reloaded runner.
+    let run = client.run_schedule("hourly").await.expect("run hourly");
+    tendhost_tests::http::wait_rollout_ended(&client, &run.rollout_id).await;
+    assert_eq!(
+        client.get_schedule("hourly").await.unwrap().last_rollout_id,
+        Some(run.rollout_id)
+    );
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit("SIGTERM").success());
+}
