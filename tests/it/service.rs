@@ -416,14 +416,13 @@ async fn sighup_reloads_hosts_and_a_broken_file_changes_nothing() {
 
 /// `[[schedule]]` tables for `hosts_config`: `(name, cron)`, each a check of every host.
 fn schedules_config(schedules: &[(&str, &str)]) -> String {
-    schedules
-        .iter()
-        .map(|(name, cron)| {
-            format!(
-                "\n[[schedule]]\nname = \"{name}\"\ncron = \"{cron}\"\ntimezone = \"UTC\"\naction = \"check\"\n"
-            )
-        })
-        .collect()
+    let mut text = String::new();
+    for (name, cron) in schedules {
+        text.push_str(&format!(
+            "\n[[schedule]]\nname = \"{name}\"\ncron = \"{cron}\"\ntimezone = \"UTC\"\naction = \"check\"\n"
+        ));
+    }
+    text
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -240,6 +240,10 @@ pub struct UpdateArgs {
 }
 
 #[derive(Debug, Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "each bool is one command-line flag"
+)]
 pub struct RolloutArgs {
     /// Hosts carrying this tag (repeat: all of them).
     #[arg(long)]
