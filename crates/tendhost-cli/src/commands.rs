@@ -738,3 +738,29 @@ fn parse_wire<T: serde::de::DeserializeOwned>(flag: &str, text: &str) -> Result<
     serde_json::from_value(Value::String(text.to_owned()))
         .map_err(|err| Failure::usage(format!("{flag} {text:?}: {err}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use tendhost_api::schedules::Packages;
+
+    use super::{approve_after_value, packages_value};
+
+    #[test]
+    fn packages_and_approve_after_have_the_wire_shapes() {
+        assert_eq!(packages_value("security").unwrap(), json!("security"));
+        assert_eq!(packages_value("all").unwrap(), json!("all"));
+        let names = packages_value("openssl, curl").unwrap();
+        assert_eq!(names, json!(["openssl", "curl"]));
+        assert_eq!(
+            serde_json::from_value::<Packages>(names).unwrap(),
+            Packages::Names(vec!["openssl".to_owned(), "curl".to_owned()])
+        );
+        assert!(packages_value("openssl,,curl").is_err());
+        // As gates' `ApproveAfter`: "canary" or the batch index as a number.
+        assert_eq!(approve_after_value("canary").unwrap(), json!("canary"));
+        assert_eq!(approve_after_value("1").unwrap(), json!(1));
+        assert!(approve_after_value("-1").is_err());
+        assert!(approve_after_value("first").is_err());
+    }
+}
