@@ -186,6 +186,8 @@ fn host_of(event: &EventMessage) -> Option<&str> {
         | EventPayload::RolloutFinished { .. }
         | EventPayload::CertificateRenewed { .. }
         | EventPayload::CertificateReloadFailed { .. }
+        | EventPayload::ConfigReloaded { .. }
+        | EventPayload::ConfigReloadFailed { .. }
         | EventPayload::CertificateRenewalFailed { .. } => None,
     }
 }

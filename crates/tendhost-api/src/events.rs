@@ -144,6 +144,20 @@ pub enum EventPayload {
         ok: bool,
         output: String,
     },
+    /// The config file was re-read (SIGHUP) and applied.
+    ConfigReloaded {
+        /// Hosts added.
+        added: Vec<String>,
+        /// Hosts removed (one with a running job goes when the job ends).
+        removed: Vec<String>,
+        /// Hosts whose definition changed (new settings from their next job).
+        changed: Vec<String>,
+    },
+    /// The config file was re-read and refused: nothing changed.
+    ConfigReloadFailed {
+        /// Every problem, as `file:line:col: message`.
+        errors: Vec<String>,
+    },
     /// A `[[schedule]]` started its rollout (the usual rollout events follow).
     ScheduleTriggered {
         schedule: String,

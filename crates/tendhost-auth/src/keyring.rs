@@ -23,7 +23,8 @@ pub const BOOTSTRAP_FILE: &str = "admin.token";
 /// Holds the current token set; cheap to read on every request.
 #[derive(Debug)]
 pub struct Keyring {
-    config_entries: Vec<TokenEntry>,
+    /// The config file's own entries (replaced by a config reload).
+    config_entries: RwLock<Vec<TokenEntry>>,
     file: Option<PathBuf>,
     current: RwLock<Arc<TokenSet>>,
     /// Modification time and length of the tokens file when last read.
@@ -49,7 +50,7 @@ impl Keyring {
     ) -> Result<Self, Vec<String>> {
         let keyring = Self {
             current: RwLock::new(Arc::new(TokenSet::new(config_entries.clone()))),
-            config_entries,
+            config_entries: RwLock::new(config_entries),
             file,
             seen: RwLock::new(None),
         };
@@ -63,7 +64,7 @@ impl Keyring {
     pub fn fixed(entries: Vec<TokenEntry>) -> Self {
         Self {
             current: RwLock::new(Arc::new(TokenSet::new(entries.clone()))),
-            config_entries: entries,
+            config_entries: RwLock::new(entries),
             file: None,
             seen: RwLock::new(None),
         }
@@ -85,6 +86,38 @@ impl Keyring {
 
     pub fn authenticate(&self, presented: &str) -> Option<Caller> {
         self.current().authenticate(presented)
+    }
+
+    /// A config reload: `entries` are the config file's tokens from now on (with the tokens
+    /// file's, read again). On a problem nothing changes and every problem is returned.
+    pub fn set_config_tokens(&self, entries: Vec<TokenEntry>) -> Result<usize, Vec<String>> {
+        let before = std::mem::replace(
+            &mut *self
+                .config_entries
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            entries.clone(),
+        );
+        if self.file.is_none() {
+            let n_tokens = entries.len();
+            *self
+                .current
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Arc::new(TokenSet::new(entries));
+            return Ok(n_tokens);
+        }
+        match self.reload(true) {
+            Ok(Reloaded::Applied { n_tokens }) => Ok(n_tokens),
+            Ok(Reloaded::Unchanged) => Ok(self.current().len()),
+            Err(problems) => {
+                *self
+                    .config_entries
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = before;
+                Err(problems)
+            }
+        }
     }
 
     /// Re-reads the tokens file when `force` or when its modification time or size changed.
@@ -117,7 +150,11 @@ impl Keyring {
                 .map(|err| format!("{shown}:{err}"))
                 .collect::<Vec<_>>()
         })?;
-        let mut entries = self.config_entries.clone();
+        let mut entries = self
+            .config_entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let mut problems = Vec::new();
         for entry in from_file.entries() {
             if entries.iter().any(|e| e.name == entry.name) {

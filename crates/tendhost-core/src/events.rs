@@ -122,6 +122,18 @@ pub enum EventKind {
         path: String,
         error: String,
     },
+    /// The config file was re-read (SIGHUP) and applied: host names added, removed (a host
+    /// with a running job goes when the job ends), changed (new settings from its next job).
+    ConfigReloaded {
+        added: Vec<String>,
+        removed: Vec<String>,
+        changed: Vec<String>,
+    },
+    /// The config file was re-read and refused; nothing changed. Each problem as
+    /// `file:line:col: message`.
+    ConfigReloadFailed {
+        errors: Vec<String>,
+    },
     /// A `[[schedule]]` started its rollout.
     ScheduleTriggered {
         schedule: String,
@@ -162,6 +174,8 @@ impl EventKind {
             EventKind::HostRemoved { .. } => "host_removed",
             EventKind::CertificateRenewed { .. } => "certificate_renewed",
             EventKind::CertificateReloadFailed { .. } => "certificate_reload_failed",
+            EventKind::ConfigReloaded { .. } => "config_reloaded",
+            EventKind::ConfigReloadFailed { .. } => "config_reload_failed",
             EventKind::ScheduleTriggered { .. } => "schedule_triggered",
             EventKind::HostDeferred { .. } => "host_deferred",
             EventKind::CertificateRenewalFailed { .. } => "certificate_renewal_failed",
@@ -190,6 +204,8 @@ impl EventKind {
             | EventKind::RolloutApproved { .. }
             | EventKind::CertificateRenewed { .. }
             | EventKind::CertificateReloadFailed { .. }
+            | EventKind::ConfigReloaded { .. }
+            | EventKind::ConfigReloadFailed { .. }
             | EventKind::ScheduleTriggered { .. }
             | EventKind::CertificateRenewalFailed { .. } => None,
         }
@@ -197,7 +213,7 @@ impl EventKind {
 }
 
 /// All event type wire names (for validating `?types=`).
-pub const EVENT_TYPES: [&str; 21] = [
+pub const EVENT_TYPES: [&str; 23] = [
     "host_state_changed",
     "job_started",
     "job_output",
@@ -216,6 +232,8 @@ pub const EVENT_TYPES: [&str; 21] = [
     "rollout_awaiting_approval",
     "rollout_approved",
     "health_check_finished",
+    "config_reloaded",
+    "config_reload_failed",
     "schedule_triggered",
     "host_deferred",
     "certificate_renewal_failed",

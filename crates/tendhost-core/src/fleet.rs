@@ -25,11 +25,13 @@ use crate::model::{
     DEFAULT_WINDOW_GRACE, FleetError, HostFilter, HostSnapshot, HostStatus, JobSnapshot, JobState,
     MaxFailures, Packages, RolloutKind, RolloutRequest, RolloutSnapshot, Trigger, UpdateOptions,
 };
+pub use crate::orchestrator::Put;
 use crate::orchestrator::{
     AddHost, AllHosts, ApproveRollout, CancelRollout, ExecutorFactory, GetHost, GetRollout, Groups,
     ListHosts, ListRollouts, OrchestratorActor, OrchestratorArgs, RemoveHost, ResumeRollout,
     RolloutHandles, StartRollout,
 };
+use crate::orchestrator::{PutConfigHost, RetireHost, SetGroups};
 use crate::spec::{HostOrigin, HostSpec, HostTarget, KnownHostsPolicy};
 use crate::state::Request;
 
@@ -231,13 +233,15 @@ impl Fleet {
         &self.ctx.bus
     }
 
-    /// Publishes an event about the daemon itself (its TLS certificate), which the core's
+    /// Publishes an event about the daemon itself (its TLS certificate, its config file), which the core's
     /// actors know nothing of. Host, job and rollout events come only from the core; one of
     /// those handed in here is refused and returned.
     pub fn announce(&self, kind: EventKind) -> Result<(), EventKind> {
         match kind {
             EventKind::CertificateRenewed { .. }
             | EventKind::CertificateReloadFailed { .. }
+            | EventKind::ConfigReloaded { .. }
+            | EventKind::ConfigReloadFailed { .. }
             | EventKind::CertificateRenewalFailed { .. } => {
                 self.ctx.bus.publish(kind);
                 Ok(())
@@ -291,6 +295,22 @@ impl Fleet {
 
     pub async fn remove_host(&self, name: &str) -> Result<(), FleetError> {
         flatten(self.orchestrator.ask(RemoveHost(name.to_owned())).await).map(|_| ())
+    }
+
+    /// Config reload: puts a host of the config file in place (added when new, replaced when
+    /// its definition changed, keeping its status). `HostBusy` while a job runs on it.
+    pub async fn put_config_host(&self, spec: HostSpec) -> Result<Put, FleetError> {
+        flatten(self.orchestrator.ask(PutConfigHost(spec)).await)
+    }
+
+    /// Config reload: removes a host whatever its origin. `HostBusy` while a job runs on it.
+    pub async fn retire_host(&self, name: &str) -> Result<(), FleetError> {
+        flatten(self.orchestrator.ask(RetireHost(name.to_owned())).await)
+    }
+
+    /// Config reload: the groups of the config file.
+    pub async fn set_groups(&self, groups: BTreeMap<String, Vec<String>>) {
+        let _ = self.orchestrator.ask(SetGroups(groups)).await;
     }
 
     async fn request(

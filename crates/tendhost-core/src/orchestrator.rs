@@ -433,3 +433,83 @@ impl Message<RolloutHandles> for OrchestratorActor {
         self.rollouts.values().cloned().collect()
     }
 }
+
+/// Config reload: `spec` in place of the host of that name, or added when new (config hosts
+/// may be `local`). A changed host keeps its status and takes the new settings from its next
+/// job on; one whose job runs is left as it is (`HostBusy`: try again when the job ends).
+pub struct PutConfigHost(pub HostSpec);
+
+/// What [`PutConfigHost`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    Added,
+    Replaced,
+    Unchanged,
+}
+
+impl Message<PutConfigHost> for OrchestratorActor {
+    type Reply = Result<Put, FleetError>;
+
+    async fn handle(
+        &mut self,
+        msg: PutConfigHost,
+        ctx: &mut Context<Self, Self::Reply>,
+    ) -> Self::Reply {
+        let name = msg.0.name.clone();
+        let Some(old) = self.hosts.get(&name) else {
+            let entry = self
+                .spawn_host(ctx.actor_ref(), msg.0, HostStatus::default())
+                .await;
+            entry.shared.persist();
+            self.hosts.insert(name.clone(), entry);
+            self.ctx.bus.publish(EventKind::HostAdded { host: name });
+            return Ok(Put::Added);
+        };
+        if old.shared.spec == msg.0 {
+            return Ok(Put::Unchanged);
+        }
+        let status = old.shared.status().clone();
+        if let Some(job_id) = status.current_job.clone() {
+            return Err(FleetError::HostBusy { host: name, job_id });
+        }
+        let old = self.hosts.remove(&name).expect("checked above");
+        let _ = old.actor.stop_gracefully().await;
+        old.shared.executor.close().await;
+        let entry = self.spawn_host(ctx.actor_ref(), msg.0, status).await;
+        self.hosts.insert(name, entry);
+        Ok(Put::Replaced)
+    }
+}
+
+/// Config reload: remove a host whatever its origin, unless its job runs (`HostBusy`).
+pub struct RetireHost(pub String);
+
+impl Message<RetireHost> for OrchestratorActor {
+    type Reply = Result<(), FleetError>;
+
+    async fn handle(&mut self, msg: RetireHost, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
+        let name = msg.0;
+        let Some(entry) = self.hosts.get(&name) else {
+            return Ok(());
+        };
+        if let Some(job_id) = entry.shared.status().current_job.clone() {
+            return Err(FleetError::HostBusy { host: name, job_id });
+        }
+        let entry = self.hosts.remove(&name).expect("checked above");
+        let _ = entry.actor.stop_gracefully().await;
+        entry.shared.executor.close().await;
+        self.ctx.bus.publish(EventKind::HostRemoved { host: name });
+        Ok(())
+    }
+}
+
+/// Config reload: the groups from the file.
+pub struct SetGroups(pub BTreeMap<String, Vec<String>>);
+
+impl Message<SetGroups> for OrchestratorActor {
+    type Reply = ();
+
+    async fn handle(&mut self, msg: SetGroups, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
+        self.groups = msg.0;
+    }
+}

@@ -50,6 +50,19 @@ pub struct ScheduleSpec {
     pub catch_up: bool,
 }
 
+impl ScheduleSpec {
+    /// Whether `other` is the same schedule (`cron` is compared as written).
+    fn same_as(&self, other: &ScheduleSpec) -> bool {
+        self.name == other.name
+            && self.enabled == other.enabled
+            && self.cron_text == other.cron_text
+            && self.timezone_name == other.timezone_name
+            && self.action == other.action
+            && self.request == other.request
+            && self.catch_up == other.catch_up
+    }
+}
+
 /// Parses a cron expression: 5 fields (minute hour day-of-month month day-of-week) or one of
 /// `@yearly`, `@annually`, `@monthly`, `@weekly`, `@daily`, `@midnight`, `@hourly`.
 pub fn parse_cron(text: &str) -> Result<Cron, String> {
@@ -95,6 +108,14 @@ pub trait ScheduleStore: Send + Sync + 'static {
     fn triggered(&self, schedule: &str, rollout_id: &str);
 }
 
+/// What `Schedules::set_specs` changed, by schedule name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScheduleChanges {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+}
+
 /// A schedule as of now.
 #[derive(Debug, Clone)]
 pub struct ScheduleStatus {
@@ -106,7 +127,8 @@ pub struct ScheduleStatus {
 
 struct Inner {
     fleet: Fleet,
-    specs: Vec<Arc<ScheduleSpec>>,
+    /// Replaced whole by a config reload (`Schedules::set_specs`).
+    specs: Mutex<Vec<Arc<ScheduleSpec>>>,
     states: Mutex<BTreeMap<String, ScheduleState>>,
     store: Arc<dyn ScheduleStore>,
     /// The runner looks again (pause, resume).
@@ -146,7 +168,7 @@ impl Schedules {
             .collect();
         let inner = Arc::new(Inner {
             fleet,
-            specs: specs.into_iter().map(Arc::new).collect(),
+            specs: Mutex::new(specs.into_iter().map(Arc::new).collect()),
             states: Mutex::new(states),
             store,
             wake: Notify::new(),
@@ -162,19 +184,56 @@ impl Schedules {
     /// Every schedule, in config order.
     pub fn list(&self) -> Vec<ScheduleStatus> {
         self.inner
-            .specs
+            .specs()
             .iter()
             .map(|spec| self.inner.status(spec))
             .collect()
     }
 
     pub fn get(&self, name: &str) -> Result<ScheduleStatus, FleetError> {
-        Ok(self.inner.status(self.inner.spec(name)?))
+        Ok(self.inner.status(&self.inner.spec(name)?))
+    }
+
+    /// Replaces the schedules (a config reload): ones that keep their name keep their state
+    /// (paused, last run), new ones start unpaused, removed ones are forgotten; the runner
+    /// looks again at once. A run already started is not touched. Returns the names added,
+    /// removed and changed.
+    pub fn set_specs(&self, specs: Vec<ScheduleSpec>) -> ScheduleChanges {
+        let mut changes = ScheduleChanges::default();
+        let new: Vec<Arc<ScheduleSpec>> = specs.into_iter().map(Arc::new).collect();
+        {
+            let mut current = lock(&self.inner.specs);
+            for spec in &new {
+                match current.iter().find(|old| old.name == spec.name) {
+                    None => changes.added.push(spec.name.clone()),
+                    Some(old) if !old.same_as(spec) => changes.changed.push(spec.name.clone()),
+                    Some(_) => {}
+                }
+            }
+            for old in current.iter() {
+                if !new.iter().any(|spec| spec.name == old.name) {
+                    changes.removed.push(old.name.clone());
+                }
+            }
+            *current = new;
+        }
+        let states = {
+            let specs = self.inner.specs();
+            let mut states = lock(&self.inner.states);
+            states.retain(|name, _| specs.iter().any(|spec| spec.name == *name));
+            for spec in &specs {
+                states.entry(spec.name.clone()).or_default();
+            }
+            states.clone()
+        };
+        self.inner.store.save(&states);
+        self.inner.wake.notify_one();
+        changes
     }
 
     /// Starts a run now, whether the schedule is enabled, paused or neither.
     pub async fn run_now(&self, name: &str) -> Result<RolloutSnapshot, FleetError> {
-        let spec = Arc::clone(self.inner.spec(name)?);
+        let spec = self.inner.spec(name)?;
         self.inner.fire(&spec, clock::now()).await
     }
 
@@ -191,7 +250,7 @@ impl Schedules {
         let spec = self.inner.spec(name)?;
         self.inner.change(name, |state| state.paused = paused);
         self.inner.wake.notify_one();
-        Ok(self.inner.status(spec))
+        Ok(self.inner.status(&spec))
     }
 
     /// Stops the runner (the daemon is shutting down).
@@ -203,10 +262,16 @@ impl Schedules {
 }
 
 impl Inner {
-    fn spec(&self, name: &str) -> Result<&Arc<ScheduleSpec>, FleetError> {
-        self.specs
+    /// The schedules as of now (a reload may replace them at any await).
+    fn specs(&self) -> Vec<Arc<ScheduleSpec>> {
+        lock(&self.specs).clone()
+    }
+
+    fn spec(&self, name: &str) -> Result<Arc<ScheduleSpec>, FleetError> {
+        lock(&self.specs)
             .iter()
             .find(|spec| spec.name == name)
+            .cloned()
             .ok_or_else(|| FleetError::NotFound {
                 kind: "schedule",
                 name: name.to_owned(),
@@ -280,7 +345,7 @@ impl Inner {
 
     /// Catch-up at start, then one look per occurrence.
     async fn run(self: Arc<Self>, started: Timestamp) {
-        for spec in &self.specs {
+        for spec in &self.specs() {
             let last_run = self.state(&spec.name).last_run;
             let missed = last_run
                 .and_then(|last| spec.next_after(last))
@@ -302,7 +367,7 @@ impl Inner {
                 *cursor
             };
             let next = self
-                .specs
+                .specs()
                 .iter()
                 .filter(|spec| self.active(spec))
                 .filter_map(|spec| spec.next_after(cursor))
@@ -318,7 +383,7 @@ impl Inner {
                 () = wake => continue,
             }
             let now = clock::now();
-            for spec in &self.specs {
+            for spec in &self.specs() {
                 if !self.active(spec) {
                     continue;
                 }

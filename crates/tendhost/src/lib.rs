@@ -8,6 +8,8 @@ pub mod config;
 pub mod host_rules;
 pub mod http;
 pub mod persist;
+pub mod reload;
+pub mod sd_notify;
 pub mod telemetry;
 #[cfg(test)]
 mod testing;
@@ -171,6 +173,11 @@ pub async fn run(
     let metrics_follower = metrics.follow(&fleet);
     let records = persist::Records::new(store.clone());
     let reload = tokio::spawn(reload_tokens(Arc::clone(&access.keyring)));
+    let config_reload = tokio::spawn(
+        reload::Reloader::new(config.clone(), fleet.clone(), Arc::clone(&access.keyring))
+            .with_schedules(schedules.clone())
+            .on_hangup(),
+    );
     let mut state = http::AppState::new(
         &config,
         fleet.clone(),
@@ -231,12 +238,14 @@ pub async fn run(
 
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%addr, scheme, "tendhost listening");
+    sd_notify::notify(&format!("READY=1\nSTATUS=listening on {scheme}://{addr}"));
     // The graceful shutdown also waits for upgraded (WebSocket) connections; every session sees
     // the same stop signal and ends after its close frame (`http::ws::CLOSE_TIMEOUT`). With TLS
     // the same `axum::serve` runs over `tendhost_tls::TlsListener`, so this holds for both.
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let graceful = async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
+        sd_notify::notify("STOPPING=1\nSTATUS=shutting down");
         tracing::info!("shutting down: no longer accepting connections");
     };
     let server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match &tls {
@@ -276,6 +285,7 @@ pub async fn run(
     fleet.shutdown(JOB_GRACE).await;
     retention.abort();
     reload.abort();
+    config_reload.abort();
     tls_forward.abort();
     if let Some(redirect) = redirect {
         redirect.abort();
@@ -480,24 +490,16 @@ fn access_control(config: &Config, store: &Store) -> Result<http::auth::AccessCo
 /// How often the tokens file is looked at for changes.
 const TOKENS_FILE_POLL: Duration = Duration::from_secs(2);
 
-/// Re-reads the tokens file when it changes and on SIGHUP; a bad file keeps the last good set.
+/// Re-reads the tokens file when it changes (SIGHUP reads it again through the config reload,
+/// `reload.rs`); a bad file keeps the last good set.
 async fn reload_tokens(keyring: Arc<tendhost_auth::Keyring>) {
     let Some(path) = keyring.tokens_file().map(std::path::Path::to_path_buf) else {
         return;
     };
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut tick = tokio::time::interval(TOKENS_FILE_POLL);
     loop {
-        let force = tokio::select! {
-            _ = tick.tick() => false,
-            Some(()) = async {
-                match hangup.as_mut() {
-                    Some(signal) => signal.recv().await,
-                    None => std::future::pending().await,
-                }
-            } => true,
-        };
-        match keyring.reload(force) {
+        tick.tick().await;
+        match keyring.reload(false) {
             Ok(tendhost_auth::Reloaded::Unchanged) => {}
             Ok(tendhost_auth::Reloaded::Applied { n_tokens }) => {
                 tracing::info!(path = %path.display(), n_tokens, "tokens reloaded");

@@ -1,58 +1,13 @@
-//! `tendhost`: parse the command line, load the config, start telemetry, call `tendhost::run`.
-//! Nothing else lives here.
+//! `tendhost`: parse the command line (defined in `tendhost-cli`), then either run the daemon
+//! (load the config, start telemetry, call `tendhost::run`), carry out one of its local
+//! commands, or hand a client command to `tendhost_cli::run` with the config file's view of
+//! where the daemon is. Nothing else lives here.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use color_eyre::eyre::{Result, WrapErr};
-
-/// Keeps a fleet of Linux hosts up to date.
-#[derive(Debug, Parser)]
-#[command(name = "tendhost", version, about)]
-struct Cli {
-    /// Configuration file.
-    #[arg(long, short, global = true, default_value = "tendhost.toml")]
-    config: PathBuf,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the daemon (the default).
-    Run,
-    /// Validate the configuration and print a summary.
-    CheckConfig,
-    /// Print the example configuration.
-    DefaultConfig,
-    /// Manage API tokens.
-    #[command(subcommand)]
-    Token(TokenCommand),
-    /// TLS helpers.
-    #[command(subcommand)]
-    Tls(TlsCommand),
-}
-
-#[derive(Debug, Subcommand)]
-enum TlsCommand {
-    /// Print the daemon's CA certificate (PEM; `mode = "self-signed"`), for `curl --cacert`
-    /// and for trusting it system-wide.
-    Ca,
-}
-
-#[derive(Debug, Subcommand)]
-enum TokenCommand {
-    /// Make a new token: prints the token alone on the first line, then the line to add to
-    /// `[daemon.auth] tokens` (or a tokens_file). Only the hash goes into the config.
-    New {
-        /// The token's name, shown in logs and the audit trail.
-        name: String,
-        /// What the token may do: read, operate or admin (see docs/security.md).
-        #[arg(long)]
-        role: String,
-    },
-}
+use tendhost_cli::{Cli, Command, ConfigDefaults, TlsCommand, TokenCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -101,7 +56,43 @@ fn main() -> ExitCode {
                 }
             }
         }
+        client => tendhost_cli::run(
+            Cli {
+                command: Some(client),
+                ..cli
+            },
+            &client_defaults,
+        ),
     }
+}
+
+/// Where the config file at `path` says the daemon is, for the client commands: the bind
+/// address (a wildcard as loopback), its own CA in `self-signed` mode, and the bootstrap token
+/// file when the daemon uses it.
+fn client_defaults(path: &std::path::Path) -> Result<ConfigDefaults, String> {
+    let config = tendhost::config::load(path, &|var| std::env::var(var).ok())
+        .map_err(|err| err.to_string().trim_end().replace('\n', "; "))?;
+    let bind = config.daemon.bind;
+    let host = match bind.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+        ip if ip.is_unspecified() => "[::1]".to_owned(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+    };
+    let (scheme, ca_file) = match &config.daemon.tls.mode {
+        None => ("http", None),
+        Some(tendhost_tls::Mode::SelfSigned(settings)) => {
+            ("https", Some(tendhost_tls::ca_path(settings)))
+        }
+        Some(_) => ("https", None),
+    };
+    let auth = &config.daemon.auth;
+    let bootstrap = auth.enabled && auth.tokens.is_empty() && auth.tokens_file.is_none();
+    Ok(ConfigDefaults {
+        url: format!("{scheme}://{host}:{}", bind.port()),
+        ca_file,
+        token_file: bootstrap.then(|| config.daemon.data_dir.join(tendhost_auth::BOOTSTRAP_FILE)),
+    })
 }
 
 /// `tendhost token new`: the token (first line), then its config line.

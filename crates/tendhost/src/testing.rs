@@ -86,6 +86,16 @@ pub fn one_of_each() -> Vec<EventKind> {
             ok: false,
             output: "curl: (7) connection refused".to_owned(),
         },
+        EventKind::ConfigReloaded {
+            added: vec![host()],
+            removed: Vec::new(),
+            changed: vec!["web-02".to_owned()],
+        },
+        EventKind::ConfigReloadFailed {
+            errors: vec![
+                "/etc/tendhost/tendhost.toml:3:7: bind: invalid socket address".to_owned(),
+            ],
+        },
         EventKind::ScheduleTriggered {
             schedule: "nightly".to_owned(),
             rollout_id: rollout_id(),

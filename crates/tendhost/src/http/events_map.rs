@@ -131,6 +131,16 @@ fn payload(kind: &EventKind) -> EventPayload {
             ok,
             output,
         },
+        EventKind::ConfigReloaded {
+            added,
+            removed,
+            changed,
+        } => EventPayload::ConfigReloaded {
+            added,
+            removed,
+            changed,
+        },
+        EventKind::ConfigReloadFailed { errors } => EventPayload::ConfigReloadFailed { errors },
         EventKind::ScheduleTriggered {
             schedule,
             rollout_id,

@@ -228,6 +228,14 @@ enum StoredEvent {
         ok: bool,
         output: String,
     },
+    ConfigReloaded {
+        added: Vec<String>,
+        removed: Vec<String>,
+        changed: Vec<String>,
+    },
+    ConfigReloadFailed {
+        errors: Vec<String>,
+    },
     ScheduleTriggered {
         schedule: String,
         rollout_id: String,
