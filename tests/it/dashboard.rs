@@ -431,13 +431,22 @@ async fn an_operator_updates_rolls_out_and_reconnects_a_reader_only_looks() {
     let job_id = page
         .eval("document.getElementById('log-title').textContent.replace('Job output: ', '')")
         .await;
-    let (_, job) = call(
-        &app,
-        &tokens.read,
-        "GET",
-        &format!("/jobs/{}", job_id.as_str().unwrap()),
-        None,
-    )
+    // The host turns idle as the job settles it; the job's own end is recorded just after.
+    let job = tendhost_tests::wait::until("the update job to end", || async {
+        let (_, job) = call(
+            &app,
+            &tokens.read,
+            "GET",
+            &format!("/jobs/{}", job_id.as_str().unwrap()),
+            None,
+        )
+        .await;
+        if job["state"] == "running" {
+            Err(format!("still running: {job}"))
+        } else {
+            Ok(job)
+        }
+    })
     .await;
     assert_eq!(job["state"], "succeeded", "{job}");
     let shown_log = page
