@@ -29,10 +29,10 @@ use tokio::sync::watch;
 
 /// One request a receiver got.
 #[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    headers: HeaderMap,
-    body: Vec<u8>,
+pub(crate) struct Seen {
+    pub(crate) path: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Seen {
@@ -42,7 +42,7 @@ impl Seen {
             .map_or("", |value| value.to_str().unwrap_or(""))
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("the webhook body is JSON")
     }
 
@@ -53,7 +53,7 @@ impl Seen {
 
 /// How a receiver answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     /// 200 at once.
     Answer,
     /// 200 once the test calls `release`.
@@ -63,8 +63,8 @@ enum Mode {
 }
 
 /// An HTTP server started by the test, recording every request.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
     release: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -77,7 +77,7 @@ impl Drop for Receiver {
 }
 
 impl Receiver {
-    async fn start(mode: Mode) -> Receiver {
+    pub(crate) async fn start(mode: Mode) -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -122,7 +122,7 @@ impl Receiver {
     }
 
     /// Waits until `n` requests reached `path`.
-    async fn wait_for(&self, path: &str, n: usize) -> Vec<Seen> {
+    pub(crate) async fn wait_for(&self, path: &str, n: usize) -> Vec<Seen> {
         wait::until(
             &format!("{n} request(s) at {path} of {}", self.url),
             || async {
@@ -142,7 +142,7 @@ impl Receiver {
     }
 }
 
-fn webhook(name: &str, url: &str, secret: &str, extra: &str) -> String {
+pub(crate) fn webhook(name: &str, url: &str, secret: &str, extra: &str) -> String {
     format!(
         "\n[[notify]]\nname = \"{name}\"\nkind = \"webhook\"\nurl = \"{url}\"\nsecret = \"{secret}\"\n{extra}"
     )

@@ -1,7 +1,8 @@
 //! tendhost as a service: the unit `dist/tendhost.service` passes `systemd-analyze verify`
 //! (with no warning), the daemon reports `READY=1`, `RELOADING=1` and `STOPPING=1` on a notify
 //! socket the test creates, SIGHUP reloads the config (hosts added, removed once their job
-//! ends, changed; a broken file changes nothing and says where), and the Debian package (built by `scripts/package-deb`; `scripts/test` builds it
+//! ends, changed; schedules; notifiers, to a webhook receiver the test starts; a broken file
+//! changes nothing and says where), and the Debian package (built by `scripts/package-deb`; `scripts/test` builds it
 //! once and names it in `TENDHOST_TEST_DEB`) installs with `dpkg -i` in a fleet container,
 //! where its config passes `check-config` as the `tendhost` user.
 
@@ -423,6 +424,71 @@ fn schedules_config(schedules: &[(&str, &str)]) -> String {
         ));
     }
     text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_notifiers() {
+    use crate::notify::{Mode, Receiver, webhook};
+    use tendhost_api::events::EventPayload;
+    let receiver = Receiver::start(Mode::Answer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tendhost.toml");
+    let closed = crate::api_support::closed_port();
+    let hosts = hosts_config(&[("keep", closed, "a")]);
+    let hook = |name: &str| webhook(name, &format!("{}/{name}", receiver.url), "s-reload", "");
+    std::fs::write(&config, format!("{hosts}{}", hook("before"))).unwrap();
+    let mut daemon =
+        tendhost_tests::daemon::DaemonProcess::start(&config, &dir.path().join("data"));
+    let client = api(&daemon.base_url);
+    let mut stream = client
+        .events(tendhost_client::StreamOptions::default())
+        .await
+        .expect("event stream");
+    let sent = client
+        .test_notification("before")
+        .await
+        .expect("POST /notifications/before/test");
+    assert_eq!(sent.status, "delivered", "{sent:?}");
+    receiver.wait_for("/before", 1).await;
+
+    std::fs::write(&config, format!("{hosts}{}", hook("after"))).unwrap();
+    daemon.signal("HUP");
+    let reloaded = next_reload_event(&mut stream).await;
+    assert!(
+        matches!(
+            &reloaded,
+            EventPayload::ConfigReloaded { added, removed, changed }
+                if added.is_empty() && removed.is_empty() && changed.is_empty()
+        ),
+        "no host changed: {reloaded:?}"
+    );
+    let sent = client
+        .test_notification("after")
+        .await
+        .expect("POST /notifications/after/test: the reloaded notifier");
+    assert_eq!(sent.status, "delivered", "{sent:?}");
+    let [seen] = receiver.wait_for("/after", 1).await.try_into().unwrap();
+    assert_eq!(seen.json()["notifier"], "after");
+    let Err(tendhost_client::Error::Api { status, .. }) = client.test_notification("before").await
+    else {
+        panic!("the removed notifier still answers");
+    };
+    assert_eq!(status, 404);
+    assert_eq!(receiver.wait_for("/before", 1).await.len(), 1);
+    // A file without notifiers leaves none.
+    std::fs::write(&config, &hosts).unwrap();
+    daemon.signal("HUP");
+    assert!(matches!(
+        next_reload_event(&mut stream).await,
+        EventPayload::ConfigReloaded { .. }
+    ));
+    let Err(tendhost_client::Error::Api { status, .. }) = client.test_notification("after").await
+    else {
+        panic!("the notifier removed with [[notify]] still answers");
+    };
+    assert_eq!(status, 404);
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit("SIGTERM").success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -173,9 +173,11 @@ pub async fn run(
     let metrics_follower = metrics.follow(&fleet);
     let records = persist::Records::new(store.clone());
     let reload = tokio::spawn(reload_tokens(Arc::clone(&access.keyring)));
+    let notify = http::NotifySlot::default();
     let config_reload = tokio::spawn(
         reload::Reloader::new(config.clone(), fleet.clone(), Arc::clone(&access.keyring))
             .with_schedules(schedules.clone())
+            .with_notify(Arc::clone(&notify), store.clone())
             .on_hangup(),
     );
     let mut state = http::AppState::new(
@@ -203,10 +205,11 @@ pub async fn run(
             "notifications still pending at the last stop are recorded as failed"
         );
     }
-    let notify = start_notify(&config, &fleet, &store)?;
-    if let Some(notify) = &notify {
-        state = state.with_notify(Arc::clone(notify));
-    }
+    *notify
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+        start_notify(&config, &fleet, &store)?;
+    state = state.with_notify(Arc::clone(&notify));
     let tls_forward = tokio::spawn(forward_tls_events(tls_events, fleet.clone()));
     // The plain listener: redirects to https, and/or the ACME HTTP-01 answers.
     let tls_config = &config.daemon.tls;
@@ -292,7 +295,13 @@ pub async fn run(
     }
     drop(tls);
     metrics_follower.abort();
-    drop(notify);
+    // Out of the slot, whoever still holds the slot: its tasks stop now.
+    drop(
+        notify
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take(),
+    );
     store
         .flush()
         .await
@@ -307,8 +316,8 @@ pub async fn run(
 }
 
 /// Starts the notifiers of `[[notify]]` (none: no service). Deliveries are recorded in the
-/// store; their tasks stop when the service is dropped at shutdown.
-fn start_notify(
+/// store; their tasks stop when the service is dropped (at shutdown, or replaced by a reload).
+pub(crate) fn start_notify(
     config: &Config,
     fleet: &Fleet,
     store: &Store,

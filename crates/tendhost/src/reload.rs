@@ -8,9 +8,11 @@
 //!   ends), changed ones get their new definition for their next job (a busy one after its
 //!   job); hosts registered through the API are left alone;
 //! - schedules: as in the file (a schedule that keeps its name keeps its pause and last run;
-//!   a run already started goes on).
-//!
-//! Notifiers (`[[notify]]`) are not reloaded yet: they need a restart.
+//!   a run already started goes on);
+//! - notifiers: when `[[notify]]` or `daemon.public_url` changed, a new notification service
+//!   for the file's notifiers replaces the running one; the old one stops, and its deliveries
+//!   still `pending` are recorded as failed ("the notifiers were reloaded before delivering
+//!   it"), never left pending.
 //!
 //! Settings that only a restart can change (bind address, TLS, data_dir, the auth mode) are
 //! logged as such. An invalid file changes nothing: every problem is logged as
@@ -20,16 +22,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use tendhost_core::Fleet;
 use tendhost_core::events::EventKind;
 use tendhost_core::model::FleetError;
 use tendhost_core::schedule::{ScheduleChanges, Schedules};
 use tendhost_core::spec::HostSpec;
+use tendhost_store::Store;
 use tokio::task::JoinHandle;
 
 use crate::config::{self, Config, ConfigError};
+use crate::http::NotifySlot;
 use crate::sd_notify;
 
 /// What a reload changed, by host name (each list sorted).
@@ -50,6 +54,8 @@ pub struct Reloader {
     schedules: Option<Schedules>,
     /// Removals and replacements waiting for a running job to end, by host.
     deferred: HashMap<String, JoinHandle<()>>,
+    /// The notification service's slot and the store its deliveries go to.
+    notify: Option<(NotifySlot, Store)>,
 }
 
 impl Reloader {
@@ -63,7 +69,16 @@ impl Reloader {
             keyring,
             schedules: None,
             deferred: HashMap::new(),
+            notify: None,
         }
+    }
+
+    /// Reloads also replace the notification service in `slot` (deliveries recorded in
+    /// `store`).
+    #[must_use]
+    pub fn with_notify(mut self, slot: NotifySlot, store: Store) -> Reloader {
+        self.notify = Some((slot, store));
+        self
     }
 
     /// Reloads also replace the schedules of `schedules`.
@@ -130,6 +145,17 @@ impl Reloader {
     /// fail (the tokens file) comes first, so a refused reload has changed nothing.
     async fn apply(&mut self, new: Config) -> Result<Changes, Vec<String>> {
         self.warn_restart_only(&new);
+        // Notifiers: the new service starts first (a notifier that cannot start refuses the
+        // file); it is put in force below, with the rest.
+        let notify_changed = self.current.notify != new.notify
+            || self.current.daemon.public_url != new.daemon.public_url;
+        let fresh_notify = match &self.notify {
+            Some((_, store)) if notify_changed => Some(
+                crate::start_notify(&new, &self.fleet, store)
+                    .map_err(|err| vec![format!("{}: {err:#}", self.path.display())])?,
+            ),
+            _ => None,
+        };
         // Tokens.
         let auth = &new.daemon.auth;
         let tokens_mode = auth.enabled && (!auth.tokens.is_empty() || auth.tokens_file.is_some());
@@ -184,7 +210,30 @@ impl Reloader {
                 );
             }
         }
-        // Later sections (notifiers) apply `new` here.
+        // Notifiers: the new service in force, the old one stopped; what it had not
+        // delivered yet is recorded as failed.
+        if let (Some(fresh), Some((slot, store))) = (fresh_notify, &self.notify) {
+            let old = std::mem::replace(
+                &mut *slot.write().unwrap_or_else(PoisonError::into_inner),
+                fresh,
+            );
+            drop(old);
+            match store
+                .fail_pending_deliveries(
+                    jiff::Timestamp::now().as_millisecond(),
+                    "the notifiers were reloaded before delivering it".to_owned(),
+                )
+                .await
+            {
+                Ok(0) => {}
+                Ok(n_ended) => tracing::warn!(
+                    n_ended,
+                    "notifications still pending at the reload are recorded as failed"
+                ),
+                Err(err) => tracing::error!(%err, "cannot record the pending notifications"),
+            }
+            tracing::info!(notifiers = new.notify.len(), "notifiers reloaded");
+        }
         changes.added.sort();
         changes.removed.sort();
         changes.changed.sort();
@@ -273,9 +322,6 @@ impl Reloader {
         };
         if auth_mode(&old.auth) != auth_mode(&fresh.auth) {
             keys.push("daemon.auth (enabled, bootstrap or tokens_file)");
-        }
-        if self.current.notify != new.notify || old.public_url != fresh.public_url {
-            keys.push("[[notify]] and daemon.public_url");
         }
         if !keys.is_empty() {
             tracing::warn!(keys = ?keys, "changed in the config file; these take effect at the next restart");

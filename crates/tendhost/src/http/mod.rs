@@ -72,9 +72,13 @@ struct Inner {
     metrics: Arc<tendhost_metrics::Metrics>,
     /// `[[schedule]]` and their runner (`/schedules`).
     schedules: Option<tendhost_core::schedule::Schedules>,
-    /// The notifiers (`/notifications`), when `[[notify]]` names any.
-    notify: Option<Arc<tendhost_notify::Service>>,
+    /// The notifiers (`/notifications`), when `[[notify]]` names any; a config reload swaps
+    /// in a new service.
+    notify: NotifySlot,
 }
+
+/// Where the notification service in force lives: read per request, replaced by a reload.
+pub type NotifySlot = Arc<std::sync::RwLock<Option<Arc<tendhost_notify::Service>>>>;
 
 impl AppState {
     pub fn new(
@@ -107,7 +111,7 @@ impl AppState {
                 },
                 tls: None,
                 schedules: None,
-                notify: None,
+                notify: NotifySlot::default(),
             }),
         }
     }
@@ -124,13 +128,13 @@ impl AppState {
         }
     }
 
-    /// The same state with the notification service.
+    /// The same state with the notification service's slot.
     #[must_use]
-    pub fn with_notify(self, notify: Arc<tendhost_notify::Service>) -> Self {
+    pub fn with_notify(self, notify: NotifySlot) -> Self {
         let Ok(mut inner) = Arc::try_unwrap(self.inner) else {
             panic!("with_notify is called before the state is shared");
         };
-        inner.notify = Some(notify);
+        inner.notify = notify;
         Self {
             inner: Arc::new(inner),
         }
@@ -141,9 +145,13 @@ impl AppState {
         self.inner.schedules.as_ref()
     }
 
-    /// The notification service, when notifiers are configured.
-    pub fn notify(&self) -> Option<&tendhost_notify::Service> {
-        self.inner.notify.as_deref()
+    /// The notification service in force, when notifiers are configured.
+    pub fn notify(&self) -> Option<Arc<tendhost_notify::Service>> {
+        self.inner
+            .notify
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The same state with the certificate service (TLS on).
