@@ -79,6 +79,9 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         .args(["--request-timeout", "60", "--seed", "14"])
         .args(["--report", "json", "--report-json-path"])
         .arg(&report)
+        // Its cache of found crashes (`.schemathesis/`) goes to the test's temp dir, not
+        // into the checkout.
+        .current_dir(app.dir.path())
         .stdin(Stdio::null())
         .output()
         .await

@@ -227,12 +227,16 @@ impl Store {
 
     /// Queues `op`; when the queue is full, waits on this thread until the writer makes room.
     /// The writer never waits on a caller, so this wait always ends.
+    ///
+    /// The send is polled `unconstrained`: called from a task whose cooperative budget is
+    /// spent, tokio would answer `Pending` and defer the wake-up to the scheduler, which
+    /// cannot run while this thread waits here (a current-thread runtime then never wakes).
     fn send(&self, op: Op) -> Result<()> {
         match self.ops.try_send(op) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(StoreError::Closed),
             Err(mpsc::error::TrySendError::Full(op)) => {
-                let send = || reader::block_on(self.ops.send(op));
+                let send = || reader::block_on(tokio::task::unconstrained(self.ops.send(op)));
                 let sent = match tokio::runtime::Handle::try_current() {
                     // Lets the runtime move this worker's other tasks elsewhere meanwhile.
                     Ok(handle)
@@ -349,6 +353,59 @@ mod tests {
         let lines = store.job_output("j", 0, 10_000).await.unwrap();
         assert_eq!(lines.len(), 2 * N_LINES, "no line dropped");
         store.close().await.unwrap();
+    }
+
+    /// A queueing call that finds the queue full from a task whose cooperative budget is
+    /// spent still wakes when the writer makes room, on a current-thread runtime too (as the
+    /// daemon runs in-process in tests): tokio defers such a task's wake-up to its scheduler,
+    /// which cannot run while the call waits on that thread. The producer runs on its own
+    /// thread so that a wedge fails this test instead of hanging it.
+    #[test]
+    fn a_full_queue_wakes_a_producer_whose_budget_is_spent_on_a_current_thread_runtime() {
+        const CAPACITY: usize = 16;
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            queue: CAPACITY,
+            ..StoreOptions::default()
+        };
+        let store = Store::open_with(dir.path(), options).unwrap();
+        let (done, finished) = std::sync::mpsc::channel();
+        let producer = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                store.insert_job(job("j", "running", 1)).await.unwrap();
+                let release = hold_writer(&store).await;
+                std::thread::spawn(move || {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    let _ = release.send(());
+                });
+                // A fresh budget (128 units), spent to the last unit without yielding.
+                tokio::task::yield_now().await;
+                for _ in 0..128 {
+                    tokio::task::consume_budget().await;
+                }
+                for line_idx in 0..CAPACITY * 4 {
+                    store
+                        .log_line("j", "stdout", 1, &format!("line {line_idx}"))
+                        .unwrap();
+                }
+                store.flush().await.unwrap();
+                let n_lines = store.job_output("j", 0, 10_000).await.unwrap().len();
+                store.close().await.unwrap();
+                n_lines
+            })
+        });
+        std::thread::spawn(move || {
+            let _ = done.send(producer.join());
+        });
+        let n_lines = finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the producer never woke once the writer made room")
+            .unwrap();
+        assert_eq!(n_lines, CAPACITY * 4, "no line dropped");
     }
 
     /// Reads run on read-only connections, not on the writer thread: a replay read answers

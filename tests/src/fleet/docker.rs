@@ -43,8 +43,13 @@ where
     line
 }
 
+/// How long one harness command (`docker ...`, a repository tool) may run. Far above what any
+/// takes on a loaded machine; below the test runner's 300 s kill, so a wedged `docker exec`
+/// fails the test with its name.
+const COMMAND_DEADLINE: std::time::Duration = std::time::Duration::from_secs(200);
+
 /// Runs `program args` (in `cwd` when given) to the end and returns its output, failing
-/// only when it cannot be started.
+/// only when it cannot be started or does not end within [`COMMAND_DEADLINE`].
 pub(crate) async fn run_raw<I, S>(
     program: &str,
     args: I,
@@ -62,10 +67,20 @@ where
     if let Some(cwd) = cwd {
         command.current_dir(cwd);
     }
-    let output = command.output().await.map_err(|source| FleetError::Spawn {
-        command: describe(program, args),
-        source,
-    })?;
+    // kill_on_drop: a command that outlives the deadline is killed, and the test names it
+    // instead of hanging until the runner's own kill.
+    let output = match tokio::time::timeout(COMMAND_DEADLINE, command.output()).await {
+        Ok(output) => output.map_err(|source| FleetError::Spawn {
+            command: describe(program, args),
+            source,
+        })?,
+        Err(_) => {
+            return Err(FleetError::Timeout {
+                what: format!("`{}` to finish", describe(program, args)),
+                after: COMMAND_DEADLINE,
+            });
+        }
+    };
     Ok(Ran {
         status: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
