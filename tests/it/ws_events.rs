@@ -416,7 +416,13 @@ async fn ws_replay_from_disk_then_gap_only_for_what_retention_pruned() {
 
 #[tokio::test]
 async fn ws_host_and_types_filters_apply_to_replay_and_live() {
-    let app = spawn_app(&config("", &[CLOSED_PORT_HOST, LOCAL_HOST])).await;
+    // The filtered clients are read only after the check: with pings far apart a slow check
+    // on a loaded machine cannot get them closed for unanswered pings first.
+    let app = spawn_app(&config(
+        "ws_ping_interval = \"10m\"\n",
+        &[CLOSED_PORT_HOST, LOCAL_HOST],
+    ))
+    .await;
     let mut everything = connect(app.addr, "").await;
     let mut by_host = connect(app.addr, "?host=me").await;
     let mut by_types = connect(app.addr, "?types=job_started,job_finished").await;
@@ -563,7 +569,13 @@ async fn ws_slow_client_gets_lagged_while_others_continue() {
     const CHURNERS: usize = 4;
     const PAIRS: usize = 600;
     // A subscriber may fall 16 events behind before it lags.
-    let app = spawn_app(&config("event_channel = 16\n", &[])).await;
+    // Pings far apart: the slow client answers none until it reads, and on a loaded machine
+    // the churn can outlast the default keepalive, which would close it before it lags.
+    let app = spawn_app(&config(
+        "event_channel = 16\nws_ping_interval = \"10m\"\n",
+        &[],
+    ))
+    .await;
     let mut slow = handshake(slow_socket(app.addr).await, app.addr, "").await;
     let mut fast = connect(app.addr, "").await;
 
