@@ -1,7 +1,7 @@
 //! Schedules on real hosts, through the in-process daemon: runs started by a driven wall clock
 //! (`tendhost_core::clock::testing::set`, this process's clock; the daemon reads it), the
-//! security-only selection on the hosts a filter matches with `reboot = "if_required"`
-//! (verified by the host's boot identity), hosts deferred until their maintenance window
+//! security-only selection on the hosts a filter matches with `reboot = "if_required"`, and a
+//! named-package run with `reboot = "always"` (both verified by the host's boot identity), hosts deferred until their maintenance window
 //! opens or skipped past `window_grace`, two schedules in the same minute (one job per host),
 //! a pause kept across a restart, a missed run made up once (`catch_up`), `run` at once, and
 //! one schedule on the real clock.
@@ -97,7 +97,9 @@ async fn nightly_security_schedule_updates_matched_hosts_and_reboots_if_required
         panic!("two hosts");
     };
     let schedule = "[[schedule]]\nname = \"nightly\"\ncron = \"0 3 * * *\"\naction = \"update\"\n\
-                    packages = \"security\"\nreboot = \"if_required\"\nfilter = { tags = [\"web\"] }\n";
+                    packages = \"security\"\nreboot = \"if_required\"\nfilter = { tags = [\"web\"] }\n\n\
+                    [[schedule]]\nname = \"monthly\"\ncron = \"0 4 1 * *\"\naction = \"update\"\n\
+                    packages = [\"tendhost-main\"]\nreboot = \"always\"\nfilter = { tags = [\"db\"] }\n";
     let app = spawn_app(&config_for(
         &fleet,
         &[(web, "tags = [\"web\"]"), (db, "tags = [\"db\"]")],
@@ -155,6 +157,36 @@ async fn nightly_security_schedule_updates_matched_hosts_and_reboots_if_required
         listed["data"][0]["trigger"],
         json!({"schedule": "nightly"}),
         "{listed:#}"
+    );
+
+    // `reboot = "always"` reboots a host whose update asked for none (tendhost-main's
+    // postinst leaves no /var/run/reboot-required), verified by its boot identity.
+    let db_boot_before = db.boot_identity().await;
+    let (status, body) = post_json(&app.base_url, "/schedules/monthly/run", json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    let monthly_id = body["rollout_id"].as_str().unwrap().to_owned();
+    let monthly = wait_rollout(&app.base_url, &monthly_id).await;
+    assert_eq!(monthly["state"], "completed", "{monthly:#}");
+    assert_eq!(
+        host_entry(&monthly, db.name())["state"],
+        "succeeded",
+        "{monthly:#}"
+    );
+    assert_eq!(version(db, "tendhost-main").await, "1.1");
+    assert_eq!(version(db, "tendhost-sec").await, "1.0", "only the named package");
+    assert_ne!(
+        db.boot_identity().await,
+        db_boot_before,
+        "reboot = \"always\" rebooted a host that needed no reboot"
+    );
+    let db_job_id = host_entry(&monthly, db.name())["job_id"].as_str().unwrap();
+    let db_job = get_json(&app.base_url, &format!("/jobs/{db_job_id}")).await;
+    assert!(
+        db_job["summary"]
+            .as_str()
+            .unwrap()
+            .contains("rebooted and verified"),
+        "{db_job:#}"
     );
     let audit = get_json(&app.base_url, "/audit").await;
     assert!(
