@@ -99,7 +99,8 @@ async fn nightly_security_schedule_updates_matched_hosts_and_reboots_if_required
     let schedule = "[[schedule]]\nname = \"nightly\"\ncron = \"0 3 * * *\"\naction = \"update\"\n\
                     packages = \"security\"\nreboot = \"if_required\"\nfilter = { tags = [\"web\"] }\n\n\
                     [[schedule]]\nname = \"monthly\"\ncron = \"0 4 1 * *\"\naction = \"update\"\n\
-                    packages = [\"tendhost-main\"]\nreboot = \"always\"\nfilter = { tags = [\"db\"] }\n";
+                    packages = [\"tendhost-main\"]\nreboot = \"always\"\nfilter = { tags = [\"db\"] }\n\
+                    random_delay = \"2h\"\n";
     let app = spawn_app(&config_for(
         &fleet,
         &[(web, "tags = [\"web\"]"), (db, "tags = [\"db\"]")],
@@ -110,6 +111,15 @@ async fn nightly_security_schedule_updates_matched_hosts_and_reboots_if_required
     assert_eq!(listed["data"][0]["name"], "nightly", "{listed:#}");
     assert_eq!(listed["data"][0]["packages"], "security", "{listed:#}");
     assert!(listed["data"][0]["last_rollout_id"].is_null(), "{listed:#}");
+    // `random_delay`: the next run starts within two hours after 04:00 on the 1st.
+    let monthly = &listed["data"][1];
+    assert_eq!(monthly["random_delay_secs"], 7200, "{listed:#}");
+    let next_run: jiff::Timestamp = monthly["next_run"].as_str().unwrap().parse().unwrap();
+    let local = next_run.to_zoned(TimeZone::system());
+    assert!(
+        local.day() == 1 && (4..6).contains(&local.hour()),
+        "next_run {local} is not within 2h after 04:00 on the 1st: {monthly:#}"
+    );
 
     let boot_before = web.boot_identity().await;
     set_clock("2026-11-21T02:59:57");
@@ -173,7 +183,11 @@ async fn nightly_security_schedule_updates_matched_hosts_and_reboots_if_required
         "{monthly:#}"
     );
     assert_eq!(version(db, "tendhost-main").await, "1.1");
-    assert_eq!(version(db, "tendhost-sec").await, "1.0", "only the named package");
+    assert_eq!(
+        version(db, "tendhost-sec").await,
+        "1.0",
+        "only the named package"
+    );
     assert_ne!(
         db.boot_identity().await,
         db_boot_before,

@@ -138,6 +138,7 @@ pub enum ScheduleAction {
     "reboot": "if_required",
     "enabled": true,
     "paused": false,
+    "random_delay_secs": 0,
     "next_run": "2026-05-03T01:00:00Z",
     "last_run": "2026-05-02T01:00:00Z",
     "last_rollout_id": "rollout-0196a0c4-7e1f-7b3a-9c1d-2f4e5a6b7c8d"
@@ -156,7 +157,11 @@ pub struct Schedule {
     pub enabled: bool,
     /// Paused through the API (kept across restarts).
     pub paused: bool,
-    /// RFC 3339; null when disabled or paused.
+    /// `random_delay` in seconds: each run starts up to this long after its cron time (its
+    /// own delay, fixed per run, is already in `next_run`). 0: at the cron time.
+    pub random_delay_secs: u64,
+    /// RFC 3339, the instant the next run starts (its cron time plus its delay); null when
+    /// disabled or paused.
     #[schema(format = DateTime)]
     pub next_run: Option<String>,
     /// RFC 3339; null when it never ran.

@@ -11,6 +11,12 @@
 //! an occurrence that has passed runs once. Pausing persists (`ScheduleStore`); paused and
 //! disabled schedules never fire by themselves, and `run` starts one at once either way.
 //!
+//! Randomised start (`random_delay`, as Landscape's randomised delivery and systemd's
+//! `RandomizedDelaySec`): each occurrence runs at its cron time plus its own delay in
+//! `[0, random_delay)`, so daemons (or schedules) sharing a mirror do not all start at the same
+//! second. The delay is a hash of the schedule's name and the occurrence, not a random draw:
+//! `next_run` shows the instant the run will really start, and a restart keeps it.
+//!
 //! Overlap: a host has at most one job (its actor refuses a second), so a run that reaches a
 //! host busy with another schedule's or a manual job records it `skipped` with reason
 //! `busy: ...` and does not wait for it.
@@ -48,6 +54,8 @@ pub struct ScheduleSpec {
     /// The rollout a run starts (`trigger` is this schedule).
     pub request: RolloutRequest,
     pub catch_up: bool,
+    /// Each run starts up to this long after its cron time (zero: at it).
+    pub random_delay: Duration,
 }
 
 impl ScheduleSpec {
@@ -60,6 +68,7 @@ impl ScheduleSpec {
             && self.action == other.action
             && self.request == other.request
             && self.catch_up == other.catch_up
+            && self.random_delay == other.random_delay
     }
 }
 
@@ -81,6 +90,10 @@ pub fn parse_cron(text: &str) -> Result<Cron, String> {
         .map_err(|err| format!("cron {text:?} is not valid: {err}"))
 }
 
+/// Occurrences [`ScheduleSpec::next_due_after`] looks at, at most (a delay longer than many
+/// intervals of a frequent schedule).
+const MAX_LOOKAHEAD: usize = 1_024;
+
 impl ScheduleSpec {
     /// The first occurrence strictly after `after`, in this schedule's time zone.
     pub fn next_after(&self, after: Timestamp) -> Option<Timestamp> {
@@ -89,6 +102,48 @@ impl ScheduleSpec {
             .find_next_occurrence(&zoned, false)
             .ok()
             .map(|next| next.timestamp())
+    }
+
+    /// How long after `occurrence` its run starts: in `[0, random_delay)`, the same for the
+    /// same schedule and occurrence every time it is asked.
+    pub fn delay_for(&self, occurrence: Timestamp) -> Duration {
+        let Ok(span_ms) = u64::try_from(self.random_delay.as_millis()) else {
+            return Duration::ZERO;
+        };
+        if span_ms == 0 {
+            return Duration::ZERO;
+        }
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&(self.name.as_str(), occurrence.as_second()), &mut hasher);
+        Duration::from_millis(std::hash::Hasher::finish(&hasher) % span_ms)
+    }
+
+    /// The run due first strictly after `after`: `(occurrence, start)` with `start` the
+    /// occurrence plus its delay. With a delay, an occurrence before `after` may still be due
+    /// after it, and (a delay longer than the interval) a later occurrence may start first.
+    pub fn next_due_after(&self, after: Timestamp) -> Option<(Timestamp, Timestamp)> {
+        let mut from = after
+            .checked_sub(jiff::SignedDuration::try_from(self.random_delay).ok()?)
+            .unwrap_or(after);
+        let mut best: Option<(Timestamp, Timestamp)> = None;
+        for _ in 0..MAX_LOOKAHEAD {
+            let Some(occurrence) = self.next_after(from) else {
+                break;
+            };
+            // Every later occurrence starts at or after itself: none can beat `best` now.
+            if best.is_some_and(|(_, start)| occurrence >= start) {
+                break;
+            }
+            let start = jiff::SignedDuration::try_from(self.delay_for(occurrence))
+                .ok()
+                .and_then(|delay| occurrence.checked_add(delay).ok())
+                .unwrap_or(occurrence);
+            if start > after && best.is_none_or(|(_, best_start)| start < best_start) {
+                best = Some((occurrence, start));
+            }
+            from = occurrence;
+        }
+        best
     }
 }
 
@@ -293,7 +348,7 @@ impl Inner {
             spec: Arc::clone(spec),
             state: self.state(&spec.name),
             next_run: if self.active(spec) {
-                spec.next_after(after)
+                spec.next_due_after(after).map(|(_, start)| start)
             } else {
                 None
             },
@@ -348,8 +403,8 @@ impl Inner {
         for spec in &self.specs() {
             let last_run = self.state(&spec.name).last_run;
             let missed = last_run
-                .and_then(|last| spec.next_after(last))
-                .is_some_and(|next| next <= started);
+                .and_then(|last| spec.next_due_after(last))
+                .is_some_and(|(_, start)| start <= started);
             if spec.catch_up && self.active(spec) && missed {
                 tracing::info!(schedule = %spec.name, "running a run missed while the daemon was down (catch_up)");
                 let _ = self.fire(spec, started).await;
@@ -370,7 +425,7 @@ impl Inner {
                 .specs()
                 .iter()
                 .filter(|spec| self.active(spec))
-                .filter_map(|spec| spec.next_after(cursor))
+                .filter_map(|spec| spec.next_due_after(cursor).map(|(_, start)| start))
                 .min();
             let Some(next) = next else {
                 wake.await;
@@ -387,7 +442,8 @@ impl Inner {
                 if !self.active(spec) {
                     continue;
                 }
-                let Some(due) = spec.next_after(cursor).filter(|due| *due <= now) else {
+                let Some((_, due)) = spec.next_due_after(cursor).filter(|(_, due)| *due <= now)
+                else {
                     continue;
                 };
                 let late = Duration::try_from(now.duration_since(due)).unwrap_or_default();
@@ -404,10 +460,113 @@ impl Inner {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use jiff::Timestamp;
     use jiff::tz::TimeZone;
 
-    use crate::schedule::parse_cron;
+    use crate::model::{HostFilter, MaxFailures, Packages, RolloutKind, RolloutRequest, Trigger};
+    use crate::schedule::{ScheduleSpec, parse_cron};
+
+    fn spec(name: &str, cron: &str, random_delay: Duration) -> ScheduleSpec {
+        ScheduleSpec {
+            name: name.to_owned(),
+            enabled: true,
+            cron_text: cron.to_owned(),
+            cron: parse_cron(cron).unwrap(),
+            timezone: TimeZone::UTC,
+            timezone_name: "UTC".to_owned(),
+            action: RolloutKind::Check,
+            request: RolloutRequest {
+                batch_size: usize::MAX,
+                delay: Duration::ZERO,
+                max_failures: MaxFailures::Count(0),
+                canary: Vec::new(),
+                filter: HostFilter::default(),
+                dry_run: false,
+                force: false,
+                approve_after: None,
+                approval_timeout: None,
+                packages: Packages::All,
+                reboot: None,
+                defer_outside_window: true,
+                window_grace: Duration::from_secs(3600),
+                trigger: Trigger::Schedule(name.to_owned()),
+            },
+            catch_up: false,
+            random_delay,
+        }
+    }
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_random_delay_moves_each_run_within_it_and_stays_put_when_asked_again() {
+        let hour = Duration::from_secs(3600);
+        let nightly = spec("nightly", "0 3 * * *", hour);
+        let mut delays = Vec::new();
+        let mut after = at("2026-11-20T12:00:00Z");
+        for _ in 0..30 {
+            let (occurrence, start) = nightly.next_due_after(after).unwrap();
+            assert_eq!(occurrence.to_string()[11..], *"03:00:00Z", "{occurrence}");
+            let delay = Duration::try_from(start.duration_since(occurrence)).unwrap();
+            assert!(delay < hour, "{delay:?}");
+            assert_eq!(nightly.delay_for(occurrence), delay, "asked again");
+            // Asked from inside the delay, the same run is still ahead.
+            let inside = occurrence
+                .checked_add(jiff::SignedDuration::from_secs(1))
+                .unwrap();
+            if start > inside {
+                assert_eq!(nightly.next_due_after(inside), Some((occurrence, start)));
+            }
+            delays.push(delay);
+            after = start;
+        }
+        delays.sort();
+        delays.dedup();
+        assert!(
+            delays.len() > 20,
+            "30 nights, {} distinct delays",
+            delays.len()
+        );
+        // Another schedule at the same cron time starts at other instants.
+        let other = spec("other", "0 3 * * *", hour);
+        let first = nightly.next_due_after(at("2026-11-20T12:00:00Z")).unwrap();
+        assert_ne!(
+            other.next_due_after(at("2026-11-20T12:00:00Z")).unwrap(),
+            first
+        );
+        // Without a delay, runs start at their cron time.
+        let exact = spec("nightly", "0 3 * * *", Duration::ZERO);
+        let (occurrence, start) = exact.next_due_after(at("2026-11-20T12:00:00Z")).unwrap();
+        assert_eq!(
+            (occurrence, start),
+            (at("2026-11-21T03:00:00Z"), at("2026-11-21T03:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_delay_longer_than_the_interval_still_gives_the_earliest_start() {
+        let every_minute = spec("busy", "* * * * *", Duration::from_secs(600));
+        let after = at("2026-11-20T12:00:30Z");
+        let (_, start) = every_minute.next_due_after(after).unwrap();
+        assert!(start > after);
+        // No occurrence within ten minutes either way starts between `after` and `start`.
+        let mut occurrence = at("2026-11-20T11:50:00Z");
+        while occurrence < at("2026-11-20T12:10:00Z") {
+            let delay = jiff::SignedDuration::try_from(every_minute.delay_for(occurrence)).unwrap();
+            let its_start = occurrence.checked_add(delay).unwrap();
+            assert!(
+                its_start <= after || its_start >= start,
+                "{occurrence} starts at {its_start}, before {start}"
+            );
+            occurrence = occurrence
+                .checked_add(jiff::SignedDuration::from_secs(60))
+                .unwrap();
+        }
+    }
 
     fn next(cron: &str, tz: &str, after: &str) -> String {
         let cron = parse_cron(cron).unwrap();

@@ -1,7 +1,8 @@
 //! `[[schedule]]` tables: the raw TOML shape and its validation into the core's
 //! `ScheduleSpec` (cron through `tendhost_core::schedule::parse_cron`, an IANA time zone,
 //! the `POST /fleet/update` fields with the same names, `reboot`, `window_grace`,
-//! `catch_up`, `enabled`, the approval gate `approve_after`/`approval_timeout`). Every problem is reported at its `file:line:col`.
+//! `catch_up`, `random_delay`, `enabled`, the approval gate `approve_after`/`approval_timeout`).
+//! Every problem is reported at its `file:line:col`.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -22,6 +23,8 @@ use crate::host_rules;
 const MAX_DELAY_MS: u64 = 24 * 60 * 60 * 1000;
 /// The longest `window_grace`: a week.
 const MAX_WINDOW_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The longest `random_delay`: a day.
+const MAX_RANDOM_DELAY: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +47,7 @@ pub(crate) struct RawSchedule {
     pub approve_after: Option<Spanned<tendhost_api::gates::ApproveAfter>>,
     pub approval_timeout: Option<Spanned<String>>,
     pub catch_up: Option<bool>,
+    pub random_delay: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -193,6 +197,11 @@ impl Validator<'_> {
                     .map_err(|reason| self.error(&grace.span(), format!("window_grace {reason}")))
                     .unwrap_or(DEFAULT_WINDOW_GRACE)
             });
+        let random_delay = raw.random_delay.as_ref().map_or(Duration::ZERO, |delay| {
+            host_rules::duration_reason(delay.get_ref(), MAX_RANDOM_DELAY)
+                .map_err(|reason| self.error(&delay.span(), format!("random_delay {reason}")))
+                .unwrap_or(Duration::ZERO)
+        });
         let canary = names(&raw.canary);
         for (canary_name, item) in canary.iter().zip(&raw.canary) {
             if !hosts.iter().any(|host| host.name == *canary_name) {
@@ -231,6 +240,7 @@ impl Validator<'_> {
             timezone_name,
             action,
             catch_up: raw.catch_up.unwrap_or(false),
+            random_delay,
         })
     }
 

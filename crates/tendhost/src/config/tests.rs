@@ -900,7 +900,7 @@ fn schedules_and_excludes() {
          approve_after = \"canary\"\napproval_timeout = \"12h\"\n\
          max_failures = \"10%\"\ncanary = [\"a\"]\nfilter = { hosts = [\"a\"] }\n\n\
          [[schedule]]\nname = \"named\"\ncron = \"@weekly\"\naction = \"check\"\n\
-         packages = [\"openssl\"]\nenabled = false\ncatch_up = true\n",
+         packages = [\"openssl\"]\nenabled = false\ncatch_up = true\nrandom_delay = \"45m\"\n",
     );
     let globs: Vec<&str> = config.hosts[0]
         .policy
@@ -937,6 +937,8 @@ fn schedules_and_excludes() {
         tendhost_core::model::Trigger::Schedule("nightly".to_owned())
     );
     assert!(!named.enabled && named.catch_up);
+    assert_eq!(named.random_delay, Duration::from_secs(45 * 60));
+    assert_eq!(nightly.random_delay, Duration::ZERO);
     assert_eq!(named.action, tendhost_core::model::RolloutKind::Check);
 
     let base = "[[host]]\nname = \"a\"\naddr = \"10.0.0.1\"\n\n[[schedule]]\nname = \"s\"\n";
@@ -978,6 +980,18 @@ fn schedules_and_excludes() {
             8,
             16,
             "window_grace",
+        ),
+        (
+            "cron = \"@daily\"\nrandom_delay = \"2d\"\n",
+            8,
+            16,
+            "random_delay",
+        ),
+        (
+            "cron = \"@daily\"\nrandom_delay = \"soon\"\n",
+            8,
+            16,
+            "random_delay",
         ),
         (
             "cron = \"@daily\"\nfilter = { hosts = [\"zz\"] }\n",

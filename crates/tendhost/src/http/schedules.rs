@@ -36,6 +36,7 @@ fn schedule(status: &ScheduleStatus) -> Schedule {
         reboot: spec.request.reboot.map(mapping::reboot_choice),
         enabled: spec.enabled,
         paused: status.state.paused,
+        random_delay_secs: spec.random_delay.as_secs(),
         next_run: mapping::opt_time(status.next_run),
         last_run: mapping::opt_time(status.state.last_run),
         last_rollout_id: status.state.last_rollout_id.clone(),
