@@ -112,7 +112,7 @@ async fn watch(client: &Client, name: &'static str, done: Arc<AtomicBool>) -> Ph
 /// A fleet operation the bench times.
 enum FleetOp {
     Check,
-    Update(FleetUpdateRequest),
+    Update(Box<FleetUpdateRequest>),
 }
 
 /// Runs the bench at `sizes`; `None` when the fleet is not available.
@@ -152,7 +152,7 @@ pub async fn run(sizes: &Sizes) -> Option<Outcome> {
     let mut rollouts = Vec::new();
     for (name, op) in [
         ("fleet check", FleetOp::Check),
-        ("fleet update", FleetOp::Update(update)),
+        ("fleet update", FleetOp::Update(Box::new(update))),
     ] {
         let done = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
