@@ -7,7 +7,7 @@
 //! - `dashboard`: `GET /hosts`, `/fleet/summary` and the UI pages with many configured hosts.
 //! - `hostile_fleet`: the daemon's responsiveness and memory while hostile hosts answer.
 //!
-//! `fleet_throughput` keeps its own code in its bench file. Shared here: the machine's load
+//! `fleet_throughput` keeps its code in its bench file. Shared here: the machine's load
 //! and this process's RSS, which the benches print beside their figures.
 
 pub mod dashboard;
