@@ -5,16 +5,8 @@
 //! for reference. Prints Markdown tables for docs/benchmarks.md.
 //!
 //! Run: `cargo bench -p tendhost-tests --bench exec_latency` (optional argument: cold rounds,
-//! default 30; warm and local rounds are 10x as many).
-
-use std::time::{Duration, Instant};
-
-use tendhost_exec::{
-    Cmd, ExecEnv, Executor, KnownHostsPolicy, LocalExecutor, LocalTarget, NoSink, SshExecutor,
-    SshTarget,
-};
-use tendhost_tests::fleet::Fleet;
-use tendhost_tests::sshd::TestSshd;
+//! default 30; warm and local rounds are 10x as many). The work lives in
+//! `tendhost_tests::bench::exec_latency`; `it::smoke_benches` runs it small in CI.
 
 fn main() {
     let rounds: usize = std::env::args()
@@ -26,99 +18,5 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    runtime.block_on(bench(rounds));
-}
-
-async fn bench(rounds: usize) {
-    let data_dir = tempfile::tempdir().expect("data dir");
-    let env = ExecEnv::open_with_key(data_dir.path(), None).expect("exec env");
-
-    println!("| case | runs | median | p90 | min | max |");
-    println!("| --- | --- | --- | --- | --- | --- |");
-
-    if let Some(fleet) = Fleet::builder().apt(1).start().await {
-        let host = &fleet.hosts()[0];
-        let mut target = SshTarget::new("fleet-apt0", host.addr().to_string());
-        target.key = Some(fleet.ssh_key().to_owned());
-        target.known_hosts_policy = KnownHostsPolicy::AcceptNew;
-        ssh_rows("fleet host (container)", &target, &env, rounds).await;
-    }
-
-    let sshd = TestSshd::start();
-    let mut target = SshTarget::new("loopback", sshd.addr());
-    target.port = sshd.port();
-    sshd.user().clone_into(&mut target.user);
-    target.key = Some(sshd.client_key());
-    target.known_hosts_policy = KnownHostsPolicy::AcceptNew;
-    let logins_before = sshd.accepted_logins();
-    ssh_rows("loopback sshd", &target, &env, rounds).await;
-    let logins = sshd.accepted_logins() - logins_before;
-
-    let local = LocalExecutor::new(LocalTarget::new("bench-local"));
-    let mut local_times = Vec::with_capacity(rounds * 10);
-    for _ in 0..rounds * 10 {
-        local_times.push(time(&local, &Cmd::new("true")).await);
-    }
-    row("local: `true`", &mut local_times);
-    println!();
-    println!(
-        "loopback sshd accepted {logins} logins for {rounds} cold + 1 warm executors \
-         (expected {})",
-        rounds + 1
-    );
-}
-
-/// Cold: a fresh executor per round, so each command opens a new master. Warm: one executor,
-/// connected once, then measured.
-async fn ssh_rows(name: &str, target: &SshTarget, env: &ExecEnv, rounds: usize) {
-    let cmd = Cmd::new("true");
-    let mut cold = Vec::with_capacity(rounds);
-    for _ in 0..rounds {
-        let executor = SshExecutor::new(target.clone(), env);
-        cold.push(time(&executor, &cmd).await);
-        executor.close().await;
-    }
-    let executor = SshExecutor::new(target.clone(), env);
-    time(&executor, &cmd).await;
-    let mut warm = Vec::with_capacity(rounds * 10);
-    for _ in 0..rounds * 10 {
-        warm.push(time(&executor, &cmd).await);
-    }
-    executor.close().await;
-    row(&format!("{name}: cold (new connection)"), &mut cold);
-    row(&format!("{name}: warm (multiplexed)"), &mut warm);
-}
-
-async fn time(executor: &dyn Executor, cmd: &Cmd) -> Duration {
-    let started = Instant::now();
-    let output = executor
-        .run(cmd, &NoSink)
-        .await
-        .and_then(tendhost_exec::Output::ensure_success)
-        .unwrap_or_else(|err| panic!("benchmark command failed: {err}"));
-    drop(output);
-    started.elapsed()
-}
-
-fn row(name: &str, samples: &mut [Duration]) {
-    samples.sort_unstable();
-    let pick = |fraction: f64| {
-        // Nearest-rank quantile; samples are never empty here.
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss
-        )]
-        let idx = ((samples.len() as f64 * fraction).ceil() as usize).clamp(1, samples.len()) - 1;
-        samples[idx]
-    };
-    let ms = |duration: Duration| format!("{:.1} ms", duration.as_secs_f64() * 1000.0);
-    println!(
-        "| {name} | {} | {} | {} | {} | {} |",
-        samples.len(),
-        ms(pick(0.5)),
-        ms(pick(0.9)),
-        ms(samples[0]),
-        ms(samples[samples.len() - 1]),
-    );
+    runtime.block_on(tendhost_tests::bench::exec_latency::run(rounds));
 }

@@ -45,6 +45,7 @@ mod schedules;
 mod schemathesis;
 mod selection;
 mod service;
+mod smoke_benches;
 mod store_compat;
 mod tls;
 mod ws_events;

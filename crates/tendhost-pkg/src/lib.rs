@@ -10,8 +10,12 @@
 //!   or quoted with `tendhost_exec::quote`.
 //! - `ops`: the async operations that run those commands through `tendhost_exec::Executor`.
 //!
+//! - `bench`: the parser bench's core (`benches/parsers.rs`), hidden; not used by the daemon.
+//!
 //! Nothing here spawns a process or opens a connection itself.
 
+#[doc(hidden)]
+pub mod bench;
 pub mod command;
 pub mod error;
 pub mod ops;

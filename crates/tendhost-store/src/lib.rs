@@ -16,9 +16,11 @@
 //!
 //! Here: opening (data dir, OS lock, migrations, writer thread), the handle's plumbing (the
 //! requests it queues for the writer), and retention. Table queries live in `hosts`, `jobs`, `events`, `rollouts`; record types in
-//! `records`. No wire types, no actors, no clocks: callers pass times (Unix epoch ms).
+//! `records`; the throughput bench's core in `bench` (hidden, not used by the daemon). No wire types, no actors, no clocks: callers pass times (Unix epoch ms).
 
 mod audit;
+#[doc(hidden)]
+pub mod bench;
 mod error;
 mod events;
 mod hosts;
