@@ -7,7 +7,7 @@
 //! Read out of band with `docker exec`.
 
 use serde_json::{Value, json};
-use tendhost_tests::daemon::spawn_app;
+use tendhost_tests::daemon::{spawn_app, spawn_app_in};
 use tendhost_tests::fleet::{Fleet, Host, Pkg};
 use tendhost_tests::http::{get_json, installed_version, post_json};
 
@@ -180,6 +180,35 @@ async fn gates_services_still_running_replaced_code_are_listed_or_restarted() {
     assert!(
         matches!((restarted, checked), (Some(r), Some(c)) if r < c),
         "restart, then the health check: {log:#?}"
+    );
+
+    // A restart of the daemon keeps both: the list of stale processes and the last health
+    // check come back from the state database as they were (no check ran since).
+    let mut before: Vec<Value> = Vec::new();
+    for host in [reporting, restarting] {
+        before.push(get_json(&app.base_url, &format!("/hosts/{}", host.name())).await);
+    }
+    let app = spawn_app_in(app.into_dir().await).await;
+    for (host, before) in [reporting, restarting].iter().zip(&before) {
+        let after = get_json(&app.base_url, &format!("/hosts/{}", host.name())).await;
+        for field in ["services_to_restart", "last_health_check"] {
+            assert_eq!(
+                after[field],
+                before[field],
+                "{field} of {}: {after:#}",
+                host.name()
+            );
+        }
+    }
+    assert!(
+        listed(&before[0]["services_to_restart"]).contains(&expected),
+        "{:#}",
+        before[0]
+    );
+    assert_eq!(
+        before[1]["last_health_check"]["ok"], true,
+        "{:#}",
+        before[1]
     );
     app.stop().await.unwrap();
 }

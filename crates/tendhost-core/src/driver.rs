@@ -869,6 +869,7 @@ async fn services_after(host: &HostShared, job_id: &str) -> String {
         job.services_to_restart.clone_from(&found);
     });
     host.status().services_to_restart = found;
+    host.persist();
     tail
 }
 

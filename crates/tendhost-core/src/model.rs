@@ -32,9 +32,9 @@ pub struct HostStatus {
     /// A detached upgrade that was lost (host unreachable past the reconnect window): the next
     /// check collects its real outcome.
     pub lost_job: Option<LostJob>,
-    /// The last health check (in memory: a restart forgets it).
+    /// The last health check (stored with the status: a restart keeps it).
     pub last_health_check: Option<HealthReport>,
-    /// After the last update: processes still running replaced code (in memory).
+    /// After the last update: processes still running replaced code (stored with the status).
     pub services_to_restart: Vec<ServiceToRestart>,
 }
 

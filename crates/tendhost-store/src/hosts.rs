@@ -1,5 +1,6 @@
 //! Runtime hosts (added through the API; config-file hosts are never stored) and every host's
-//! last known status (state, failure, pending updates, reboot state, inventory, last check).
+//! last known status (state, failure, pending updates, reboot state, inventory, last check,
+//! last health check, services to restart).
 //! Validation of host definitions belongs to the daemon; this module stores what it is given.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -26,7 +27,7 @@ fn host_from_row(row: &Row<'_>) -> rusqlite::Result<RuntimeHostRecord> {
 }
 
 const STATUS_COLUMNS: &str = "name, state, failure, pending_updates, reboot_state, inventory, \
-                              last_check_ms, updated_at_ms";
+                              last_check_ms, updated_at_ms, health, services_to_restart";
 
 fn status_from_row(row: &Row<'_>) -> rusqlite::Result<HostStatusRecord> {
     Ok(HostStatusRecord {
@@ -38,6 +39,8 @@ fn status_from_row(row: &Row<'_>) -> rusqlite::Result<HostStatusRecord> {
         inventory: opt_json_column(row, 5)?,
         last_check_ms: row.get(6)?,
         updated_at_ms: row.get(7)?,
+        health: opt_json_column(row, 8)?,
+        services_to_restart: json_column(row, 9)?,
     })
 }
 
@@ -49,7 +52,7 @@ fn delete_status(conn: &Connection, name: &str) -> Result<bool> {
 pub(crate) fn put_status(conn: &Connection, status: &HostStatusRecord) -> Result<()> {
     conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO host_status ({STATUS_COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
     ))?
     .execute(params![
         status.name,
@@ -60,6 +63,8 @@ pub(crate) fn put_status(conn: &Connection, status: &HostStatusRecord) -> Result
         opt_json_text(status.inventory.as_ref()),
         status.last_check_ms,
         status.updated_at_ms,
+        opt_json_text(status.health.as_ref()),
+        json_text(&status.services_to_restart),
     ])?;
     Ok(())
 }
@@ -223,6 +228,8 @@ mod tests {
             inventory: Some(json!({"os": "debian", "version": "12"})),
             last_check_ms: Some(1_700_000_000_000),
             updated_at_ms: 1_700_000_000_500,
+            health: Some(json!({"ok": false, "output": "curl: (7) refused", "attempts": 3})),
+            services_to_restart: json!([{"pid": 412, "command": "nginx", "unit": "nginx.service"}]),
         }
     }
 
@@ -283,6 +290,8 @@ mod tests {
             inventory: None,
             last_check_ms: None,
             updated_at_ms: 5,
+            health: None,
+            services_to_restart: json!([]),
         };
         store.put_host_status(idle.clone()).await.unwrap();
         store.close().await.unwrap();

@@ -75,6 +75,8 @@ mod tests {
                 inventory: None,
                 last_check_ms: Some(1_500),
                 updated_at_ms: 1_500,
+                health: None,
+                services_to_restart: json!([]),
             })
             .unwrap();
         let mut rollout = RolloutRecord {

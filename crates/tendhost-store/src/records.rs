@@ -52,6 +52,10 @@ pub struct HostStatusRecord {
     pub inventory: Option<Value>,
     pub last_check_ms: Option<i64>,
     pub updated_at_ms: i64,
+    /// The last health check (ok, output, attempts, at, job id), when one ran.
+    pub health: Option<Value>,
+    /// Processes still running replaced code after the last update, as a JSON array.
+    pub services_to_restart: Value,
 }
 
 /// One job (check, update, reboot) on one host.

@@ -41,6 +41,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0005_notifications",
         sql: include_str!("../migrations/0005_notifications.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_host_health",
+        sql: include_str!("../migrations/0006_host_health.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands.

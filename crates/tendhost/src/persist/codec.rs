@@ -16,12 +16,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tendhost_core::events::{EventKind, OutputStream};
-use tendhost_core::model::HostStatus;
 use tendhost_core::model::{
     ApprovalGate, ApproveAfter, DEFAULT_WINDOW_GRACE, HostFilter, JobSnapshot, JobState, LogLine,
     MaxFailures, Packages, RebootChoice, RolloutBatch, RolloutHost, RolloutHostState, RolloutKind,
     RolloutRequest, RolloutSnapshot, RolloutState, Trigger, UpdateOptions,
 };
+use tendhost_core::model::{HealthReport, HostStatus};
 use tendhost_core::state::{FailureRecord, HostState, JobKind};
 use tendhost_pkg::{
     Inventory, InventorySource, PackageManager, PendingUpdate, RebootState, ServiceToRestart,
@@ -423,6 +423,51 @@ pub fn host_status_record(name: &str, status: &HostStatus, now_ms: i64) -> HostS
             .map(|inventory| to_json(&StoredInventory::from(inventory))),
         last_check_ms: status.last_check.map(ms),
         updated_at_ms: now_ms,
+        health: status
+            .last_health_check
+            .as_ref()
+            .map(|report| to_json(&StoredHealth::from(report))),
+        services_to_restart: to_json(
+            &status
+                .services_to_restart
+                .iter()
+                .map(StoredService::from)
+                .collect::<Vec<_>>(),
+        ),
+    }
+}
+
+/// The `health` column: the host's last health check.
+#[derive(Serialize, Deserialize)]
+struct StoredHealth {
+    ok: bool,
+    output: String,
+    attempts: u32,
+    at: String,
+    job_id: Option<String>,
+}
+
+impl From<&HealthReport> for StoredHealth {
+    fn from(report: &HealthReport) -> Self {
+        Self {
+            ok: report.ok,
+            output: report.output.clone(),
+            attempts: report.attempts,
+            at: time_text(report.at),
+            job_id: report.job_id.clone(),
+        }
+    }
+}
+
+impl StoredHealth {
+    fn into_report(self) -> Option<HealthReport> {
+        Some(HealthReport {
+            ok: self.ok,
+            output: self.output,
+            attempts: self.attempts,
+            at: time_of(&self.at)?,
+            job_id: self.job_id,
+        })
     }
 }
 
@@ -465,6 +510,15 @@ pub fn host_status(record: HostStatusRecord) -> HostStatus {
         .and_then(from_json::<StoredInventory>)
         .map(Inventory::from);
     status.last_check = record.last_check_ms.map(from_ms);
+    status.last_health_check = record
+        .health
+        .and_then(from_json::<StoredHealth>)
+        .and_then(StoredHealth::into_report);
+    status.services_to_restart = from_json::<Vec<StoredService>>(record.services_to_restart)
+        .unwrap_or_default()
+        .into_iter()
+        .map(ServiceToRestart::from)
+        .collect();
     status
 }
 
@@ -571,6 +625,26 @@ struct StoredService {
     unit: Option<String>,
 }
 
+impl From<&ServiceToRestart> for StoredService {
+    fn from(process: &ServiceToRestart) -> Self {
+        Self {
+            pid: process.pid,
+            command: process.command.clone(),
+            unit: process.unit.clone(),
+        }
+    }
+}
+
+impl From<StoredService> for ServiceToRestart {
+    fn from(process: StoredService) -> Self {
+        Self {
+            pid: process.pid,
+            command: process.command,
+            unit: process.unit,
+        }
+    }
+}
+
 fn changed_json(packages: &[UpgradedPackage]) -> Vec<Changed> {
     packages.iter().cloned().map(Changed).collect()
 }
@@ -597,11 +671,7 @@ pub fn job_record(job: &JobSnapshot) -> JobRecord {
         services_to_restart: job
             .services_to_restart
             .iter()
-            .map(|process| StoredService {
-                pid: process.pid,
-                command: process.command.clone(),
-                unit: process.unit.clone(),
-            })
+            .map(StoredService::from)
             .collect(),
         log: [],
     };
@@ -683,11 +753,7 @@ pub fn job(record: &JobRecord, lines: Vec<OutputLineRecord>) -> Result<JobSnapsh
     job.services_to_restart = outcome
         .services_to_restart
         .into_iter()
-        .map(|process| ServiceToRestart {
-            pid: process.pid,
-            command: process.command,
-            unit: process.unit,
-        })
+        .map(ServiceToRestart::from)
         .collect();
     job.log = log_lines(lines);
     Ok(job)
