@@ -305,6 +305,17 @@ async fn the_session_cookie_follows_the_browser_rules() {
             .contains("session has ended"),
         "{body}"
     );
+    // ... and a restart does not bring it back (the revoked set is in the data dir, 0600).
+    let dir = app.into_dir().await;
+    let revoked = dir.path().join("data/session.revoked");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&revoked).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let app = spawn_app_in(dir).await;
+    let with_cookie = (COOKIE, cookie.as_str());
+    let (status, body) = send(&app, reqwest::Method::GET, "/hosts", &[with_cookie], None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "after a restart: {body}");
 
     // Logins and refused logins are audited, with the token's name and never the token.
     let audit: Value = app

@@ -4,8 +4,11 @@
 //! `data_dir/session.key` (32 random bytes, mode 0600), so sessions survive a daemon restart.
 //! Every request re-reads the token set in force: a session dies with its token (removed, or
 //! replaced by another token of the same name), and it carries the token's current role.
-//! `DELETE /session` revokes the cookie for the rest of this run (the revoked set is kept in
-//! memory, bounded, swept of expired entries); the browser drops it at once.
+//! `DELETE /session` revokes the cookie until it would have expired; the browser drops it at
+//! once. The revoked set (bounded, swept of expired entries) is kept in
+//! `data_dir/session.revoked` (mode 0600, rewritten whole on each logout), so a restart does
+//! not bring a logged-out cookie back. The file holds SHA-256 digests of cookie values, never
+//! a value: nothing in it opens a session.
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
@@ -32,6 +35,9 @@ pub const SESSION_TTL: Duration = Duration::from_secs(12 * 60 * 60);
 /// File name of the signing key inside the data directory.
 pub const SESSION_KEY_FILE: &str = "session.key";
 
+/// File name of the revoked sessions inside the data directory.
+pub const REVOKED_FILE: &str = "session.revoked";
+
 /// Prefix of a cookie value (format version 1).
 const PREFIX: &str = "ths1.";
 
@@ -46,6 +52,8 @@ pub struct Sessions {
     key: hmac::Key,
     /// Revoked cookie values (their SHA-256) and when they would have expired.
     revoked: Mutex<HashMap<[u8; 32], u64>>,
+    /// Where the revoked set is kept (`None`: in memory only, for tests).
+    revoked_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -76,11 +84,44 @@ impl Sessions {
         Self {
             key: hmac::Key::new(hmac::HMAC_SHA256, key),
             revoked: Mutex::new(HashMap::new()),
+            revoked_file: None,
         }
     }
 
-    /// The key in `data_dir/session.key`, created (0600) on first use.
-    pub fn load_or_create(data_dir: &Path) -> Result<Self, String> {
+    /// Keeps the revoked set in `path` from now on, starting from what it holds (entries
+    /// expired by `now_unix` are dropped; a line that is not `HEX EXPIRES` is skipped).
+    fn with_revoked_file(
+        mut self,
+        path: std::path::PathBuf,
+        now_unix: u64,
+    ) -> Result<Self, String> {
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == ErrorKind::NotFound => String::new(),
+            Err(err) => return Err(format!("{}: {err}", path.display())),
+        };
+        let revoked = text
+            .lines()
+            .filter_map(|line| {
+                let (digest, expires) = line.split_once(' ')?;
+                let expires: u64 = expires.parse().ok()?;
+                Some((parse_digest(digest)?, expires))
+            })
+            .filter(|(_, expires)| *expires > now_unix)
+            .take(MAX_REVOKED)
+            .collect();
+        self.revoked = Mutex::new(revoked);
+        self.revoked_file = Some(path);
+        Ok(self)
+    }
+
+    /// The key in `data_dir/session.key`, created (0600) on first use, and the sessions
+    /// revoked before (`data_dir/session.revoked`).
+    pub fn load_or_create(data_dir: &Path, now_unix: u64) -> Result<Self, String> {
+        Self::load_or_create_key(data_dir)?.with_revoked_file(data_dir.join(REVOKED_FILE), now_unix)
+    }
+
+    fn load_or_create_key(data_dir: &Path) -> Result<Self, String> {
         let path = data_dir.join(SESSION_KEY_FILE);
         let shown = path.display();
         let mut key = [0u8; 32];
@@ -161,10 +202,12 @@ impl Sessions {
         self.open(value).ok().map(|(_, expires, _)| expires)
     }
 
-    /// Ends a session for the rest of this run (a value this daemon did not sign is ignored).
-    pub fn revoke(&self, value: &str, now_unix: u64) {
+    /// Ends a session until it would have expired, across restarts (a value this daemon did
+    /// not sign is ignored). `Err` names the revoked file when it could not be written: the
+    /// session is refused for the rest of this run all the same.
+    pub fn revoke(&self, value: &str, now_unix: u64) -> Result<(), String> {
         let Ok((_, expires_unix, _)) = self.open(value) else {
-            return;
+            return Ok(());
         };
         let mut revoked = self.revoked.lock().unwrap_or_else(PoisonError::into_inner);
         revoked.retain(|_, expires| *expires > now_unix);
@@ -177,6 +220,18 @@ impl Sessions {
             revoked.remove(&oldest);
         }
         revoked.insert(value_key(value), expires_unix);
+        let Some(path) = &self.revoked_file else {
+            return Ok(());
+        };
+        let mut text = String::with_capacity(revoked.len() * 80);
+        for (digest, expires) in revoked.iter() {
+            for byte in digest {
+                text.push_str(&format!("{byte:02x}"));
+            }
+            text.push_str(&format!(" {expires}\n"));
+        }
+        // Written while the set is locked, so two logouts never write an older set last.
+        write_private(path, text.as_bytes()).map_err(|err| format!("{}: {err}", path.display()))
     }
 
     fn is_revoked(&self, value: &str, now_unix: u64) -> bool {
@@ -225,6 +280,33 @@ fn fingerprint(token: &TokenHash) -> [u8; 16] {
     let mut print = [0u8; 16];
     print.copy_from_slice(&digest[..16]);
     print
+}
+
+/// Replaces `path` with `bytes` (mode 0600): a temporary file beside it, synced, renamed over.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// A 64-digit hex SHA-256 digest.
+fn parse_digest(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    for (idx, byte) in digest.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[idx * 2..idx * 2 + 2], 16).ok()?;
+    }
+    Some(digest)
 }
 
 fn value_key(value: &str) -> [u8; 32] {
@@ -282,7 +364,7 @@ mod tests {
             Err(Rejected::Ended)
         );
         assert!(sessions.verify(&issued.value, &set, NOW).is_ok());
-        sessions.revoke(&issued.value, NOW);
+        sessions.revoke(&issued.value, NOW).unwrap();
         assert_eq!(
             sessions.verify(&issued.value, &set, NOW),
             Err(Rejected::Ended)
@@ -321,14 +403,14 @@ mod tests {
     #[test]
     fn the_key_is_created_once_with_mode_0600_and_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let first = Sessions::load_or_create(dir.path()).unwrap();
+        let first = Sessions::load_or_create(dir.path(), NOW).unwrap();
         let path = dir.path().join(SESSION_KEY_FILE);
         assert_eq!(
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
         let issued = first.issue("dash", &TokenHash::of("th_a"), NOW);
-        let again = Sessions::load_or_create(dir.path()).unwrap();
+        let again = Sessions::load_or_create(dir.path(), NOW).unwrap();
         assert!(
             again
                 .verify(&issued.value, &tokens(Role::Read, "th_a"), NOW)
@@ -336,7 +418,43 @@ mod tests {
             "a restarted daemon keeps its sessions"
         );
         std::fs::write(&path, b"short").unwrap();
-        let err = Sessions::load_or_create(dir.path()).unwrap_err();
+        let err = Sessions::load_or_create(dir.path(), NOW).unwrap_err();
         assert!(err.contains("is not a session key"), "{err}");
+    }
+
+    #[test]
+    fn a_logout_survives_a_restart_until_the_session_would_have_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = tokens(Role::Operate, "th_b");
+        let sessions = Sessions::load_or_create(dir.path(), NOW).unwrap();
+        let out = sessions.issue("dash", &TokenHash::of("th_b"), NOW);
+        let kept = sessions.issue("dash", &TokenHash::of("th_b"), NOW + 1);
+        sessions.revoke(&out.value, NOW + 2).unwrap();
+        let path = dir.path().join(REVOKED_FILE);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(&out.value), "digests only, never a cookie");
+
+        let restarted = Sessions::load_or_create(dir.path(), NOW + 3).unwrap();
+        assert_eq!(
+            restarted.verify(&out.value, &tokens, NOW + 3),
+            Err(Rejected::Ended),
+            "logged out before the restart"
+        );
+        assert!(restarted.verify(&kept.value, &tokens, NOW + 3).is_ok());
+        // A damaged line is skipped; the rest still holds.
+        std::fs::write(&path, format!("not a digest 12\n{text}")).unwrap();
+        let again = Sessions::load_or_create(dir.path(), NOW + 4).unwrap();
+        assert_eq!(
+            again.verify(&out.value, &tokens, NOW + 4),
+            Err(Rejected::Ended)
+        );
+        // Past its expiry the entry is dropped at load.
+        let later = NOW + SESSION_TTL.as_secs() + 10;
+        let after_expiry = Sessions::load_or_create(dir.path(), later).unwrap();
+        assert!(after_expiry.revoked.lock().unwrap().is_empty());
     }
 }

@@ -478,8 +478,12 @@ fn access_control(config: &Config, store: &Store) -> Result<http::auth::AccessCo
     };
     let sessions = if auth.enabled {
         Some(
-            tendhost_auth::Sessions::load_or_create(&config.daemon.data_dir).map_err(|err| {
-                color_eyre::eyre::eyre!("cannot set up the dashboard's session key: {err}")
+            tendhost_auth::Sessions::load_or_create(
+                &config.daemon.data_dir,
+                http::auth::unix_now(),
+            )
+            .map_err(|err| {
+                color_eyre::eyre::eyre!("cannot set up the dashboard's sessions: {err}")
             })?,
         )
     } else {

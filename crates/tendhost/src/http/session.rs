@@ -151,7 +151,11 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
 )]
 pub async fn delete(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let (Some(sessions), Some(value)) = (&state.access().sessions, session_cookie(&headers)) {
-        sessions.revoke(value, unix_now());
+        // Refused from now on either way; only a restart could bring it back if the file
+        // cannot be written, so that is worth an error in the log.
+        if let Err(err) = sessions.revoke(value, unix_now()) {
+            tracing::error!(%err, "the logout is not kept across a restart");
+        }
     }
     let secure = if state.tls().is_some() {
         "; Secure"
