@@ -621,7 +621,9 @@ fn local(date: jiff::civil::Date, hour: i8, minute: i8) -> Timestamp {
 }
 
 /// Moves the notifier's clock and waits until the service has acted on it.
+/// Sets the notifier's clock and the fleet's (what `pending_since` is stamped with) to `time`.
 async fn set_clock(time: Timestamp) {
+    tendhost_core::clock::testing::set(time);
     testing::set_now(time);
     wait::within(
         "the notifier acting on the new time",
@@ -642,6 +644,7 @@ async fn digests_are_sent_at_digest_at_and_only_with_something_to_report() {
     };
     let day1 = jiff::civil::date(2031, 3, 3);
     let day2 = jiff::civil::date(2031, 3, 4);
+    tendhost_core::clock::testing::set(local(day1, 7, 0));
     testing::set_now(local(day1, 7, 0));
     let receiver = Receiver::start(Mode::Answer).await;
     let config = format!(
@@ -724,6 +727,34 @@ async fn digests_are_sent_at_digest_at_and_only_with_something_to_report() {
     })
     .await;
     assert_eq!(rows.len(), 2);
+
+    // The host says since when the update is pending; ten days on, the digest says how long.
+    let view = get_json(&app.base_url, &format!("/hosts/{needy_name}")).await;
+    let since: Timestamp = view["pending"][0]["pending_since"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no pending_since: {view:#}"))
+        .parse()
+        .unwrap();
+    assert!(
+        since >= local(day1, 8, 0) && since < local(day2, 8, 0),
+        "{since} {view:#}"
+    );
+    set_clock(local(jiff::civil::date(2031, 3, 14), 8, 0)).await;
+    let seen = receiver.wait_for("/daily", 4).await;
+    let security = seen
+        .iter()
+        .skip(2)
+        .map(Seen::json)
+        .find(|body| body["event"] == "security_updates_digest")
+        .unwrap_or_else(|| panic!("{seen:?}"));
+    assert_eq!(
+        security["title"], "2 security update(s) pending on 2 host(s), the oldest for 10 day(s)",
+        "{security:#}"
+    );
+    assert_eq!(
+        security["items"][0]["detail"], "pending for 10 day(s)",
+        "{security:#}"
+    );
     app.stop().await.unwrap();
 }
 

@@ -29,6 +29,11 @@ pub struct PendingUpdate {
     /// false, so answers stay as they were before excludes existed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub excluded: bool,
+    /// RFC 3339: when tendhost first found this package pending on the host (kept while it
+    /// stays pending, whatever newer version comes). Only in a host's pending list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub pending_since: Option<String>,
 }
 
 /// A package whose installed version an upgrade changed.

@@ -468,7 +468,7 @@ fn record_and_settle_with(
             pending: !report.pending.is_empty(),
             reboot_required: requires_reboot(&status.reboot),
         };
-        status.report = report;
+        status.set_report(report, crate::clock::now());
         status.last_check = Some(Timestamp::now());
         ending
     };

@@ -182,6 +182,7 @@ impl HostShared {
             last_error: status.last_error,
             last_health_check: status.last_health_check,
             services_to_restart: status.services_to_restart,
+            pending_since: status.pending_since,
         }
     }
 

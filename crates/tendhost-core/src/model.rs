@@ -3,6 +3,7 @@
 //! and filters, and `FleetError`, the one error the fleet facade returns. Plain domain data;
 //! the daemon maps it to wire types and store records.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -36,6 +37,23 @@ pub struct HostStatus {
     pub last_health_check: Option<HealthReport>,
     /// After the last update: processes still running replaced code (stored with the status).
     pub services_to_restart: Vec<ServiceToRestart>,
+    /// When each pending package (by name) was first found pending; kept while it stays
+    /// pending, whatever newer version a later check finds for it.
+    pub pending_since: BTreeMap<String, Timestamp>,
+}
+
+impl HostStatus {
+    /// Takes a check's report found at `now`: packages pending before keep their
+    /// `pending_since`, new ones get `now`, packages no longer pending are forgotten.
+    pub fn set_report(&mut self, report: CheckReport, now: Timestamp) {
+        let mut since = BTreeMap::new();
+        for update in &report.pending {
+            let first_seen = self.pending_since.get(&update.name).copied().unwrap_or(now);
+            since.insert(update.name.clone(), first_seen);
+        }
+        self.pending_since = since;
+        self.report = report;
+    }
 }
 
 /// What a health check found.
@@ -73,6 +91,7 @@ impl Default for HostStatus {
             lost_job: None,
             last_health_check: None,
             services_to_restart: Vec::new(),
+            pending_since: BTreeMap::new(),
         }
     }
 }
@@ -105,6 +124,20 @@ pub struct HostSnapshot {
     pub last_error: Option<String>,
     pub last_health_check: Option<HealthReport>,
     pub services_to_restart: Vec<ServiceToRestart>,
+    /// When each pending package was first found pending (by name).
+    pub pending_since: BTreeMap<String, Timestamp>,
+}
+
+impl HostSnapshot {
+    /// Since when the oldest pending security update has been pending.
+    pub fn security_pending_since(&self) -> Option<Timestamp> {
+        self.pending
+            .iter()
+            .filter(|update| update.security)
+            .filter_map(|update| self.pending_since.get(&update.name))
+            .min()
+            .copied()
+    }
 }
 
 /// Job lifecycle.
@@ -556,5 +589,56 @@ impl FleetError {
             field: field.into(),
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::Timestamp;
+    use tendhost_pkg::{CheckReport, PendingUpdate};
+
+    use crate::model::HostStatus;
+
+    fn report(names: &[&str]) -> CheckReport {
+        CheckReport {
+            pending: names
+                .iter()
+                .map(|name| PendingUpdate {
+                    name: (*name).to_owned(),
+                    current_version: Some("1".to_owned()),
+                    new_version: "2".to_owned(),
+                    origin: "Debian".to_owned(),
+                    arch: "amd64".to_owned(),
+                    security: true,
+                    excluded: false,
+                })
+                .collect(),
+            ..CheckReport::default()
+        }
+    }
+
+    #[test]
+    fn pending_since_stays_while_pending_and_goes_with_the_update() {
+        let (day1, day2, day3) = (
+            Timestamp::from_second(1_000_000).unwrap(),
+            Timestamp::from_second(1_086_400).unwrap(),
+            Timestamp::from_second(1_172_800).unwrap(),
+        );
+        let mut status = HostStatus::default();
+        status.set_report(report(&["openssl"]), day1);
+        status.set_report(report(&["openssl", "curl"]), day2);
+        assert_eq!(status.pending_since["openssl"], day1, "kept while pending");
+        assert_eq!(status.pending_since["curl"], day2, "new");
+        status.set_report(report(&["curl"]), day3);
+        assert!(
+            !status.pending_since.contains_key("openssl"),
+            "installed: forgotten"
+        );
+        status.set_report(report(&["openssl", "curl"]), day3);
+        assert_eq!(
+            status.pending_since["openssl"], day3,
+            "pending again: from now"
+        );
+        assert_eq!(status.pending_since["curl"], day2);
     }
 }

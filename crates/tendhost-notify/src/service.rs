@@ -605,26 +605,31 @@ impl Follower {
                 }
             }
             if spec.hears(EventName::SecurityUpdatesDigest) {
+                let mut oldest_days = 0;
                 let items: Vec<Item> = mine
                     .iter()
                     .filter_map(|host| {
                         let n = host.pending.iter().filter(|p| p.security).count() as u64;
+                        let days = host
+                            .security_pending_since()
+                            .map_or(0, |since| whole_days(since, now));
+                        oldest_days = oldest_days.max(days);
                         (n > 0).then(|| Item {
                             host: host.name.clone(),
                             count: Some(n),
-                            detail: None,
+                            detail: (days > 0).then(|| format!("pending for {days} day(s)")),
                         })
                     })
                     .collect();
                 let total: u64 = items.iter().filter_map(|item| item.count).sum();
-                if let Some(notice) = self.digest(
-                    EventName::SecurityUpdatesDigest,
-                    format!(
-                        "{total} security update(s) pending on {} host(s)",
-                        items.len()
-                    ),
-                    items,
-                ) {
+                let mut title = format!(
+                    "{total} security update(s) pending on {} host(s)",
+                    items.len()
+                );
+                if oldest_days > 0 {
+                    title.push_str(&format!(", the oldest for {oldest_days} day(s)"));
+                }
+                if let Some(notice) = self.digest(EventName::SecurityUpdatesDigest, title, items) {
                     self.send(idx, notice).await;
                 }
             }
@@ -639,7 +644,8 @@ impl Follower {
         let mut notice = Notice::new(event.as_str(), Timestamp::now(), title);
         for item in &items {
             let what = match (item.count, &item.detail) {
-                (Some(n), _) => format!("{n} security update(s)"),
+                (Some(n), Some(detail)) => format!("{n} security update(s), {detail}"),
+                (Some(n), None) => format!("{n} security update(s)"),
                 (None, Some(detail)) => detail.clone(),
                 (None, None) => "reboot required".to_owned(),
             };
@@ -659,6 +665,11 @@ fn allowed(spec: &NotifierSpec, membership: &Membership, host: &str) -> bool {
     membership
         .get(host)
         .is_some_and(|(tags, groups)| spec.filter.matches(tags, groups))
+}
+
+/// Whole days from `since` to `now` (0 when `now` is not later).
+fn whole_days(since: Timestamp, now: Timestamp) -> u64 {
+    u64::try_from(now.duration_since(since).as_secs()).unwrap_or(0) / 86_400
 }
 
 fn capitalised(word: &str) -> String {

@@ -27,7 +27,8 @@ fn host_from_row(row: &Row<'_>) -> rusqlite::Result<RuntimeHostRecord> {
 }
 
 const STATUS_COLUMNS: &str = "name, state, failure, pending_updates, reboot_state, inventory, \
-                              last_check_ms, updated_at_ms, health, services_to_restart";
+                              last_check_ms, updated_at_ms, health, services_to_restart, \
+                              pending_since";
 
 fn status_from_row(row: &Row<'_>) -> rusqlite::Result<HostStatusRecord> {
     Ok(HostStatusRecord {
@@ -41,6 +42,7 @@ fn status_from_row(row: &Row<'_>) -> rusqlite::Result<HostStatusRecord> {
         updated_at_ms: row.get(7)?,
         health: opt_json_column(row, 8)?,
         services_to_restart: json_column(row, 9)?,
+        pending_since: json_column(row, 10)?,
     })
 }
 
@@ -52,7 +54,7 @@ fn delete_status(conn: &Connection, name: &str) -> Result<bool> {
 pub(crate) fn put_status(conn: &Connection, status: &HostStatusRecord) -> Result<()> {
     conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO host_status ({STATUS_COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
     ))?
     .execute(params![
         status.name,
@@ -65,6 +67,7 @@ pub(crate) fn put_status(conn: &Connection, status: &HostStatusRecord) -> Result
         status.updated_at_ms,
         opt_json_text(status.health.as_ref()),
         json_text(&status.services_to_restart),
+        json_text(&status.pending_since),
     ])?;
     Ok(())
 }
@@ -230,6 +233,7 @@ mod tests {
             updated_at_ms: 1_700_000_000_500,
             health: Some(json!({"ok": false, "output": "curl: (7) refused", "attempts": 3})),
             services_to_restart: json!([{"pid": 412, "command": "nginx", "unit": "nginx.service"}]),
+            pending_since: json!({"openssl": 1_699_000_000_000_i64}),
         }
     }
 
@@ -292,6 +296,7 @@ mod tests {
             updated_at_ms: 5,
             health: None,
             services_to_restart: json!([]),
+            pending_since: json!({}),
         };
         store.put_host_status(idle.clone()).await.unwrap();
         store.close().await.unwrap();

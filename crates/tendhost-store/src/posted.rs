@@ -77,6 +77,7 @@ mod tests {
                 updated_at_ms: 1_500,
                 health: None,
                 services_to_restart: json!([]),
+                pending_since: json!({}),
             })
             .unwrap();
         let mut rollout = RolloutRecord {

@@ -56,6 +56,8 @@ pub struct HostStatusRecord {
     pub health: Option<Value>,
     /// Processes still running replaced code after the last update, as a JSON array.
     pub services_to_restart: Value,
+    /// Since when each pending package has been pending: a JSON object, name to Unix ms.
+    pub pending_since: Value,
 }
 
 /// One job (check, update, reboot) on one host.

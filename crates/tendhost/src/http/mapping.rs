@@ -195,7 +195,16 @@ pub fn failure(failure: &FailureRecord) -> wire::Failure {
 }
 
 pub fn pending_update(update: &PendingUpdate) -> wire_packages::PendingUpdate {
+    pending_update_since(update, None)
+}
+
+/// [`pending_update`] with when it was first found pending.
+fn pending_update_since(
+    update: &PendingUpdate,
+    since: Option<Timestamp>,
+) -> wire_packages::PendingUpdate {
     wire_packages::PendingUpdate {
+        pending_since: opt_time(since),
         name: update.name.clone(),
         current_version: update.current_version.clone(),
         new_version: update.new_version.clone(),
@@ -281,7 +290,13 @@ pub fn host_detail(host: &HostSnapshot) -> wire::HostDetail {
         },
         state: host_state(host.state),
         failure: host.failure.as_ref().map(failure),
-        pending: host.pending.iter().map(pending_update).collect(),
+        pending: host
+            .pending
+            .iter()
+            .map(|update| {
+                pending_update_since(update, host.pending_since.get(&update.name).copied())
+            })
+            .collect(),
         n_security: host.pending.iter().filter(|p| p.security).count(),
         held: host.held.clone(),
         kept_back: host.kept_back.clone(),

@@ -9,6 +9,7 @@
 //! JSON is built through `serde_json::Value`, whose objects keep their keys sorted: the text
 //! written is byte for byte what earlier releases wrote.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -434,6 +435,13 @@ pub fn host_status_record(name: &str, status: &HostStatus, now_ms: i64) -> HostS
                 .map(StoredService::from)
                 .collect::<Vec<_>>(),
         ),
+        pending_since: to_json(
+            &status
+                .pending_since
+                .iter()
+                .map(|(name, since)| (name.as_str(), ms(*since)))
+                .collect::<BTreeMap<&str, i64>>(),
+        ),
     }
 }
 
@@ -518,6 +526,11 @@ pub fn host_status(record: HostStatusRecord) -> HostStatus {
         .unwrap_or_default()
         .into_iter()
         .map(ServiceToRestart::from)
+        .collect();
+    status.pending_since = from_json::<BTreeMap<String, i64>>(record.pending_since)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, since_ms)| (name, from_ms(since_ms)))
         .collect();
     status
 }
