@@ -3,7 +3,9 @@
 //! Docker fleet an operate token logs in, updates a host from its page and watches the output
 //! and the state live, runs a 4-host rollout from the form (dry run first), survives a daemon
 //! restart (reconnecting, then the missed events replayed), and a read token sees no controls
-//! and is refused when it forces a POST. Screenshots for docs/ come from here.
+//! and is refused when it forces a POST; a rollout waiting at its approval gate is approved
+//! from the page (a reader sees the gate, no button) and the canary's health check is shown.
+//! Screenshots for docs/ come from here.
 
 use std::path::PathBuf;
 
@@ -305,6 +307,128 @@ async fn every_page_renders_under_its_policy_at_desktop_and_phone_width() {
 }
 
 /// Seqs of the events the overview's activity list shows.
+/// An approval gate and a health check in the browser: a rollout waiting after its canary
+/// shows the gate and an Approve button to an operator (none to a reader); the click approves
+/// it as the operator's token, the rest of the fleet is updated, and the canary's page shows
+/// the health check that ran after its update.
+#[tokio::test]
+async fn an_operator_approves_a_gated_rollout_and_sees_the_health_check() {
+    let Some(fleet) = Fleet::builder()
+        .apt(2)
+        .install(Pkg::new("tendhost-gate", "1.0"))
+        .start()
+        .await
+    else {
+        return;
+    };
+    fleet.publish(&Pkg::new("tendhost-gate", "1.1")).await;
+    let (auth, tokens) = auth_section();
+    let mut config = format!(
+        "[daemon]\nlog_level = \"info,tendhost_exec=warn\"\ncheck_on_start = false\n\n{auth}\n\
+         [defaults]\nuser = \"root\"\nssh_key = \"{}\"\nknown_hosts = \"accept-new\"\n\
+         connect_timeout = \"10s\"\n",
+        fleet.ssh_key().display()
+    );
+    let names: Vec<String> = fleet.hosts().iter().map(|h| h.name().to_owned()).collect();
+    for host in fleet.hosts() {
+        config.push_str(&format!(
+            "\n[[host]]\nname = \"{}\"\naddr = \"{}\"\n\
+             health_check = {{ command = [\"test\", \"-e\", \"/usr/share/tendhost-test/tendhost-gate/version\"] }}\n",
+            host.name(),
+            host.addr()
+        ));
+    }
+    let app = spawn_app(&config).await;
+    let (status, body) = call(
+        &app,
+        &tokens.operate,
+        "POST",
+        "/fleet/update",
+        Some(json!({"canary": [names[0]], "batch_size": 1, "approve_after": "canary"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let rollout_id = body["rollout_id"].as_str().unwrap().to_owned();
+    wait::until("the rollout waiting after its canary", || async {
+        let (_, rollout) = call(
+            &app,
+            &tokens.read,
+            "GET",
+            &format!("/rollouts/{rollout_id}"),
+            None,
+        )
+        .await;
+        if rollout["state"] == "awaiting_approval" {
+            Ok(())
+        } else {
+            Err(rollout.to_string())
+        }
+    })
+    .await;
+
+    let browser = Browser::launch().await;
+    let page = &browser.page;
+    page.viewport(1280, 900, false).await;
+    // A reader sees the gate, and no button to pass it.
+    log_in(page, &app.base_url, &tokens.read).await;
+    show(page, &format!("#/rollouts/{rollout_id}")).await;
+    let seen = page
+        .eval("[document.querySelector('#approval-gate')?.innerText ?? '', !!document.querySelector('#act-approve')]")
+        .await;
+    assert!(
+        seen[0]
+            .as_str()
+            .unwrap()
+            .contains("Waiting for approval after batch 1"),
+        "{seen}"
+    );
+    assert_eq!(seen[1], false, "a reader gets no Approve button");
+    page.click("#logout").await;
+    page.wait_for(
+        "document.querySelector('#login-form')",
+        "the login form after logging out",
+    )
+    .await;
+
+    // The operator approves from the page; the rest of the fleet follows.
+    log_in(page, &app.base_url, &tokens.operate).await;
+    show(page, &format!("#/rollouts/{rollout_id}")).await;
+    page.wait_for(
+        "document.querySelector('#act-approve')",
+        "the Approve button",
+    )
+    .await;
+    page.click("#act-approve").await;
+    page.wait_for(
+        "document.querySelector('#approved-by')?.innerText.includes('ops') \
+         && document.querySelector('#rollout-state [data-state]')?.dataset.state === 'completed'",
+        "the rollout approved by ops and completed, live on the page",
+    )
+    .await;
+    let (_, rollout) = call(
+        &app,
+        &tokens.read,
+        "GET",
+        &format!("/rollouts/{rollout_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(rollout["state"], "completed", "{rollout:#}");
+    assert_eq!(rollout["approved_by"], "ops", "{rollout:#}");
+    for host in fleet.hosts() {
+        assert_eq!(installed_version(host, "tendhost-gate").await, "1.1");
+    }
+
+    // The canary's page shows the health check that ran after its update.
+    show(page, &format!("#/hosts/{}", names[0])).await;
+    let health = page
+        .eval("document.querySelector('#health-check')?.innerText ?? ''")
+        .await;
+    assert!(health.as_str().unwrap().contains("passed"), "{health}");
+    assert_clean_console(page);
+    app.stop().await.unwrap();
+}
+
 async fn activity_seqs(page: &Page) -> Vec<u64> {
     let seqs = page
         .eval("[...document.querySelectorAll('#activity li')].map(li => Number(li.dataset.seq))")
