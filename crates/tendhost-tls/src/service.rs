@@ -429,14 +429,12 @@ async fn renew(inner: &Arc<Inner>) -> Result<(), Error> {
     }
 }
 
-/// `self-signed`: sleeps until the renewal is due, renews, repeats; a failed renewal is tried
-/// again after a pause that grows up to a minute.
-async fn renew_on_time(inner: std::sync::Weak<Inner>) {
-    let mut retry = Duration::from_secs(1);
+/// Sleeps until the certificate's next renewal (or retry) is due, looking again when it is
+/// rescheduled and at least once a minute (suspend, clock changes); `None` once the service is
+/// gone.
+async fn until_due(inner: &std::sync::Weak<Inner>) -> Option<std::sync::Arc<Inner>> {
     loop {
-        let Some(strong) = inner.upgrade() else {
-            return;
-        };
+        let strong = inner.upgrade()?;
         let due = strong
             .status
             .lock()
@@ -446,15 +444,22 @@ async fn renew_on_time(inner: std::sync::Weak<Inner>) {
         let wait = due
             .duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO)
-            // Re-read the clock at least once a minute (suspend, clock changes).
             .min(RETRY_MAX);
         let woken = tokio::select! {
             () = tokio::time::sleep(wait) => false,
             () = strong.rescheduled.notified() => true,
         };
-        if woken || SystemTime::now() < due {
-            continue;
+        if !woken && SystemTime::now() >= due {
+            return Some(strong);
         }
+    }
+}
+
+/// `self-signed`: sleeps until the renewal is due, renews, repeats; a failed renewal is tried
+/// again after a pause that grows up to a minute.
+async fn renew_on_time(inner: std::sync::Weak<Inner>) {
+    let mut retry = Duration::from_secs(1);
+    while let Some(strong) = until_due(&inner).await {
         if renew(&strong).await.is_ok() {
             retry = Duration::from_secs(1);
         } else {
@@ -570,27 +575,7 @@ async fn order_on_time(inner: std::sync::Weak<Inner>) {
     if listening.wait_for(|up| *up).await.is_err() {
         return;
     }
-    loop {
-        let Some(strong) = inner.upgrade() else {
-            return;
-        };
-        let due = strong
-            .status
-            .lock()
-            .expect("tls status lock")
-            .next_renewal
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        let wait = due
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO)
-            .min(RETRY_MAX);
-        let woken = tokio::select! {
-            () = tokio::time::sleep(wait) => false,
-            () = strong.rescheduled.notified() => true,
-        };
-        if woken || SystemTime::now() < due {
-            continue;
-        }
+    while let Some(strong) = until_due(&inner).await {
         let _ = order(&strong).await;
     }
 }
