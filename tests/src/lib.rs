@@ -4,6 +4,7 @@
 //! helpers (`http`) and the one deadline every wait shares (`wait`). Only test code uses this
 //! crate.
 
+pub mod bench;
 pub mod browser;
 pub mod cli;
 pub mod daemon;

@@ -15,6 +15,7 @@ use kameo::supervision::{RestartPolicy, SupervisionStrategy};
 use crate::context::FleetContext;
 use crate::events::EventKind;
 use crate::host::{HostActor, HostArgs, HostEntry, HostShared};
+use crate::index::{HostIndex, IndexCell};
 use crate::model::{
     FleetError, HostFilter, HostSnapshot, HostStatus, RolloutKind, RolloutRequest, RolloutSnapshot,
     RolloutState,
@@ -28,7 +29,11 @@ pub type ExecutorFactory = Arc<dyn Fn(&HostSpec) -> Arc<dyn tendhost_exec::Execu
 /// Spawn arguments.
 pub struct OrchestratorArgs {
     pub ctx: Arc<FleetContext>,
-    pub hosts: Vec<(HostSpec, HostStatus)>,
+    /// The hosts of the config (and the store), already in `index`; their actors are
+    /// spawned by `on_start`.
+    pub hosts: Vec<Arc<HostShared>>,
+    /// Where the orchestrator publishes its hosts and groups after every change.
+    pub index: Arc<IndexCell>,
     pub groups: BTreeMap<String, Vec<String>>,
     pub executor_factory: ExecutorFactory,
     /// Rollouts from previous runs (oldest first), shown and resumable but not running.
@@ -45,9 +50,41 @@ pub struct OrchestratorActor {
     rollout_order: Vec<String>,
     keep_finished_rollouts: usize,
     executor_factory: ExecutorFactory,
+    index: Arc<IndexCell>,
+}
+
+/// A host's shared state, with its executor from `factory`.
+pub fn new_shared(
+    ctx: &Arc<FleetContext>,
+    factory: &ExecutorFactory,
+    spec: HostSpec,
+    status: HostStatus,
+) -> Arc<HostShared> {
+    let executor = factory(&spec);
+    Arc::new(HostShared::new(spec, executor, status, Arc::clone(ctx)))
+}
+
+/// The index of `hosts` and `groups`.
+pub fn index_of<'a>(
+    hosts: impl IntoIterator<Item = &'a Arc<HostShared>>,
+    groups: BTreeMap<String, Vec<String>>,
+) -> HostIndex {
+    let hosts = hosts
+        .into_iter()
+        .map(|shared| (shared.name().to_owned(), Arc::clone(shared)))
+        .collect();
+    HostIndex::new(hosts, groups)
 }
 
 impl OrchestratorActor {
+    /// Publishes the current hosts and groups to the readers' index.
+    fn publish(&self) {
+        self.index.store(index_of(
+            self.hosts.values().map(|entry| &entry.shared),
+            self.groups.clone(),
+        ));
+    }
+
     /// Forgets the oldest finished rollouts beyond `keep_finished_rollouts` (running and
     /// interrupted ones always stay: they can still change).
     fn evict_rollouts(&mut self) {
@@ -82,13 +119,12 @@ impl OrchestratorActor {
         spec: HostSpec,
         status: HostStatus,
     ) -> HostEntry {
-        let executor = (self.executor_factory)(&spec);
-        let shared = Arc::new(HostShared::new(
-            spec,
-            executor,
-            status,
-            Arc::clone(&self.ctx),
-        ));
+        let shared = new_shared(&self.ctx, &self.executor_factory, spec, status);
+        Self::spawn_actor(me, shared).await
+    }
+
+    /// Spawns the supervised actor of a host.
+    async fn spawn_actor(me: &ActorRef<Self>, shared: Arc<HostShared>) -> HostEntry {
         let actor = HostActor::supervise(
             me,
             HostArgs {
@@ -178,10 +214,11 @@ impl Actor for OrchestratorActor {
             rollout_order: Vec::new(),
             keep_finished_rollouts: args.keep_finished_rollouts,
             executor_factory: args.executor_factory,
+            index: args.index,
         };
-        for (spec, status) in args.hosts {
-            let name = spec.name.clone();
-            let entry = orchestrator.spawn_host(&actor_ref, spec, status).await;
+        for shared in args.hosts {
+            let name = shared.name().to_owned();
+            let entry = Self::spawn_actor(&actor_ref, shared).await;
             orchestrator.hosts.insert(name, entry);
         }
         let targets: Vec<HostEntry> = orchestrator.hosts.values().cloned().collect();
@@ -199,20 +236,6 @@ impl Actor for OrchestratorActor {
         }
         orchestrator.evict_rollouts();
         Ok(orchestrator)
-    }
-}
-
-/// All hosts (snapshots), in name order.
-pub struct ListHosts;
-
-impl Message<ListHosts> for OrchestratorActor {
-    type Reply = Vec<HostSnapshot>;
-
-    async fn handle(&mut self, _: ListHosts, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
-        self.hosts
-            .iter()
-            .map(|(name, entry)| entry.shared.snapshot(self.groups_of(name)))
-            .collect()
     }
 }
 
@@ -246,6 +269,7 @@ impl Message<AddHost> for OrchestratorActor {
         let snapshot = entry.shared.snapshot(Vec::new());
         entry.shared.persist();
         self.hosts.insert(name.clone(), entry);
+        self.publish();
         self.ctx.bus.publish(EventKind::HostAdded { host: name });
         Ok(snapshot)
     }
@@ -270,21 +294,11 @@ impl Message<RemoveHost> for OrchestratorActor {
             return Err(FleetError::HostBusy { host: name, job_id });
         }
         let entry = self.hosts.remove(&name).expect("checked above");
+        self.publish();
         let _ = entry.actor.stop_gracefully().await;
         entry.shared.executor.close().await;
         self.ctx.bus.publish(EventKind::HostRemoved { host: name });
         Ok(entry.shared)
-    }
-}
-
-/// Groups with their members.
-pub struct Groups;
-
-impl Message<Groups> for OrchestratorActor {
-    type Reply = BTreeMap<String, Vec<String>>;
-
-    async fn handle(&mut self, _: Groups, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
-        self.groups.clone()
     }
 }
 
@@ -462,6 +476,7 @@ impl Message<PutConfigHost> for OrchestratorActor {
                 .await;
             entry.shared.persist();
             self.hosts.insert(name.clone(), entry);
+            self.publish();
             self.ctx.bus.publish(EventKind::HostAdded { host: name });
             return Ok(Put::Added);
         };
@@ -477,6 +492,7 @@ impl Message<PutConfigHost> for OrchestratorActor {
         old.shared.executor.close().await;
         let entry = self.spawn_host(ctx.actor_ref(), msg.0, status).await;
         self.hosts.insert(name, entry);
+        self.publish();
         Ok(Put::Replaced)
     }
 }
@@ -496,6 +512,7 @@ impl Message<RetireHost> for OrchestratorActor {
             return Err(FleetError::HostBusy { host: name, job_id });
         }
         let entry = self.hosts.remove(&name).expect("checked above");
+        self.publish();
         let _ = entry.actor.stop_gracefully().await;
         entry.shared.executor.close().await;
         self.ctx.bus.publish(EventKind::HostRemoved { host: name });
@@ -511,5 +528,6 @@ impl Message<SetGroups> for OrchestratorActor {
 
     async fn handle(&mut self, msg: SetGroups, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
         self.groups = msg.0;
+        self.publish();
     }
 }
