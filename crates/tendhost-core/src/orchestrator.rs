@@ -44,13 +44,42 @@ pub struct OrchestratorArgs {
 
 pub struct OrchestratorActor {
     ctx: Arc<FleetContext>,
-    hosts: BTreeMap<String, HostEntry>,
+    hosts: BTreeMap<String, Slot>,
     groups: BTreeMap<String, Vec<String>>,
     rollouts: HashMap<String, RolloutHandle>,
     rollout_order: Vec<String>,
     keep_finished_rollouts: usize,
     executor_factory: ExecutorFactory,
     index: Arc<IndexCell>,
+}
+
+/// A registered host: its shared state, and its actor once something needed it. Actors are
+/// spawned on first use (a request to the host, a rollout that targets it), not at start: the
+/// periodic checks start jobs through `HostShared` directly, so a big fleet that nobody
+/// addresses costs no actor per host.
+#[derive(Clone)]
+struct Slot {
+    shared: Arc<HostShared>,
+    actor: Option<ActorRef<HostActor>>,
+}
+
+impl From<HostEntry> for Slot {
+    fn from(entry: HostEntry) -> Self {
+        Slot {
+            shared: entry.shared,
+            actor: Some(entry.actor),
+        }
+    }
+}
+
+impl Slot {
+    /// Stops the actor (if one was spawned) and closes the connection.
+    async fn stop(&self) {
+        if let Some(actor) = &self.actor {
+            let _ = actor.stop_gracefully().await;
+        }
+        self.shared.executor.close().await;
+    }
 }
 
 /// A host's shared state, with its executor from `factory`.
@@ -138,6 +167,36 @@ impl OrchestratorActor {
         HostEntry { actor, shared }
     }
 
+    /// The entry of host `name`, spawning its actor if it has none yet.
+    async fn entry_of(&mut self, me: &ActorRef<Self>, name: &str) -> Option<HostEntry> {
+        let slot = self.hosts.get_mut(name)?;
+        let actor = match &slot.actor {
+            Some(actor) => actor.clone(),
+            None => {
+                let entry = Self::spawn_actor(me, Arc::clone(&slot.shared)).await;
+                slot.actor = Some(entry.actor.clone());
+                entry.actor
+            }
+        };
+        Some(HostEntry {
+            actor,
+            shared: Arc::clone(&slot.shared),
+        })
+    }
+
+    /// The entries of `names` (known hosts), spawning their actors as needed.
+    async fn entries_of(&mut self, me: &ActorRef<Self>, names: &[String]) -> Vec<HostEntry> {
+        let mut entries = Vec::with_capacity(names.len());
+        for name in names {
+            entries.extend(self.entry_of(me, name).await);
+        }
+        entries
+    }
+
+    fn all_names(&self) -> Vec<String> {
+        self.hosts.keys().cloned().collect()
+    }
+
     /// Rollout `id`, or `not_found`.
     fn rollout(&self, id: &str) -> Result<&RolloutHandle, FleetError> {
         self.rollouts.get(id).ok_or_else(|| FleetError::NotFound {
@@ -154,8 +213,9 @@ impl OrchestratorActor {
             .collect()
     }
 
-    /// Hosts matching `filter`, in name order; unknown names in `filter` are an error.
-    pub fn resolve(&self, filter: &HostFilter) -> Result<Vec<HostEntry>, FleetError> {
+    /// Names of the hosts matching `filter`, in name order; unknown names in `filter` are an
+    /// error.
+    fn resolve(&self, filter: &HostFilter) -> Result<Vec<String>, FleetError> {
         for (field, names) in [
             ("filter.hosts", &filter.hosts),
             ("filter.exclude_hosts", &filter.exclude_hosts),
@@ -192,7 +252,7 @@ impl OrchestratorActor {
                     .iter()
                     .all(|tag| entry.shared.spec.tags.contains(tag))
             })
-            .map(|(_, entry)| entry.clone())
+            .map(|(name, _)| name.clone())
             .collect())
     }
 }
@@ -218,10 +278,20 @@ impl Actor for OrchestratorActor {
         };
         for shared in args.hosts {
             let name = shared.name().to_owned();
-            let entry = Self::spawn_actor(&actor_ref, shared).await;
-            orchestrator.hosts.insert(name, entry);
+            orchestrator
+                .hosts
+                .insert(name, Slot { shared, actor: None });
         }
-        let targets: Vec<HostEntry> = orchestrator.hosts.values().cloned().collect();
+        let targets = if args
+            .rollouts
+            .iter()
+            .any(|snapshot| snapshot.state == RolloutState::AwaitingApproval)
+        {
+            let names = orchestrator.all_names();
+            orchestrator.entries_of(&actor_ref, &names).await
+        } else {
+            Vec::new()
+        };
         for snapshot in args.rollouts {
             let id = snapshot.id.clone();
             // A rollout waiting for approval waits on (its gate is durable); any other is
@@ -245,8 +315,8 @@ pub struct GetHost(pub String);
 impl Message<GetHost> for OrchestratorActor {
     type Reply = Option<(HostEntry, Vec<String>)>;
 
-    async fn handle(&mut self, msg: GetHost, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
-        let entry = self.hosts.get(&msg.0)?.clone();
+    async fn handle(&mut self, msg: GetHost, ctx: &mut Context<Self, Self::Reply>) -> Self::Reply {
+        let entry = self.entry_of(ctx.actor_ref(), &msg.0).await?;
         Some((entry, self.groups_of(&msg.0)))
     }
 }
@@ -268,7 +338,7 @@ impl Message<AddHost> for OrchestratorActor {
         let entry = self.spawn_host(ctx.actor_ref(), msg.spec, msg.status).await;
         let snapshot = entry.shared.snapshot(Vec::new());
         entry.shared.persist();
-        self.hosts.insert(name.clone(), entry);
+        self.hosts.insert(name.clone(), entry.into());
         self.publish();
         self.ctx.bus.publish(EventKind::HostAdded { host: name });
         Ok(snapshot)
@@ -295,8 +365,7 @@ impl Message<RemoveHost> for OrchestratorActor {
         }
         let entry = self.hosts.remove(&name).expect("checked above");
         self.publish();
-        let _ = entry.actor.stop_gracefully().await;
-        entry.shared.executor.close().await;
+        entry.stop().await;
         self.ctx.bus.publish(EventKind::HostRemoved { host: name });
         Ok(entry.shared)
     }
@@ -314,20 +383,21 @@ impl Message<StartRollout> for OrchestratorActor {
     async fn handle(
         &mut self,
         msg: StartRollout,
-        _: &mut Context<Self, Self::Reply>,
+        ctx: &mut Context<Self, Self::Reply>,
     ) -> Self::Reply {
-        let targets = self.resolve(&msg.request.filter)?;
+        let names = self.resolve(&msg.request.filter)?;
         for canary in &msg.request.canary {
-            if !targets.iter().any(|t| t.shared.name() == canary) {
+            if !names.contains(canary) {
                 return Err(FleetError::invalid(
                     "canary",
                     format!("canary host {canary:?} is not among the rollout's target hosts"),
                 ));
             }
         }
-        if targets.is_empty() {
+        if names.is_empty() {
             return Err(FleetError::invalid("filter", "no host matches the filter"));
         }
+        let targets = self.entries_of(ctx.actor_ref(), &names).await;
         let handle = rollout::start(Arc::clone(&self.ctx), msg.kind, msg.request, targets)?;
         let snapshot = handle.snapshot();
         self.rollout_order.push(snapshot.id.clone());
@@ -411,11 +481,12 @@ impl Message<ResumeRollout> for OrchestratorActor {
     async fn handle(
         &mut self,
         msg: ResumeRollout,
-        _: &mut Context<Self, Self::Reply>,
+        ctx: &mut Context<Self, Self::Reply>,
     ) -> Self::Reply {
-        let handle = self.rollout(&msg.0)?;
-        let targets: Vec<HostEntry> = self.hosts.values().cloned().collect();
-        let resumed = handle.resume(targets)?;
+        self.rollout(&msg.0)?;
+        let names = self.all_names();
+        let targets = self.entries_of(ctx.actor_ref(), &names).await;
+        let resumed = self.rollout(&msg.0)?.resume(targets)?;
         let snapshot = resumed.snapshot();
         self.rollouts.insert(msg.0, resumed);
         Ok(snapshot)
@@ -475,7 +546,7 @@ impl Message<PutConfigHost> for OrchestratorActor {
                 .spawn_host(ctx.actor_ref(), msg.0, HostStatus::default())
                 .await;
             entry.shared.persist();
-            self.hosts.insert(name.clone(), entry);
+            self.hosts.insert(name.clone(), entry.into());
             self.publish();
             self.ctx.bus.publish(EventKind::HostAdded { host: name });
             return Ok(Put::Added);
@@ -488,10 +559,9 @@ impl Message<PutConfigHost> for OrchestratorActor {
             return Err(FleetError::HostBusy { host: name, job_id });
         }
         let old = self.hosts.remove(&name).expect("checked above");
-        let _ = old.actor.stop_gracefully().await;
-        old.shared.executor.close().await;
+        old.stop().await;
         let entry = self.spawn_host(ctx.actor_ref(), msg.0, status).await;
-        self.hosts.insert(name, entry);
+        self.hosts.insert(name, entry.into());
         self.publish();
         Ok(Put::Replaced)
     }
@@ -513,8 +583,7 @@ impl Message<RetireHost> for OrchestratorActor {
         }
         let entry = self.hosts.remove(&name).expect("checked above");
         self.publish();
-        let _ = entry.actor.stop_gracefully().await;
-        entry.shared.executor.close().await;
+        entry.stop().await;
         self.ctx.bus.publish(EventKind::HostRemoved { host: name });
         Ok(())
     }

@@ -48,6 +48,7 @@ impl Daemon {
     /// Spawns `binary` with `config_text` (auth off: loopback only) and waits until
     /// `GET /health` answers, polling every 2 ms.
     pub async fn start(binary: &Path, config_text: &str) -> Daemon {
+        crate::tls::install_provider();
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("tendhost.toml");
         let text = crate::daemon::auth_off_unless_configured(config_text);
