@@ -59,6 +59,17 @@ impl Daemon {
         let addr = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free loopback port");
+        // Everything that may panic before the child is owned by `Daemon` (whose drop kills
+        // it) comes first.
+        let client = reqwest::Client::builder()
+            .timeout(WAIT_DEADLINE)
+            .pool_max_idle_per_host(4)
+            .build()
+            .expect("HTTP client");
+        let probe = reqwest::Client::builder()
+            .timeout(Duration::from_millis(500))
+            .build()
+            .expect("HTTP client");
         let started = Instant::now();
         let child = Command::new(binary)
             .arg("--config")
@@ -72,11 +83,6 @@ impl Daemon {
             .spawn()
             .unwrap_or_else(|err| panic!("cannot spawn {}: {err}", binary.display()));
         let pid = child.id();
-        let client = reqwest::Client::builder()
-            .timeout(WAIT_DEADLINE)
-            .pool_max_idle_per_host(4)
-            .build()
-            .expect("HTTP client");
         let mut daemon = Daemon {
             child,
             pid,
@@ -86,10 +92,6 @@ impl Daemon {
             client,
             dir,
         };
-        let probe = reqwest::Client::builder()
-            .timeout(Duration::from_millis(500))
-            .build()
-            .expect("HTTP client");
         let health = daemon.url("/health");
         loop {
             if let Ok(response) = probe.get(&health).send().await
@@ -166,6 +168,21 @@ pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
+}
+
+/// User + system CPU time of process `pid` so far (`/proc/<pid>/stat`, in clock ticks of
+/// 10 ms on Linux); 0 when unreadable.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = text
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15 of stat; here (after pid and comm) at 11 and 12.
+    let field = |idx: usize| fields.get(idx).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    field(11) + field(12)
 }
 
 /// The load averages (`/proc/loadavg`, first three fields).
@@ -294,6 +311,10 @@ pub struct PlaneReport {
     pub checks_during: u64,
     /// Most hosts seen `querying` at one summary during the requests.
     pub querying_max: u64,
+    /// Wall time of the requests, and the daemon's CPU time meanwhile (threads of the
+    /// daemon only; its `ssh` children are not counted).
+    pub sampling: Duration,
+    pub daemon_cpu: Duration,
     /// Every request answered as expected; the names of mismatches otherwise.
     pub errors: Vec<String>,
 }
@@ -344,6 +365,8 @@ pub async fn control_plane(options: PlaneOptions) -> PlaneReport {
     let settled_before = settled(&first_summary);
     let mut querying_max = state_count(&first_summary, "querying");
     let mut rss_max_kib = rss_listed_kib;
+    let cpu_before = cpu_ticks(daemon.pid);
+    let sampling_started = Instant::now();
     for round in 0..options.rounds {
         let started = Instant::now();
         let (status, _) = daemon.get("/health").await;
@@ -388,6 +411,8 @@ pub async fn control_plane(options: PlaneOptions) -> PlaneReport {
         querying_max = querying_max.max(state_count(&body, "querying"));
         rss_max_kib = rss_max_kib.max(daemon.status_kib("VmRSS"));
     }
+    let sampling = sampling_started.elapsed();
+    let daemon_cpu = Duration::from_millis(cpu_ticks(daemon.pid).saturating_sub(cpu_before) * 10);
     let (_, last_summary) = daemon.get("/fleet/summary").await;
     let checks_during = settled(&last_summary).saturating_sub(settled_before);
 
@@ -425,6 +450,8 @@ pub async fn control_plane(options: PlaneOptions) -> PlaneReport {
         latencies: vec![health, page, host, summary],
         checks_during,
         querying_max,
+        sampling,
+        daemon_cpu,
         errors,
     }
 }
@@ -463,8 +490,15 @@ impl PlaneReport {
         let _ = writeln!(out, "| VmHWM at the end | {:.1} MiB |", mib(self.hwm_kib));
         let _ = writeln!(
             out,
-            "| checks ended while requests ran | {} (up to {} hosts `querying` at once) |\n",
+            "| checks ended while requests ran | {} (up to {} hosts `querying` at once) |",
             self.checks_during, self.querying_max
+        );
+        let _ = writeln!(
+            out,
+            "| daemon CPU while requests ran | {:.0} ms in {:.0} ms ({:.0} % of one core) |\n",
+            ms(self.daemon_cpu),
+            ms(self.sampling),
+            100.0 * self.daemon_cpu.as_secs_f64() / self.sampling.as_secs_f64().max(1e-9)
         );
         let base = self.latencies[0].percentile(99).max(Duration::from_micros(1));
         let _ = writeln!(
