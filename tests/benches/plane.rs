@@ -24,5 +24,9 @@ fn main() {
         .expect("tokio runtime");
     let report = runtime.block_on(control_plane(options));
     println!("{}", report.markdown());
-    assert!(report.errors.is_empty(), "wrong answers: {:?}", &report.errors[..report.errors.len().min(5)]);
+    assert!(
+        report.errors.is_empty(),
+        "wrong answers: {:?}",
+        &report.errors[..report.errors.len().min(5)]
+    );
 }

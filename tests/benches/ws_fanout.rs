@@ -26,5 +26,9 @@ fn main() {
         .expect("tokio runtime");
     let report = runtime.block_on(ws_fanout(options));
     println!("{}", report.markdown());
-    assert!(report.errors.is_empty(), "errors: {:?}", &report.errors[..report.errors.len().min(5)]);
+    assert!(
+        report.errors.is_empty(),
+        "errors: {:?}",
+        &report.errors[..report.errors.len().min(5)]
+    );
 }

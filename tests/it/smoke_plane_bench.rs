@@ -16,7 +16,11 @@ async fn plane_bench_pages_and_hosts_answer_while_checks_run() {
     })
     .await;
     println!("{}", report.markdown());
-    assert!(report.errors.is_empty(), "wrong answers: {:?}", report.errors);
+    assert!(
+        report.errors.is_empty(),
+        "wrong answers: {:?}",
+        report.errors
+    );
     assert_eq!(report.latencies.len(), 4);
     assert!(report.latencies.iter().all(|l| l.samples.len() == 20));
     assert!(report.rss_listed_kib > 0, "the daemon's RSS was not read");
@@ -32,7 +36,10 @@ async fn ws_fanout_bench_loses_no_event() {
     .await;
     println!("{}", report.markdown());
     assert!(report.errors.is_empty(), "errors: {:?}", report.errors);
-    assert_eq!(report.complete, 20, "every client saw the check start and finish");
+    assert_eq!(
+        report.complete, 20,
+        "every client saw the check start and finish"
+    );
     assert_eq!(report.lost, 0);
     assert_eq!(report.lagged, 0);
     // rollout_started, batch_started, per host job_started .. job_finished, batch_finished,

@@ -170,13 +170,12 @@ impl OrchestratorActor {
     /// The entry of host `name`, spawning its actor if it has none yet.
     async fn entry_of(&mut self, me: &ActorRef<Self>, name: &str) -> Option<HostEntry> {
         let slot = self.hosts.get_mut(name)?;
-        let actor = match &slot.actor {
-            Some(actor) => actor.clone(),
-            None => {
-                let entry = Self::spawn_actor(me, Arc::clone(&slot.shared)).await;
-                slot.actor = Some(entry.actor.clone());
-                entry.actor
-            }
+        let actor = if let Some(actor) = &slot.actor {
+            actor.clone()
+        } else {
+            let entry = Self::spawn_actor(me, Arc::clone(&slot.shared)).await;
+            slot.actor = Some(entry.actor.clone());
+            entry.actor
         };
         Some(HostEntry {
             actor,
@@ -278,9 +277,13 @@ impl Actor for OrchestratorActor {
         };
         for shared in args.hosts {
             let name = shared.name().to_owned();
-            orchestrator
-                .hosts
-                .insert(name, Slot { shared, actor: None });
+            orchestrator.hosts.insert(
+                name,
+                Slot {
+                    shared,
+                    actor: None,
+                },
+            );
         }
         let targets = if args
             .rollouts

@@ -101,7 +101,10 @@ impl Daemon {
                 return daemon;
             }
             if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!("the daemon exited ({status}) before answering; its log:\n{}", daemon.log());
+                panic!(
+                    "the daemon exited ({status}) before answering; its log:\n{}",
+                    daemon.log()
+                );
             }
             assert!(
                 started.elapsed() < WAIT_DEADLINE,
@@ -181,7 +184,12 @@ pub fn cpu_ticks(pid: u32) -> u64 {
         .split_whitespace()
         .collect();
     // utime and stime are fields 14 and 15 of stat; here (after pid and comm) at 11 and 12.
-    let field = |idx: usize| fields.get(idx).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let field = |idx: usize| {
+        fields
+            .get(idx)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     field(11) + field(12)
 }
 
@@ -232,9 +240,8 @@ pub fn bench_binary() -> PathBuf {
 /// Config with `n_hosts` hosts at loopback addresses on closed port 1 (connect refused at
 /// once), tagged in turn `web`, `db`, `cache`, `batch`; `daemon_extra` goes into `[daemon]`.
 pub fn loopback_fleet(n_hosts: usize, daemon_extra: &str, defaults: &str) -> String {
-    let mut config = format!(
-        "[daemon]\nlog_level = \"warn\"\n{daemon_extra}\n[defaults]\n{defaults}\n"
-    );
+    let mut config =
+        format!("[daemon]\nlog_level = \"warn\"\n{daemon_extra}\n[defaults]\n{defaults}\n");
     for idx in 0..n_hosts {
         let _ = write!(
             config,
@@ -406,7 +413,10 @@ pub async fn control_plane(options: PlaneOptions) -> PlaneReport {
         let (status, body) = daemon.get("/fleet/summary").await;
         summary.samples.push(started.elapsed());
         if status != 200 || body["n_hosts"] != n_hosts {
-            errors.push(format!("/fleet/summary: {status}, n_hosts {}", body["n_hosts"]));
+            errors.push(format!(
+                "/fleet/summary: {status}, n_hosts {}",
+                body["n_hosts"]
+            ));
         }
         querying_max = querying_max.max(state_count(&body, "querying"));
         rss_max_kib = rss_max_kib.max(daemon.status_kib("VmRSS"));
@@ -500,7 +510,9 @@ impl PlaneReport {
             ms(self.sampling),
             100.0 * self.daemon_cpu.as_secs_f64() / self.sampling.as_secs_f64().max(1e-9)
         );
-        let base = self.latencies[0].percentile(99).max(Duration::from_micros(1));
+        let base = self.latencies[0]
+            .percentile(99)
+            .max(Duration::from_micros(1));
         let _ = writeln!(
             out,
             "| request | n | p50 | p99 | max | p99 / health p99 |\n| --- | ---: | ---: | ---: | ---: | ---: |"
@@ -739,14 +751,20 @@ pub async fn ws_fanout(options: FanoutOptions) -> FanoutReport {
 
     let received: Vec<Received> = results
         .into_iter()
-        .map(|result| result.unwrap_or_else(|err| Received {
-            error: Some(format!("client task failed: {err}")),
-            ..Received::default()
-        }))
+        .map(|result| {
+            result.unwrap_or_else(|err| Received {
+                error: Some(format!("client task failed: {err}")),
+                ..Received::default()
+            })
+        })
         .collect();
     // What every client should have: each seq from the first `rollout_started` to the last
     // `rollout_finished` any client saw.
-    let first = received.iter().filter_map(|r| r.seqs.first()).min().copied();
+    let first = received
+        .iter()
+        .filter_map(|r| r.seqs.first())
+        .min()
+        .copied();
     let last = received.iter().filter_map(|r| r.seqs.last()).max().copied();
     let events = match (first, last) {
         (Some(first), Some(last)) => last - first + 1,

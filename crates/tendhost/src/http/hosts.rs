@@ -166,8 +166,7 @@ impl HostSort {
                 SortValue::Count(status.report.pending.iter().filter(|p| p.security).count())
             }
             SortKey::Reboot => SortValue::Flag(
-                mapping::reboot_state(&status.reboot)
-                    == tendhost_api::hosts::RebootState::Required,
+                mapping::reboot_state(&status.reboot) == tendhost_api::hosts::RebootState::Required,
             ),
             SortKey::LastCheck => SortValue::Time(status.last_check),
         }

@@ -60,39 +60,39 @@ pub fn summarise(index: &HostIndex) -> FleetSummary {
     };
     for (name, host) in index.iter().map(|host| (host.name(), host)) {
         host.read(|host| {
-        let pending = &host.report.pending;
-        *by_state.entry(host.state).or_default() += 1;
-        let n_security = pending.iter().filter(|p| p.security).count() as u64;
-        summary.pending_updates += pending.len() as u64;
-        summary.security_updates += n_security;
-        if n_security > 0 {
-            summary.with_security += 1;
-        } else if pending.is_empty() {
-            summary.up_to_date += 1;
-        } else {
-            summary.with_pending += 1;
-        }
-        if mapping::reboot_state(&host.reboot) == tendhost_api::hosts::RebootState::Required {
-            summary.reboot_required += 1;
-            summary.reboot_hosts.push(name.to_owned());
-        }
-        if matches!(host.state, HostState::Failed | HostState::Unreachable) {
-            summary.needs_attention += 1;
-            summary.attention.push(AttentionHost {
-                name: name.to_owned(),
-                state: mapping::host_state(host.state),
-                reason: host
-                    .failure
-                    .as_ref()
-                    .map(|failure| failure.error.clone())
-                    .or_else(|| host.last_error.clone()),
-            });
-        }
-        let os_name = host.inventory.as_ref().map_or_else(
-            || "unknown".to_owned(),
-            |inventory| format!("{} {}", inventory.os_name, inventory.os_version),
-        );
-        *os.entry(os_name.trim().to_owned()).or_default() += 1;
+            let pending = &host.report.pending;
+            *by_state.entry(host.state).or_default() += 1;
+            let n_security = pending.iter().filter(|p| p.security).count() as u64;
+            summary.pending_updates += pending.len() as u64;
+            summary.security_updates += n_security;
+            if n_security > 0 {
+                summary.with_security += 1;
+            } else if pending.is_empty() {
+                summary.up_to_date += 1;
+            } else {
+                summary.with_pending += 1;
+            }
+            if mapping::reboot_state(&host.reboot) == tendhost_api::hosts::RebootState::Required {
+                summary.reboot_required += 1;
+                summary.reboot_hosts.push(name.to_owned());
+            }
+            if matches!(host.state, HostState::Failed | HostState::Unreachable) {
+                summary.needs_attention += 1;
+                summary.attention.push(AttentionHost {
+                    name: name.to_owned(),
+                    state: mapping::host_state(host.state),
+                    reason: host
+                        .failure
+                        .as_ref()
+                        .map(|failure| failure.error.clone())
+                        .or_else(|| host.last_error.clone()),
+                });
+            }
+            let os_name = host.inventory.as_ref().map_or_else(
+                || "unknown".to_owned(),
+                |inventory| format!("{} {}", inventory.os_name, inventory.os_version),
+            );
+            *os.entry(os_name.trim().to_owned()).or_default() += 1;
         });
     }
     summary.by_state = HostState::ALL
