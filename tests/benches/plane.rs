@@ -4,7 +4,8 @@
 //! binary in a child process. Prints Markdown for docs/benchmarks.md.
 //!
 //! Run: `cargo build --release -p tendhost && cargo bench -p tendhost-tests --bench plane`
-//! (arguments: hosts, default 10000; rounds, default 500; `--no-check-on-start`).
+//! (arguments: hosts, default 10000; rounds, default 500; `--no-check-on-start`;
+//! `--max-parallel=N`).
 
 use tendhost_tests::bench::plane::{PlaneOptions, bench_binary, control_plane};
 
@@ -16,6 +17,9 @@ fn main() {
         hosts: numbers.first().copied().unwrap_or(10_000),
         rounds: numbers.get(1).copied().unwrap_or(500),
         check_on_start: !args.iter().any(|arg| arg == "--no-check-on-start"),
+        max_parallel: args
+            .iter()
+            .find_map(|arg| arg.strip_prefix("--max-parallel=")?.parse().ok()),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

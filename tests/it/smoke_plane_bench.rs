@@ -13,6 +13,7 @@ async fn plane_bench_pages_and_hosts_answer_while_checks_run() {
         hosts: 200,
         rounds: 20,
         check_on_start: true,
+        max_parallel: None,
     })
     .await;
     println!("{}", report.markdown());

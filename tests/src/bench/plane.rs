@@ -176,6 +176,17 @@ pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
 /// User + system CPU time of process `pid` so far (`/proc/<pid>/stat`, in clock ticks of
 /// 10 ms on Linux); 0 when unreadable.
 pub fn cpu_ticks(pid: u32) -> u64 {
+    stat_ticks(pid, 11)
+}
+
+/// User + system CPU time of the children process `pid` has waited for (its `ssh`
+/// processes), in clock ticks; 0 when unreadable.
+pub fn children_cpu_ticks(pid: u32) -> u64 {
+    stat_ticks(pid, 13)
+}
+
+/// The sum of two `/proc/<pid>/stat` fields from `first` on (counted after the command).
+fn stat_ticks(pid: u32, first: usize) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The fields after the command name (which may hold spaces) start after the last ')'.
     let fields: Vec<&str> = text
@@ -183,14 +194,15 @@ pub fn cpu_ticks(pid: u32) -> u64 {
         .map_or("", |(_, rest)| rest)
         .split_whitespace()
         .collect();
-    // utime and stime are fields 14 and 15 of stat; here (after pid and comm) at 11 and 12.
+    // utime, stime, cutime, cstime are fields 14 to 17 of stat; here (after pid and comm)
+    // at 11 to 14.
     let field = |idx: usize| {
         fields
             .get(idx)
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    field(11) + field(12)
+    field(first) + field(first + 1)
 }
 
 /// The load averages (`/proc/loadavg`, first three fields).
@@ -298,6 +310,8 @@ pub struct PlaneOptions {
     pub rounds: usize,
     /// `false` sets `check_on_start = false` (no background checks at start).
     pub check_on_start: bool,
+    /// `[daemon] max_parallel` (`None`: the default).
+    pub max_parallel: Option<usize>,
 }
 
 /// What [`control_plane`] measured.
@@ -322,6 +336,8 @@ pub struct PlaneReport {
     /// daemon only; its `ssh` children are not counted).
     pub sampling: Duration,
     pub daemon_cpu: Duration,
+    /// CPU time of the daemon's children (the checks' `ssh` processes) that ended meanwhile.
+    pub children_cpu: Duration,
     /// Every request answered as expected; the names of mismatches otherwise.
     pub errors: Vec<String>,
 }
@@ -343,7 +359,10 @@ fn settled(summary: &Value) -> u64 {
 /// Runs the control-plane measurement (see the module docs).
 pub async fn control_plane(options: PlaneOptions) -> PlaneReport {
     let load_before = loadavg();
-    let daemon_extra = format!("check_on_start = {}\n", options.check_on_start);
+    let mut daemon_extra = format!("check_on_start = {}\n", options.check_on_start);
+    if let Some(max_parallel) = options.max_parallel {
+        let _ = writeln!(daemon_extra, "max_parallel = {max_parallel}");
+    }
     let config = loopback_fleet(options.hosts, &daemon_extra, "");
     let spawned = Instant::now();
     let daemon = Daemon::start(&options.binary, &config).await;
@@ -373,6 +392,7 @@ pub async fn control_plane(options: PlaneOptions) -> PlaneReport {
     let mut querying_max = state_count(&first_summary, "querying");
     let mut rss_max_kib = rss_listed_kib;
     let cpu_before = cpu_ticks(daemon.pid);
+    let children_before = children_cpu_ticks(daemon.pid);
     let sampling_started = Instant::now();
     for round in 0..options.rounds {
         let started = Instant::now();
@@ -423,6 +443,8 @@ pub async fn control_plane(options: PlaneOptions) -> PlaneReport {
     }
     let sampling = sampling_started.elapsed();
     let daemon_cpu = Duration::from_millis(cpu_ticks(daemon.pid).saturating_sub(cpu_before) * 10);
+    let children_cpu =
+        Duration::from_millis(children_cpu_ticks(daemon.pid).saturating_sub(children_before) * 10);
     let (_, last_summary) = daemon.get("/fleet/summary").await;
     let checks_during = settled(&last_summary).saturating_sub(settled_before);
 
@@ -462,6 +484,7 @@ pub async fn control_plane(options: PlaneOptions) -> PlaneReport {
         querying_max,
         sampling,
         daemon_cpu,
+        children_cpu,
         errors,
     }
 }
@@ -472,9 +495,15 @@ impl PlaneReport {
         let o = &self.options;
         let _ = writeln!(
             out,
-            "Control plane: {} hosts on loopback (closed port), check_on_start = {}, {} rounds. \
-             Load before: {}; after: {}.\n",
-            o.hosts, o.check_on_start, o.rounds, self.load_before, self.load_after
+            "Control plane: {} hosts on loopback (closed port), check_on_start = {}, \
+             max_parallel = {}, {} rounds. Load before: {}; after: {}.\n",
+            o.hosts,
+            o.check_on_start,
+            o.max_parallel
+                .map_or_else(|| "default".to_owned(), |n| n.to_string()),
+            o.rounds,
+            self.load_before,
+            self.load_after
         );
         let _ = writeln!(out, "| measure | value |\n| --- | ---: |");
         let _ = writeln!(
@@ -505,10 +534,16 @@ impl PlaneReport {
         );
         let _ = writeln!(
             out,
-            "| daemon CPU while requests ran | {:.0} ms in {:.0} ms ({:.0} % of one core) |\n",
+            "| daemon CPU while requests ran | {:.0} ms in {:.0} ms ({:.0} % of one core) |",
             ms(self.daemon_cpu),
             ms(self.sampling),
             100.0 * self.daemon_cpu.as_secs_f64() / self.sampling.as_secs_f64().max(1e-9)
+        );
+        let _ = writeln!(
+            out,
+            "| CPU of the daemon's ended children (`ssh`) meanwhile | {:.0} ms ({:.0} % of one core) |\n",
+            ms(self.children_cpu),
+            100.0 * self.children_cpu.as_secs_f64() / self.sampling.as_secs_f64().max(1e-9)
         );
         let base = self.latencies[0]
             .percentile(99)
