@@ -174,7 +174,6 @@ impl HostSort {
 
     /// Sorts `hosts` by the key; ties go by name, ascending whatever the direction.
     fn apply(self, hosts: &mut [(SortValue, IndexedHost<'_>)]) {
-        use std::cmp::Ordering;
         let compare = |a: &(SortValue, IndexedHost<'_>), b: &(SortValue, IndexedHost<'_>)| {
             let by_key = match self.key {
                 SortKey::Name => a.1.name().cmp(b.1.name()),
@@ -191,7 +190,7 @@ impl HostSort {
             // The index is in name order already.
             return;
         }
-        hosts.sort_by(|a, b| -> Ordering { compare(a, b) });
+        hosts.sort_by(|a, b| compare(a, b));
     }
 }
 
