@@ -20,6 +20,7 @@ use crate::events::{EventBus, EventKind, EventTransport};
 use crate::host::Panic;
 use crate::host::{Acknowledge, HostEntry, HostShared, StartJob};
 use crate::ids::Ids;
+use crate::index::{HostIndex, IndexCell};
 use crate::jobs::{Jobs, JobsOptions};
 use crate::model::{
     DEFAULT_WINDOW_GRACE, FleetError, HostFilter, HostSnapshot, HostStatus, JobSnapshot, JobState,
@@ -27,9 +28,9 @@ use crate::model::{
 };
 pub use crate::orchestrator::Put;
 use crate::orchestrator::{
-    AddHost, AllHosts, ApproveRollout, CancelRollout, ExecutorFactory, GetHost, GetRollout, Groups,
-    ListHosts, ListRollouts, OrchestratorActor, OrchestratorArgs, RemoveHost, ResumeRollout,
-    RolloutHandles, StartRollout,
+    AddHost, AllHosts, ApproveRollout, CancelRollout, ExecutorFactory, GetHost, GetRollout,
+    ListRollouts, OrchestratorActor, OrchestratorArgs, RemoveHost, ResumeRollout, RolloutHandles,
+    StartRollout, index_of, new_shared,
 };
 use crate::orchestrator::{PutConfigHost, RetireHost, SetGroups};
 use crate::spec::{HostOrigin, HostSpec, HostTarget, KnownHostsPolicy};
@@ -95,6 +96,7 @@ pub struct Restored {
 pub struct Fleet {
     orchestrator: ActorRef<OrchestratorActor>,
     ctx: Arc<FleetContext>,
+    index: Arc<IndexCell>,
     scheduler: Arc<JoinHandle<()>>,
 }
 
@@ -203,16 +205,20 @@ impl Fleet {
         }
         let executor_factory: ExecutorFactory =
             Arc::new(move |spec: &HostSpec| executor_for(spec, &exec_env));
-        let hosts = hosts
+        let hosts: Vec<Arc<HostShared>> = hosts
             .into_iter()
             .map(|spec| {
                 let status = initial.remove(&spec.name).unwrap_or_default();
-                (spec, status)
+                new_shared(&ctx, &executor_factory, spec, status)
             })
             .collect();
+        // Readers see every host from the start, before the actors are spawned.
+        let index = Arc::new(IndexCell::default());
+        index.store(index_of(&hosts, groups.clone()));
         let orchestrator = OrchestratorActor::spawn(OrchestratorArgs {
             ctx: Arc::clone(&ctx),
             hosts,
+            index: Arc::clone(&index),
             groups,
             executor_factory,
             rollouts: restored.rollouts,
@@ -220,11 +226,14 @@ impl Fleet {
         });
         let scheduler = tokio::spawn(schedule_checks(
             orchestrator.clone(),
+            Arc::clone(&index),
             options.check_on_start,
+            options.max_parallel.max(1),
         ));
         Ok(Fleet {
             orchestrator,
             ctx,
+            index,
             scheduler: Arc::new(scheduler),
         })
     }
@@ -250,12 +259,23 @@ impl Fleet {
         }
     }
 
-    /// Every host; [`FleetError::ShuttingDown`] once the orchestrator is gone.
+    /// The registered hosts and groups as of now, read without asking the orchestrator (each
+    /// host's status is read live through it); [`FleetError::ShuttingDown`] once the
+    /// orchestrator is gone.
+    pub fn index(&self) -> Result<Arc<HostIndex>, FleetError> {
+        if !self.orchestrator.is_alive() {
+            return Err(FleetError::ShuttingDown);
+        }
+        Ok(self.index.load())
+    }
+
+    /// Every host (a snapshot of each, in name order); [`FleetError::ShuttingDown`] once the
+    /// orchestrator is gone. Readers that show a few hosts use [`Fleet::index`] instead.
+    // `async` stays: every caller of the facade awaits it, and a read may need the
+    // orchestrator again; today it reads the index.
+    #[allow(clippy::unused_async)]
     pub async fn hosts(&self) -> Result<Vec<HostSnapshot>, FleetError> {
-        self.orchestrator
-            .ask(ListHosts)
-            .await
-            .map_err(|_| FleetError::ShuttingDown)
+        Ok(self.index()?.iter().map(|host| host.snapshot()).collect())
     }
 
     async fn entry(&self, name: &str) -> Result<(HostEntry, Vec<String>), FleetError> {
@@ -269,9 +289,17 @@ impl Fleet {
             })
     }
 
+    // `async` stays: every caller of the facade awaits it, and a read may need the
+    // orchestrator again; today it reads the index.
+    #[allow(clippy::unused_async)]
     pub async fn host(&self, name: &str) -> Result<HostSnapshot, FleetError> {
-        let (entry, groups) = self.entry(name).await?;
-        Ok(entry.shared.snapshot(groups))
+        self.index()?
+            .get(name)
+            .map(|host| host.snapshot())
+            .ok_or_else(|| FleetError::NotFound {
+                kind: "host",
+                name: name.to_owned(),
+            })
     }
 
     /// Registers a host at runtime. Never a `local` host: the API must not be a way to run
@@ -485,17 +513,23 @@ impl Fleet {
         flatten(self.orchestrator.ask(CancelRollout(id.to_owned())).await)
     }
 
+    // `async` stays: every caller of the facade awaits it, and a read may need the
+    // orchestrator again; today it reads the index.
+    #[allow(clippy::unused_async)]
     pub async fn groups(&self) -> BTreeMap<String, Vec<String>> {
-        self.orchestrator.ask(Groups).await.unwrap_or_default()
+        self.index.load().groups().clone()
     }
 
     /// Tags with the number of hosts carrying each; [`FleetError::ShuttingDown`] once the
     /// orchestrator is gone.
+    // `async` stays: every caller of the facade awaits it, and a read may need the
+    // orchestrator again; today it reads the index.
+    #[allow(clippy::unused_async)]
     pub async fn tags(&self) -> Result<BTreeMap<String, usize>, FleetError> {
         let mut tags = BTreeMap::new();
-        for host in self.hosts().await? {
-            for tag in host.tags {
-                *tags.entry(tag).or_insert(0) += 1;
+        for host in self.index()?.iter() {
+            for tag in &host.spec().tags {
+                *tags.entry(tag.clone()).or_insert(0) += 1;
             }
         }
         Ok(tags)
@@ -554,18 +588,31 @@ fn flatten<T, M>(result: Result<T, SendError<M, FleetError>>) -> Result<T, Fleet
     }
 }
 
+/// How often the periodic-check scheduler looks for due hosts.
+const SCHEDULER_TICK: Duration = Duration::from_millis(250);
+
 /// Periodic checks: each host is checked every `check_interval`, the first time after a
-/// per-host offset so the fleet is not hit at once.
-async fn schedule_checks(orchestrator: ActorRef<OrchestratorActor>, check_on_start: bool) {
+/// per-host offset so the fleet is not hit at once. A tick starts no more checks than
+/// `max_parallel` leaves room for (hosts with a job running count against it), the most
+/// overdue first; the others stay due for the next tick. So background checks never pile up
+/// as thousands of queued jobs (each with its registry entry, rows and events) that would
+/// compete with the API: they run at the pace the remote slots allow.
+async fn schedule_checks(
+    orchestrator: ActorRef<OrchestratorActor>,
+    index: Arc<IndexCell>,
+    check_on_start: bool,
+    max_parallel: usize,
+) {
     let started = tokio::time::Instant::now();
     let mut due: HashMap<String, tokio::time::Instant> = HashMap::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(SCHEDULER_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let Ok(hosts) = orchestrator.ask(AllHosts).await else {
+        if !orchestrator.is_alive() {
             return;
-        };
+        }
+        let hosts = index.load();
         let now = tokio::time::Instant::now();
         // First checks are spread over half a second per host, at most 30 s: a single host
         // is checked at once, a big fleet is not hit all at once.
@@ -574,33 +621,49 @@ async fn schedule_checks(orchestrator: ActorRef<OrchestratorActor>, check_on_sta
             .checked_mul(n_hosts)
             .unwrap_or(Duration::MAX)
             .min(Duration::from_secs(30));
-        for host in hosts {
-            let interval = host.spec.timing.check_interval;
-            let name = host.name().to_owned();
+        let mut busy = 0_usize;
+        let mut ready = Vec::new();
+        for host in hosts.iter() {
+            let interval = host.spec().timing.check_interval;
+            let name = host.name();
             // Checked: an interval beyond what an `Instant` holds (refused by the config and
             // the API, yet possible from a store written before the bounds) means "never".
-            let next = *due.entry(name.clone()).or_insert_with(|| {
+            let next = *due.entry(name.to_owned()).or_insert_with(|| {
                 let first = if check_on_start {
-                    Some(spread(&name, interval.min(start_window)))
+                    Some(spread(name, interval.min(start_window)))
                 } else {
-                    interval.checked_add(spread(&name, interval.min(Duration::from_secs(300))))
+                    interval.checked_add(spread(name, interval.min(Duration::from_secs(300))))
                 };
                 first
                     .and_then(|offset| started.checked_add(offset))
                     .unwrap_or_else(|| far_future(now))
             });
+            let running = host.read(|status| status.current_job.is_some());
+            busy += usize::from(running);
             if now < next {
                 continue;
             }
-            due.insert(
-                name.clone(),
-                now.checked_add(interval).unwrap_or_else(|| far_future(now)),
-            );
-            if host.status().current_job.is_some() {
+            if running {
+                due.insert(
+                    name.to_owned(),
+                    now.checked_add(interval).unwrap_or_else(|| far_future(now)),
+                );
                 continue;
             }
-            if let Err(err) = host.start_job(Request::Check, UpdateOptions::default(), None) {
-                tracing::debug!(host = %name, %err, "periodic check skipped");
+            ready.push((next, host));
+        }
+        ready.sort_by_key(|(next, _)| *next);
+        for (_, host) in ready.into_iter().take(max_parallel.saturating_sub(busy)) {
+            let interval = host.spec().timing.check_interval;
+            due.insert(
+                host.name().to_owned(),
+                now.checked_add(interval).unwrap_or_else(|| far_future(now)),
+            );
+            if let Err(err) =
+                host.shared()
+                    .start_job(Request::Check, UpdateOptions::default(), None)
+            {
+                tracing::debug!(host = %host.name(), %err, "periodic check skipped");
             }
         }
     }

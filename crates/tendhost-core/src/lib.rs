@@ -18,6 +18,7 @@ mod fleet;
 mod health;
 mod host;
 mod ids;
+mod index;
 mod jobs;
 pub mod model;
 mod orchestrator;
@@ -33,4 +34,5 @@ pub mod testing;
 
 pub use crate::context::Persistence;
 pub use crate::fleet::{Fleet, FleetOptions, FleetStartError, Restored};
+pub use crate::index::{HostIndex, IndexedHost};
 pub use crate::jobs::{FinishedLogs, JobsOptions};

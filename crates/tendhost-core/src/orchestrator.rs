@@ -15,6 +15,7 @@ use kameo::supervision::{RestartPolicy, SupervisionStrategy};
 use crate::context::FleetContext;
 use crate::events::EventKind;
 use crate::host::{HostActor, HostArgs, HostEntry, HostShared};
+use crate::index::{HostIndex, IndexCell};
 use crate::model::{
     FleetError, HostFilter, HostSnapshot, HostStatus, RolloutKind, RolloutRequest, RolloutSnapshot,
     RolloutState,
@@ -28,7 +29,11 @@ pub type ExecutorFactory = Arc<dyn Fn(&HostSpec) -> Arc<dyn tendhost_exec::Execu
 /// Spawn arguments.
 pub struct OrchestratorArgs {
     pub ctx: Arc<FleetContext>,
-    pub hosts: Vec<(HostSpec, HostStatus)>,
+    /// The hosts of the config (and the store), already in `index`; their actors are
+    /// spawned by `on_start`.
+    pub hosts: Vec<Arc<HostShared>>,
+    /// Where the orchestrator publishes its hosts and groups after every change.
+    pub index: Arc<IndexCell>,
     pub groups: BTreeMap<String, Vec<String>>,
     pub executor_factory: ExecutorFactory,
     /// Rollouts from previous runs (oldest first), shown and resumable but not running.
@@ -39,15 +44,76 @@ pub struct OrchestratorArgs {
 
 pub struct OrchestratorActor {
     ctx: Arc<FleetContext>,
-    hosts: BTreeMap<String, HostEntry>,
+    hosts: BTreeMap<String, Slot>,
     groups: BTreeMap<String, Vec<String>>,
     rollouts: HashMap<String, RolloutHandle>,
     rollout_order: Vec<String>,
     keep_finished_rollouts: usize,
     executor_factory: ExecutorFactory,
+    index: Arc<IndexCell>,
+}
+
+/// A registered host: its shared state, and its actor once something needed it. Actors are
+/// spawned on first use (a request to the host, a rollout that targets it), not at start: the
+/// periodic checks start jobs through `HostShared` directly, so a big fleet that nobody
+/// addresses costs no actor per host.
+#[derive(Clone)]
+struct Slot {
+    shared: Arc<HostShared>,
+    actor: Option<ActorRef<HostActor>>,
+}
+
+impl From<HostEntry> for Slot {
+    fn from(entry: HostEntry) -> Self {
+        Slot {
+            shared: entry.shared,
+            actor: Some(entry.actor),
+        }
+    }
+}
+
+impl Slot {
+    /// Stops the actor (if one was spawned) and closes the connection.
+    async fn stop(&self) {
+        if let Some(actor) = &self.actor {
+            let _ = actor.stop_gracefully().await;
+        }
+        self.shared.executor.close().await;
+    }
+}
+
+/// A host's shared state, with its executor from `factory`.
+pub fn new_shared(
+    ctx: &Arc<FleetContext>,
+    factory: &ExecutorFactory,
+    spec: HostSpec,
+    status: HostStatus,
+) -> Arc<HostShared> {
+    let executor = factory(&spec);
+    Arc::new(HostShared::new(spec, executor, status, Arc::clone(ctx)))
+}
+
+/// The index of `hosts` and `groups`.
+pub fn index_of<'a>(
+    hosts: impl IntoIterator<Item = &'a Arc<HostShared>>,
+    groups: BTreeMap<String, Vec<String>>,
+) -> HostIndex {
+    let hosts = hosts
+        .into_iter()
+        .map(|shared| (shared.name().to_owned(), Arc::clone(shared)))
+        .collect();
+    HostIndex::new(hosts, groups)
 }
 
 impl OrchestratorActor {
+    /// Publishes the current hosts and groups to the readers' index.
+    fn publish(&self) {
+        self.index.store(index_of(
+            self.hosts.values().map(|entry| &entry.shared),
+            self.groups.clone(),
+        ));
+    }
+
     /// Forgets the oldest finished rollouts beyond `keep_finished_rollouts` (running and
     /// interrupted ones always stay: they can still change).
     fn evict_rollouts(&mut self) {
@@ -82,13 +148,12 @@ impl OrchestratorActor {
         spec: HostSpec,
         status: HostStatus,
     ) -> HostEntry {
-        let executor = (self.executor_factory)(&spec);
-        let shared = Arc::new(HostShared::new(
-            spec,
-            executor,
-            status,
-            Arc::clone(&self.ctx),
-        ));
+        let shared = new_shared(&self.ctx, &self.executor_factory, spec, status);
+        Self::spawn_actor(me, shared).await
+    }
+
+    /// Spawns the supervised actor of a host.
+    async fn spawn_actor(me: &ActorRef<Self>, shared: Arc<HostShared>) -> HostEntry {
         let actor = HostActor::supervise(
             me,
             HostArgs {
@@ -100,6 +165,35 @@ impl OrchestratorActor {
         .spawn()
         .await;
         HostEntry { actor, shared }
+    }
+
+    /// The entry of host `name`, spawning its actor if it has none yet.
+    async fn entry_of(&mut self, me: &ActorRef<Self>, name: &str) -> Option<HostEntry> {
+        let slot = self.hosts.get_mut(name)?;
+        let actor = if let Some(actor) = &slot.actor {
+            actor.clone()
+        } else {
+            let entry = Self::spawn_actor(me, Arc::clone(&slot.shared)).await;
+            slot.actor = Some(entry.actor.clone());
+            entry.actor
+        };
+        Some(HostEntry {
+            actor,
+            shared: Arc::clone(&slot.shared),
+        })
+    }
+
+    /// The entries of `names` (known hosts), spawning their actors as needed.
+    async fn entries_of(&mut self, me: &ActorRef<Self>, names: &[String]) -> Vec<HostEntry> {
+        let mut entries = Vec::with_capacity(names.len());
+        for name in names {
+            entries.extend(self.entry_of(me, name).await);
+        }
+        entries
+    }
+
+    fn all_names(&self) -> Vec<String> {
+        self.hosts.keys().cloned().collect()
     }
 
     /// Rollout `id`, or `not_found`.
@@ -118,8 +212,9 @@ impl OrchestratorActor {
             .collect()
     }
 
-    /// Hosts matching `filter`, in name order; unknown names in `filter` are an error.
-    pub fn resolve(&self, filter: &HostFilter) -> Result<Vec<HostEntry>, FleetError> {
+    /// Names of the hosts matching `filter`, in name order; unknown names in `filter` are an
+    /// error.
+    fn resolve(&self, filter: &HostFilter) -> Result<Vec<String>, FleetError> {
         for (field, names) in [
             ("filter.hosts", &filter.hosts),
             ("filter.exclude_hosts", &filter.exclude_hosts),
@@ -156,7 +251,7 @@ impl OrchestratorActor {
                     .iter()
                     .all(|tag| entry.shared.spec.tags.contains(tag))
             })
-            .map(|(_, entry)| entry.clone())
+            .map(|(name, _)| name.clone())
             .collect())
     }
 }
@@ -178,13 +273,28 @@ impl Actor for OrchestratorActor {
             rollout_order: Vec::new(),
             keep_finished_rollouts: args.keep_finished_rollouts,
             executor_factory: args.executor_factory,
+            index: args.index,
         };
-        for (spec, status) in args.hosts {
-            let name = spec.name.clone();
-            let entry = orchestrator.spawn_host(&actor_ref, spec, status).await;
-            orchestrator.hosts.insert(name, entry);
+        for shared in args.hosts {
+            let name = shared.name().to_owned();
+            orchestrator.hosts.insert(
+                name,
+                Slot {
+                    shared,
+                    actor: None,
+                },
+            );
         }
-        let targets: Vec<HostEntry> = orchestrator.hosts.values().cloned().collect();
+        let targets = if args
+            .rollouts
+            .iter()
+            .any(|snapshot| snapshot.state == RolloutState::AwaitingApproval)
+        {
+            let names = orchestrator.all_names();
+            orchestrator.entries_of(&actor_ref, &names).await
+        } else {
+            Vec::new()
+        };
         for snapshot in args.rollouts {
             let id = snapshot.id.clone();
             // A rollout waiting for approval waits on (its gate is durable); any other is
@@ -202,28 +312,14 @@ impl Actor for OrchestratorActor {
     }
 }
 
-/// All hosts (snapshots), in name order.
-pub struct ListHosts;
-
-impl Message<ListHosts> for OrchestratorActor {
-    type Reply = Vec<HostSnapshot>;
-
-    async fn handle(&mut self, _: ListHosts, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
-        self.hosts
-            .iter()
-            .map(|(name, entry)| entry.shared.snapshot(self.groups_of(name)))
-            .collect()
-    }
-}
-
 /// One host's actor and shared state.
 pub struct GetHost(pub String);
 
 impl Message<GetHost> for OrchestratorActor {
     type Reply = Option<(HostEntry, Vec<String>)>;
 
-    async fn handle(&mut self, msg: GetHost, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
-        let entry = self.hosts.get(&msg.0)?.clone();
+    async fn handle(&mut self, msg: GetHost, ctx: &mut Context<Self, Self::Reply>) -> Self::Reply {
+        let entry = self.entry_of(ctx.actor_ref(), &msg.0).await?;
         Some((entry, self.groups_of(&msg.0)))
     }
 }
@@ -245,7 +341,8 @@ impl Message<AddHost> for OrchestratorActor {
         let entry = self.spawn_host(ctx.actor_ref(), msg.spec, msg.status).await;
         let snapshot = entry.shared.snapshot(Vec::new());
         entry.shared.persist();
-        self.hosts.insert(name.clone(), entry);
+        self.hosts.insert(name.clone(), entry.into());
+        self.publish();
         self.ctx.bus.publish(EventKind::HostAdded { host: name });
         Ok(snapshot)
     }
@@ -270,21 +367,10 @@ impl Message<RemoveHost> for OrchestratorActor {
             return Err(FleetError::HostBusy { host: name, job_id });
         }
         let entry = self.hosts.remove(&name).expect("checked above");
-        let _ = entry.actor.stop_gracefully().await;
-        entry.shared.executor.close().await;
+        self.publish();
+        entry.stop().await;
         self.ctx.bus.publish(EventKind::HostRemoved { host: name });
         Ok(entry.shared)
-    }
-}
-
-/// Groups with their members.
-pub struct Groups;
-
-impl Message<Groups> for OrchestratorActor {
-    type Reply = BTreeMap<String, Vec<String>>;
-
-    async fn handle(&mut self, _: Groups, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
-        self.groups.clone()
     }
 }
 
@@ -300,20 +386,21 @@ impl Message<StartRollout> for OrchestratorActor {
     async fn handle(
         &mut self,
         msg: StartRollout,
-        _: &mut Context<Self, Self::Reply>,
+        ctx: &mut Context<Self, Self::Reply>,
     ) -> Self::Reply {
-        let targets = self.resolve(&msg.request.filter)?;
+        let names = self.resolve(&msg.request.filter)?;
         for canary in &msg.request.canary {
-            if !targets.iter().any(|t| t.shared.name() == canary) {
+            if !names.contains(canary) {
                 return Err(FleetError::invalid(
                     "canary",
                     format!("canary host {canary:?} is not among the rollout's target hosts"),
                 ));
             }
         }
-        if targets.is_empty() {
+        if names.is_empty() {
             return Err(FleetError::invalid("filter", "no host matches the filter"));
         }
+        let targets = self.entries_of(ctx.actor_ref(), &names).await;
         let handle = rollout::start(Arc::clone(&self.ctx), msg.kind, msg.request, targets)?;
         let snapshot = handle.snapshot();
         self.rollout_order.push(snapshot.id.clone());
@@ -397,11 +484,12 @@ impl Message<ResumeRollout> for OrchestratorActor {
     async fn handle(
         &mut self,
         msg: ResumeRollout,
-        _: &mut Context<Self, Self::Reply>,
+        ctx: &mut Context<Self, Self::Reply>,
     ) -> Self::Reply {
-        let handle = self.rollout(&msg.0)?;
-        let targets: Vec<HostEntry> = self.hosts.values().cloned().collect();
-        let resumed = handle.resume(targets)?;
+        self.rollout(&msg.0)?;
+        let names = self.all_names();
+        let targets = self.entries_of(ctx.actor_ref(), &names).await;
+        let resumed = self.rollout(&msg.0)?.resume(targets)?;
         let snapshot = resumed.snapshot();
         self.rollouts.insert(msg.0, resumed);
         Ok(snapshot)
@@ -461,7 +549,8 @@ impl Message<PutConfigHost> for OrchestratorActor {
                 .spawn_host(ctx.actor_ref(), msg.0, HostStatus::default())
                 .await;
             entry.shared.persist();
-            self.hosts.insert(name.clone(), entry);
+            self.hosts.insert(name.clone(), entry.into());
+            self.publish();
             self.ctx.bus.publish(EventKind::HostAdded { host: name });
             return Ok(Put::Added);
         };
@@ -473,10 +562,10 @@ impl Message<PutConfigHost> for OrchestratorActor {
             return Err(FleetError::HostBusy { host: name, job_id });
         }
         let old = self.hosts.remove(&name).expect("checked above");
-        let _ = old.actor.stop_gracefully().await;
-        old.shared.executor.close().await;
+        old.stop().await;
         let entry = self.spawn_host(ctx.actor_ref(), msg.0, status).await;
-        self.hosts.insert(name, entry);
+        self.hosts.insert(name, entry.into());
+        self.publish();
         Ok(Put::Replaced)
     }
 }
@@ -496,8 +585,8 @@ impl Message<RetireHost> for OrchestratorActor {
             return Err(FleetError::HostBusy { host: name, job_id });
         }
         let entry = self.hosts.remove(&name).expect("checked above");
-        let _ = entry.actor.stop_gracefully().await;
-        entry.shared.executor.close().await;
+        self.publish();
+        entry.stop().await;
         self.ctx.bus.publish(EventKind::HostRemoved { host: name });
         Ok(())
     }
@@ -511,5 +600,6 @@ impl Message<SetGroups> for OrchestratorActor {
 
     async fn handle(&mut self, msg: SetGroups, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
         self.groups = msg.0;
+        self.publish();
     }
 }

@@ -6,6 +6,9 @@
 //! - `exec_latency`: one command through `SshExecutor`, cold and warm, and `LocalExecutor`.
 //! - `dashboard`: `GET /hosts`, `/fleet/summary` and the UI pages with many configured hosts.
 //! - `hostile_fleet`: the daemon's responsiveness and memory while hostile hosts answer.
+//! - `plane`: the control plane with many hosts (start, RSS, page and host latency while
+//!   background checks run) and WebSocket fan-out (clients, events lost, memory per client);
+//!   smoked by `tests/it/smoke_plane_bench.rs`.
 //!
 //! `fleet_throughput` keeps its code in its bench file. Shared here: the machine's load
 //! and this process's RSS, which the benches print beside their figures.
@@ -13,6 +16,7 @@
 pub mod dashboard;
 pub mod exec_latency;
 pub mod hostile_fleet;
+pub mod plane;
 
 /// The load averages (1, 5, 15 minutes) from `/proc/loadavg`, space-separated, or `unknown`.
 pub fn loadavg() -> String {

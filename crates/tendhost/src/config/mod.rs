@@ -883,19 +883,22 @@ impl Validator<'_> {
     }
 
     fn hosts(&mut self, raw_hosts: Vec<RawHost>, defaults: &HostDefaults) -> Vec<HostSpec> {
-        let mut seen: HashMap<String, usize> = HashMap::new();
+        // Where each name was first seen; the line is counted only for a duplicate (counting
+        // lines for every host would scan the file once per host).
+        let mut seen: HashMap<String, Range<usize>> = HashMap::new();
         let mut hosts = Vec::with_capacity(raw_hosts.len());
         for raw in raw_hosts {
             let name_span = raw.name.span();
             let name = raw.name.get_ref().clone();
             self.rule(&name_span, host_rules::host_name(&name));
-            if let Some(first_line) = seen.get(&name) {
+            if let Some(first) = seen.get(&name) {
+                let first_line = self.line_of(first);
                 self.error(
                     &name_span,
                     format!("duplicate host name {name:?} (first defined on line {first_line})"),
                 );
             } else {
-                seen.insert(name.clone(), self.line_of(&name_span));
+                seen.insert(name.clone(), name_span);
             }
             hosts.push(self.host(raw, name, defaults));
         }
@@ -1041,13 +1044,15 @@ impl Validator<'_> {
         hosts: &[HostSpec],
     ) -> BTreeMap<String, Vec<String>> {
         let mut groups = BTreeMap::new();
+        let known: std::collections::HashSet<&str> =
+            hosts.iter().map(|host| host.name.as_str()).collect();
         for (name, members) in raw {
             if let Some(reason) = host_rules::name_problem(name.get_ref()) {
                 self.error(&name.span(), format!("group name {reason}"));
             }
             let mut list = Vec::with_capacity(members.len());
             for member in members {
-                if !hosts.iter().any(|host| host.name == *member.get_ref()) {
+                if !known.contains(member.get_ref().as_str()) {
                     self.error(
                         &member.span(),
                         format!(

@@ -13,7 +13,8 @@ use tendhost_api::hosts::{
     HostDetail, HostInventory, HostList, HostListQuery, JobAccepted, NewHost, RebootRequest,
     UpdateRequest,
 };
-use tendhost_core::model::{FleetError, UpdateOptions};
+use tendhost_core::IndexedHost;
+use tendhost_core::model::{FleetError, HostStatus, UpdateOptions};
 use tendhost_core::state::{HostState, JobKind};
 
 use crate::api_hosts;
@@ -60,30 +61,50 @@ pub async fn list(
     let search = query.single("search")?.unwrap_or_default().to_owned();
     let group = query.single("group")?.map(str::to_owned);
     let sort = query.parsed("sort", HostSort::parse)?.unwrap_or_default();
+    // The index, not a snapshot of every host: each host's state is read once, under its own
+    // lock, for the filter and the sort key; only the page's hosts are cloned and mapped.
+    let index = state.fleet().index()?;
     if let Some(group) = &group
-        && !state.fleet().groups().await.contains_key(group)
+        && !index.groups().contains_key(group)
     {
         return Err(ApiError::invalid_value(
             "group",
             format!("unknown group {group:?}"),
         ));
     }
-    let mut hosts: Vec<_> = state
-        .fleet()
-        .hosts()
-        .await?
-        .into_iter()
-        .filter(|host| tags.iter().all(|tag| host.tags.contains(tag)))
-        .filter(|host| host_state.is_none_or(|wanted| host.state == wanted))
-        .filter(|host| group.as_ref().is_none_or(|g| host.groups.contains(g)))
-        .filter(|host| host.name.starts_with(&search))
+    let mut hosts: Vec<(SortValue, IndexedHost<'_>)> = index
+        .iter()
+        .filter(|host| tags.iter().all(|tag| host.spec().tags.contains(tag)))
+        .filter(|host| group.as_ref().is_none_or(|g| host.groups().contains(g)))
+        .filter(|host| host.name().starts_with(&search))
+        .filter_map(|host| {
+            host.read(|status| {
+                host_state
+                    .is_none_or(|wanted| status.state == wanted)
+                    .then(|| (sort.value(status), host))
+            })
+        })
         .collect();
     sort.apply(&mut hosts);
     let (hosts, pagination) = page.slice(hosts);
     Ok(Json(HostList {
-        data: hosts.iter().map(mapping::host_summary).collect(),
+        data: hosts
+            .iter()
+            .map(|(_, host)| mapping::host_summary(&host.snapshot()))
+            .collect(),
         pagination,
     }))
+}
+
+/// A host's sort key, read from its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum SortValue {
+    /// Name order: the index's own.
+    Name,
+    State(&'static str),
+    Count(usize),
+    Flag(bool),
+    Time(Option<jiff::Timestamp>),
 }
 
 /// The order of `GET /hosts`: a key and a direction.
@@ -135,34 +156,41 @@ impl HostSort {
             })
     }
 
+    /// The key of a host with `status`.
+    fn value(self, status: &HostStatus) -> SortValue {
+        match self.key {
+            SortKey::Name => SortValue::Name,
+            SortKey::State => SortValue::State(status.state.as_str()),
+            SortKey::Pending => SortValue::Count(status.report.pending.len()),
+            SortKey::Security => {
+                SortValue::Count(status.report.pending.iter().filter(|p| p.security).count())
+            }
+            SortKey::Reboot => SortValue::Flag(
+                mapping::reboot_state(&status.reboot) == tendhost_api::hosts::RebootState::Required,
+            ),
+            SortKey::LastCheck => SortValue::Time(status.last_check),
+        }
+    }
+
     /// Sorts `hosts` by the key; ties go by name, ascending whatever the direction.
-    fn apply(self, hosts: &mut [tendhost_core::model::HostSnapshot]) {
-        use std::cmp::Ordering;
-        use tendhost_core::model::HostSnapshot;
-        let security = |host: &HostSnapshot| host.pending.iter().filter(|p| p.security).count();
-        let compare = |a: &HostSnapshot, b: &HostSnapshot| -> Ordering {
+    fn apply(self, hosts: &mut [(SortValue, IndexedHost<'_>)]) {
+        let compare = |a: &(SortValue, IndexedHost<'_>), b: &(SortValue, IndexedHost<'_>)| {
             let by_key = match self.key {
-                SortKey::Name => a.name.cmp(&b.name),
-                SortKey::State => a.state.as_str().cmp(b.state.as_str()),
-                SortKey::Pending => a.pending.len().cmp(&b.pending.len()),
-                SortKey::Security => security(a).cmp(&security(b)),
-                SortKey::Reboot => {
-                    let rank = |host: &HostSnapshot| {
-                        mapping::reboot_state(&host.reboot)
-                            == tendhost_api::hosts::RebootState::Required
-                    };
-                    rank(a).cmp(&rank(b))
-                }
-                SortKey::LastCheck => a.last_check.cmp(&b.last_check),
+                SortKey::Name => a.1.name().cmp(b.1.name()),
+                _ => a.0.cmp(&b.0),
             };
             let by_key = if self.descending {
                 by_key.reverse()
             } else {
                 by_key
             };
-            by_key.then_with(|| a.name.cmp(&b.name))
+            by_key.then_with(|| a.1.name().cmp(b.1.name()))
         };
-        hosts.sort_by(compare);
+        if self.key == SortKey::Name && !self.descending {
+            // The index is in name order already.
+            return;
+        }
+        hosts.sort_by(|a, b| compare(a, b));
     }
 }
 

@@ -1,6 +1,7 @@
 //! `GET /fleet/summary`: the dashboard overview's numbers (hosts per state, the up-to-date /
 //! pending / security split, update totals, reboots, hosts needing attention, operating
-//! systems), computed in one pass over the fleet's snapshots.
+//! systems), computed in one pass over the fleet's index, each host read under its own lock
+//! (nothing is cloned but what the answer names).
 
 use std::collections::HashMap;
 
@@ -8,7 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use tendhost_api::ErrorResponse;
 use tendhost_api::summary::{AttentionHost, FleetSummary, OsCount, StateCount};
-use tendhost_core::model::HostSnapshot;
+use tendhost_core::HostIndex;
 use tendhost_core::state::HostState;
 
 use crate::http::AppState;
@@ -35,16 +36,16 @@ const MAX_LISTED: usize = 50;
     )
 )]
 pub async fn get(State(state): State<AppState>) -> Result<Json<FleetSummary>, ApiError> {
-    let hosts = state.fleet().hosts().await?;
-    Ok(Json(summarise(&hosts)))
+    let index = state.fleet().index()?;
+    Ok(Json(summarise(&index)))
 }
 
-/// The summary of `hosts` (in any order).
-pub fn summarise(hosts: &[HostSnapshot]) -> FleetSummary {
+/// The summary of the hosts of `index`.
+pub fn summarise(index: &HostIndex) -> FleetSummary {
     let mut by_state: HashMap<HostState, u64> = HashMap::new();
     let mut os: HashMap<String, u64> = HashMap::new();
     let mut summary = FleetSummary {
-        n_hosts: hosts.len() as u64,
+        n_hosts: index.len() as u64,
         by_state: Vec::new(),
         up_to_date: 0,
         with_pending: 0,
@@ -57,39 +58,42 @@ pub fn summarise(hosts: &[HostSnapshot]) -> FleetSummary {
         reboot_hosts: Vec::new(),
         os: Vec::new(),
     };
-    for host in hosts {
-        *by_state.entry(host.state).or_default() += 1;
-        let n_security = host.pending.iter().filter(|p| p.security).count() as u64;
-        summary.pending_updates += host.pending.len() as u64;
-        summary.security_updates += n_security;
-        if n_security > 0 {
-            summary.with_security += 1;
-        } else if host.pending.is_empty() {
-            summary.up_to_date += 1;
-        } else {
-            summary.with_pending += 1;
-        }
-        if mapping::reboot_state(&host.reboot) == tendhost_api::hosts::RebootState::Required {
-            summary.reboot_required += 1;
-            summary.reboot_hosts.push(host.name.clone());
-        }
-        if matches!(host.state, HostState::Failed | HostState::Unreachable) {
-            summary.needs_attention += 1;
-            summary.attention.push(AttentionHost {
-                name: host.name.clone(),
-                state: mapping::host_state(host.state),
-                reason: host
-                    .failure
-                    .as_ref()
-                    .map(|failure| failure.error.clone())
-                    .or_else(|| host.last_error.clone()),
-            });
-        }
-        let name = host.inventory.as_ref().map_or_else(
-            || "unknown".to_owned(),
-            |inventory| format!("{} {}", inventory.os_name, inventory.os_version),
-        );
-        *os.entry(name.trim().to_owned()).or_default() += 1;
+    for (name, host) in index.iter().map(|host| (host.name(), host)) {
+        host.read(|host| {
+            let pending = &host.report.pending;
+            *by_state.entry(host.state).or_default() += 1;
+            let n_security = pending.iter().filter(|p| p.security).count() as u64;
+            summary.pending_updates += pending.len() as u64;
+            summary.security_updates += n_security;
+            if n_security > 0 {
+                summary.with_security += 1;
+            } else if pending.is_empty() {
+                summary.up_to_date += 1;
+            } else {
+                summary.with_pending += 1;
+            }
+            if mapping::reboot_state(&host.reboot) == tendhost_api::hosts::RebootState::Required {
+                summary.reboot_required += 1;
+                summary.reboot_hosts.push(name.to_owned());
+            }
+            if matches!(host.state, HostState::Failed | HostState::Unreachable) {
+                summary.needs_attention += 1;
+                summary.attention.push(AttentionHost {
+                    name: name.to_owned(),
+                    state: mapping::host_state(host.state),
+                    reason: host
+                        .failure
+                        .as_ref()
+                        .map(|failure| failure.error.clone())
+                        .or_else(|| host.last_error.clone()),
+                });
+            }
+            let os_name = host.inventory.as_ref().map_or_else(
+                || "unknown".to_owned(),
+                |inventory| format!("{} {}", inventory.os_name, inventory.os_version),
+            );
+            *os.entry(os_name.trim().to_owned()).or_default() += 1;
+        });
     }
     summary.by_state = HostState::ALL
         .into_iter()

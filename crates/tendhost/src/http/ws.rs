@@ -45,6 +45,13 @@ pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest message a client may send (clients have nothing to say; this bounds memory).
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 
+/// The read buffer of a session (tungstenite allocates it whole, 128 KiB by default, for every
+/// session): clients send only pongs and a close frame, so a small one is enough; a longer
+/// frame (up to `MAX_CLIENT_MESSAGE`) is still read, in more steps. With a write buffer of 0
+/// each message is written at once (every send is flushed anyway), so nothing is held
+/// between events either.
+const READ_BUFFER: usize = 4 * 1024;
+
 /// WebSocket settings from `[daemon]`.
 #[derive(Debug, Clone)]
 pub struct WsSettings {
@@ -247,6 +254,8 @@ pub async fn events(
     Ok(upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let _client_slot = client_slot;
             let _client = state.metrics().websocket_opened();
