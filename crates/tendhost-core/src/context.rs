@@ -18,8 +18,9 @@ use crate::model::{HostStatus, JobSnapshot, RolloutSnapshot};
 /// method gets the changed value as the model has it; none may call back into the fleet, and
 /// each should queue its write rather than wait for it.
 pub trait Persistence: Send + Sync {
-    /// Host `name`'s status changed. Called with that status locked, so writes of one host
-    /// are queued in the order of its changes.
+    /// Host `name`'s status changed (a copy of it). The host calls it for one change at a
+    /// time, so writes of one host are queued in the order of its changes; its status is not
+    /// locked meanwhile, so a wait for room here never holds up a reader of it.
     fn host_changed(&self, name: &str, status: &HostStatus);
     /// A job was created or changed (its log is empty here: lines arrive through
     /// `job_output`). Must queue the write before returning: an event published afterwards is

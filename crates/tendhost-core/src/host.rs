@@ -36,6 +36,10 @@ pub struct HostShared {
     pub spec: HostSpec,
     pub executor: Arc<dyn Executor>,
     status: Mutex<HostStatus>,
+    /// Held while a copy of the status is taken and queued for the store, so this host's
+    /// writes are queued in the order of its changes without holding `status` meanwhile
+    /// (queueing may wait for room: readers of the status must not wait with it).
+    persist_order: Mutex<()>,
     task: Mutex<Option<JoinHandle<()>>>,
     /// Jobs whose outcome was collected from their job directory on the host, waiting to be
     /// retired there (`driver::retire`) once the outcome is stored.
@@ -54,6 +58,7 @@ impl HostShared {
             spec,
             executor,
             status: Mutex::new(status),
+            persist_order: Mutex::new(()),
             task: Mutex::new(None),
             collected: Mutex::new(Vec::new()),
             ctx,
@@ -72,22 +77,41 @@ impl HostShared {
         self.status.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Changes the status with `change` and mirrors the result to the store. The status is
+    /// locked only while `change` runs and a copy is taken; the copy is queued after, in this
+    /// host's order of changes (`persist_order`). `None` from `change`: nothing changed,
+    /// nothing is written.
+    fn change_status<R>(&self, change: impl FnOnce(&mut HostStatus) -> Option<R>) -> Option<R> {
+        let _order = self
+            .persist_order
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (result, copy) = {
+            let mut status = self.status();
+            let result = change(&mut status)?;
+            (result, status.clone())
+        };
+        self.ctx.persist_host(&self.spec.name, &copy);
+        Some(result)
+    }
+
     /// Moves to `to`, emitting `host_state_changed`. An invalid move is a bug: it is logged and
     /// refused.
     pub fn transition(&self, to: HostState) {
-        let from = {
-            let mut status = self.status();
+        let from = self.change_status(|status| {
             let from = status.state;
             if from == to {
-                return;
+                return None;
             }
             if !from.can_move_to(to) {
                 tracing::error!(host = %self.spec.name, %from, %to, "invalid state transition refused");
-                return;
+                return None;
             }
             status.state = to;
-            self.ctx.persist_host(&self.spec.name, &status);
-            from
+            Some(from)
+        });
+        let Some(from) = from else {
+            return;
         };
         self.ctx.bus.publish(EventKind::HostStateChanged {
             host: self.spec.name.clone(),
@@ -148,7 +172,7 @@ impl HostShared {
 
     /// Mirrors the current status to the store.
     pub fn persist(&self) {
-        self.ctx.persist_host(&self.spec.name, &self.status());
+        self.change_status(|_| Some(()));
     }
 
     /// A read model of this host.
@@ -323,18 +347,23 @@ impl HostShared {
 
     /// Marks the failure as seen.
     pub fn acknowledge(&self) -> Result<(), FleetError> {
-        let mut status = self.status();
-        allows(status.state, Request::Acknowledge).map_err(|_| FleetError::InvalidTransition {
-            host: self.spec.name.clone(),
-            action: "acknowledge",
-            current_state: status.state,
-            hint: "only a failed host can be acknowledged".to_owned(),
-        })?;
-        if let Some(failure) = status.failure.as_mut() {
-            failure.acknowledged = true;
-        }
-        self.ctx.persist_host(&self.spec.name, &status);
-        Ok(())
+        let mut refused = None;
+        self.change_status(|status| {
+            if allows(status.state, Request::Acknowledge).is_err() {
+                refused = Some(FleetError::InvalidTransition {
+                    host: self.spec.name.clone(),
+                    action: "acknowledge",
+                    current_state: status.state,
+                    hint: "only a failed host can be acknowledged".to_owned(),
+                });
+                return None;
+            }
+            if let Some(failure) = status.failure.as_mut() {
+                failure.acknowledged = true;
+            }
+            Some(())
+        });
+        refused.map_or(Ok(()), Err)
     }
 }
 
