@@ -45,6 +45,7 @@ mod schedules;
 mod schemathesis;
 mod selection;
 mod service;
+mod smoke_fleet_bench;
 mod store_compat;
 mod tls;
 mod ws_events;

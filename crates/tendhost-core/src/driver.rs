@@ -408,7 +408,8 @@ enum WithInventory {
 }
 
 /// Reads pending updates (refreshing the lists when `refresh` and the policy says so), the
-/// reboot state and, if asked, the inventory (whose failure is only logged).
+/// reboot state and, if asked, the inventory (whose failure is only logged): one command on
+/// apt hosts (`tendhost_pkg::look`).
 async fn look(
     host: &HostShared,
     manager: PackageManager,
@@ -416,22 +417,24 @@ async fn look(
     with_inventory: WithInventory,
 ) -> Result<Findings, StepError> {
     let exec = host.executor.as_ref();
-    let report = tendhost_pkg::check(exec, manager, &pkg_options(host, refresh)).await?;
-    let reboot = tendhost_pkg::reboot_state(exec, manager).await?;
-    let inventory = if with_inventory == WithInventory::Yes {
-        match tendhost_pkg::inventory(exec, Some(manager)).await {
-            Ok(inventory) => Some(inventory),
-            Err(err) => {
-                tracing::warn!(host = %host.name(), %err, "inventory failed");
-                None
-            }
+    let look = tendhost_pkg::look(
+        exec,
+        manager,
+        &pkg_options(host, refresh),
+        with_inventory == WithInventory::Yes,
+    )
+    .await?;
+    let inventory = match look.inventory {
+        Some(Ok(inventory)) => Some(inventory),
+        Some(Err(err)) => {
+            tracing::warn!(host = %host.name(), %err, "inventory failed");
+            None
         }
-    } else {
-        None
+        None => None,
     };
     Ok(Findings {
-        report,
-        reboot: Some(reboot),
+        report: look.report,
+        reboot: Some(look.reboot),
         inventory,
     })
 }
@@ -787,8 +790,14 @@ async fn run_update(
             ));
         }
     }
-    // Where the host stands now: pending list (no refresh) and reboot flag.
-    let findings = look(host, manager, false, WithInventory::No).await?;
+    // Where the host stands now: pending list (no refresh), reboot flag and, on apt where it
+    // comes in the same round trip, the inventory (its package count changed).
+    let inventory = if manager == PackageManager::Apt {
+        WithInventory::Yes
+    } else {
+        WithInventory::No
+    };
+    let findings = look(host, manager, false, inventory).await?;
     host.status().failure = None;
     let settled = record_and_settle_with(host, Step::Update, findings, auto_reboot(host, options));
     let always = options.reboot == Some(RebootChoice::Always) && settled != HostState::Failed;

@@ -1,16 +1,128 @@
 //! `check` (what would be upgraded) and `dry_run` (the check plus the exact commands the
 //! upgrade would run), for apt and dnf/yum.
 
-use tendhost_exec::Executor;
+use tendhost_exec::{Executor, Output};
 
-use crate::command::{apt as apt_cmd, dnf as dnf_cmd, job as job_cmd};
+use crate::command::{apt as apt_cmd, dnf as dnf_cmd, job as job_cmd, look as look_cmd};
 use crate::error::PkgError;
 use crate::ops::{command_failed, run, run_ok};
-use crate::options::{JobId, ListRefresh, PkgOptions};
+use crate::options::{JobId, PkgOptions};
 use crate::parse::installed::parse_installed;
-use crate::parse::{apt, dnf};
+use crate::parse::look::{Part, parse_parts};
+use crate::parse::{apt, dnf, system};
 use crate::selection::{Packages, Target, mark_excluded};
-use crate::types::{CheckReport, DryRun, PackageManager};
+use crate::types::{CheckReport, DryRun, Inventory, PackageManager, RebootState};
+
+/// What one look at a host found: what an upgrade would change ([`check`]), whether it needs
+/// a reboot ([`crate::reboot_state`]) and, when asked, what it is ([`crate::inventory`]).
+#[derive(Debug)]
+pub struct Look {
+    pub report: CheckReport,
+    pub reboot: RebootState,
+    /// `None` when not asked for; an error when reading it failed (the caller decides
+    /// whether that matters: it never fails the look).
+    pub inventory: Option<Result<Inventory, PkgError>>,
+}
+
+/// [`check`], the reboot state and (with `with_inventory`) the inventory. On apt this is one
+/// command (`command::look`: one round trip instead of six); on dnf/yum the same steps run
+/// one after another.
+pub async fn look(
+    exec: &dyn Executor,
+    manager: PackageManager,
+    opts: &PkgOptions,
+    with_inventory: bool,
+) -> Result<Look, PkgError> {
+    opts.validate()?;
+    let mut look = match manager {
+        PackageManager::Apt => look_apt(exec, opts, with_inventory).await?,
+        PackageManager::Dnf | PackageManager::Yum => Look {
+            report: check_dnf(exec, manager, opts).await?,
+            reboot: crate::ops::host::reboot_state(exec, manager).await?,
+            inventory: if with_inventory {
+                Some(crate::ops::host::inventory(exec, Some(manager)).await)
+            } else {
+                None
+            },
+        },
+    };
+    mark_excluded(&mut look.report, &opts.exclude);
+    Ok(look)
+}
+
+async fn look_apt(
+    exec: &dyn Executor,
+    opts: &PkgOptions,
+    with_inventory: bool,
+) -> Result<Look, PkgError> {
+    let host = exec.host();
+    let output = run(exec, &look_cmd::apt(opts, with_inventory)).await?;
+    let parts = match parse_parts(&output.stdout) {
+        Ok(parts) => parts,
+        // sudo refused, the shell died, ...: the command's own failure says more.
+        Err(_) if !output.success() => return Err(command_failed(&output)),
+        Err(err) => return Err(PkgError::parse(host, err)),
+    };
+    // One step's answer, as if it had run alone (its stderr is joined to its text or,
+    // for the steps whose stderr is not, in the script's stderr).
+    let alone = |part: Part<'_>, command: String| Output {
+        command,
+        exit_code: part.code,
+        stdout: part.text.to_owned(),
+        stderr: output.stderr.clone(),
+        ..output.clone()
+    };
+    let failed = |part: Part<'_>, command: String| command_failed(&alone(part, command));
+    if let Some(refresh) = parts.get(look_cmd::REFRESH)
+        && refresh.code != 0
+    {
+        if apt::lock_was_held(refresh.text) {
+            return Err(PkgError::Locked {
+                host: host.to_owned(),
+                waited: opts.lock_timeout,
+                detail: alone(refresh, String::new()).stderr_tail(),
+            });
+        }
+        return Err(failed(refresh, apt_cmd::refresh(opts).display()));
+    }
+    let ok = |name: &str, command: tendhost_exec::Cmd| -> Result<&str, PkgError> {
+        let part = parts.require(name).map_err(|e| PkgError::parse(host, e))?;
+        if part.code == 0 {
+            Ok(part.text)
+        } else {
+            Err(failed(part, command.display()))
+        }
+    };
+    let simulation = ok(look_cmd::SIMULATE, apt_cmd::simulate(opts))?;
+    let simulation = apt::parse_simulation(simulation).map_err(|e| PkgError::parse(host, e))?;
+    let held = apt::parse_showhold(ok(look_cmd::SHOWHOLD, apt_cmd::showhold())?);
+    let audit = parts
+        .require(look_cmd::AUDIT)
+        .map_err(|e| PkgError::parse(host, e))?;
+    let reboot = ok(look_cmd::REBOOT, apt_cmd::reboot_probe())?;
+    let reboot = system::parse_apt_reboot(reboot).map_err(|e| PkgError::parse(host, e))?;
+    let inventory = with_inventory.then(|| {
+        ok(
+            look_cmd::INVENTORY,
+            crate::command::system::inventory(Some(PackageManager::Apt)),
+        )
+        .and_then(|text| {
+            system::parse_inventory(text, Some(PackageManager::Apt))
+                .map_err(|e| PkgError::parse(host, e))
+        })
+    });
+    Ok(Look {
+        report: CheckReport {
+            pending: simulation.installs,
+            held,
+            kept_back: simulation.kept_back,
+            removals: simulation.removals,
+            dpkg_interrupted: apt::audit_reports_problems(audit.text),
+        },
+        reboot,
+        inventory,
+    })
+}
 
 /// What an upgrade would change on the host. Refreshes the package lists first when
 /// `opts.refresh` says so; a list lock held past `opts.lock_timeout` is [`PkgError::Locked`].
@@ -28,34 +140,10 @@ pub async fn check(
     Ok(report)
 }
 
+/// The apt check is the one-command look without the inventory (the reboot probe in it
+/// costs no round trip).
 async fn check_apt(exec: &dyn Executor, opts: &PkgOptions) -> Result<CheckReport, PkgError> {
-    let host = exec.host();
-    if opts.refresh == ListRefresh::Refresh {
-        let output = run(exec, &apt_cmd::refresh(opts)).await?;
-        if !output.success() {
-            let text = format!("{}\n{}", output.stdout, output.stderr);
-            if apt::lock_was_held(&text) {
-                return Err(PkgError::Locked {
-                    host: host.to_owned(),
-                    waited: opts.lock_timeout,
-                    detail: output.stderr_tail(),
-                });
-            }
-            return Err(command_failed(&output));
-        }
-    }
-    let simulation = run_ok(exec, &apt_cmd::simulate(opts)).await?;
-    let simulation =
-        apt::parse_simulation(&simulation.stdout).map_err(|e| PkgError::parse(host, e))?;
-    let held = apt::parse_showhold(&run_ok(exec, &apt_cmd::showhold()).await?.stdout);
-    let audit = run(exec, &apt_cmd::audit()).await?;
-    Ok(CheckReport {
-        pending: simulation.installs,
-        held,
-        kept_back: simulation.kept_back,
-        removals: simulation.removals,
-        dpkg_interrupted: apt::audit_reports_problems(&audit.stdout),
-    })
+    Ok(look_apt(exec, opts, false).await?.report)
 }
 
 async fn check_dnf(

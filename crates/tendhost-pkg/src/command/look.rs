@@ -1,0 +1,115 @@
+//! One look at an apt host in one command: the list refresh (when asked), the upgrade
+//! simulation, holds, `dpkg --audit`, the reboot-required probe and (when asked) the
+//! inventory, run in sequence by one shell script whose output is cut into parts by marker
+//! lines (`parse::look`). Each part's line is the same `Cmd` the step-by-step check runs
+//! (`command::apt`, `command::system`), shown with `Cmd::display` (every word quoted), so the
+//! script runs exactly those commands; only the round trips between them are gone.
+//!
+//! Part layout: every marker line `@@tendhost-part:NAME@@` is printed after a newline of its
+//! own (so a part whose output lacks a final newline cannot swallow it; the parser takes that
+//! newline back off), and each part `NAME` is followed by `NAME.rc` holding its exit code. A
+//! failed refresh ends the script there (nothing else is worth reading); the last part is
+//! always `end`, so an answer cut short is told from a complete one.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use tendhost_exec::Cmd;
+
+use crate::command::{apt, system};
+use crate::options::{ListRefresh, PkgOptions};
+use crate::types::PackageManager;
+
+/// The prefix of the script's part markers (`@@tendhost-part:NAME@@`); distinct from the
+/// `@@tendhost:` sections inside the reboot probe's and the inventory's own output.
+pub const PART_PREFIX: &str = "@@tendhost-part:";
+
+/// Part names, in the order the script prints them.
+pub const REFRESH: &str = "refresh";
+pub const SIMULATE: &str = "simulate";
+pub const SHOWHOLD: &str = "showhold";
+pub const AUDIT: &str = "audit";
+pub const REBOOT: &str = "reboot";
+pub const INVENTORY: &str = "inventory";
+pub const END: &str = "end";
+
+/// Appends part `name` running `line`, then its exit code as part `name.rc`.
+fn part(script: &mut String, name: &str, line: &str) {
+    let _ = write!(
+        script,
+        "printf '\\n{PART_PREFIX}{name}@@\\n'\n\
+         {line}\n\
+         rc=$?\n\
+         printf '\\n{PART_PREFIX}{name}.rc@@\\n%s\\n' \"$rc\"\n"
+    );
+}
+
+/// The apt look: refresh (its stderr joined to its part, where apt reports a held lock) when
+/// `opts.refresh` says so, then simulation, holds, audit, reboot probe and, with
+/// `with_inventory`, the inventory. Runs as root when it refreshes (as `apt::refresh` does);
+/// the rest needs no root.
+pub fn apt(opts: &PkgOptions, with_inventory: bool) -> Cmd {
+    let mut script = String::new();
+    let refresh = opts.refresh == ListRefresh::Refresh;
+    if refresh {
+        part(
+            &mut script,
+            REFRESH,
+            &format!("{} 2>&1", apt::refresh(opts).display()),
+        );
+        script.push_str("[ \"$rc\" -eq 0 ] || { printf '\\n@@tendhost-part:end@@\\n'; exit 0; }\n");
+    }
+    part(&mut script, SIMULATE, &apt::simulate(opts).display());
+    part(&mut script, SHOWHOLD, &apt::showhold().display());
+    part(&mut script, AUDIT, &apt::audit().display());
+    part(&mut script, REBOOT, &apt::reboot_probe().display());
+    if with_inventory {
+        part(
+            &mut script,
+            INVENTORY,
+            &system::inventory(Some(PackageManager::Apt)).display(),
+        );
+    }
+    let _ = writeln!(script, "printf '\\n{PART_PREFIX}{END}@@\\n'");
+    let cmd = Cmd::shell(script).timeout(
+        opts.lock_timeout
+            .saturating_add(Duration::from_secs(10 * 60)),
+    );
+    if refresh { cmd.privileged() } else { cmd }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::command::look::apt;
+    use crate::options::{ListRefresh, PkgOptions};
+
+    #[test]
+    fn the_look_runs_the_step_commands_quoted_and_needs_root_only_to_refresh() {
+        let opts = PkgOptions::default();
+        let cmd = apt(&opts, true);
+        assert!(cmd.is_privileged());
+        let line = cmd.display();
+        for expected in [
+            "apt-get -q -o DPkg::Lock::Timeout=60 update 2>&1",
+            "apt-get -s dist-upgrade",
+            "apt-mark showhold",
+            "dpkg --audit",
+            "reboot-required",
+            "@@tendhost:df@@",
+            "@@tendhost-part:end@@",
+        ] {
+            assert!(line.contains(expected), "{expected} in {line}");
+        }
+        let skip = PkgOptions {
+            refresh: ListRefresh::Skip,
+            ..PkgOptions::default()
+        };
+        let cmd = apt(&skip, false);
+        assert!(!cmd.is_privileged());
+        let line = cmd.display();
+        assert!(
+            !line.contains(" update") && !line.contains("@@tendhost:df@@"),
+            "{line}"
+        );
+    }
+}

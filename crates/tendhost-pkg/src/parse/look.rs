@@ -1,0 +1,175 @@
+//! Cuts the answer of the one-command look (`command::look`) into its parts and their exit
+//! codes. What each part holds is parsed by the parser of the command it ran (`parse::apt`,
+//! `parse::system`).
+
+use crate::command::look::{END, PART_PREFIX};
+use crate::parse::{ParseError, sections_marked};
+
+const WHAT: &str = "the check script's answer";
+
+/// One part: what its command printed and its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part<'a> {
+    pub text: &'a str,
+    pub code: i32,
+}
+
+/// The parts of a complete answer (one that reached the `end` marker), by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parts<'a> {
+    parts: Vec<(&'a str, Part<'a>)>,
+}
+
+impl<'a> Parts<'a> {
+    /// Part `name`, when the script ran it.
+    pub fn get(&self, name: &str) -> Option<Part<'a>> {
+        self.parts
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, part)| *part)
+    }
+
+    /// Part `name`, which a complete answer must hold.
+    pub fn require(&self, name: &str) -> Result<Part<'a>, ParseError> {
+        self.get(name)
+            .ok_or_else(|| ParseError::new(WHAT, 0, format!("it has no `{name}` part")))
+    }
+}
+
+/// Splits `stdout` of the look script. An answer without the `end` marker (cut short, or not
+/// our script's) is an error, as is a part without a numeric exit code.
+pub fn parse_parts(stdout: &str) -> Result<Parts<'_>, ParseError> {
+    let raw: Vec<(&str, &str)> = sections_marked(stdout, PART_PREFIX)
+        .into_iter()
+        // The newline printed before the next marker is the script's, not the command's.
+        .map(|(name, body)| (name, body.strip_suffix('\n').unwrap_or(body)))
+        .collect();
+    if raw.last().map(|(name, _)| *name) != Some(END) {
+        return Err(ParseError::new(
+            WHAT,
+            0,
+            "it ended before the script's `end` marker (cut short, or not tendhost's script)",
+        ));
+    }
+    let mut parts = Vec::new();
+    for (idx, (name, text)) in raw.iter().enumerate() {
+        if *name == END || name.ends_with(".rc") {
+            continue;
+        }
+        let rc_name = format!("{name}.rc");
+        let code = match raw.get(idx + 1) {
+            Some((next, rc)) if *next == rc_name => rc.trim().parse::<i32>().map_err(|_| {
+                ParseError::new(
+                    WHAT,
+                    0,
+                    format!(
+                        "part `{name}` has exit code {:?}, not a number",
+                        rc.chars().take(40).collect::<String>()
+                    ),
+                )
+            })?,
+            _ => {
+                return Err(ParseError::new(
+                    WHAT,
+                    0,
+                    format!("part `{name}` is not followed by its exit code"),
+                ));
+            }
+        };
+        if parts.iter().any(|(n, _)| n == name) {
+            return Err(ParseError::new(
+                WHAT,
+                0,
+                format!("part `{name}` appears twice"),
+            ));
+        }
+        parts.push((*name, Part { text, code }));
+    }
+    Ok(Parts { parts })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::parse::look::parse_parts;
+    use crate::parse::{apt, capture, system};
+    use crate::types::{PackageManager, RebootState};
+
+    /// Captured: the look script (`command::look::apt` with refresh and inventory) run as
+    /// root on a test-fleet apt host with two pending updates (see tests/data/README.md).
+    #[test]
+    fn a_captured_look_splits_into_parts_each_parser_accepts() {
+        let text = capture("apt-look-pending.txt");
+        let parts = parse_parts(&text).unwrap();
+        let refresh = parts.require("refresh").unwrap();
+        assert_eq!(refresh.code, 0);
+        assert!(
+            refresh.text.contains("Reading package lists"),
+            "{refresh:?}"
+        );
+        let simulate = parts.require("simulate").unwrap();
+        assert_eq!(simulate.code, 0);
+        let simulation = apt::parse_simulation(simulate.text).unwrap();
+        let names: Vec<&str> = simulation
+            .installs
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(names, ["th-bench-a", "th-bench-b"]);
+        assert_eq!(parts.require("showhold").unwrap().text, "");
+        assert!(!apt::audit_reports_problems(
+            parts.require("audit").unwrap().text
+        ));
+        assert_eq!(
+            system::parse_apt_reboot(parts.require("reboot").unwrap().text).unwrap(),
+            RebootState::NotRequired
+        );
+        let inventory = parts.require("inventory").unwrap();
+        let inventory = system::parse_inventory(inventory.text, Some(PackageManager::Apt)).unwrap();
+        assert_eq!(inventory.os_name, "Debian GNU/Linux");
+        assert!(inventory.installed_packages > 50, "{inventory:?}");
+    }
+
+    /// Captured: the look script on a host whose dpkg lock another process held (the refresh
+    /// failed; the script stopped there).
+    #[test]
+    fn a_captured_failed_refresh_ends_the_answer() {
+        let text = capture("apt-look-locked.txt");
+        let parts = parse_parts(&text).unwrap();
+        let refresh = parts.require("refresh").unwrap();
+        assert_ne!(refresh.code, 0);
+        assert!(apt::lock_was_held(refresh.text), "{refresh:?}");
+        assert_eq!(parts.get("simulate"), None);
+    }
+
+    #[test]
+    fn answers_cut_short_or_malformed_are_errors() {
+        let complete = "\n@@tendhost-part:simulate@@\nInst x\n\n@@tendhost-part:simulate.rc@@\n0\n\n@@tendhost-part:end@@\n";
+        let parts = parse_parts(complete).unwrap();
+        assert_eq!(parts.require("simulate").unwrap().text, "Inst x\n");
+        assert_eq!(parts.require("simulate").unwrap().code, 0);
+        // A part without a final newline keeps its text whole.
+        let unterminated = "\n@@tendhost-part:reboot@@\nabc\n@@tendhost-part:reboot.rc@@\n1\n\n@@tendhost-part:end@@\n";
+        assert_eq!(
+            parse_parts(unterminated)
+                .unwrap()
+                .require("reboot")
+                .unwrap(),
+            super::Part {
+                text: "abc",
+                code: 1
+            }
+        );
+        for bad in [
+            "",
+            "garbage\n",
+            &complete[..complete.len() - 22],
+            "\n@@tendhost-part:simulate@@\nx\n\n@@tendhost-part:end@@\n",
+            "\n@@tendhost-part:simulate@@\n\n@@tendhost-part:simulate.rc@@\nzero\n\n@@tendhost-part:end@@\n",
+            "\n@@tendhost-part:a@@\n\n@@tendhost-part:a.rc@@\n0\n\n@@tendhost-part:a@@\n\n@@tendhost-part:a.rc@@\n0\n\n@@tendhost-part:end@@\n",
+        ] {
+            let err = parse_parts(bad).unwrap_err().to_string();
+            assert!(err.contains("check script's answer"), "{bad:?}: {err}");
+        }
+        assert!(parse_parts(complete).unwrap().require("audit").is_err());
+    }
+}
