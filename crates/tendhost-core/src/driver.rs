@@ -12,8 +12,9 @@ use futures_util::FutureExt as _;
 use jiff::Timestamp;
 use tendhost_exec::{OutputSink, Stream};
 use tendhost_pkg::{
-    AptUpgrade as PkgAptUpgrade, CheckReport, Inventory, JobId, ListRefresh, PackageManager,
-    PkgError, PkgOptions, RebootState, Target, UpgradeOutcome, UpgradeState, progress_package,
+    AptUpgrade as PkgAptUpgrade, CheckReport, Inventory, InventoryRead, JobId, ListRefresh,
+    PackageManager, PkgError, PkgOptions, RebootState, Target, UpgradeOutcome, UpgradeState,
+    progress_package,
 };
 
 use crate::events::{EventKind, OutputStream};
@@ -405,11 +406,15 @@ struct Findings {
 enum WithInventory {
     Yes,
     No,
+    /// Only when the host's boot id is not the one of the inventory last read (it rebooted,
+    /// or none was read yet); the uptime is kept current either way. A check does this: what
+    /// the inventory holds changes with an upgrade (read then) or a reboot.
+    IfRebooted,
 }
 
 /// Reads pending updates (refreshing the lists when `refresh` and the policy says so), the
-/// reboot state and, if asked, the inventory (whose failure is only logged): one command on
-/// apt hosts (`tendhost_pkg::look`).
+/// reboot state and, as `with_inventory` says, the inventory (whose failure is only logged):
+/// one command on apt hosts (`tendhost_pkg::look`).
 async fn look(
     host: &HostShared,
     manager: PackageManager,
@@ -417,13 +422,20 @@ async fn look(
     with_inventory: WithInventory,
 ) -> Result<Findings, StepError> {
     let exec = host.executor.as_ref();
-    let look = tendhost_pkg::look(
-        exec,
-        manager,
-        &pkg_options(host, refresh),
-        with_inventory == WithInventory::Yes,
-    )
-    .await?;
+    let known_boot = match with_inventory {
+        WithInventory::IfRebooted => host
+            .status()
+            .inventory
+            .as_ref()
+            .map(|inventory| inventory.boot_id.clone()),
+        _ => None,
+    };
+    let read = match (with_inventory, &known_boot) {
+        (WithInventory::No, _) => InventoryRead::Never,
+        (WithInventory::IfRebooted, Some(boot_id)) => InventoryRead::UnlessBoot(boot_id),
+        _ => InventoryRead::Always,
+    };
+    let look = tendhost_pkg::look(exec, manager, &pkg_options(host, refresh), read).await?;
     let inventory = match look.inventory {
         Some(Ok(inventory)) => Some(inventory),
         Some(Err(err)) => {
@@ -432,6 +444,12 @@ async fn look(
         }
         None => None,
     };
+    if inventory.is_none()
+        && let Some(uptime) = look.uptime
+        && let Some(known) = host.status().inventory.as_mut()
+    {
+        known.uptime = uptime;
+    }
     Ok(Findings {
         report: look.report,
         reboot: Some(look.reboot),
@@ -503,7 +521,7 @@ async fn run_check(host: &HostShared, job_id: &str, refresh: bool) -> Result<Str
     if let Some(lost) = lost_job {
         collect_lost(host, job_id, manager, &lost).await;
     }
-    let findings = look(host, manager, refresh, WithInventory::Yes).await?;
+    let findings = look(host, manager, refresh, WithInventory::IfRebooted).await?;
     let reboot = findings.reboot.clone().unwrap_or(RebootState::Unknown);
     note_report(host, job_id, &findings.report, &reboot);
     let n_pending = findings.report.pending.len();

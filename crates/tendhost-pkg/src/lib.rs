@@ -20,6 +20,7 @@ pub mod parse;
 pub mod selection;
 pub mod types;
 
+pub use crate::command::look::InventoryRead;
 pub use crate::error::PkgError;
 pub use crate::ops::check::{Look, check, dry_run, dry_run_selected, look};
 pub use crate::ops::host::{

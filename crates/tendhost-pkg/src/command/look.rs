@@ -1,6 +1,7 @@
 //! One look at an apt host in one command: the list refresh (when asked), the upgrade
-//! simulation, holds, `dpkg --audit`, the reboot-required probe and (when asked) the
-//! inventory, run in sequence by one shell script whose output is cut into parts by marker
+//! simulation, holds, `dpkg --audit`, the reboot-required probe and the inventory (always,
+//! never, or only when the host's boot id is not the one last seen: see [`InventoryRead`]),
+//! run in sequence by one shell script whose output is cut into parts by marker
 //! lines (`parse::look`). Each part's line is the same `Cmd` the step-by-step check runs
 //! (`command::apt`, `command::system`), shown with `Cmd::display` (every word quoted), so the
 //! script runs exactly those commands; only the round trips between them are gone.
@@ -14,7 +15,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use tendhost_exec::Cmd;
+use tendhost_exec::{Cmd, quote};
 
 use crate::command::{apt, system};
 use crate::options::{ListRefresh, PkgOptions};
@@ -31,6 +32,9 @@ pub const SHOWHOLD: &str = "showhold";
 pub const AUDIT: &str = "audit";
 pub const REBOOT: &str = "reboot";
 pub const INVENTORY: &str = "inventory";
+/// Seconds since boot (`/proc/uptime`'s first field, read by the shell itself), printed when
+/// the inventory may be skipped.
+pub const UPTIME: &str = "uptime";
 pub const END: &str = "end";
 
 /// Appends part `name` running `line`, then its exit code as part `name.rc`.
@@ -44,11 +48,21 @@ fn part(script: &mut String, name: &str, line: &str) {
     );
 }
 
+/// Whether a look reads the inventory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InventoryRead<'a> {
+    Always,
+    Never,
+    /// Only when the host's boot id differs from this one (it rebooted since, or this is not
+    /// the host last seen); the part `uptime` keeps the last inventory's uptime current.
+    UnlessBoot(&'a str),
+}
+
 /// The apt look: refresh (its stderr joined to its part, where apt reports a held lock) when
-/// `opts.refresh` says so, then simulation, holds, audit, reboot probe and, with
-/// `with_inventory`, the inventory. Runs as root when it refreshes (as `apt::refresh` does);
-/// the rest needs no root.
-pub fn apt(opts: &PkgOptions, with_inventory: bool) -> Cmd {
+/// `opts.refresh` says so, then simulation, holds, audit, reboot probe and the inventory as
+/// `inventory` says. Runs as root when it refreshes (as `apt::refresh` does); the rest needs
+/// no root.
+pub fn apt(opts: &PkgOptions, inventory: InventoryRead<'_>) -> Cmd {
     let mut script = String::new();
     let refresh = opts.refresh == ListRefresh::Refresh;
     if refresh {
@@ -63,12 +77,33 @@ pub fn apt(opts: &PkgOptions, with_inventory: bool) -> Cmd {
     part(&mut script, SHOWHOLD, &apt::showhold().display());
     part(&mut script, AUDIT, &apt::audit().display());
     part(&mut script, REBOOT, &apt::reboot_probe().display());
-    if with_inventory {
+    let read_inventory = || {
+        let mut text = String::new();
         part(
-            &mut script,
+            &mut text,
             INVENTORY,
             &system::inventory(Some(PackageManager::Apt)).display(),
         );
+        text
+    };
+    match inventory {
+        InventoryRead::Always => script.push_str(&read_inventory()),
+        InventoryRead::Never => {}
+        InventoryRead::UnlessBoot(boot_id) => {
+            // `read` is the shell's own: no process is started for these two facts.
+            part(
+                &mut script,
+                UPTIME,
+                "read up rest < /proc/uptime && echo \"$up\"",
+            );
+            let _ = write!(
+                script,
+                "boot=''; read boot < /proc/sys/kernel/random/boot_id\n\
+                 if [ \"$boot\" != {known} ]; then\n{inventory}fi\n",
+                known = quote(boot_id),
+                inventory = read_inventory(),
+            );
+        }
     }
     let _ = writeln!(script, "printf '\\n{PART_PREFIX}{END}@@\\n'");
     let cmd = Cmd::shell(script).timeout(
@@ -80,19 +115,19 @@ pub fn apt(opts: &PkgOptions, with_inventory: bool) -> Cmd {
 
 #[cfg(test)]
 mod tests {
-    use crate::command::look::apt;
+    use crate::command::look::{InventoryRead, apt};
     use crate::options::{ListRefresh, PkgOptions};
 
     #[test]
     fn the_look_runs_the_step_commands_quoted_and_needs_root_only_to_refresh() {
         let opts = PkgOptions::default();
-        let cmd = apt(&opts, true);
+        let cmd = apt(&opts, InventoryRead::Always);
         assert!(cmd.is_privileged());
         let line = cmd.display();
         for expected in [
             "apt-get -q -o DPkg::Lock::Timeout=60 update 2>&1",
             "apt-get -s dist-upgrade",
-            "apt-mark showhold",
+            "db:Status-Want",
             "dpkg --audit",
             "reboot-required",
             "@@tendhost:df@@",
@@ -104,12 +139,23 @@ mod tests {
             refresh: ListRefresh::Skip,
             ..PkgOptions::default()
         };
-        let cmd = apt(&skip, false);
+        let cmd = apt(&skip, InventoryRead::Never);
         assert!(!cmd.is_privileged());
         let line = cmd.display();
         assert!(
             !line.contains(" update") && !line.contains("@@tendhost:df@@"),
             "{line}"
+        );
+        let boot = "0f1e-'$(touch pwned)'";
+        let cmd = apt(&skip, InventoryRead::UnlessBoot(boot));
+        let script = cmd.arguments()[1].to_str().unwrap();
+        assert!(
+            script.contains("@@tendhost:df@@") && script.contains("/proc/uptime"),
+            "{script}"
+        );
+        assert!(
+            script.contains(&format!("!= {} ]", tendhost_exec::quote(boot))),
+            "{script}"
         );
     }
 }

@@ -3,6 +3,7 @@
 
 use tendhost_exec::{Executor, Output};
 
+use crate::command::look::InventoryRead;
 use crate::command::{apt as apt_cmd, dnf as dnf_cmd, job as job_cmd, look as look_cmd};
 use crate::error::PkgError;
 use crate::ops::{command_failed, run, run_ok};
@@ -19,31 +20,35 @@ use crate::types::{CheckReport, DryRun, Inventory, PackageManager, RebootState};
 pub struct Look {
     pub report: CheckReport,
     pub reboot: RebootState,
-    /// `None` when not asked for; an error when reading it failed (the caller decides
-    /// whether that matters: it never fails the look).
+    /// `None` when not read (not asked for, or the boot id was the known one); an error when
+    /// reading it failed (the caller decides whether that matters: it never fails the look).
     pub inventory: Option<Result<Inventory, PkgError>>,
+    /// Seconds since boot, when the look read it without the inventory
+    /// ([`InventoryRead::UnlessBoot`] on apt).
+    pub uptime: Option<std::time::Duration>,
 }
 
-/// [`check`], the reboot state and (with `with_inventory`) the inventory. On apt this is one
+/// [`check`], the reboot state and the inventory as `inventory` says. On apt this is one
 /// command (`command::look`: one round trip instead of six); on dnf/yum the same steps run
-/// one after another.
+/// one after another (and [`InventoryRead::UnlessBoot`] reads the inventory).
 pub async fn look(
     exec: &dyn Executor,
     manager: PackageManager,
     opts: &PkgOptions,
-    with_inventory: bool,
+    inventory: InventoryRead<'_>,
 ) -> Result<Look, PkgError> {
     opts.validate()?;
     let mut look = match manager {
-        PackageManager::Apt => look_apt(exec, opts, with_inventory).await?,
+        PackageManager::Apt => look_apt(exec, opts, inventory).await?,
         PackageManager::Dnf | PackageManager::Yum => Look {
             report: check_dnf(exec, manager, opts).await?,
             reboot: crate::ops::host::reboot_state(exec, manager).await?,
-            inventory: if with_inventory {
-                Some(crate::ops::host::inventory(exec, Some(manager)).await)
-            } else {
+            inventory: if inventory == InventoryRead::Never {
                 None
+            } else {
+                Some(crate::ops::host::inventory(exec, Some(manager)).await)
             },
+            uptime: None,
         },
     };
     mark_excluded(&mut look.report, &opts.exclude);
@@ -53,10 +58,11 @@ pub async fn look(
 async fn look_apt(
     exec: &dyn Executor,
     opts: &PkgOptions,
-    with_inventory: bool,
+    inventory: InventoryRead<'_>,
 ) -> Result<Look, PkgError> {
     let host = exec.host();
-    let output = run(exec, &look_cmd::apt(opts, with_inventory)).await?;
+    let inventory_read = inventory;
+    let output = run(exec, &look_cmd::apt(opts, inventory)).await?;
     let parts = match parse_parts(&output.stdout) {
         Ok(parts) => parts,
         // sudo refused, the shell died, ...: the command's own failure says more.
@@ -101,7 +107,7 @@ async fn look_apt(
         .map_err(|e| PkgError::parse(host, e))?;
     let reboot = ok(look_cmd::REBOOT, apt_cmd::reboot_probe())?;
     let reboot = system::parse_apt_reboot(reboot).map_err(|e| PkgError::parse(host, e))?;
-    let inventory = with_inventory.then(|| {
+    let inventory = parts.get(look_cmd::INVENTORY).map(|_| {
         ok(
             look_cmd::INVENTORY,
             crate::command::system::inventory(Some(PackageManager::Apt)),
@@ -111,6 +117,16 @@ async fn look_apt(
                 .map_err(|e| PkgError::parse(host, e))
         })
     });
+    if inventory.is_none() && inventory_read == InventoryRead::Always {
+        return Err(PkgError::parse(
+            host,
+            parts.require(look_cmd::INVENTORY).unwrap_err(),
+        ));
+    }
+    let uptime = parts
+        .get(look_cmd::UPTIME)
+        .filter(|part| part.code == 0)
+        .and_then(|part| system::parse_uptime(part.text).ok());
     Ok(Look {
         report: CheckReport {
             pending: simulation.installs,
@@ -121,6 +137,7 @@ async fn look_apt(
         },
         reboot,
         inventory,
+        uptime,
     })
 }
 
@@ -143,7 +160,7 @@ pub async fn check(
 /// The apt check is the one-command look without the inventory (the reboot probe in it
 /// costs no round trip).
 async fn check_apt(exec: &dyn Executor, opts: &PkgOptions) -> Result<CheckReport, PkgError> {
-    Ok(look_apt(exec, opts, false).await?.report)
+    Ok(look_apt(exec, opts, InventoryRead::Never).await?.report)
 }
 
 async fn check_dnf(

@@ -6,6 +6,8 @@ use crate::command::look::{END, PART_PREFIX};
 use crate::parse::{ParseError, sections_marked};
 
 const WHAT: &str = "the check script's answer";
+/// The suffix of the part holding a part's exit code.
+const RC: &str = ".rc";
 
 /// One part: what its command printed and its exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,10 +55,11 @@ pub fn parse_parts(stdout: &str) -> Result<Parts<'_>, ParseError> {
     }
     let mut parts = Vec::new();
     for (idx, (name, text)) in raw.iter().enumerate() {
-        if *name == END || name.ends_with(".rc") {
+        // `NAME.rc` parts are read with their part below.
+        if *name == END || name.strip_suffix(RC).is_some() {
             continue;
         }
-        let rc_name = format!("{name}.rc");
+        let rc_name = format!("{name}{RC}");
         let code = match raw.get(idx + 1) {
             Some((next, rc)) if *next == rc_name => rc.trim().parse::<i32>().map_err(|_| {
                 ParseError::new(
@@ -94,8 +97,9 @@ mod tests {
     use crate::parse::{apt, capture, system};
     use crate::types::{PackageManager, RebootState};
 
-    /// Captured: the look script (`command::look::apt` with refresh and inventory) run as
-    /// root on a test-fleet apt host with two pending updates (see tests/data/README.md).
+    /// Captured: the look script (`command::look::apt` with refresh and the inventory) run
+    /// as root on an apt host with 1.1 of two packages published, one of them held (see
+    /// tests/data/README.md).
     #[test]
     fn a_captured_look_splits_into_parts_each_parser_accepts() {
         let text = capture("apt-look-pending.txt");
@@ -114,8 +118,10 @@ mod tests {
             .iter()
             .map(|p| p.name.as_str())
             .collect();
-        assert_eq!(names, ["th-bench-a", "th-bench-b"]);
-        assert_eq!(parts.require("showhold").unwrap().text, "");
+        assert_eq!(names, ["th-bench-a"]);
+        assert_eq!(simulation.kept_back, ["th-bench-b"]);
+        let held = parts.require("showhold").unwrap();
+        assert_eq!(apt::parse_showhold(held.text), ["th-bench-b"]);
         assert!(!apt::audit_reports_problems(
             parts.require("audit").unwrap().text
         ));
@@ -123,10 +129,26 @@ mod tests {
             system::parse_apt_reboot(parts.require("reboot").unwrap().text).unwrap(),
             RebootState::NotRequired
         );
+        assert_eq!(parts.get("uptime"), None);
         let inventory = parts.require("inventory").unwrap();
         let inventory = system::parse_inventory(inventory.text, Some(PackageManager::Apt)).unwrap();
         assert_eq!(inventory.os_name, "Debian GNU/Linux");
         assert!(inventory.installed_packages > 50, "{inventory:?}");
+    }
+
+    /// Captured: the same host, the script told the host's own boot id (`InventoryRead::
+    /// UnlessBoot`): the inventory is skipped, the uptime read by the shell comes instead.
+    #[test]
+    fn a_captured_look_with_the_known_boot_id_skips_the_inventory() {
+        let text = capture("apt-look-known-boot.txt");
+        let parts = parse_parts(&text).unwrap();
+        assert_eq!(parts.get("inventory"), None);
+        let uptime = parts.require("uptime").unwrap();
+        assert_eq!(
+            system::parse_uptime(uptime.text).unwrap(),
+            std::time::Duration::from_secs_f64(1177.26)
+        );
+        assert_eq!(parts.require("simulate").unwrap().code, 0);
     }
 
     /// Captured: the look script on a host whose dpkg lock another process held (the refresh
