@@ -436,6 +436,12 @@ async fn look(
         _ => InventoryRead::Always,
     };
     let look = tendhost_pkg::look(exec, manager, &pkg_options(host, refresh), read).await?;
+    Ok(findings_of(host, look))
+}
+
+/// The findings of a look; the inventory's failure is only logged, and a look that skipped
+/// the inventory keeps the known one's uptime current.
+fn findings_of(host: &HostShared, look: tendhost_pkg::Look) -> Findings {
     let inventory = match look.inventory {
         Some(Ok(inventory)) => Some(inventory),
         Some(Err(err)) => {
@@ -450,11 +456,11 @@ async fn look(
     {
         known.uptime = uptime;
     }
-    Ok(Findings {
+    Findings {
         report: look.report,
         reboot: Some(look.reboot),
         inventory,
-    })
+    }
 }
 
 /// Records what `step` found in the host's status and settles the host (`settle`); returns
@@ -808,14 +814,20 @@ async fn run_update(
             ));
         }
     }
-    // Where the host stands now: pending list (no refresh), reboot flag and, on apt where it
-    // comes in the same round trip, the inventory (its package count changed).
-    let inventory = if manager == PackageManager::Apt {
-        WithInventory::Yes
-    } else {
-        WithInventory::No
+    // Where the host stands now: pending list (no refresh), reboot flag and the inventory
+    // (its package count changed). An apt job looked itself once its upgrade had ended; a
+    // job without that look (dnf, or the look's answer is unusable) is looked at now.
+    let closing = outcome.closing_look.as_deref().and_then(|text| {
+        tendhost_pkg::closing_look(host.name(), text, &opts)
+            .inspect_err(|err| {
+                tracing::warn!(host = %host.name(), %err, "the job's closing look is unusable; looking again");
+            })
+            .ok()
+    });
+    let findings = match closing {
+        Some(look) => findings_of(host, look),
+        None => look(host, manager, false, WithInventory::No).await?,
     };
-    let findings = look(host, manager, false, inventory).await?;
     host.status().failure = None;
     let settled = record_and_settle_with(host, Step::Update, findings, auto_reboot(host, options));
     let always = options.reboot == Some(RebootChoice::Always) && settled != HostState::Failed;

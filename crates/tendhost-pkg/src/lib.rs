@@ -22,7 +22,7 @@ pub mod types;
 
 pub use crate::command::look::InventoryRead;
 pub use crate::error::PkgError;
-pub use crate::ops::check::{Look, check, dry_run, dry_run_selected, look};
+pub use crate::ops::check::{Look, check, closing_look, dry_run, dry_run_selected, look};
 pub use crate::ops::host::{
     boot_identity, detect, inventory, reboot, reboot_state, wait_for_new_boot,
 };

@@ -273,14 +273,13 @@ async fn rollout(app: &TestApp, ws: &mut Ws, n_hosts: usize, path: &str, body: V
 
 async fn wait_finished(ws: &mut Ws, rollout_id: &str) -> Value {
     let deadline = Instant::now() + RUN_TIMEOUT;
-    let late = || panic!("rollout {rollout_id} did not finish in {RUN_TIMEOUT:?}");
     loop {
         let left = deadline
             .checked_duration_since(Instant::now())
-            .unwrap_or_else(late);
+            .unwrap_or_else(|| late(rollout_id));
         let message = tokio::time::timeout(left, ws.next())
             .await
-            .unwrap_or_else(|_| late())
+            .unwrap_or_else(|_| late(rollout_id))
             .expect("websocket open")
             .expect("websocket message");
         let Message::Text(text) = message else {
@@ -291,6 +290,10 @@ async fn wait_finished(ws: &mut Ws, rollout_id: &str) -> Value {
             return event;
         }
     }
+}
+
+fn late<T>(rollout_id: &str) -> T {
+    panic!("rollout {rollout_id} did not finish in {RUN_TIMEOUT:?}")
 }
 
 async fn get(app: &TestApp, path: &str) -> Value {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tendhost_exec::{Cmd, quote};
 
-use crate::command::{apt, dnf};
+use crate::command::{apt, dnf, look};
 use crate::options::{JobId, ListRefresh, PkgOptions};
 use crate::parse::job::REPAIR_MARKER;
 use crate::selection::{Target, TargetKind};
@@ -72,7 +72,6 @@ pub fn run_script_for(
     opts: &PkgOptions,
     target: &Target,
 ) -> JobScript {
-    let dir = opts.job_dir(job_id);
     let snapshot;
     let mut body = String::new();
     let mut repair = None;
@@ -87,7 +86,7 @@ pub fn run_script_for(
             if target.kind == TargetKind::Nothing {
                 body.push_str(NOTHING_SELECTED);
                 snapshot = apt::installed().display();
-                return finish_script(&dir, job_id, manager, &snapshot, &body, None, commands);
+                return finish_script(opts, job_id, manager, &snapshot, &body, None, commands);
             }
             let upgrade = match &target.kind {
                 TargetKind::Names(names) => apt::upgrade_only(opts, names, &target.keep),
@@ -123,16 +122,29 @@ pub fn run_script_for(
             }
         }
     }
-    finish_script(&dir, job_id, manager, &snapshot, &body, repair, commands)
+    finish_script(opts, job_id, manager, &snapshot, &body, repair, commands)
+}
+
+/// What an apt job looks at once its upgrade has ended, written to `look` in the job
+/// directory and read back with the summary: the one-command look (`command::look`) without a
+/// refresh, with the inventory. So collecting the job also tells the host's pending updates,
+/// reboot state and inventory after it, with no round trip of its own.
+pub fn closing_look(opts: &PkgOptions) -> Cmd {
+    let opts = PkgOptions {
+        refresh: ListRefresh::Skip,
+        ..opts.clone()
+    };
+    look::apt(&opts, look::InventoryRead::Always)
 }
 
 /// The line a job logs when its selection matched no pending update.
 const NOTHING_SELECTED: &str =
     "echo 'tendhost: no pending update matches the selection; nothing to upgrade'\n";
 
-/// Wraps `body` into the job script: pid, times, snapshots before and after, exit code last.
+/// Wraps `body` into the job script: pid, times, snapshots before and after, on apt the
+/// closing look (`closing_look`), exit code last.
 fn finish_script(
-    dir: &str,
+    opts: &PkgOptions,
     job_id: &JobId,
     manager: PackageManager,
     snapshot: &str,
@@ -140,6 +152,14 @@ fn finish_script(
     repair: Option<String>,
     commands: Vec<String>,
 ) -> JobScript {
+    let closing = match manager {
+        PackageManager::Apt => format!(
+            "{} > \"$d/look.tmp\" 2>/dev/null; mv \"$d/look.tmp\" \"$d/look\"\n",
+            closing_look(opts).display()
+        ),
+        PackageManager::Dnf | PackageManager::Yum => String::new(),
+    };
+    let dir = opts.job_dir(job_id);
     let script = format!(
         "d={dir}\n\
          umask 077\n\
@@ -155,10 +175,11 @@ fn finish_script(
          {body}\
          umask 077\n\
          snapshot after\n\
+         {closing}\
          ms > \"$d/ended\"\n\
          echo \"tendhost: job finished with exit code $rc\"\n\
          echo \"$rc\" > \"$d/exit.tmp\" && mv \"$d/exit.tmp\" \"$d/exit\"\n",
-        dir = quote(dir),
+        dir = quote(&dir),
         started = quote(format!("tendhost: job {job_id} started ({manager})")),
     );
     JobScript {
@@ -275,6 +296,7 @@ fn summary_body() -> String {
         "for f in exit started ended before after; do echo \"@@tendhost:$f@@\"; cat \"$d/$f\" 2>/dev/null || true; done\n\
          echo '@@tendhost:size@@'\n\
          wc -c < \"$d/log\" 2>/dev/null || echo 0\n\
+         if [ -e \"$d/look\" ]; then echo '@@tendhost:look@@'; cat \"$d/look\"; fi\n\
          echo '@@tendhost:log@@'\n\
          tail -c {max} \"$d/log\" 2>/dev/null | {SANITIZE} || true\n",
         max = crate::parse::job::MAX_COLLECTED_LOG,
@@ -282,7 +304,8 @@ fn summary_body() -> String {
 }
 
 /// Reads a job back: sections `exit` (empty while there is none), `started`, `ended`, `before`,
-/// `after`, then `log` (the whole log, sanitized like the stream) as the last section.
+/// `after`, `size`, `look` (an apt job's closing look, when it ran: its own parts follow up to
+/// the log) then `log` (the log's tail, sanitized like the stream) as the last section.
 pub fn summary(job_id: &JobId, opts: &PkgOptions) -> Cmd {
     Cmd::shell(format!(
         "d={dir}\n\

@@ -60,13 +60,43 @@ async fn look_apt(
     opts: &PkgOptions,
     inventory: InventoryRead<'_>,
 ) -> Result<Look, PkgError> {
-    let host = exec.host();
-    let inventory_read = inventory;
     let output = run(exec, &look_cmd::apt(opts, inventory)).await?;
+    interpret_apt(&output, opts, inventory)
+}
+
+/// What an apt job's closing look found (`UpgradeOutcome::closing_look`, the look without a
+/// refresh, with the inventory), read as [`look`] reads its own answer; `opts.exclude` marks
+/// the excluded updates.
+pub fn closing_look(host: &str, text: &str, opts: &PkgOptions) -> Result<Look, PkgError> {
+    let output = Output {
+        host: host.to_owned(),
+        command: "the upgrade job's closing look".to_owned(),
+        exit_code: 0,
+        stdout: text.to_owned(),
+        stderr: String::new(),
+        duration: std::time::Duration::ZERO,
+    };
+    let opts = PkgOptions {
+        refresh: crate::options::ListRefresh::Skip,
+        ..opts.clone()
+    };
+    let mut look = interpret_apt(&output, &opts, InventoryRead::Always)?;
+    mark_excluded(&mut look.report, &opts.exclude);
+    Ok(look)
+}
+
+/// Reads the answer of the apt look script run with `opts` and `inventory`.
+fn interpret_apt(
+    output: &Output,
+    opts: &PkgOptions,
+    inventory: InventoryRead<'_>,
+) -> Result<Look, PkgError> {
+    let host = output.host.as_str();
+    let inventory_read = inventory;
     let parts = match parse_parts(&output.stdout) {
         Ok(parts) => parts,
         // sudo refused, the shell died, ...: the command's own failure says more.
-        Err(_) if !output.success() => return Err(command_failed(&output)),
+        Err(_) if !output.success() => return Err(command_failed(output)),
         Err(err) => return Err(PkgError::parse(host, err)),
     };
     // One step's answer, as if it had run alone (its stderr is joined to its text or,

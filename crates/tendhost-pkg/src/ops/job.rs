@@ -174,6 +174,7 @@ pub async fn collect(
         repaired_dpkg: job::repaired_dpkg(&log),
         log_offset: summary.log_size.unwrap_or(summary.log.len() as u64),
         log,
+        closing_look: summary.look,
     })
 }
 
@@ -247,6 +248,7 @@ fn lost(log: String, offset: u64, waited: Duration) -> UpgradeOutcome {
         log,
         log_offset: offset,
         repaired_dpkg: false,
+        closing_look: None,
     }
 }
 

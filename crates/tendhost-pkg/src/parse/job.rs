@@ -28,6 +28,8 @@ pub struct JobSummary {
     pub log: String,
     /// Size of the whole log on the host, when the summary told it.
     pub log_size: Option<u64>,
+    /// The answer of the job's closing look (`command::job::closing_look`), when it ran.
+    pub look: Option<String>,
 }
 
 /// Bytes of a job log the summary reads from the host: its tail, where the package manager's
@@ -48,6 +50,7 @@ impl JobSummary {
 /// The line that opens the log, the summary's last section: everything after it is log text,
 /// even lines that look like markers.
 const LOG_MARKER: &str = "@@tendhost:log@@\n";
+const LOOK_MARKER: &str = "@@tendhost:look@@\n";
 
 /// Parses the summary command's output: sections `exit` (empty when there is no exit code yet),
 /// `started`, `ended`, `before`, `after`, then `log` as the rest of the text.
@@ -60,6 +63,15 @@ pub fn parse_summary(text: &str) -> Result<JobSummary, ParseError> {
             Some(idx) => (&text[..=idx], &text[idx + 1 + LOG_MARKER.len()..]),
             None => (text, ""),
         }
+    };
+    // The closing look comes last before the log and holds `@@tendhost:` sections of its
+    // own, so it is cut off first; the sections before it are named ones it cannot shadow.
+    let (head, look) = match head.find(&format!("\n{LOOK_MARKER}")) {
+        Some(idx) => (
+            &head[..=idx],
+            Some(head[idx + 1 + LOOK_MARKER.len()..].to_owned()),
+        ),
+        None => (head, None),
     };
     let sections = sections(head);
     let exit = section(&sections, "exit")
@@ -94,6 +106,7 @@ pub fn parse_summary(text: &str) -> Result<JobSummary, ParseError> {
         after: parse_installed(section(&sections, "after").unwrap_or(""))?,
         log,
         log_size,
+        look,
     })
 }
 
