@@ -77,6 +77,25 @@ pub struct Timed {
     pub wall: Duration,
     pub accepted: Duration,
     pub jobs: Vec<Duration>,
+    pub cpu: CpuSpent,
+}
+
+/// A baseline run: its wall time and the CPU it cost.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    pub wall: Duration,
+    pub cpu: CpuSpent,
+}
+
+/// CPU time spent during one run: by this process (the daemon runs in it; the bench's own
+/// HTTP client is a small share), by its reaped children (the `ssh` mux clients the daemon or
+/// the raw baseline spawn per command, Ansible's processes), and by all fleet hosts
+/// together (their containers' cgroup CPU accounting: sshd, shells, apt, dpkg).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuSpent {
+    pub process: Duration,
+    pub children: Duration,
+    pub hosts: Duration,
 }
 
 /// What a run measured. Every upgrade it counts was verified on the host.
@@ -87,13 +106,13 @@ pub struct FleetBenchReport {
     pub load_end: String,
     pub tendhost_cold: Timed,
     pub tendhost_checks: Vec<Timed>,
-    pub raw_checks: Vec<Duration>,
-    pub ansible_checks: Vec<Duration>,
+    pub raw_checks: Vec<Run>,
+    pub ansible_checks: Vec<Run>,
     /// tendhost's check after a publish, and the update after it.
     pub tendhost_refresh: Vec<Timed>,
     pub tendhost_updates: Vec<Timed>,
-    pub raw_upgrades: Vec<Duration>,
-    pub ansible_upgrades: Vec<Duration>,
+    pub raw_upgrades: Vec<Run>,
+    pub ansible_upgrades: Vec<Run>,
     /// Host upgrades verified out of band (hosts x upgrade runs of all contenders).
     pub verified_upgrades: usize,
     pub memory: Vec<(&'static str, Memory)>,
@@ -123,7 +142,7 @@ pub async fn run(bench: &FleetBench) -> Option<FleetBenchReport> {
         "daemon started (hosts configured, none contacted)",
         Memory::read(control_dir),
     ));
-    let mut ws = ws_connect(&app).await;
+    let meter = CpuMeter::new(&fleet).await;
     let raw = RawSsh::open(&fleet).await;
     let ansible = if bench.ansible {
         Some(Ansible::prepare(&fleet).await)
@@ -131,7 +150,7 @@ pub async fn run(bench: &FleetBench) -> Option<FleetBenchReport> {
         None
     };
 
-    let tendhost_cold = rollout(&app, &mut ws, bench.hosts, "/fleet/check", json!({})).await;
+    let tendhost_cold = rollout(&app, &meter, bench.hosts, "/fleet/check", json!({})).await;
     memory.push((
         "after the cold check (SSH masters open)",
         Memory::read(control_dir),
@@ -152,42 +171,48 @@ pub async fn run(bench: &FleetBench) -> Option<FleetBenchReport> {
         memory: Vec::new(),
     };
     for _ in 0..bench.check_rounds.max(1) {
-        let check = rollout(&app, &mut ws, bench.hosts, "/fleet/check", json!({})).await;
+        let check = fleet_check(&app, &meter, bench.hosts).await;
         report.tendhost_checks.push(check);
-        report.raw_checks.push(raw.run_all(CHECK_COMMAND).await);
+        report
+            .raw_checks
+            .push(meter.run(raw.run_all(CHECK_COMMAND)).await);
         if let Some(ansible) = &ansible {
+            let args = ["-m", "shell", "-a", CHECK_COMMAND];
             report
                 .ansible_checks
-                .push(ansible.run(&["-m", "shell", "-a", CHECK_COMMAND]).await);
+                .push(meter.run(ansible.run(&args)).await);
         }
     }
 
     let mut published = 0;
     for _ in 0..bench.update_rounds.max(1) {
         let version = publish_next(&fleet, &mut published).await;
-        let check = rollout(&app, &mut ws, bench.hosts, "/fleet/check", json!({})).await;
+        let check = fleet_check(&app, &meter, bench.hosts).await;
         expect_pending(&app, &fleet).await;
         let body = json!({"batch_size": bench.hosts, "max_failures": 0});
-        let update = rollout(&app, &mut ws, bench.hosts, "/fleet/update", body).await;
+        let update = rollout(&app, &meter, bench.hosts, "/fleet/update", body).await;
         report.verified_upgrades += expect_versions(&fleet, &version).await;
         report.tendhost_refresh.push(check);
         report.tendhost_updates.push(update);
 
         let version = publish_next(&fleet, &mut published).await;
-        report.raw_upgrades.push(raw.run_all(UPGRADE_COMMAND).await);
+        report
+            .raw_upgrades
+            .push(meter.run(raw.run_all(UPGRADE_COMMAND)).await);
         report.verified_upgrades += expect_versions(&fleet, &version).await;
 
         if let Some(ansible) = &ansible {
             let version = publish_next(&fleet, &mut published).await;
             let args = ["-m", "apt", "-a", "update_cache=yes upgrade=dist"];
-            report.ansible_upgrades.push(ansible.run(&args).await);
+            report
+                .ansible_upgrades
+                .push(meter.run(ansible.run(&args)).await);
             report.verified_upgrades += expect_versions(&fleet, &version).await;
         }
     }
     memory.push(("after all rounds", Memory::read(control_dir)));
     report.memory = memory;
     report.load_end = load();
-    drop(ws);
     raw.close().await;
     app.stop().await.expect("daemon stops cleanly");
     Some(report)
@@ -230,8 +255,17 @@ async fn ws_connect(app: &TestApp) -> Ws {
 }
 
 /// POSTs `path` (a fleet operation), waits for its `rollout_finished` event, and checks
-/// that all `n_hosts` hosts succeeded.
-async fn rollout(app: &TestApp, ws: &mut Ws, n_hosts: usize, path: &str, body: Value) -> Timed {
+/// that all `n_hosts` hosts succeeded. The WebSocket is opened just before, as the baselines
+/// between rollouts leave it unread long enough for the daemon to drop it.
+async fn rollout(
+    app: &TestApp,
+    meter: &CpuMeter,
+    n_hosts: usize,
+    path: &str,
+    body: Value,
+) -> Timed {
+    let mut ws = ws_connect(app).await;
+    let cpu_before = meter.read();
     let started = Instant::now();
     let response = app
         .client
@@ -248,8 +282,9 @@ async fn rollout(app: &TestApp, ws: &mut Ws, n_hosts: usize, path: &str, body: V
         .as_str()
         .expect("rollout_id")
         .to_owned();
-    let finished = wait_finished(ws, &id).await;
+    let finished = wait_finished(&mut ws, &id).await;
     let wall = started.elapsed();
+    let cpu = meter.read().since(&cpu_before);
     assert_eq!(finished["state"], "completed", "rollout {id}: {finished}");
 
     let rollout = get(app, &format!("/rollouts/{id}")).await;
@@ -268,7 +303,115 @@ async fn rollout(app: &TestApp, ws: &mut Ws, n_hosts: usize, path: &str, body: V
         wall,
         accepted,
         jobs,
+        cpu,
     }
+}
+
+/// Reads the CPU time of this process, its reaped children and the fleet's containers.
+struct CpuMeter {
+    /// Each host's cgroup CPU usage file and how to read it.
+    hosts: Vec<(PathBuf, CgroupFile)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum CgroupFile {
+    /// cgroup v1 `cpuacct.usage`: nanoseconds.
+    UsageNs,
+    /// cgroup v2 `cpu.stat`: a `usage_usec` line.
+    StatUsec,
+}
+
+/// A reading of [`CpuMeter`], all in nanoseconds.
+#[derive(Debug, Clone, Copy)]
+struct CpuReading {
+    process: u64,
+    children: u64,
+    hosts: u64,
+}
+
+impl CpuReading {
+    fn since(&self, before: &CpuReading) -> CpuSpent {
+        let ns = |now: u64, then: u64| Duration::from_nanos(now.saturating_sub(then));
+        CpuSpent {
+            process: ns(self.process, before.process),
+            children: ns(self.children, before.children),
+            hosts: ns(self.hosts, before.hosts),
+        }
+    }
+}
+
+impl CpuMeter {
+    async fn new(fleet: &Fleet) -> CpuMeter {
+        let mut hosts = Vec::new();
+        for host in fleet.hosts() {
+            let output = run_ok(
+                "docker inspect",
+                Command::new("docker").args(["inspect", "-f", "{{.Id}}", host.name()]),
+            )
+            .await;
+            let id = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+            let v1 = PathBuf::from(format!("/sys/fs/cgroup/cpuacct/docker/{id}/cpuacct.usage"));
+            let v2 = PathBuf::from(format!(
+                "/sys/fs/cgroup/system.slice/docker-{id}.scope/cpu.stat"
+            ));
+            if v1.exists() {
+                hosts.push((v1, CgroupFile::UsageNs));
+            } else if v2.exists() {
+                hosts.push((v2, CgroupFile::StatUsec));
+            }
+        }
+        CpuMeter { hosts }
+    }
+
+    fn read(&self) -> CpuReading {
+        // utime, stime, cutime, cstime: fields 14-17 of /proc/self/stat, in USER_HZ (100 on
+        // Linux), after the command name in parentheses.
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let fields: Vec<u64> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(11)
+            .take(4)
+            .map(|field| field.parse().unwrap_or(0))
+            .collect();
+        let tick = |idx: usize| fields.get(idx).copied().unwrap_or(0) * 10_000_000;
+        let hosts = self
+            .hosts
+            .iter()
+            .map(|(path, kind)| {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                match kind {
+                    CgroupFile::UsageNs => text.trim().parse().unwrap_or(0),
+                    CgroupFile::StatUsec => text
+                        .lines()
+                        .find_map(|line| line.strip_prefix("usage_usec "))
+                        .and_then(|usec| usec.trim().parse::<u64>().ok())
+                        .map_or(0, |usec| usec * 1000),
+                }
+            })
+            .sum();
+        CpuReading {
+            process: tick(0) + tick(1),
+            children: tick(2) + tick(3),
+            hosts,
+        }
+    }
+
+    /// Runs a baseline, metered.
+    async fn run(&self, work: impl std::future::Future<Output = Duration>) -> Run {
+        let before = self.read();
+        let wall = work.await;
+        Run {
+            wall,
+            cpu: self.read().since(&before),
+        }
+    }
+}
+
+async fn fleet_check(app: &TestApp, meter: &CpuMeter, n_hosts: usize) -> Timed {
+    rollout(app, meter, n_hosts, "/fleet/check", json!({})).await
 }
 
 async fn wait_finished(ws: &mut Ws, rollout_id: &str) -> Value {
@@ -554,6 +697,7 @@ impl FleetBenchReport {
             .map(|(check, update)| check.wall + update.wall)
             .collect();
         let checks: Vec<Duration> = self.tendhost_checks.iter().map(|t| t.wall).collect();
+        let walls = |runs: &[Run]| -> Vec<Duration> { runs.iter().map(|run| run.wall).collect() };
         out.push_str(&format!(
             "| work ({n} hosts, medians) | raw OpenSSH, warm mux | Ansible | tendhost | tendhost / raw | Ansible / raw |\n\
              | --- | --- | --- | --- | --- | --- |\n"
@@ -561,19 +705,19 @@ impl FleetBenchReport {
         for (work, raw, ansible, tendhost) in [
             (
                 "fleet check: `apt-get update` + simulate",
-                &self.raw_checks,
-                &self.ansible_checks,
+                walls(&self.raw_checks),
+                walls(&self.ansible_checks),
                 &checks,
             ),
             (
                 "refresh + upgrade 2 packages (tendhost: check, then update)",
-                &self.raw_upgrades,
-                &self.ansible_upgrades,
+                walls(&self.raw_upgrades),
+                walls(&self.ansible_upgrades),
                 &sums,
             ),
         ] {
-            let raw = median(raw);
-            let ansible = median(ansible);
+            let raw = median(&raw);
+            let ansible = median(&ansible);
             let tendhost = median(tendhost);
             out.push_str(&format!(
                 "| {work} | {} | {} | {} | **{}** | {} |\n",
@@ -616,6 +760,30 @@ impl FleetBenchReport {
             &self.ansible_upgrades,
         ));
         out.push('\n');
+        out.push_str(&format!(
+            "| CPU per run, medians ({n} hosts) | this process (daemon) | its children (ssh clients, ansible) | all hosts | per host |\n\
+             | --- | --- | --- | --- | --- |\n"
+        ));
+        let timed_cpu = |runs: &[Timed]| -> Vec<CpuSpent> { runs.iter().map(|t| t.cpu).collect() };
+        let run_cpu = |runs: &[Run]| -> Vec<CpuSpent> { runs.iter().map(|r| r.cpu).collect() };
+        for (name, cpu) in [
+            (
+                "tendhost fleet check, warm",
+                timed_cpu(&self.tendhost_checks),
+            ),
+            (
+                "tendhost check after a publish",
+                timed_cpu(&self.tendhost_refresh),
+            ),
+            ("tendhost update", timed_cpu(&self.tendhost_updates)),
+            ("raw OpenSSH check", run_cpu(&self.raw_checks)),
+            ("raw OpenSSH refresh + upgrade", run_cpu(&self.raw_upgrades)),
+            ("Ansible check", run_cpu(&self.ansible_checks)),
+            ("Ansible refresh + upgrade", run_cpu(&self.ansible_upgrades)),
+        ] {
+            out.push_str(&cpu_row(name, &cpu, n));
+        }
+        out.push('\n');
         out.push_str(
             "| moment | bench process VmRSS (daemon in-process) | VmHWM | ssh masters (child processes) |\n\
              | --- | --- | --- | --- |\n",
@@ -655,8 +823,26 @@ fn row(name: &str, runs: &[Timed]) -> String {
     )
 }
 
-fn plain_row(name: &str, runs: &[Duration]) -> String {
-    let runs = sorted(runs.to_vec());
+fn cpu_row(name: &str, cpu: &[CpuSpent], n_hosts: usize) -> String {
+    let pick = |f: fn(&CpuSpent) -> Duration| median(&cpu.iter().map(f).collect::<Vec<_>>());
+    let (Some(process), Some(children), Some(hosts)) =
+        (pick(|c| c.process), pick(|c| c.children), pick(|c| c.hosts))
+    else {
+        return String::new();
+    };
+    let ms = |d: Duration| format!("{:.0} ms", d.as_secs_f64() * 1000.0);
+    let per_host = hosts / u32::try_from(n_hosts.max(1)).unwrap_or(u32::MAX);
+    format!(
+        "| {name} | {} | {} | {} | {:.1} ms |\n",
+        ms(process),
+        ms(children),
+        ms(hosts),
+        per_host.as_secs_f64() * 1000.0
+    )
+}
+
+fn plain_row(name: &str, runs: &[Run]) -> String {
+    let runs = sorted(runs.iter().map(|run| run.wall).collect());
     let (Some(first), Some(last)) = (runs.first(), runs.last()) else {
         return String::new();
     };
