@@ -399,6 +399,8 @@ struct Findings {
     reboot: Option<RebootState>,
     /// `None`: not read, or reading it failed; the last inventory stands.
     inventory: Option<Inventory>,
+    /// What `report` was read from (`None`: unknown, the next look reads everything).
+    fingerprint: Option<String>,
 }
 
 /// Whether a look reads the inventory too.
@@ -435,7 +437,18 @@ async fn look(
         (WithInventory::IfRebooted, Some(boot_id)) => InventoryRead::UnlessBoot(boot_id),
         _ => InventoryRead::Always,
     };
-    let look = tendhost_pkg::look(exec, manager, &pkg_options(host, refresh), read).await?;
+    let previous = {
+        let status = host.status();
+        status
+            .look_fingerprint
+            .clone()
+            .map(|fingerprint| (fingerprint, status.report.clone()))
+    };
+    let previous = previous
+        .as_ref()
+        .map(|(fingerprint, report)| (fingerprint.as_str(), report));
+    let look =
+        tendhost_pkg::look(exec, manager, &pkg_options(host, refresh), read, previous).await?;
     Ok(findings_of(host, look))
 }
 
@@ -460,6 +473,7 @@ fn findings_of(host: &HostShared, look: tendhost_pkg::Look) -> Findings {
         report: look.report,
         reboot: Some(look.reboot),
         inventory,
+        fingerprint: look.fingerprint,
     }
 }
 
@@ -483,7 +497,9 @@ fn record_and_settle_with(
             report,
             reboot,
             inventory,
+            fingerprint,
         } = findings;
+        status.look_fingerprint = fingerprint;
         if let Some(reboot) = reboot {
             status.reboot = reboot;
         }
@@ -704,6 +720,7 @@ async fn run_dry_run(
         report: dry_run.report,
         reboot: None,
         inventory: None,
+        fingerprint: None,
     };
     record_and_settle(host, Step::DryRun, findings);
     Ok(format!("dry run: {n_pending} package(s) would be upgraded"))

@@ -36,6 +36,9 @@ pub struct HostStatus {
     pub last_health_check: Option<HealthReport>,
     /// After the last update: processes still running replaced code (in memory).
     pub services_to_restart: Vec<ServiceToRestart>,
+    /// What `report` was read from on an apt host (`tendhost_pkg::Look::fingerprint`; in
+    /// memory: a restart forgets it): the next check reuses `report` while it matches.
+    pub look_fingerprint: Option<String>,
 }
 
 /// What a health check found.
@@ -73,6 +76,7 @@ impl Default for HostStatus {
             lost_job: None,
             last_health_check: None,
             services_to_restart: Vec::new(),
+            look_fingerprint: None,
         }
     }
 }

@@ -134,7 +134,7 @@ pub fn closing_look(opts: &PkgOptions) -> Cmd {
         refresh: ListRefresh::Skip,
         ..opts.clone()
     };
-    look::apt(&opts, look::InventoryRead::Always)
+    look::apt(&opts, look::InventoryRead::Always, None)
 }
 
 /// The line a job logs when its selection matched no pending update.

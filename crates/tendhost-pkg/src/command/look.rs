@@ -32,6 +32,13 @@ pub const SHOWHOLD: &str = "showhold";
 pub const AUDIT: &str = "audit";
 pub const REBOOT: &str = "reboot";
 pub const INVENTORY: &str = "inventory";
+/// A fingerprint of what the simulation, holds and audit read (dpkg's status, the package
+/// lists, apt's sources, pins and settings: name, inode, size and mtime of each, and the
+/// upgrade verb), printed after the refresh.
+pub const FINGERPRINT: &str = "fingerprint";
+/// Printed instead of the simulation, holds and audit when the fingerprint is the caller's:
+/// nothing they read has changed since the look that printed it.
+pub const UNCHANGED: &str = "unchanged";
 /// Seconds since boot (`/proc/uptime`'s first field, read by the shell itself), printed when
 /// the inventory may be skipped.
 pub const UPTIME: &str = "uptime";
@@ -59,10 +66,11 @@ pub enum InventoryRead<'a> {
 }
 
 /// The apt look: refresh (its stderr joined to its part, where apt reports a held lock) when
-/// `opts.refresh` says so, then simulation, holds, audit, reboot probe and the inventory as
-/// `inventory` says. Runs as root when it refreshes (as `apt::refresh` does); the rest needs
-/// no root.
-pub fn apt(opts: &PkgOptions, inventory: InventoryRead<'_>) -> Cmd {
+/// `opts.refresh` says so, the fingerprint, then simulation, holds and audit (skipped, part
+/// [`UNCHANGED`] instead, when the fingerprint is `unchanged_since`), reboot probe and the
+/// inventory as `inventory` says. Runs as root when it refreshes (as `apt::refresh` does); the
+/// rest needs no root.
+pub fn apt(opts: &PkgOptions, inventory: InventoryRead<'_>, unchanged_since: Option<&str>) -> Cmd {
     let mut script = String::new();
     let refresh = opts.refresh == ListRefresh::Refresh;
     if refresh {
@@ -73,9 +81,31 @@ pub fn apt(opts: &PkgOptions, inventory: InventoryRead<'_>) -> Cmd {
         );
         script.push_str("[ \"$rc\" -eq 0 ] || { printf '\\n@@tendhost-part:end@@\\n'; exit 0; }\n");
     }
-    part(&mut script, SIMULATE, &apt::simulate(opts).display());
-    part(&mut script, SHOWHOLD, &apt::showhold().display());
-    part(&mut script, AUDIT, &apt::audit().display());
+    let _ = writeln!(
+        script,
+        "fp=$(stat -c '%n %i %s %Y' /var/lib/dpkg/status /var/lib/apt/lists/*_* \
+         /etc/apt/sources.list /etc/apt/sources.list.d/* /etc/apt/preferences \
+         /etc/apt/preferences.d/* /etc/apt/apt.conf.d/* 2>/dev/null | cksum)\n\
+         fp=\"{verb} $fp\"",
+        verb = opts.apt_upgrade.verb(),
+    );
+    part(&mut script, FINGERPRINT, "echo \"$fp\"");
+    let mut steps = String::new();
+    part(&mut steps, SIMULATE, &apt::simulate(opts).display());
+    part(&mut steps, SHOWHOLD, &apt::showhold().display());
+    part(&mut steps, AUDIT, &apt::audit().display());
+    match unchanged_since {
+        Some(known) => {
+            let mut unchanged = String::new();
+            part(&mut unchanged, UNCHANGED, "echo \"$fp\"");
+            let _ = write!(
+                script,
+                "if [ \"$fp\" = {known} ]; then\n{unchanged}else\n{steps}fi\n",
+                known = quote(known),
+            );
+        }
+        None => script.push_str(&steps),
+    }
     part(&mut script, REBOOT, &apt::reboot_probe().display());
     let read_inventory = || {
         let mut text = String::new();
@@ -121,7 +151,7 @@ mod tests {
     #[test]
     fn the_look_runs_the_step_commands_quoted_and_needs_root_only_to_refresh() {
         let opts = PkgOptions::default();
-        let cmd = apt(&opts, InventoryRead::Always);
+        let cmd = apt(&opts, InventoryRead::Always, None);
         assert!(cmd.is_privileged());
         let line = cmd.display();
         for expected in [
@@ -139,7 +169,7 @@ mod tests {
             refresh: ListRefresh::Skip,
             ..PkgOptions::default()
         };
-        let cmd = apt(&skip, InventoryRead::Never);
+        let cmd = apt(&skip, InventoryRead::Never, Some("dist-upgrade 1 2"));
         assert!(!cmd.is_privileged());
         let line = cmd.display();
         assert!(
@@ -147,7 +177,7 @@ mod tests {
             "{line}"
         );
         let boot = "0f1e-'$(touch pwned)'";
-        let cmd = apt(&skip, InventoryRead::UnlessBoot(boot));
+        let cmd = apt(&skip, InventoryRead::UnlessBoot(boot), None);
         let script = cmd.arguments()[1].to_str().unwrap();
         assert!(
             script.contains("@@tendhost:df@@") && script.contains("/proc/uptime"),

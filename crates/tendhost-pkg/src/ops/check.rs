@@ -26,20 +26,28 @@ pub struct Look {
     /// Seconds since boot, when the look read it without the inventory
     /// ([`InventoryRead::UnlessBoot`] on apt).
     pub uptime: Option<std::time::Duration>,
+    /// What the report was read from (apt), to hand to the next look as `previous`.
+    pub fingerprint: Option<String>,
+    /// The report is `previous`'s: nothing it was read from has changed (apt).
+    pub unchanged: bool,
 }
 
 /// [`check`], the reboot state and the inventory as `inventory` says. On apt this is one
-/// command (`command::look`: one round trip instead of six); on dnf/yum the same steps run
-/// one after another (and [`InventoryRead::UnlessBoot`] reads the inventory).
+/// command (`command::look`: one round trip instead of six), and when `previous` (the
+/// fingerprint and report of an earlier look at this host) still matches what the host's
+/// simulation would read, its report is reused and the simulation, holds and audit do not run.
+/// On dnf/yum the same steps run one after another (and [`InventoryRead::UnlessBoot`] reads
+/// the inventory).
 pub async fn look(
     exec: &dyn Executor,
     manager: PackageManager,
     opts: &PkgOptions,
     inventory: InventoryRead<'_>,
+    previous: Option<(&str, &CheckReport)>,
 ) -> Result<Look, PkgError> {
     opts.validate()?;
     let mut look = match manager {
-        PackageManager::Apt => look_apt(exec, opts, inventory).await?,
+        PackageManager::Apt => look_apt(exec, opts, inventory, previous).await?,
         PackageManager::Dnf | PackageManager::Yum => Look {
             report: check_dnf(exec, manager, opts).await?,
             reboot: crate::ops::host::reboot_state(exec, manager).await?,
@@ -49,6 +57,8 @@ pub async fn look(
                 Some(crate::ops::host::inventory(exec, Some(manager)).await)
             },
             uptime: None,
+            fingerprint: None,
+            unchanged: false,
         },
     };
     mark_excluded(&mut look.report, &opts.exclude);
@@ -59,9 +69,11 @@ async fn look_apt(
     exec: &dyn Executor,
     opts: &PkgOptions,
     inventory: InventoryRead<'_>,
+    previous: Option<(&str, &CheckReport)>,
 ) -> Result<Look, PkgError> {
-    let output = run(exec, &look_cmd::apt(opts, inventory)).await?;
-    interpret_apt(&output, opts, inventory)
+    let known = previous.map(|(fingerprint, _)| fingerprint);
+    let output = run(exec, &look_cmd::apt(opts, inventory, known)).await?;
+    interpret_apt(&output, opts, inventory, previous.map(|(_, report)| report))
 }
 
 /// What an apt job's closing look found (`UpgradeOutcome::closing_look`, the look without a
@@ -80,16 +92,18 @@ pub fn closing_look(host: &str, text: &str, opts: &PkgOptions) -> Result<Look, P
         refresh: crate::options::ListRefresh::Skip,
         ..opts.clone()
     };
-    let mut look = interpret_apt(&output, &opts, InventoryRead::Always)?;
+    let mut look = interpret_apt(&output, &opts, InventoryRead::Always, None)?;
     mark_excluded(&mut look.report, &opts.exclude);
     Ok(look)
 }
 
-/// Reads the answer of the apt look script run with `opts` and `inventory`.
+/// Reads the answer of the apt look script run with `opts` and `inventory`; `previous` is the
+/// report the script was told the fingerprint of.
 fn interpret_apt(
     output: &Output,
     opts: &PkgOptions,
     inventory: InventoryRead<'_>,
+    previous: Option<&CheckReport>,
 ) -> Result<Look, PkgError> {
     let host = output.host.as_str();
     let inventory_read = inventory;
@@ -129,12 +143,39 @@ fn interpret_apt(
             Err(failed(part, command.display()))
         }
     };
-    let simulation = ok(look_cmd::SIMULATE, apt_cmd::simulate(opts))?;
-    let simulation = apt::parse_simulation(simulation).map_err(|e| PkgError::parse(host, e))?;
-    let held = apt::parse_showhold(ok(look_cmd::SHOWHOLD, apt_cmd::showhold())?);
-    let audit = parts
-        .require(look_cmd::AUDIT)
-        .map_err(|e| PkgError::parse(host, e))?;
+    let fingerprint = parts
+        .get(look_cmd::FINGERPRINT)
+        .map(|part| part.text.trim().to_owned());
+    let unchanged = parts.get(look_cmd::UNCHANGED).is_some();
+    let report = match (unchanged, previous) {
+        (true, Some(previous)) => previous.clone(),
+        (true, None) => {
+            return Err(PkgError::parse(
+                host,
+                crate::parse::ParseError::new(
+                    "the check script's answer",
+                    0,
+                    "it says nothing changed, but no earlier look was given",
+                ),
+            ));
+        }
+        (false, _) => {
+            let simulation = ok(look_cmd::SIMULATE, apt_cmd::simulate(opts))?;
+            let simulation =
+                apt::parse_simulation(simulation).map_err(|e| PkgError::parse(host, e))?;
+            let held = apt::parse_showhold(ok(look_cmd::SHOWHOLD, apt_cmd::showhold())?);
+            let audit = parts
+                .require(look_cmd::AUDIT)
+                .map_err(|e| PkgError::parse(host, e))?;
+            CheckReport {
+                pending: simulation.installs,
+                held,
+                kept_back: simulation.kept_back,
+                removals: simulation.removals,
+                dpkg_interrupted: apt::audit_reports_problems(audit.text),
+            }
+        }
+    };
     let reboot = ok(look_cmd::REBOOT, apt_cmd::reboot_probe())?;
     let reboot = system::parse_apt_reboot(reboot).map_err(|e| PkgError::parse(host, e))?;
     let inventory = parts.get(look_cmd::INVENTORY).map(|_| {
@@ -158,16 +199,12 @@ fn interpret_apt(
         .filter(|part| part.code == 0)
         .and_then(|part| system::parse_uptime(part.text).ok());
     Ok(Look {
-        report: CheckReport {
-            pending: simulation.installs,
-            held,
-            kept_back: simulation.kept_back,
-            removals: simulation.removals,
-            dpkg_interrupted: apt::audit_reports_problems(audit.text),
-        },
+        report,
         reboot,
         inventory,
         uptime,
+        fingerprint,
+        unchanged,
     })
 }
 
@@ -190,7 +227,9 @@ pub async fn check(
 /// The apt check is the one-command look without the inventory (the reboot probe in it
 /// costs no round trip).
 async fn check_apt(exec: &dyn Executor, opts: &PkgOptions) -> Result<CheckReport, PkgError> {
-    Ok(look_apt(exec, opts, InventoryRead::Never).await?.report)
+    Ok(look_apt(exec, opts, InventoryRead::Never, None)
+        .await?
+        .report)
 }
 
 async fn check_dnf(

@@ -146,9 +146,25 @@ mod tests {
         let uptime = parts.require("uptime").unwrap();
         assert_eq!(
             system::parse_uptime(uptime.text).unwrap(),
-            std::time::Duration::from_secs_f64(1177.26)
+            std::time::Duration::from_secs_f64(2578.94)
         );
         assert_eq!(parts.require("simulate").unwrap().code, 0);
+        let fingerprint = parts.require("fingerprint").unwrap().text.trim();
+        assert!(fingerprint.starts_with("dist-upgrade "), "{fingerprint}");
+    }
+
+    /// Captured: the look without a refresh, told the fingerprint its previous run printed:
+    /// nothing the simulation reads changed, so it did not run (nor holds and audit).
+    #[test]
+    fn a_captured_unchanged_look_skips_the_simulation() {
+        let text = capture("apt-look-unchanged.txt");
+        let parts = parse_parts(&text).unwrap();
+        let fingerprint = parts.require("fingerprint").unwrap().text;
+        assert_eq!(parts.require("unchanged").unwrap().text, fingerprint);
+        for skipped in ["refresh", "simulate", "showhold", "audit", "inventory"] {
+            assert_eq!(parts.get(skipped), None, "{skipped}");
+        }
+        assert_eq!(parts.require("reboot").unwrap().code, 0);
     }
 
     /// Captured: the look script on a host whose dpkg lock another process held (the refresh
