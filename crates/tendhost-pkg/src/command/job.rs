@@ -130,11 +130,14 @@ pub fn run_script_for(
 /// refresh, with the inventory. So collecting the job also tells the host's pending updates,
 /// reboot state and inventory after it, with no round trip of its own.
 pub fn closing_look(opts: &PkgOptions) -> Cmd {
-    let opts = PkgOptions {
+    look::apt(&closing_opts(opts), look::InventoryRead::Always, None)
+}
+
+fn closing_opts(opts: &PkgOptions) -> PkgOptions {
+    PkgOptions {
         refresh: ListRefresh::Skip,
         ..opts.clone()
-    };
-    look::apt(&opts, look::InventoryRead::Always, None)
+    }
 }
 
 /// The line a job logs when its selection matched no pending update.
@@ -153,9 +156,17 @@ fn finish_script(
     commands: Vec<String>,
 ) -> JobScript {
     let closing = match manager {
+        // apt's last summary line of this job; `... and 0 not upgraded.` after a successful
+        // upgrade means nothing is left pending, and the simulation is not run again.
         PackageManager::Apt => format!(
-            "{} > \"$d/look.tmp\" 2>/dev/null; mv \"$d/look.tmp\" \"$d/look\"\n",
-            closing_look(opts).display()
+            "last=$(grep -E '^[0-9]+ upgraded, [0-9]+ newly installed, [0-9]+ to remove and [0-9]+ not upgraded\\.$' \"$d/log\" | tail -n 1)\n\
+             case \"$rc:$last\" in\n  \
+               0:*' and 0 not upgraded.') {settled} tendhost-look \"$last\" > \"$d/look.tmp\" 2>/dev/null ;;\n  \
+               *) {full} > \"$d/look.tmp\" 2>/dev/null ;;\n\
+             esac\n\
+             mv \"$d/look.tmp\" \"$d/look\"\n",
+            settled = look::apt_settled(&closing_opts(opts)).display(),
+            full = closing_look(opts).display(),
         ),
         PackageManager::Dnf | PackageManager::Yum => String::new(),
     };

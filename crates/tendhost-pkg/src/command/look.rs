@@ -39,6 +39,10 @@ pub const FINGERPRINT: &str = "fingerprint";
 /// Printed instead of the simulation, holds and audit when the fingerprint is the caller's:
 /// nothing they read has changed since the look that printed it.
 pub const UNCHANGED: &str = "unchanged";
+/// Printed instead of the simulation by a job's closing look when the upgrade that just ran
+/// succeeded and apt's own last summary line says `... and 0 not upgraded.`: nothing is left
+/// to upgrade. Holds the line.
+pub const NOTHING_PENDING: &str = "nothing-pending";
 /// Seconds since boot (`/proc/uptime`'s first field, read by the shell itself), printed when
 /// the inventory may be skipped.
 pub const UPTIME: &str = "uptime";
@@ -71,6 +75,22 @@ pub enum InventoryRead<'a> {
 /// inventory as `inventory` says. Runs as root when it refreshes (as `apt::refresh` does); the
 /// rest needs no root.
 pub fn apt(opts: &PkgOptions, inventory: InventoryRead<'_>, unchanged_since: Option<&str>) -> Cmd {
+    build(opts, inventory, unchanged_since, false)
+}
+
+/// [`apt`] for a job's closing look after an upgrade whose apt summary line (the script's
+/// `$1`) says nothing was left unupgraded: part [`NOTHING_PENDING`] holds that line instead of
+/// the simulation; holds, audit, reboot probe and inventory run as ever.
+pub fn apt_settled(opts: &PkgOptions) -> Cmd {
+    build(opts, InventoryRead::Always, None, true)
+}
+
+fn build(
+    opts: &PkgOptions,
+    inventory: InventoryRead<'_>,
+    unchanged_since: Option<&str>,
+    settled: bool,
+) -> Cmd {
     let mut script = String::new();
     let refresh = opts.refresh == ListRefresh::Refresh;
     if refresh {
@@ -91,7 +111,11 @@ pub fn apt(opts: &PkgOptions, inventory: InventoryRead<'_>, unchanged_since: Opt
     );
     part(&mut script, FINGERPRINT, "echo \"$fp\"");
     let mut steps = String::new();
-    part(&mut steps, SIMULATE, &apt::simulate(opts).display());
+    if settled {
+        part(&mut steps, NOTHING_PENDING, "printf '%s\\n' \"$1\"");
+    } else {
+        part(&mut steps, SIMULATE, &apt::simulate(opts).display());
+    }
     part(&mut steps, SHOWHOLD, &apt::showhold().display());
     part(&mut steps, AUDIT, &apt::audit().display());
     match unchanged_since {

@@ -160,9 +160,13 @@ fn interpret_apt(
             ));
         }
         (false, _) => {
-            let simulation = ok(look_cmd::SIMULATE, apt_cmd::simulate(opts))?;
-            let simulation =
-                apt::parse_simulation(simulation).map_err(|e| PkgError::parse(host, e))?;
+            let simulation = if parts.get(look_cmd::NOTHING_PENDING).is_some() {
+                // apt said so at the end of the upgrade that just ran: nothing left.
+                apt::Simulation::default()
+            } else {
+                let simulation = ok(look_cmd::SIMULATE, apt_cmd::simulate(opts))?;
+                apt::parse_simulation(simulation).map_err(|e| PkgError::parse(host, e))?
+            };
             let held = apt::parse_showhold(ok(look_cmd::SHOWHOLD, apt_cmd::showhold())?);
             let audit = parts
                 .require(look_cmd::AUDIT)
