@@ -86,7 +86,11 @@ pub fn run_script_for(
             if target.kind == TargetKind::Nothing {
                 body.push_str(NOTHING_SELECTED);
                 snapshot = apt::installed().display();
-                return finish_script(opts, job_id, manager, &snapshot, &body, None, commands);
+                return JobScript {
+                    script: finish_script(opts, false, job_id, manager, &snapshot, &body),
+                    repair: None,
+                    commands,
+                };
             }
             let upgrade = match &target.kind {
                 TargetKind::Names(names) => apt::upgrade_only(opts, names, &target.keep),
@@ -122,7 +126,14 @@ pub fn run_script_for(
             }
         }
     }
-    finish_script(opts, job_id, manager, &snapshot, &body, repair, commands)
+    // Everything upgraded (no selection, nothing kept back by a pin): apt's summary can
+    // tell that nothing is left.
+    let full_upgrade = target.kind == TargetKind::Everything && target.keep.is_empty();
+    JobScript {
+        script: finish_script(opts, full_upgrade, job_id, manager, &snapshot, &body),
+        repair,
+        commands,
+    }
 }
 
 /// What an apt job looks at once its upgrade has ended, written to `look` in the job
@@ -148,16 +159,21 @@ const NOTHING_SELECTED: &str =
 /// closing look (`closing_look`), exit code last.
 fn finish_script(
     opts: &PkgOptions,
+    full_upgrade: bool,
     job_id: &JobId,
     manager: PackageManager,
     snapshot: &str,
     body: &str,
-    repair: Option<String>,
-    commands: Vec<String>,
-) -> JobScript {
+) -> String {
     let closing = match manager {
+        PackageManager::Apt if !full_upgrade => format!(
+            "{} > \"$d/look.tmp\" 2>/dev/null; mv \"$d/look.tmp\" \"$d/look\"\n",
+            closing_look(opts).display(),
+        ),
         // apt's last summary line of this job; `... and 0 not upgraded.` after a successful
-        // upgrade means nothing is left pending, and the simulation is not run again.
+        // upgrade of everything means nothing is left pending, and the simulation is not run
+        // again. (A selection's `install --only-upgrade` counts neither the packages it
+        // kept at their version nor those it did not name.)
         PackageManager::Apt => format!(
             "last=$(grep -E '^[0-9]+ upgraded, [0-9]+ newly installed, [0-9]+ to remove and [0-9]+ not upgraded\\.$' \"$d/log\" | tail -n 1)\n\
              case \"$rc:$last\" in\n  \
@@ -171,7 +187,7 @@ fn finish_script(
         PackageManager::Dnf | PackageManager::Yum => String::new(),
     };
     let dir = opts.job_dir(job_id);
-    let script = format!(
+    format!(
         "d={dir}\n\
          umask 077\n\
          echo $$ > \"$d/pid\"\n\
@@ -192,12 +208,7 @@ fn finish_script(
          echo \"$rc\" > \"$d/exit.tmp\" && mv \"$d/exit.tmp\" \"$d/exit\"\n",
         dir = quote(&dir),
         started = quote(format!("tendhost: job {job_id} started ({manager})")),
-    );
-    JobScript {
-        script,
-        repair,
-        commands,
-    }
+    )
 }
 
 /// The launcher: creates the job directory (atomically: a second launch of the same id finds
@@ -241,8 +252,9 @@ pub fn launch(job_id: &JobId, opts: &PkgOptions, script: &JobScript) -> Cmd {
 /// no further round trip.
 ///
 /// With GNU `tail` the pass is event-driven: `tail -f --pid` wakes on each write to the log
-/// (inotify) and ends within [`FOLLOW_PID_CHECK`] of the job's process, and `dd` counts the
-/// bytes passed on, so the offset stays exact when the pass ends on its time limit. Without
+/// (inotify) and ends within [`FOLLOW_PID_CHECK`] of the job's process, `tr` runs unbuffered
+/// (`stdbuf -o0`: each line leaves as it is written, not when 4 KiB have gathered), and `dd`
+/// counts the bytes passed on, so the offset stays exact when the pass ends on its time limit. Without
 /// it (another `tail`), the pass looks at the log every [`STREAM_TICK`].
 pub fn stream(job_id: &JobId, opts: &PkgOptions, offset: u64) -> Cmd {
     let dir = opts.job_dir(job_id);
@@ -269,7 +281,7 @@ pub fn stream(job_id: &JobId, opts: &PkgOptions, offset: u64) -> Cmd {
            fi\n\
          }}\n\
          follow=''\n\
-         tail --version 2>/dev/null | grep -q GNU && command -v timeout >/dev/null 2>&1 && command -v dd >/dev/null 2>&1 && follow=1\n\
+         tail --version 2>/dev/null | grep -q GNU && command -v timeout >/dev/null 2>&1 && command -v dd >/dev/null 2>&1 && command -v stdbuf >/dev/null 2>&1 && follow=1\n\
          t0=$(date +%s)\n\
          while :; do\n  \
            state\n  \
@@ -277,7 +289,7 @@ pub fn stream(job_id: &JobId, opts: &PkgOptions, offset: u64) -> Cmd {
              left=$(({pass_secs} - $(date +%s) + t0))\n    \
              [ \"$left\" -le 0 ] && break\n    \
              exec 3>&1\n    \
-             out=$(timeout \"$left\" tail -c +\"$((off + 1))\" --pid=\"$pid\" -s {check} -f \"$d/log\" 2>/dev/null | {SANITIZE} | dd bs=65536 2>&1 >&3 3>&-)\n    \
+             out=$(timeout \"$left\" tail -c +\"$((off + 1))\" --pid=\"$pid\" -s {check} -f \"$d/log\" 2>/dev/null | stdbuf -o0 {SANITIZE} | dd bs=65536 2>&1 >&3 3>&-)\n    \
              exec 3>&-\n    \
              got=$(printf '%s\\n' \"$out\" | sed -n 's/^\\([0-9][0-9]*\\) bytes.*/\\1/p' | tail -n 1)\n    \
              off=$((off + ${{got:-0}}))\n    \
