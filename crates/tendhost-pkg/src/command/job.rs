@@ -29,13 +29,13 @@ pub struct JobScript {
     pub commands: Vec<String>,
 }
 
-/// How long one streaming pass sleeps between looks at the log when it cannot follow it with
-/// GNU `tail -f --pid`.
+/// How long one streaming pass sleeps between looks at the log.
 const STREAM_TICK: Duration = Duration::from_millis(200);
 
-/// How often `tail -f --pid` looks whether the job's process is still there (a `kill(pid,
-/// 0)`, no process started): the most a finished job waits to be seen finished.
-const FOLLOW_PID_CHECK: Duration = Duration::from_millis(50);
+/// A log up to this size comes back with the final pass's summary; a bigger one is read by
+/// the summary command (its tail is up to `MAX_COLLECTED_LOG`, too much for a status's
+/// stderr).
+const INLINE_SUMMARY_MAX: u64 = 64 * 1024;
 
 /// Log bytes are passed through this `tr`, which maps `\r` to `\n` and non-ASCII bytes to `?`
 /// one for one: what the sink receives is as long as what the file holds, so byte offsets
@@ -247,67 +247,41 @@ pub fn launch(job_id: &JobId, opts: &PkgOptions, script: &JobScript) -> Cmd {
 /// One streaming pass: prints the job log from byte `offset` as it grows, until the job has
 /// finished (its `exit` file exists, so the log is complete), its process is gone without an
 /// exit code, or `opts.stream_pass` has elapsed; then prints `tendhost-stream state=S
-/// offset=N` on stderr (S = running, finished, died or missing) and, when the job has ended,
-/// the job's summary after it (the [`summary`] sections), so collecting a finished job takes
-/// no further round trip.
-///
-/// With GNU `tail` the pass is event-driven: `tail -f --pid` wakes on each write to the log
-/// (inotify) and ends within [`FOLLOW_PID_CHECK`] of the job's process, `tr` runs unbuffered
-/// (`stdbuf -o0`: each line leaves as it is written, not when 4 KiB have gathered), and `dd`
-/// counts the bytes passed on, so the offset stays exact when the pass ends on its time limit. Without
-/// it (another `tail`), the pass looks at the log every [`STREAM_TICK`].
+/// offset=N` on stderr (S = running, finished, died or missing) and, when the job has ended
+/// with a log of at most [`INLINE_SUMMARY_MAX`] bytes, the job's summary after it (the
+/// [`summary`] sections), so collecting a finished job takes no further round trip.
 pub fn stream(job_id: &JobId, opts: &PkgOptions, offset: u64) -> Cmd {
     let dir = opts.job_dir(job_id);
-    let pass_secs = opts.stream_pass.as_secs().max(1);
     let n_ticks = (opts.stream_pass.as_millis() / STREAM_TICK.as_millis()).max(1);
     Cmd::shell(format!(
         "d={dir}; off={offset}; n=0; max={n_ticks}\n\
          if [ ! -d \"$d\" ]; then echo \"tendhost-stream state=missing offset=$off\" >&2; exit 0; fi\n\
-         pid=''\n\
-         state() {{\n  \
+         while :; do\n  \
            st=running\n  \
-           [ -e \"$d/exit\" ] && {{ st=finished; return; }}\n  \
-           [ -s \"$d/pid\" ] || return 0\n  \
-           pid=$(cat \"$d/pid\")\n  \
-           if ! tr '\\000' ' ' < \"/proc/$pid/cmdline\" 2>/dev/null | grep -qF \"$d/run.sh\"; then\n    \
-             if [ -e \"$d/exit\" ]; then st=finished; else st=died; fi\n  \
-           fi\n\
-         }}\n\
-         catch_up() {{\n  \
+           [ -e \"$d/exit\" ] && st=finished\n  \
+           if [ \"$st\" = running ] && [ -s \"$d/pid\" ]; then\n    \
+             pid=$(cat \"$d/pid\")\n    \
+             if ! tr '\\000' ' ' < \"/proc/$pid/cmdline\" 2>/dev/null | grep -qF \"$d/run.sh\"; then\n      \
+               if [ -e \"$d/exit\" ]; then st=finished; else st=died; fi\n    \
+             fi\n  \
+           fi\n  \
            size=$(stat -c %s \"$d/log\" 2>/dev/null || echo 0)\n  \
            if [ \"$size\" -gt \"$off\" ]; then\n    \
              tail -c +\"$((off + 1))\" \"$d/log\" | head -c \"$((size - off))\" | {SANITIZE}\n    \
              off=$size\n  \
-           fi\n\
-         }}\n\
-         follow=''\n\
-         tail --version 2>/dev/null | grep -q GNU && command -v timeout >/dev/null 2>&1 && command -v dd >/dev/null 2>&1 && command -v stdbuf >/dev/null 2>&1 && follow=1\n\
-         t0=$(date +%s)\n\
-         while :; do\n  \
-           state\n  \
-           if [ \"$st\" = running ] && [ -n \"$follow\" ] && [ -n \"$pid\" ]; then\n    \
-             left=$(({pass_secs} - $(date +%s) + t0))\n    \
-             [ \"$left\" -le 0 ] && break\n    \
-             exec 3>&1\n    \
-             out=$(timeout \"$left\" tail -c +\"$((off + 1))\" --pid=\"$pid\" -s {check} -f \"$d/log\" 2>/dev/null | stdbuf -o0 {SANITIZE} | dd bs=65536 2>&1 >&3 3>&-)\n    \
-             exec 3>&-\n    \
-             got=$(printf '%s\\n' \"$out\" | sed -n 's/^\\([0-9][0-9]*\\) bytes.*/\\1/p' | tail -n 1)\n    \
-             off=$((off + ${{got:-0}}))\n    \
-             state\n  \
            fi\n  \
-           catch_up\n  \
            [ \"$st\" != running ] && break\n  \
            n=$((n + 1)); [ \"$n\" -ge \"$max\" ] && break\n  \
            sleep {tick}\n\
          done\n\
          echo \"tendhost-stream state=$st offset=$off\" >&2\n\
-         if [ \"$st\" != running ]; then\n\
+         if [ \"$st\" != running ] && [ \"$off\" -le {inline_max} ]; then\n\
          {{\n{summary}}} >&2\n\
          fi\n",
         dir = quote(&dir),
-        check = FOLLOW_PID_CHECK.as_secs_f64(),
         tick = STREAM_TICK.as_secs_f64(),
         summary = summary_body(),
+        inline_max = INLINE_SUMMARY_MAX,
     ))
     .privileged()
     .timeout(opts.stream_pass + Duration::from_secs(60))
