@@ -46,6 +46,7 @@ mod schemathesis;
 mod selection;
 mod service;
 mod smoke_benches;
+mod smoke_fleet_bench;
 mod smoke_plane_bench;
 mod store_compat;
 mod tls;

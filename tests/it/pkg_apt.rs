@@ -222,6 +222,9 @@ async fn apt_check_upgrade_hold_reboot_and_inventory() {
     let after = tendhost_pkg::check(&exec, APT, &opts).await.unwrap();
     assert!(after.pending.is_empty(), "{after:?}");
     assert_eq!(after.held, ["tendhost-held"]);
+    // The job looked at the host itself once its upgrade had ended (the held package was
+    // left, so it ran the simulation): the same findings, with no round trip of the daemon's.
+    closing_look_matches(host, &exec, &outcome, &opts).await;
 
     // The job directory stays until removed; collecting again gives the same outcome.
     let again = tendhost_pkg::collect(&exec, APT, &job("apt-main-1"), 0, &opts, &NoSink)
@@ -471,7 +474,49 @@ pub(crate) async fn upgrade_through_network_cut(
     assert_eq!(outcome.state, UpgradeState::Succeeded, "{}", outcome.log);
     assert_eq!(outcome.exit_code, Some(0));
     assert!(lines.any("tendhost: running:"));
+    if manager == PackageManager::Apt {
+        closing_look_matches(host, &exec, &outcome, &opts).await;
+    }
     outcome
+}
+
+/// An apt job's closing look (read back with its summary) tells what a check and the reboot
+/// probe tell right after it: pending updates, holds, reboot state, and an inventory. When
+/// apt's last summary line said nothing was left unupgraded, the look skipped the simulation.
+async fn closing_look_matches(
+    host: &Host,
+    exec: &dyn tendhost_exec::Executor,
+    outcome: &UpgradeOutcome,
+    opts: &tendhost_pkg::PkgOptions,
+) {
+    let text = outcome
+        .closing_look
+        .as_deref()
+        .expect("an apt job looks at the host at its end");
+    let closing = tendhost_pkg::closing_look(host.name(), text, opts).unwrap();
+    let check = tendhost_pkg::check(exec, APT, opts).await.unwrap();
+    assert_eq!(closing.report, check, "{text}");
+    assert_eq!(
+        closing.reboot,
+        tendhost_pkg::reboot_state(exec, APT).await.unwrap()
+    );
+    let inventory = closing.inventory.expect("inventory read").unwrap();
+    assert!(inventory.installed_packages > 50, "{inventory:?}");
+    let settled = outcome
+        .log
+        .lines()
+        .rfind(|line| line.ends_with(" not upgraded."))
+        .is_some_and(|line| line.ends_with(" and 0 not upgraded."));
+    assert_eq!(
+        text.contains("@@tendhost-part:nothing-pending@@"),
+        settled,
+        "{text}"
+    );
+    assert_eq!(
+        text.contains("@@tendhost-part:simulate@@"),
+        !settled,
+        "{text}"
+    );
 }
 
 #[tokio::test]

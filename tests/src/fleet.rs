@@ -199,17 +199,30 @@ fn check_machine() -> Result<(), String> {
     }
 }
 
-/// Builds (once per machine and recipe) and returns the image for `flavour`.
-async fn image(flavour: Flavour) -> Result<String, FleetError> {
+/// Which image recipe a host runs.
+#[derive(Debug, Clone, Copy)]
+enum Recipe {
+    Base,
+    Dnf,
+    /// The base host plus python3 and python3-apt (`tests/fleet/bench/`), for the bench's
+    /// Ansible baseline only.
+    Bench,
+}
+
+/// Builds (once per machine and recipe) and returns the image of `recipe`.
+async fn image(recipe: Recipe) -> Result<String, FleetError> {
     static BASE: OnceCell<String> = OnceCell::const_new();
     static DNF: OnceCell<String> = OnceCell::const_new();
-    let (cell, recipe) = match flavour {
-        Flavour::Apt => (&BASE, "base"),
-        Flavour::Dnf => (&DNF, "dnf"),
+    static BENCH: OnceCell<String> = OnceCell::const_new();
+    let (cell, script, args): (_, _, &[&str]) = match recipe {
+        Recipe::Base => (&BASE, "/fleet/build.sh", &["base"]),
+        Recipe::Dnf => (&DNF, "/fleet/build.sh", &["dnf"]),
+        Recipe::Bench => (&BENCH, "/fleet/bench/build.sh", &[]),
     };
     cell.get_or_try_init(|| async {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/fleet/build.sh");
-        let stdout = run(script, [recipe], None).await?;
+        let script = format!("{}{script}", env!("CARGO_MANIFEST_DIR"));
+        let recipe = args.first().copied().unwrap_or("bench");
+        let stdout = run(&script, args.iter().copied(), None).await?;
         stdout
             .lines()
             .last()
@@ -229,9 +242,18 @@ pub struct FleetBuilder {
     hostile: Vec<Hostile>,
     install: Vec<Pkg>,
     publish: Vec<Pkg>,
+    python: bool,
 }
 
 impl FleetBuilder {
+    /// Apt hosts run the bench image: the base host plus python3 and python3-apt, which
+    /// Ansible's `apt` module needs (`tests/fleet/bench/`). For benches only; the tests keep
+    /// the lean base image.
+    pub fn python(mut self) -> Self {
+        self.python = true;
+        self
+    }
+
     /// Adds `n` apt hosts (named `tendhost-N-apt0`, ...).
     pub fn apt(mut self, n: usize) -> Self {
         self.n_apt += n;
@@ -288,9 +310,14 @@ impl FleetBuilder {
                 "a fleet needs 1 to 200 hosts, not {n_hosts}"
             )));
         }
-        let base_image = image(Flavour::Apt).await?;
+        let base_image = image(if self.python {
+            Recipe::Bench
+        } else {
+            Recipe::Base
+        })
+        .await?;
         let dnf_image = if self.n_dnf > 0 {
-            Some(image(Flavour::Dnf).await?)
+            Some(image(Recipe::Dnf).await?)
         } else {
             None
         };

@@ -12,8 +12,9 @@ use futures_util::FutureExt as _;
 use jiff::Timestamp;
 use tendhost_exec::{OutputSink, Stream};
 use tendhost_pkg::{
-    AptUpgrade as PkgAptUpgrade, CheckReport, Inventory, JobId, ListRefresh, PackageManager,
-    PkgError, PkgOptions, RebootState, Target, UpgradeOutcome, UpgradeState, progress_package,
+    AptUpgrade as PkgAptUpgrade, CheckReport, Inventory, InventoryRead, JobId, ListRefresh,
+    PackageManager, PkgError, PkgOptions, RebootState, Target, UpgradeOutcome, UpgradeState,
+    progress_package,
 };
 
 use crate::events::{EventKind, OutputStream};
@@ -398,6 +399,8 @@ struct Findings {
     reboot: Option<RebootState>,
     /// `None`: not read, or reading it failed; the last inventory stands.
     inventory: Option<Inventory>,
+    /// What `report` was read from (`None`: unknown, the next look reads everything).
+    fingerprint: Option<String>,
 }
 
 /// Whether a look reads the inventory too.
@@ -405,10 +408,15 @@ struct Findings {
 enum WithInventory {
     Yes,
     No,
+    /// Only when the host's boot id is not the one of the inventory last read (it rebooted,
+    /// or none was read yet); the uptime is kept current either way. A check does this: what
+    /// the inventory holds changes with an upgrade (read then) or a reboot.
+    IfRebooted,
 }
 
 /// Reads pending updates (refreshing the lists when `refresh` and the policy says so), the
-/// reboot state and, if asked, the inventory (whose failure is only logged).
+/// reboot state and, as `with_inventory` says, the inventory (whose failure is only logged):
+/// one command on apt hosts (`tendhost_pkg::look`).
 async fn look(
     host: &HostShared,
     manager: PackageManager,
@@ -416,24 +424,57 @@ async fn look(
     with_inventory: WithInventory,
 ) -> Result<Findings, StepError> {
     let exec = host.executor.as_ref();
-    let report = tendhost_pkg::check(exec, manager, &pkg_options(host, refresh)).await?;
-    let reboot = tendhost_pkg::reboot_state(exec, manager).await?;
-    let inventory = if with_inventory == WithInventory::Yes {
-        match tendhost_pkg::inventory(exec, Some(manager)).await {
-            Ok(inventory) => Some(inventory),
-            Err(err) => {
-                tracing::warn!(host = %host.name(), %err, "inventory failed");
-                None
-            }
-        }
-    } else {
-        None
+    let known_boot = match with_inventory {
+        WithInventory::IfRebooted => host
+            .status()
+            .inventory
+            .as_ref()
+            .map(|inventory| inventory.boot_id.clone()),
+        _ => None,
     };
-    Ok(Findings {
-        report,
-        reboot: Some(reboot),
+    let read = match (with_inventory, &known_boot) {
+        (WithInventory::No, _) => InventoryRead::Never,
+        (WithInventory::IfRebooted, Some(boot_id)) => InventoryRead::UnlessBoot(boot_id),
+        _ => InventoryRead::Always,
+    };
+    let previous = {
+        let status = host.status();
+        status
+            .look_fingerprint
+            .clone()
+            .map(|fingerprint| (fingerprint, status.report.clone()))
+    };
+    let previous = previous
+        .as_ref()
+        .map(|(fingerprint, report)| (fingerprint.as_str(), report));
+    let look =
+        tendhost_pkg::look(exec, manager, &pkg_options(host, refresh), read, previous).await?;
+    Ok(findings_of(host, look))
+}
+
+/// The findings of a look; the inventory's failure is only logged, and a look that skipped
+/// the inventory keeps the known one's uptime current.
+fn findings_of(host: &HostShared, look: tendhost_pkg::Look) -> Findings {
+    let inventory = match look.inventory {
+        Some(Ok(inventory)) => Some(inventory),
+        Some(Err(err)) => {
+            tracing::warn!(host = %host.name(), %err, "inventory failed");
+            None
+        }
+        None => None,
+    };
+    if inventory.is_none()
+        && let Some(uptime) = look.uptime
+        && let Some(known) = host.status().inventory.as_mut()
+    {
+        known.uptime = uptime;
+    }
+    Findings {
+        report: look.report,
+        reboot: Some(look.reboot),
         inventory,
-    })
+        fingerprint: look.fingerprint,
+    }
 }
 
 /// Records what `step` found in the host's status and settles the host (`settle`); returns
@@ -456,7 +497,9 @@ fn record_and_settle_with(
             report,
             reboot,
             inventory,
+            fingerprint,
         } = findings;
+        status.look_fingerprint = fingerprint;
         if let Some(reboot) = reboot {
             status.reboot = reboot;
         }
@@ -500,7 +543,7 @@ async fn run_check(host: &HostShared, job_id: &str, refresh: bool) -> Result<Str
     if let Some(lost) = lost_job {
         collect_lost(host, job_id, manager, &lost).await;
     }
-    let findings = look(host, manager, refresh, WithInventory::Yes).await?;
+    let findings = look(host, manager, refresh, WithInventory::IfRebooted).await?;
     let reboot = findings.reboot.clone().unwrap_or(RebootState::Unknown);
     note_report(host, job_id, &findings.report, &reboot);
     let n_pending = findings.report.pending.len();
@@ -677,6 +720,7 @@ async fn run_dry_run(
         report: dry_run.report,
         reboot: None,
         inventory: None,
+        fingerprint: None,
     };
     record_and_settle(host, Step::DryRun, findings);
     Ok(format!("dry run: {n_pending} package(s) would be upgraded"))
@@ -787,8 +831,20 @@ async fn run_update(
             ));
         }
     }
-    // Where the host stands now: pending list (no refresh) and reboot flag.
-    let findings = look(host, manager, false, WithInventory::No).await?;
+    // Where the host stands now: pending list (no refresh), reboot flag and the inventory
+    // (its package count changed). An apt job looked itself once its upgrade had ended; a
+    // job without that look (dnf, or the look's answer is unusable) is looked at now.
+    let closing = outcome.closing_look.as_deref().and_then(|text| {
+        tendhost_pkg::closing_look(host.name(), text, &opts)
+            .inspect_err(|err| {
+                tracing::warn!(host = %host.name(), %err, "the job's closing look is unusable; looking again");
+            })
+            .ok()
+    });
+    let findings = match closing {
+        Some(look) => findings_of(host, look),
+        None => look(host, manager, false, WithInventory::No).await?,
+    };
     host.status().failure = None;
     let settled = record_and_settle_with(host, Step::Update, findings, auto_reboot(host, options));
     let always = options.reboot == Some(RebootChoice::Always) && settled != HostState::Failed;

@@ -37,6 +37,9 @@ pub struct HostStatus {
     pub last_health_check: Option<HealthReport>,
     /// After the last update: processes still running replaced code (stored with the status).
     pub services_to_restart: Vec<ServiceToRestart>,
+    /// What `report` was read from on an apt host (`tendhost_pkg::Look::fingerprint`; in
+    /// memory: a restart forgets it): the next check reuses `report` while it matches.
+    pub look_fingerprint: Option<String>,
     /// When each pending package (by name) was first found pending; kept while it stays
     /// pending, whatever newer version a later check finds for it.
     pub pending_since: BTreeMap<String, Timestamp>,
@@ -92,6 +95,7 @@ impl Default for HostStatus {
             last_health_check: None,
             services_to_restart: Vec::new(),
             pending_since: BTreeMap::new(),
+            look_fingerprint: None,
         }
     }
 }

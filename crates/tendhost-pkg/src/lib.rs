@@ -24,8 +24,9 @@ pub mod parse;
 pub mod selection;
 pub mod types;
 
+pub use crate::command::look::InventoryRead;
 pub use crate::error::PkgError;
-pub use crate::ops::check::{check, dry_run, dry_run_selected};
+pub use crate::ops::check::{Look, check, closing_look, dry_run, dry_run_selected, look};
 pub use crate::ops::host::{
     boot_identity, detect, inventory, reboot, reboot_state, wait_for_new_boot,
 };

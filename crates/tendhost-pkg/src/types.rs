@@ -190,6 +190,10 @@ pub struct UpgradeOutcome {
     pub log_offset: u64,
     /// The job repaired an interrupted dpkg (`dpkg --configure -a`) before upgrading.
     pub repaired_dpkg: bool,
+    /// What an apt job's closing look printed (pending updates, reboot state and inventory
+    /// after the upgrade, see `command::job::closing_look`); read it with
+    /// [`crate::closing_look`]. `None` when the job did not run one.
+    pub closing_look: Option<String>,
 }
 
 /// Identity of one boot of a host: changes on every reboot, including a container restart.

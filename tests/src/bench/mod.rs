@@ -10,11 +10,15 @@
 //!   background checks run) and WebSocket fan-out (clients, events lost, memory per client);
 //!   smoked by `tests/it/smoke_plane_bench.rs`.
 //!
-//! `fleet_throughput` keeps its code in its bench file. Shared here: the machine's load
-//! and this process's RSS, which the benches print beside their figures.
+//! - `fleet`: the daemon against raw OpenSSH (warm ControlMaster) and Ansible on the same
+//!   Docker fleet in the same run (`fleet_throughput`); smoked by `tests/it/smoke_fleet_bench.rs`.
+//!
+//! Shared here: the machine's load and this process's RSS, which the benches print beside
+//! their figures.
 
 pub mod dashboard;
 pub mod exec_latency;
+pub mod fleet;
 pub mod hostile_fleet;
 pub mod plane;
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tendhost_exec::{Cmd, quote};
 
-use crate::command::{apt, dnf};
+use crate::command::{apt, dnf, look};
 use crate::options::{JobId, ListRefresh, PkgOptions};
 use crate::parse::job::REPAIR_MARKER;
 use crate::selection::{Target, TargetKind};
@@ -31,6 +31,11 @@ pub struct JobScript {
 
 /// How long one streaming pass sleeps between looks at the log.
 const STREAM_TICK: Duration = Duration::from_millis(200);
+
+/// A log up to this size comes back with the final pass's summary; a bigger one is read by
+/// the summary command (its tail is up to `MAX_COLLECTED_LOG`, too much for a status's
+/// stderr).
+const INLINE_SUMMARY_MAX: u64 = 64 * 1024;
 
 /// Log bytes are passed through this `tr`, which maps `\r` to `\n` and non-ASCII bytes to `?`
 /// one for one: what the sink receives is as long as what the file holds, so byte offsets
@@ -67,7 +72,6 @@ pub fn run_script_for(
     opts: &PkgOptions,
     target: &Target,
 ) -> JobScript {
-    let dir = opts.job_dir(job_id);
     let snapshot;
     let mut body = String::new();
     let mut repair = None;
@@ -82,7 +86,11 @@ pub fn run_script_for(
             if target.kind == TargetKind::Nothing {
                 body.push_str(NOTHING_SELECTED);
                 snapshot = apt::installed().display();
-                return finish_script(&dir, job_id, manager, &snapshot, &body, None, commands);
+                return JobScript {
+                    script: finish_script(opts, false, job_id, manager, &snapshot, &body),
+                    repair: None,
+                    commands,
+                };
             }
             let upgrade = match &target.kind {
                 TargetKind::Names(names) => apt::upgrade_only(opts, names, &target.keep),
@@ -118,24 +126,68 @@ pub fn run_script_for(
             }
         }
     }
-    finish_script(&dir, job_id, manager, &snapshot, &body, repair, commands)
+    // Everything upgraded (no selection, nothing kept back by a pin): apt's summary can
+    // tell that nothing is left.
+    let full_upgrade = target.kind == TargetKind::Everything && target.keep.is_empty();
+    JobScript {
+        script: finish_script(opts, full_upgrade, job_id, manager, &snapshot, &body),
+        repair,
+        commands,
+    }
+}
+
+/// What an apt job looks at once its upgrade has ended, written to `look` in the job
+/// directory and read back with the summary: the one-command look (`command::look`) without a
+/// refresh, with the inventory. So collecting the job also tells the host's pending updates,
+/// reboot state and inventory after it, with no round trip of its own.
+pub fn closing_look(opts: &PkgOptions) -> Cmd {
+    look::apt(&closing_opts(opts), look::InventoryRead::Always, None)
+}
+
+fn closing_opts(opts: &PkgOptions) -> PkgOptions {
+    PkgOptions {
+        refresh: ListRefresh::Skip,
+        ..opts.clone()
+    }
 }
 
 /// The line a job logs when its selection matched no pending update.
 const NOTHING_SELECTED: &str =
     "echo 'tendhost: no pending update matches the selection; nothing to upgrade'\n";
 
-/// Wraps `body` into the job script: pid, times, snapshots before and after, exit code last.
+/// Wraps `body` into the job script: pid, times, snapshots before and after, on apt the
+/// closing look (`closing_look`), exit code last.
 fn finish_script(
-    dir: &str,
+    opts: &PkgOptions,
+    full_upgrade: bool,
     job_id: &JobId,
     manager: PackageManager,
     snapshot: &str,
     body: &str,
-    repair: Option<String>,
-    commands: Vec<String>,
-) -> JobScript {
-    let script = format!(
+) -> String {
+    let closing = match manager {
+        PackageManager::Apt if !full_upgrade => format!(
+            "{} > \"$d/look.tmp\" 2>/dev/null; mv \"$d/look.tmp\" \"$d/look\"\n",
+            closing_look(opts).display(),
+        ),
+        // apt's last summary line of this job; `... and 0 not upgraded.` after a successful
+        // upgrade of everything means nothing is left pending, and the simulation is not run
+        // again. (A selection's `install --only-upgrade` counts neither the packages it
+        // kept at their version nor those it did not name.)
+        PackageManager::Apt => format!(
+            "last=$(grep -E '^[0-9]+ upgraded, [0-9]+ newly installed, [0-9]+ to remove and [0-9]+ not upgraded\\.$' \"$d/log\" | tail -n 1)\n\
+             case \"$rc:$last\" in\n  \
+               0:*' and 0 not upgraded.') {settled} tendhost-look \"$last\" > \"$d/look.tmp\" 2>/dev/null ;;\n  \
+               *) {full} > \"$d/look.tmp\" 2>/dev/null ;;\n\
+             esac\n\
+             mv \"$d/look.tmp\" \"$d/look\"\n",
+            settled = look::apt_settled(&closing_opts(opts)).display(),
+            full = closing_look(opts).display(),
+        ),
+        PackageManager::Dnf | PackageManager::Yum => String::new(),
+    };
+    let dir = opts.job_dir(job_id);
+    format!(
         "d={dir}\n\
          umask 077\n\
          echo $$ > \"$d/pid\"\n\
@@ -150,17 +202,13 @@ fn finish_script(
          {body}\
          umask 077\n\
          snapshot after\n\
+         {closing}\
          ms > \"$d/ended\"\n\
          echo \"tendhost: job finished with exit code $rc\"\n\
          echo \"$rc\" > \"$d/exit.tmp\" && mv \"$d/exit.tmp\" \"$d/exit\"\n",
-        dir = quote(dir),
+        dir = quote(&dir),
         started = quote(format!("tendhost: job {job_id} started ({manager})")),
-    );
-    JobScript {
-        script,
-        repair,
-        commands,
-    }
+    )
 }
 
 /// The launcher: creates the job directory (atomically: a second launch of the same id finds
@@ -199,7 +247,9 @@ pub fn launch(job_id: &JobId, opts: &PkgOptions, script: &JobScript) -> Cmd {
 /// One streaming pass: prints the job log from byte `offset` as it grows, until the job has
 /// finished (its `exit` file exists, so the log is complete), its process is gone without an
 /// exit code, or `opts.stream_pass` has elapsed; then prints `tendhost-stream state=S
-/// offset=N` on stderr (S = running, finished, died or missing).
+/// offset=N` on stderr (S = running, finished, died or missing) and, when the job has ended
+/// with a log of at most [`INLINE_SUMMARY_MAX`] bytes, the job's summary after it (the
+/// [`summary`] sections), so collecting a finished job takes no further round trip.
 pub fn stream(job_id: &JobId, opts: &PkgOptions, offset: u64) -> Cmd {
     let dir = opts.job_dir(job_id);
     let n_ticks = (opts.stream_pass.as_millis() / STREAM_TICK.as_millis()).max(1);
@@ -222,28 +272,44 @@ pub fn stream(job_id: &JobId, opts: &PkgOptions, offset: u64) -> Cmd {
            fi\n  \
            [ \"$st\" != running ] && break\n  \
            n=$((n + 1)); [ \"$n\" -ge \"$max\" ] && break\n  \
-           sleep 0.2\n\
+           sleep {tick}\n\
          done\n\
-         echo \"tendhost-stream state=$st offset=$off\" >&2\n",
+         echo \"tendhost-stream state=$st offset=$off\" >&2\n\
+         if [ \"$st\" != running ] && [ \"$off\" -le {inline_max} ]; then\n\
+         {{\n{summary}}} >&2\n\
+         fi\n",
         dir = quote(&dir),
+        tick = STREAM_TICK.as_secs_f64(),
+        summary = summary_body(),
+        inline_max = INLINE_SUMMARY_MAX,
     ))
     .privileged()
     .timeout(opts.stream_pass + Duration::from_secs(60))
 }
 
+/// The summary sections of the job in `$d` (see [`summary`]).
+fn summary_body() -> String {
+    format!(
+        "for f in exit started ended before after; do echo \"@@tendhost:$f@@\"; cat \"$d/$f\" 2>/dev/null || true; done\n\
+         echo '@@tendhost:size@@'\n\
+         wc -c < \"$d/log\" 2>/dev/null || echo 0\n\
+         if [ -e \"$d/look\" ]; then echo '@@tendhost:look@@'; cat \"$d/look\"; fi\n\
+         echo '@@tendhost:log@@'\n\
+         tail -c {max} \"$d/log\" 2>/dev/null | {SANITIZE} || true\n",
+        max = crate::parse::job::MAX_COLLECTED_LOG,
+    )
+}
+
 /// Reads a job back: sections `exit` (empty while there is none), `started`, `ended`, `before`,
-/// `after`, then `log` (the whole log, sanitized like the stream) as the last section.
+/// `after`, `size`, `look` (an apt job's closing look, when it ran: its own parts follow up to
+/// the log) then `log` (the log's tail, sanitized like the stream) as the last section.
 pub fn summary(job_id: &JobId, opts: &PkgOptions) -> Cmd {
     Cmd::shell(format!(
         "d={dir}\n\
          if [ ! -d \"$d\" ]; then echo \"tendhost: no job directory $d\" >&2; exit 3; fi\n\
-         for f in exit started ended before after; do echo \"@@tendhost:$f@@\"; cat \"$d/$f\" 2>/dev/null || true; done\n\
-         echo '@@tendhost:size@@'\n\
-         wc -c < \"$d/log\" 2>/dev/null || echo 0\n\
-         echo '@@tendhost:log@@'\n\
-         tail -c {max} \"$d/log\" 2>/dev/null | {SANITIZE} || true\n",
+         {body}",
         dir = quote(opts.job_dir(job_id)),
-        max = crate::parse::job::MAX_COLLECTED_LOG,
+        body = summary_body(),
     ))
     .privileged()
     .timeout(Duration::from_secs(120))

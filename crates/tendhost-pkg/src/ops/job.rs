@@ -92,7 +92,8 @@ pub async fn collect(
     let mut offset = from_offset;
     let mut seen = LogTail::default();
     let mut unreachable_since: Option<Instant> = None;
-    loop {
+    // The summary the last pass printed once the job had ended.
+    let summary_text = loop {
         let pass = job_cmd::stream(job_id, opts, offset);
         let follower = LogFollower::new(sink);
         match exec.run(&pass, &follower).await {
@@ -114,7 +115,9 @@ pub async fn collect(
                         });
                     }
                     JobState::Running => {}
-                    JobState::Finished | JobState::Died => break,
+                    JobState::Finished | JobState::Died => {
+                        break job::stream_summary(&output.stderr).map(str::to_owned);
+                    }
                 }
             }
             Err(err) if is_retryable(&err) => {
@@ -131,11 +134,14 @@ pub async fn collect(
             }
             Err(err) => return Err(err.into()),
         }
-    }
+    };
     let summary_cmd = job_cmd::summary(job_id, opts);
     let summary = loop {
+        if let Some(text) = &summary_text {
+            break text.clone();
+        }
         match run_ok(exec, &summary_cmd).await {
-            Ok(output) => break output,
+            Ok(output) => break output.stdout,
             Err(PkgError::Exec(err)) if is_retryable(&err) => {
                 let since = *unreachable_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= opts.reconnect_window {
@@ -146,7 +152,7 @@ pub async fn collect(
             Err(err) => return Err(err),
         }
     };
-    let summary = job::parse_summary(&summary.stdout).map_err(|e| PkgError::parse(host, e))?;
+    let summary = job::parse_summary(&summary).map_err(|e| PkgError::parse(host, e))?;
     let mut log = summary.log.clone();
     let upgraded = job::upgraded_packages(&summary.before, &summary.after);
     let failed = job::failed_packages(manager, &log, &summary.before, &summary.after);
@@ -168,6 +174,7 @@ pub async fn collect(
         repaired_dpkg: job::repaired_dpkg(&log),
         log_offset: summary.log_size.unwrap_or(summary.log.len() as u64),
         log,
+        closing_look: summary.look,
     })
 }
 
@@ -241,6 +248,7 @@ fn lost(log: String, offset: u64, waited: Duration) -> UpgradeOutcome {
         log,
         log_offset: offset,
         repaired_dpkg: false,
+        closing_look: None,
     }
 }
 

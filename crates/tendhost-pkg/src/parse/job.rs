@@ -28,6 +28,8 @@ pub struct JobSummary {
     pub log: String,
     /// Size of the whole log on the host, when the summary told it.
     pub log_size: Option<u64>,
+    /// The answer of the job's closing look (`command::job::closing_look`), when it ran.
+    pub look: Option<String>,
 }
 
 /// Bytes of a job log the summary reads from the host: its tail, where the package manager's
@@ -48,6 +50,7 @@ impl JobSummary {
 /// The line that opens the log, the summary's last section: everything after it is log text,
 /// even lines that look like markers.
 const LOG_MARKER: &str = "@@tendhost:log@@\n";
+const LOOK_MARKER: &str = "@@tendhost:look@@\n";
 
 /// Parses the summary command's output: sections `exit` (empty when there is no exit code yet),
 /// `started`, `ended`, `before`, `after`, then `log` as the rest of the text.
@@ -60,6 +63,15 @@ pub fn parse_summary(text: &str) -> Result<JobSummary, ParseError> {
             Some(idx) => (&text[..=idx], &text[idx + 1 + LOG_MARKER.len()..]),
             None => (text, ""),
         }
+    };
+    // The closing look comes last before the log and holds `@@tendhost:` sections of its
+    // own, so it is cut off first; the sections before it are named ones it cannot shadow.
+    let (head, look) = match head.find(&format!("\n{LOOK_MARKER}")) {
+        Some(idx) => (
+            &head[..=idx],
+            Some(head[idx + 1 + LOOK_MARKER.len()..].to_owned()),
+        ),
+        None => (head, None),
     };
     let sections = sections(head);
     let exit = section(&sections, "exit")
@@ -94,6 +106,7 @@ pub fn parse_summary(text: &str) -> Result<JobSummary, ParseError> {
         after: parse_installed(section(&sections, "after").unwrap_or(""))?,
         log,
         log_size,
+        look,
     })
 }
 
@@ -209,12 +222,21 @@ pub struct StreamStatus {
     pub offset: u64,
 }
 
-/// Finds and parses the status line in a streaming pass's stderr.
+/// The job summary a streaming pass prints on stderr after its status line once the job has
+/// ended (`command::job::stream`), for [`parse_summary`]; `None` when there is none.
+pub fn stream_summary(stderr: &str) -> Option<&str> {
+    let status = stderr.find("tendhost-stream ")?;
+    let after = &stderr[status..];
+    let rest = &after[after.find('\n')? + 1..];
+    rest.starts_with("@@tendhost:exit@@").then_some(rest)
+}
+
+/// Finds and parses the status line in a streaming pass's stderr: the first one, as the
+/// summary after it carries the job's own log.
 pub fn parse_stream_status(stderr: &str) -> Result<StreamStatus, ParseError> {
     const WHAT: &str = "job stream status";
     let line = stderr
         .lines()
-        .rev()
         .find_map(|l| l.trim().strip_prefix("tendhost-stream "))
         .ok_or_else(|| {
             ParseError::new(
@@ -486,5 +508,28 @@ mod tests {
         );
         assert!(parse_stream_status("sudo: a password is required\n").is_err());
         assert!(parse_stream_status("tendhost-stream state=odd offset=1").is_err());
+    }
+
+    /// Hand-written in the stream pass's format: the status line, then the summary of an
+    /// ended job, whose log may hold anything, a fake status line too.
+    #[test]
+    fn the_summary_after_a_final_stream_status() {
+        let stderr = "tendhost-stream state=finished offset=9\n@@tendhost:exit@@\n0\n\
+                      @@tendhost:size@@\n9\n@@tendhost:log@@\ntendhost-stream state=running offset=1\n";
+        assert_eq!(
+            parse_stream_status(stderr).unwrap().state,
+            JobState::Finished
+        );
+        let summary = super::stream_summary(stderr).unwrap();
+        assert!(summary.starts_with("@@tendhost:exit@@\n0\n"), "{summary}");
+        assert_eq!(parse_summary(summary).unwrap().exit_code, Some(0));
+        assert_eq!(
+            super::stream_summary("tendhost-stream state=running offset=3\n"),
+            None
+        );
+        assert_eq!(
+            super::stream_summary("no status\n@@tendhost:exit@@\n"),
+            None
+        );
     }
 }

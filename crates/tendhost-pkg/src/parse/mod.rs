@@ -8,6 +8,7 @@ pub mod dnf;
 pub mod every;
 pub mod installed;
 pub mod job;
+pub mod look;
 pub mod osquery;
 pub mod progress;
 pub mod services;
@@ -56,13 +57,18 @@ impl fmt::Display for ParseError {
 /// `(NAME, body)` pairs in order. Text before the first marker is ignored. Our scripts print
 /// the markers, so several facts come back from one command without guessing at boundaries.
 pub fn sections(text: &str) -> Vec<(&str, &str)> {
+    sections_marked(text, "@@tendhost:")
+}
+
+/// [`sections`] with markers `PREFIXNAME@@`.
+pub fn sections_marked<'a>(text: &'a str, prefix: &str) -> Vec<(&'a str, &'a str)> {
     let mut out: Vec<(&str, &str)> = Vec::new();
     let mut current: Option<(&str, usize)> = None;
     let mut pos = 0;
     for line in text.split_inclusive('\n') {
         let bare = line.trim_end_matches(['\n', '\r']);
         if let Some(name) = bare
-            .strip_prefix("@@tendhost:")
+            .strip_prefix(prefix)
             .and_then(|rest| rest.strip_suffix("@@"))
         {
             if let Some((prev, start)) = current.take() {
