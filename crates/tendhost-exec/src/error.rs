@@ -115,7 +115,10 @@ pub enum ExecError {
 
     /// The connection broke while a command ran (network cut, host died); the command's outcome
     /// is unknown.
-    #[error("connection to {host} lost while running `{command}`: {detail}")]
+    #[error(
+        "connection to {host} lost while running `{}`: {detail}",
+        brief(command)
+    )]
     ConnectionLost {
         host: String,
         command: String,
@@ -138,7 +141,8 @@ pub enum ExecError {
 
     /// A privileged command on a host whose user is not root and where sudo is disabled.
     #[error(
-        "`{command}` needs root on {host}, but user {user:?} is not root and sudo is disabled for this host"
+        "`{}` needs root on {host}, but user {user:?} is not root and sudo is disabled for this host",
+        brief(command)
     )]
     PrivilegeUnavailable {
         host: String,
@@ -148,7 +152,7 @@ pub enum ExecError {
 
     /// The command did not finish within its timeout. Over SSH the remote process may still run
     /// (the SSH multiplexing protocol cannot signal it); locally it is killed.
-    #[error("`{command}` timed out on {host} after {}", secs(*.after))]
+    #[error("`{}` timed out on {host} after {}", brief(command), secs(*.after))]
     CommandTimedOut {
         host: String,
         command: String,
@@ -157,7 +161,10 @@ pub enum ExecError {
 
     /// The command ran and exited with a code other than 0 (only from
     /// [`crate::Output::ensure_success`]; `run` itself returns any exit code as `Ok`).
-    #[error("`{command}` exited with code {code} on {host}: {stderr_tail}")]
+    #[error(
+        "`{}` exited with code {code} on {host}: {stderr_tail}",
+        brief(command)
+    )]
     NonZeroExit {
         host: String,
         command: String,
@@ -167,7 +174,7 @@ pub enum ExecError {
     },
 
     /// The command was killed by a signal (no exit code), while the connection stayed up.
-    #[error("`{command}` was killed by a signal on {host}")]
+    #[error("`{}` was killed by a signal on {host}", brief(command))]
     Killed { host: String, command: String },
 
     /// The command cannot be run faithfully (NUL byte, bad variable name, empty program).
@@ -258,6 +265,54 @@ impl ExecError {
     }
 }
 
+/// Longest command shown whole in an error message.
+const BRIEF_COMMAND: usize = 120;
+
+/// A command as an error message names it: whole when it is one short line, else its first
+/// line cut to [`BRIEF_COMMAND`] characters and `…` (a multi-step remote script is kilobytes;
+/// the `command` field keeps all of it).
+fn brief(command: &str) -> String {
+    let first_line = command.lines().next().unwrap_or_default();
+    let cut: String = first_line.chars().take(BRIEF_COMMAND).collect();
+    if cut.len() == command.len() {
+        cut
+    } else {
+        format!("{} …", cut.trim_end())
+    }
+}
+
 fn secs(duration: Duration) -> String {
     format!("{:.1}s", duration.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::error::{BRIEF_COMMAND, ExecError};
+
+    #[test]
+    fn a_long_or_multi_line_command_is_named_by_its_beginning() {
+        let error = |command: &str| ExecError::NonZeroExit {
+            host: "web-1".to_owned(),
+            command: command.to_owned(),
+            code: 1,
+            stderr_tail: "E: oops".to_owned(),
+        };
+        assert_eq!(
+            error("apt-get update").to_string(),
+            "`apt-get update` exited with code 1 on web-1: E: oops"
+        );
+        let script = format!("sh -c 'step one\n{}\nstep three'", "x".repeat(5000));
+        let shown = error(&script).to_string();
+        assert_eq!(
+            shown,
+            "`sh -c 'step one …` exited with code 1 on web-1: E: oops"
+        );
+        let long_line = "y".repeat(3 * BRIEF_COMMAND);
+        let shown = error(&long_line).to_string();
+        assert!(shown.len() < 2 * BRIEF_COMMAND, "{shown}");
+        assert!(
+            shown.starts_with(&format!("`{} …`", "y".repeat(BRIEF_COMMAND))),
+            "{shown}"
+        );
+    }
 }
