@@ -82,6 +82,35 @@ async fn cli_completions_and_man_page_are_generated_and_name_every_subcommand() 
 }
 
 /// The config file of a daemon with auth on (its bootstrap token), bound to a free port.
+/// Output into a pipe its reader has closed (`tendhost default-config | head -1`): each command
+/// ends quietly with status 0, never with a panic.
+#[tokio::test]
+async fn cli_output_into_a_closed_pipe_ends_quietly() {
+    for args in [
+        &["default-config"][..],
+        &["completions", "bash"],
+        &["man"],
+        &["token", "new", "ci", "--role", "read"],
+    ] {
+        let mut child = cli::command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tendhost");
+        // The reader goes away before the first byte is written.
+        drop(child.stdout.take());
+        let output = wait::within(
+            &format!("tendhost {args:?} ending"),
+            child.wait_with_output(),
+        )
+        .await
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "tendhost {args:?}: {stderr}");
+        assert_eq!(output.status.code(), Some(0), "tendhost {args:?}: {stderr}");
+    }
+}
+
 fn auth_config(dir: &std::path::Path) -> (String, std::path::PathBuf) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

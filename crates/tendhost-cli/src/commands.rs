@@ -54,7 +54,7 @@ pub(crate) async fn run(client: &Client, cx: &Context, command: Command) -> Resu
             if cx.json {
                 output::json(&host)
             } else {
-                println!("{}: failure acknowledged", host.name);
+                crate::outln!("{}: failure acknowledged", host.name);
                 Ok(())
             }
         }
@@ -82,7 +82,7 @@ pub(crate) async fn run(client: &Client, cx: &Context, command: Command) -> Resu
                 if cx.json {
                     return output::json(&accepted);
                 }
-                println!("schedule {name}: rollout {} started", accepted.rollout_id);
+                crate::outln!("schedule {name}: rollout {} started", accepted.rollout_id);
                 return Ok(());
             }
             let rollout = client.get_rollout(&accepted.rollout_id).await?;
@@ -171,26 +171,29 @@ async fn host(client: &Client, cx: &Context, host_name: &str) -> Result<(), Fail
 
 fn print_host(host: &HostDetail, style: Style) {
     let port = host.port.map(|port| format!(":{port}")).unwrap_or_default();
-    println!("name:        {}", host.name);
-    println!("address:     {}@{}{port}", host.user, host.addr);
-    println!("state:       {}", style.state(&name(&host.state)));
-    println!("tags:        {}", host.tags.join(", "));
-    println!("groups:      {}", host.groups.join(", "));
-    println!("updates:     {}", name(&host.policy.updates));
-    println!("reboot:      {}", style.state(&name(&host.reboot.state)));
-    println!("last check:  {}", or_dash(host.last_check.as_deref()));
-    println!("current job: {}", or_dash(host.current_job.as_deref()));
+    crate::outln!("name:        {}", host.name);
+    crate::outln!("address:     {}@{}{port}", host.user, host.addr);
+    crate::outln!("state:       {}", style.state(&name(&host.state)));
+    crate::outln!("tags:        {}", host.tags.join(", "));
+    crate::outln!("groups:      {}", host.groups.join(", "));
+    crate::outln!("updates:     {}", name(&host.policy.updates));
+    crate::outln!("reboot:      {}", style.state(&name(&host.reboot.state)));
+    crate::outln!("last check:  {}", or_dash(host.last_check.as_deref()));
+    crate::outln!("current job: {}", or_dash(host.current_job.as_deref()));
     if let Some(inventory) = &host.inventory {
-        println!(
+        crate::outln!(
             "system:      {} {}, kernel {}, {}",
-            inventory.os_name, inventory.os_version, inventory.kernel, inventory.arch
+            inventory.os_name,
+            inventory.os_version,
+            inventory.kernel,
+            inventory.arch
         );
     }
     if let Some(error) = &host.last_error {
-        println!("last error:  {error}");
+        crate::outln!("last error:  {error}");
     }
     if let Some(failure) = &host.failure {
-        println!(
+        crate::outln!(
             "failure:     {} failed at {}: {}{}",
             name(&failure.action),
             failure.failed_at,
@@ -203,9 +206,9 @@ fn print_host(host: &HostDetail, style: Style) {
         );
     }
     if host.pending.is_empty() {
-        println!("pending:     none");
+        crate::outln!("pending:     none");
     } else {
-        println!(
+        crate::outln!(
             "pending:     {} ({} security)",
             host.pending.len(),
             host.n_security
@@ -306,7 +309,7 @@ async fn jobs_started(
             };
         }
         for job in &accepted {
-            println!(
+            crate::outln!(
                 "{}: {} started, job {}",
                 job.host,
                 name(&job.kind),
@@ -332,7 +335,7 @@ async fn jobs_started(
                 or_dash(finished.summary.summary.as_deref())
             ));
         } else if !cx.json {
-            println!(
+            crate::outln!(
                 "{}: {}",
                 job.host,
                 or_dash(finished.summary.summary.as_deref())
@@ -413,7 +416,7 @@ async fn rollout_started(
         if cx.json {
             return output::json(&accepted);
         }
-        println!(
+        crate::outln!(
             "rollout {} started: {} host(s) in {} batch(es)",
             accepted.rollout_id,
             accepted.hosts.len(),
@@ -442,7 +445,7 @@ async fn rollout_changed(
         if cx.json {
             return output::json(&rollout);
         }
-        println!("rollout {}: {what} ({})", rollout.id, name(&rollout.state));
+        crate::outln!("rollout {}: {what} ({})", rollout.id, name(&rollout.state));
         return Ok(());
     };
     if rollout.state == RolloutState::Running {
@@ -599,7 +602,7 @@ fn schedule_changed(cx: &Context, schedule: &Schedule, what: &str) -> Result<(),
         .next_run
         .as_deref()
         .map_or_else(|| "-".to_owned(), short_time);
-    println!("schedule {}: {what} (next run {next})", schedule.name);
+    crate::outln!("schedule {}: {what} (next run {next})", schedule.name);
     Ok(())
 }
 
@@ -646,7 +649,7 @@ async fn logs(client: &Client, cx: &Context, id: &str, follow: bool) -> Result<(
             return output::json(&job.log);
         }
         for line in &job.log {
-            println!("{}", line.line);
+            crate::outln!("{}", line.line);
         }
         return Ok(());
     }
@@ -665,14 +668,14 @@ async fn logs(client: &Client, cx: &Context, id: &str, follow: bool) -> Result<(
             Some(StreamMessage::Event(message)) => match &message.event {
                 EventPayload::JobOutput { job_id, line, .. } if job_id == id => {
                     if cx.json {
-                        println!("{}", received.text);
+                        crate::outln!("{}", received.text);
                     } else {
-                        println!("{line}");
+                        crate::outln!("{line}");
                     }
                 }
                 EventPayload::JobFinished { job_id, .. } if job_id == id => {
                     if cx.json {
-                        println!("{}", received.text);
+                        crate::outln!("{}", received.text);
                     }
                     return Ok(());
                 }
@@ -698,7 +701,7 @@ async fn events(client: &Client, cx: &Context, args: EventsArgs) -> Result<(), F
     loop {
         let received = stream.next().await?;
         if cx.json {
-            println!("{}", received.text);
+            crate::outln!("{}", received.text);
             continue;
         }
         match serde_json::from_str::<Value>(&received.text) {
@@ -722,13 +725,13 @@ async fn events(client: &Client, cx: &Context, args: EventsArgs) -> Result<(), F
                         other => format!("{key}={other}"),
                     })
                     .collect();
-                println!(
+                crate::outln!(
                     "{seq:>6} {time} {} {}",
                     cx.style.bold(&kind),
                     rest.join(" ")
                 );
             }
-            _ => println!("{}", received.text),
+            _ => crate::outln!("{}", received.text),
         }
     }
 }

@@ -79,9 +79,9 @@ impl Display {
             return;
         }
         if self.bars {
-            self.multi.suspend(|| println!("{line}"));
+            self.multi.suspend(|| crate::outln!("{line}"));
         } else {
-            println!("{line}");
+            crate::outln!("{line}");
         }
     }
 
@@ -157,7 +157,7 @@ pub(crate) async fn follow(
             continue;
         }
         if json {
-            println!("{}", received.text);
+            crate::outln!("{}", received.text);
         }
         match event {
             EventPayload::JobStarted { job_id, host, kind } => {

@@ -13,6 +13,8 @@ mod commands;
 mod connect;
 mod follow;
 mod output;
+#[doc(hidden)]
+pub mod stdout;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -148,7 +150,9 @@ fn completions(shell: args::Shell) {
         args::Shell::Fish => Shell::Fish,
     };
     let mut command = Cli::command();
-    clap_complete::generate(shell, &mut command, "tendhost", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "tendhost", &mut script);
+    stdout::write_bytes(&script);
 }
 
 /// `tendhost man`: the page of `tendhost` (its options, commands and exit codes), then a
@@ -172,7 +176,8 @@ fn man_page() -> Result<(), Failure> {
         }
         out.extend_from_slice(b".fi\n");
     }
-    std::io::stdout().write_all(&out).map_err(write_error)
+    stdout::write_bytes(&out);
+    Ok(())
 }
 
 /// A line of text as a roff text line: backslashes doubled, a leading `.` or `'` escaped.

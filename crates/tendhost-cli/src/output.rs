@@ -62,7 +62,7 @@ pub(crate) fn name<T: Serialize>(value: &T) -> String {
 pub(crate) fn json<T: Serialize>(value: &T) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|err| Failure::failed(format!("cannot print the answer as JSON: {err}")))?;
-    println!("{text}");
+    crate::outln!("{text}");
     Ok(())
 }
 
@@ -102,7 +102,7 @@ impl Table {
                     text.push_str(&" ".repeat(pad));
                 }
             }
-            println!("{}", text.trim_end());
+            crate::outln!("{}", text.trim_end());
         };
         line(self.headers.iter().map(|h| style.bold(h)).collect());
         for row in &self.rows {

@@ -13,13 +13,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
         Command::DefaultConfig => {
-            print!("{}", tendhost::config::EXAMPLE);
+            tendhost_cli::out!("{}", tendhost::config::EXAMPLE);
             ExitCode::SUCCESS
         }
         Command::Token(TokenCommand::New { name, role }) => new_token(&name, &role),
         Command::CheckConfig => match load(&cli.config) {
             Ok(config) => {
-                print!("{}", config.summary());
+                tendhost_cli::out!("{}", config.summary());
                 ExitCode::SUCCESS
             }
             Err(code) => code,
@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         Command::Tls(TlsCommand::Ca) => match load(&cli.config) {
             Ok(config) => match tendhost::tls_ca_pem(&config) {
                 Ok(pem) => {
-                    print!("{pem}");
+                    tendhost_cli::out!("{pem}");
                     ExitCode::SUCCESS
                 }
                 Err(message) => {
@@ -110,8 +110,8 @@ fn new_token(name: &str, role: &str) -> ExitCode {
         }
         return ExitCode::from(2);
     }
-    println!("{token}");
-    println!("{{ name = \"{name}\", token_hash = \"{hash}\", role = \"{role}\" }},");
+    tendhost_cli::outln!("{token}");
+    tendhost_cli::outln!("{{ name = \"{name}\", token_hash = \"{hash}\", role = \"{role}\" }},");
     ExitCode::SUCCESS
 }
 
