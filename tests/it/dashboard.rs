@@ -33,6 +33,25 @@ fn auth_section() -> (String, Tokens) {
     (text, Tokens { operate, read })
 }
 
+/// A daemon with `auth` managing every host of `fleet` as root by the fleet's key, no check at
+/// start; `host_extra` is added to each `[[host]]` table.
+fn fleet_config(fleet: &Fleet, auth: &str, host_extra: &str) -> String {
+    let mut config = format!(
+        "[daemon]\nlog_level = \"info,tendhost_exec=warn\"\ncheck_on_start = false\n\n{auth}\n\
+         [defaults]\nuser = \"root\"\nssh_key = \"{}\"\nknown_hosts = \"accept-new\"\n\
+         connect_timeout = \"10s\"\n",
+        fleet.ssh_key().display()
+    );
+    for host in fleet.hosts() {
+        config.push_str(&format!(
+            "\n[[host]]\nname = \"{}\"\naddr = \"{}\"\n{host_extra}",
+            host.name(),
+            host.addr()
+        ));
+    }
+    config
+}
+
 /// An API call with a bearer token: `(status, body)`.
 async fn call(
     app: &TestApp,
@@ -323,21 +342,12 @@ async fn an_operator_approves_a_gated_rollout_and_sees_the_health_check() {
     };
     fleet.publish(&Pkg::new("tendhost-gate", "1.1")).await;
     let (auth, tokens) = auth_section();
-    let mut config = format!(
-        "[daemon]\nlog_level = \"info,tendhost_exec=warn\"\ncheck_on_start = false\n\n{auth}\n\
-         [defaults]\nuser = \"root\"\nssh_key = \"{}\"\nknown_hosts = \"accept-new\"\n\
-         connect_timeout = \"10s\"\n",
-        fleet.ssh_key().display()
+    let config = fleet_config(
+        &fleet,
+        &auth,
+        "health_check = { command = [\"test\", \"-e\", \"/usr/share/tendhost-test/tendhost-gate/version\"] }\n",
     );
     let names: Vec<String> = fleet.hosts().iter().map(|h| h.name().to_owned()).collect();
-    for host in fleet.hosts() {
-        config.push_str(&format!(
-            "\n[[host]]\nname = \"{}\"\naddr = \"{}\"\n\
-             health_check = {{ command = [\"test\", \"-e\", \"/usr/share/tendhost-test/tendhost-gate/version\"] }}\n",
-            host.name(),
-            host.addr()
-        ));
-    }
     let app = spawn_app(&config).await;
     let (status, body) = call(
         &app,
@@ -457,19 +467,7 @@ async fn an_operator_updates_rolls_out_and_reconnects_a_reader_only_looks() {
     };
     fleet.publish(&slow("1.1")).await;
     let (auth, tokens) = auth_section();
-    let mut config = format!(
-        "[daemon]\nlog_level = \"info,tendhost_exec=warn\"\ncheck_on_start = false\n\n{auth}\n\
-         [defaults]\nuser = \"root\"\nssh_key = \"{}\"\nknown_hosts = \"accept-new\"\n\
-         connect_timeout = \"10s\"\n",
-        fleet.ssh_key().display()
-    );
-    for host in fleet.hosts() {
-        config.push_str(&format!(
-            "\n[[host]]\nname = \"{}\"\naddr = \"{}\"\ntags = [\"dash\"]\n",
-            host.name(),
-            host.addr()
-        ));
-    }
+    let mut config = fleet_config(&fleet, &auth, "tags = [\"dash\"]\n");
     // For the screenshots: a schedule far from now (it never starts during the test).
     config.push_str(
         "\n[[schedule]]\nname = \"nightly-security\"\ncron = \"0 3 1 1 *\"\naction = \"update\"\n\
