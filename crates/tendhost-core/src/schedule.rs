@@ -113,9 +113,18 @@ impl ScheduleSpec {
         if span_ms == 0 {
             return Duration::ZERO;
         }
-        let mut hasher = std::hash::DefaultHasher::new();
-        std::hash::Hash::hash(&(self.name.as_str(), occurrence.as_second()), &mut hasher);
-        Duration::from_millis(std::hash::Hasher::finish(&hasher) % span_ms)
+        // FNV-1a, spelled out: std's hasher may change between Rust releases, and a new
+        // build must not move a run that `next_run` already announced.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in self
+            .name
+            .bytes()
+            .chain([0])
+            .chain(occurrence.as_second().to_le_bytes())
+        {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        Duration::from_millis(hash % span_ms)
     }
 
     /// The run due first strictly after `after`: `(occurrence, start)` with `start` the
